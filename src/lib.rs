@@ -1,0 +1,14 @@
+//! qwen-wgpu: Qwen3.5-family language models (`qwen35moe`, `qwen35`, `qwen3moe`) from GGUF
+//! files on any desktop GPU through wgpu and WGSL compute shaders.
+//!
+//! - [`loader`]: GGUF reader and writer, ggml type table, typed model config and presets.
+//! - [`model`]: the contract algebra (parameters, FLOPs, memory, roofline) and the CPU reference.
+//! - [`error`]: the error enums at the library's boundaries.
+//! - [`rng`]: the seeded generator behind every synthetic fixture.
+
+pub mod error;
+pub mod loader;
+pub mod model;
+pub mod rng;
+
+pub use error::{Error, Result};

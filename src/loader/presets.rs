@@ -1,0 +1,279 @@
+//! Published model configurations, so the algebra and `inspect --preset` work without weights.
+//!
+//! Values are the text-model fields of each checkpoint's Hugging Face `config.json`
+//! (Qwen3.5: `text_config`), mapped to GGUF terms the way llama.cpp's converter maps them.
+//! The trunk is described; Qwen3.5's single MTP block is recorded in `n_nextn`.
+//! Where a field could not be read from a published config (tied embeddings of the 2B and 4B),
+//! the family's convention is used: Qwen's small checkpoints tie the lm head to the embedding.
+
+use crate::error::ConfigError;
+use crate::loader::config::{
+    Architecture, AttentionConfig, ExpertStorage, FfnConfig, GdnConfig, LayerKind, ModelConfig,
+    MoeConfig, DEFAULT_FULL_ATTENTION_INTERVAL,
+};
+
+/// Every preset name `inspect --preset` accepts.
+pub const PRESET_NAMES: [&str; 13] = [
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "qwen3.5-0.8b",
+    "qwen3.5-2b",
+    "qwen3.5-4b",
+    "qwen3.5-9b",
+    "qwen3.5-27b",
+    "qwen3.5-35b-a3b",
+    "qwen3.5-122b-a10b",
+    "qwen3.5-397b-a17b",
+    "tiny-qwen35moe",
+    "tiny-qwen35",
+    "tiny-qwen3moe",
+];
+
+/// Looks a preset up by name (case-insensitive; `_` and `-` are interchangeable).
+pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
+    let key = name.to_ascii_lowercase().replace('_', "-");
+    let config = match key.as_str() {
+        "qwen3-30b-a3b" => qwen3_moe("Qwen3-30B-A3B", 2048, 48, 32, 4, 128, 768),
+        "qwen3-235b-a22b" => qwen3_moe("Qwen3-235B-A22B", 4096, 94, 64, 4, 128, 1536),
+        "qwen3.5-0.8b" => qwen35_dense("Qwen3.5-0.8B", 1024, 24, 8, 2, 16, 3584, true),
+        "qwen3.5-2b" => qwen35_dense("Qwen3.5-2B", 2048, 24, 8, 2, 16, 6144, true),
+        "qwen3.5-4b" => qwen35_dense("Qwen3.5-4B", 2560, 32, 16, 4, 32, 9216, true),
+        "qwen3.5-9b" => qwen35_dense("Qwen3.5-9B", 4096, 32, 16, 4, 32, 12288, false),
+        "qwen3.5-27b" => qwen35_dense("Qwen3.5-27B", 5120, 64, 24, 4, 48, 17408, false),
+        "qwen3.5-35b-a3b" => qwen35_moe("Qwen3.5-35B-A3B", 2048, 40, 16, 32, 256, 8, 512),
+        "qwen3.5-122b-a10b" => qwen35_moe("Qwen3.5-122B-A10B", 3072, 48, 32, 64, 256, 8, 1024),
+        "qwen3.5-397b-a17b" => qwen35_moe("Qwen3.5-397B-A17B", 4096, 60, 32, 64, 512, 10, 1024),
+        "tiny-qwen35moe" => tiny_qwen35moe(),
+        "tiny-qwen35" => tiny_qwen35(),
+        "tiny-qwen3moe" => tiny_qwen3moe(),
+        _ => {
+            return Err(ConfigError::UnknownPreset {
+                name: name.to_string(),
+                known: PRESET_NAMES.join(", "),
+            })
+        }
+    };
+    Ok(config)
+}
+
+/// Qwen3 MoE: 151936-token vocabulary, every layer attention, 128 experts (8 used).
+fn qwen3_moe(
+    name: &str,
+    n_embd: u32,
+    n_layer: usize,
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    expert_ffn: u32,
+) -> ModelConfig {
+    ModelConfig {
+        name: name.into(),
+        arch: Architecture::Qwen3Moe,
+        n_embd,
+        n_vocab: 151_936,
+        n_ctx_train: 40_960,
+        rms_eps: 1e-6,
+        layers: vec![LayerKind::Attention; n_layer],
+        n_nextn: 0,
+        attention: AttentionConfig {
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_rot: head_dim,
+            rope_base: 1_000_000.0,
+            rope_sections: [0; 4],
+            output_gate: false,
+        },
+        gdn: None,
+        ffn: FfnConfig::Moe(MoeConfig {
+            n_expert: 128,
+            n_expert_used: 8,
+            expert_ffn,
+            shared_ffn: None,
+            norm_top_k: true,
+            storage: ExpertStorage::Separate,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// The Qwen3.5 hybrid skeleton: 256-dim gated attention heads with 64 rotary dims,
+/// 128-dim linear heads with 16 key heads, conv kernel 4, one attention layer in four.
+fn qwen35_base(
+    name: &str,
+    arch: Architecture,
+    n_embd: u32,
+    n_layer: usize,
+    n_head: u32,
+    n_head_kv: u32,
+    n_v_heads: u32,
+    ffn: FfnConfig,
+    tied_embeddings: bool,
+) -> ModelConfig {
+    ModelConfig {
+        name: name.into(),
+        arch,
+        n_embd,
+        n_vocab: 248_320,
+        n_ctx_train: 262_144,
+        rms_eps: 1e-6,
+        layers: ModelConfig::interval_schedule(n_layer, DEFAULT_FULL_ATTENTION_INTERVAL),
+        n_nextn: 1,
+        attention: AttentionConfig {
+            n_head,
+            n_head_kv,
+            head_dim: 256,
+            n_rot: 64,
+            rope_base: 10_000_000.0,
+            rope_sections: [11, 11, 10, 0],
+            output_gate: true,
+        },
+        gdn: Some(GdnConfig {
+            n_k_heads: 16,
+            n_v_heads,
+            d_k: 128,
+            d_v: 128,
+            conv_kernel: 4,
+        }),
+        ffn,
+        tied_embeddings,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn qwen35_dense(
+    name: &str,
+    n_embd: u32,
+    n_layer: usize,
+    n_head: u32,
+    n_head_kv: u32,
+    n_v_heads: u32,
+    n_ff: u32,
+    tied: bool,
+) -> ModelConfig {
+    let ffn = FfnConfig::Dense { n_ff };
+    qwen35_base(
+        name,
+        Architecture::Qwen35,
+        n_embd,
+        n_layer,
+        n_head,
+        n_head_kv,
+        n_v_heads,
+        ffn,
+        tied,
+    )
+}
+
+/// Qwen3.5 MoE: 2 KV heads, a shared expert as wide as a routed one.
+#[allow(clippy::too_many_arguments)]
+fn qwen35_moe(
+    name: &str,
+    n_embd: u32,
+    n_layer: usize,
+    n_head: u32,
+    n_v_heads: u32,
+    n_expert: u32,
+    n_expert_used: u32,
+    expert_ffn: u32,
+) -> ModelConfig {
+    let ffn = FfnConfig::Moe(MoeConfig {
+        n_expert,
+        n_expert_used,
+        expert_ffn,
+        shared_ffn: Some(expert_ffn),
+        norm_top_k: true,
+        storage: ExpertStorage::Separate,
+    });
+    qwen35_base(
+        name,
+        Architecture::Qwen35Moe,
+        n_embd,
+        n_layer,
+        n_head,
+        2,
+        n_v_heads,
+        ffn,
+        false,
+    )
+}
+
+/// A miniature qwen35moe for tests and the demo: every feature of the 35B-A3B geometry
+/// (LLLA schedule, 2 v heads per k head, partial rotary, gated attention, shared expert)
+/// at a size that runs in milliseconds on a CPU, with the 263-token byte vocabulary.
+fn tiny_qwen35moe() -> ModelConfig {
+    ModelConfig {
+        name: "tiny-qwen35moe".into(),
+        arch: Architecture::Qwen35Moe,
+        n_embd: 64,
+        n_vocab: 263,
+        n_ctx_train: 4096,
+        rms_eps: 1e-6,
+        layers: ModelConfig::interval_schedule(4, DEFAULT_FULL_ATTENTION_INTERVAL),
+        n_nextn: 0,
+        attention: AttentionConfig {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 16,
+            n_rot: 8,
+            rope_base: 10_000_000.0,
+            rope_sections: [2, 1, 1, 0],
+            output_gate: true,
+        },
+        gdn: Some(GdnConfig {
+            n_k_heads: 2,
+            n_v_heads: 4,
+            d_k: 16,
+            d_v: 16,
+            conv_kernel: 4,
+        }),
+        ffn: FfnConfig::Moe(MoeConfig {
+            n_expert: 8,
+            n_expert_used: 2,
+            expert_ffn: 32,
+            shared_ffn: Some(32),
+            norm_top_k: true,
+            storage: ExpertStorage::Separate,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// The dense hybrid in miniature, with tied embeddings as the small Qwen3.5 checkpoints have.
+fn tiny_qwen35() -> ModelConfig {
+    ModelConfig {
+        name: "tiny-qwen35".into(),
+        arch: Architecture::Qwen35,
+        ffn: FfnConfig::Dense { n_ff: 96 },
+        tied_embeddings: true,
+        ..tiny_qwen35moe()
+    }
+}
+
+/// qwen3moe in miniature: attention in every layer, whole-head rotary, no gate, no shared expert.
+fn tiny_qwen3moe() -> ModelConfig {
+    ModelConfig {
+        name: "tiny-qwen3moe".into(),
+        arch: Architecture::Qwen3Moe,
+        layers: vec![LayerKind::Attention; 3],
+        attention: AttentionConfig {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 16,
+            n_rot: 16,
+            rope_base: 1_000_000.0,
+            rope_sections: [0; 4],
+            output_gate: false,
+        },
+        gdn: None,
+        ffn: FfnConfig::Moe(MoeConfig {
+            n_expert: 8,
+            n_expert_used: 2,
+            expert_ffn: 32,
+            shared_ffn: None,
+            norm_top_k: true,
+            storage: ExpertStorage::Separate,
+        }),
+        ..tiny_qwen35moe()
+    }
+}

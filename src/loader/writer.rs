@@ -1,0 +1,506 @@
+//! GGUF writer, and synthetic models (random weights, real architecture) built from a
+//! [`ModelConfig`], so that no test needs a downloaded file.
+//!
+//! The synthetic values follow the conventions of llama.cpp's converter, which the forward
+//! pass relies on: RMSNorm weights stored as 1 + w (except `ssm_norm`), `ssm_a` = -exp(A_log)
+//! (negative), norms / routers / conv / 1-D tensors in f32, other weights in the file type.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use half::{bf16, f16};
+
+use crate::error::Error;
+use crate::loader::config::{
+    FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec,
+    DEFAULT_FULL_ATTENTION_INTERVAL,
+};
+use crate::loader::gguf::{MetaArray, MetaValue, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
+use crate::loader::names::{self, arch as k, general, layer, tokenizer as tok};
+use crate::loader::quant::GgmlType;
+use crate::rng::SplitMix64;
+
+struct PendingTensor {
+    name: String,
+    dims: Vec<u64>,
+    ty: GgmlType,
+    data: Vec<u8>,
+}
+
+/// Builds a GGUF image: metadata in insertion order, tensors laid out at aligned offsets.
+pub struct GgufWriter {
+    version: u32,
+    alignment: u64,
+    metadata: Vec<(String, MetaValue)>,
+    tensors: Vec<PendingTensor>,
+}
+
+impl Default for GgufWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GgufWriter {
+    /// A version 3 writer with the default 32-byte alignment.
+    pub fn new() -> GgufWriter {
+        GgufWriter {
+            version: 3,
+            alignment: DEFAULT_ALIGNMENT,
+            metadata: Vec::new(),
+            tensors: Vec::new(),
+        }
+    }
+
+    /// GGUF v2 and v3 share one layout for little-endian files.
+    pub fn set_version(&mut self, version: u32) {
+        self.version = version;
+    }
+
+    pub fn set_alignment(&mut self, alignment: u32) -> Result<(), Error> {
+        if alignment == 0 || !alignment.is_power_of_two() {
+            return Err(Error::InvalidArgument(format!(
+                "GGUF alignment {alignment} is not a power of two"
+            )));
+        }
+        self.alignment = alignment.into();
+        self.set(ALIGNMENT_KEY, MetaValue::U32(alignment));
+        Ok(())
+    }
+
+    /// Sets a metadata value, replacing an earlier value of the same key in place.
+    pub fn set(&mut self, key: &str, value: MetaValue) {
+        match self.metadata.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.metadata.push((key.to_string(), value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.metadata.retain(|(k, _)| k != key);
+    }
+
+    /// Adds a tensor whose `data` holds `dims` elements of `ty` in ggml block format.
+    pub fn add_tensor(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        let n: u64 = dims.iter().product();
+        let expected = dims
+            .first()
+            .and_then(|&ne0| ty.row_bytes(ne0))
+            .map(|row| row * (n / dims[0]));
+        if expected != Some(data.len() as u64) {
+            return Err(Error::InvalidArgument(format!(
+                "tensor '{name}' {dims:?} of type {ty} needs {expected:?} bytes, got {}",
+                data.len()
+            )));
+        }
+        self.remove_tensor(name);
+        self.tensors.push(PendingTensor {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            ty,
+            data,
+        });
+        Ok(())
+    }
+
+    pub fn remove_tensor(&mut self, name: &str) {
+        self.tensors.retain(|t| t.name != name);
+    }
+
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.iter().map(|t| t.name.as_str())
+    }
+
+    /// The whole file in memory.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_into(&mut out)
+            .expect("writing into a Vec<u8> cannot fail");
+        out
+    }
+
+    /// Writes the file to `path` (through a temporary name, so a crash leaves no half file).
+    pub fn write_to(&self, path: &Path) -> Result<(), Error> {
+        let tmp = path.with_extension("gguf.partial");
+        let io = |source| Error::Io {
+            context: format!("writing {}", tmp.display()),
+            source,
+        };
+        let mut w = BufWriter::new(File::create(&tmp).map_err(io)?);
+        self.write_into(&mut w).map_err(io)?;
+        w.flush().map_err(io)?;
+        drop(w);
+        std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+            context: format!("renaming {} to {}", tmp.display(), path.display()),
+            source,
+        })
+    }
+
+    fn write_into(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut header = Vec::new();
+        header.extend_from_slice(&GGUF_MAGIC);
+        header.extend_from_slice(&self.version.to_le_bytes());
+        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
+        for (key, value) in &self.metadata {
+            encode_string(&mut header, key);
+            header.extend_from_slice(&(value.meta_type() as u32).to_le_bytes());
+            encode_value(&mut header, value);
+        }
+        let mut offset = 0u64;
+        let mut offsets = Vec::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            encode_string(&mut header, &t.name);
+            header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            for d in &t.dims {
+                header.extend_from_slice(&d.to_le_bytes());
+            }
+            header.extend_from_slice(&t.ty.id().to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
+            offsets.push(offset);
+            offset = align(offset + t.data.len() as u64, self.alignment);
+        }
+        let data_start = align(header.len() as u64, self.alignment);
+        header.resize(data_start as usize, 0);
+        w.write_all(&header)?;
+        let mut written = 0u64;
+        for (t, &off) in self.tensors.iter().zip(&offsets) {
+            w.write_all(&vec![0u8; (off - written) as usize])?;
+            w.write_all(&t.data)?;
+            written = off + t.data.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+fn align(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+fn encode_string(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn encode_value(buf: &mut Vec<u8>, v: &MetaValue) {
+    match v {
+        MetaValue::U8(x) => buf.push(*x),
+        MetaValue::I8(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::U16(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I16(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::U32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::F32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::Bool(x) => buf.push(u8::from(*x)),
+        MetaValue::String(s) => encode_string(buf, s),
+        MetaValue::Array(a) => encode_array(buf, a),
+        MetaValue::U64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::F64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+    }
+}
+
+fn encode_array(buf: &mut Vec<u8>, a: &MetaArray) {
+    buf.extend_from_slice(&(a.element_type() as u32).to_le_bytes());
+    buf.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    macro_rules! le {
+        ($v:expr) => {
+            for x in $v {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+    }
+    match a {
+        MetaArray::U8(v) => buf.extend_from_slice(v),
+        MetaArray::I8(v) => le!(v),
+        MetaArray::U16(v) => le!(v),
+        MetaArray::I16(v) => le!(v),
+        MetaArray::U32(v) => le!(v),
+        MetaArray::I32(v) => le!(v),
+        MetaArray::F32(v) => le!(v),
+        MetaArray::Bool(v) => buf.extend(v.iter().map(|&b| u8::from(b))),
+        MetaArray::String(v) => v.iter().for_each(|s| encode_string(buf, s)),
+        MetaArray::Array(v) => v.iter().for_each(|inner| encode_array(buf, inner)),
+        MetaArray::U64(v) => le!(v),
+        MetaArray::I64(v) => le!(v),
+        MetaArray::F64(v) => le!(v),
+    }
+}
+
+/// How to synthesise a model.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    pub seed: u64,
+    /// Type of the large weights: F32, F16 or BF16 (quantized fixtures come with the quantizers).
+    pub weight_type: GgmlType,
+    /// Write `attention.recurrent_layers` instead of `full_attention_interval`.
+    pub explicit_schedule: bool,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            seed: 0x5EED,
+            weight_type: GgmlType::F32,
+            explicit_schedule: false,
+        }
+    }
+}
+
+/// A writer holding a random model of `config`'s architecture and shapes. MTP blocks are
+/// not synthesised, so the file's `block_count` is the trunk's.
+pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<GgufWriter, Error> {
+    if !matches!(
+        opts.weight_type,
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16
+    ) {
+        return Err(Error::InvalidArgument(format!(
+            "synthetic weights can be f32, f16 or bf16, not {}",
+            opts.weight_type
+        )));
+    }
+    config.validate()?;
+    let mut w = GgufWriter::new();
+    write_model_metadata(&mut w, config, opts);
+    write_byte_vocabulary(&mut w, config.n_vocab);
+    let mut rng = SplitMix64::new(opts.seed);
+    for spec in config.tensor_specs() {
+        let values = synthetic_values(&spec, &mut rng);
+        let ty = if spec.role.kept_f32() {
+            GgmlType::F32
+        } else {
+            opts.weight_type
+        };
+        w.add_tensor(&spec.name, &spec.dims, ty, encode_floats(&values, ty))?;
+    }
+    Ok(w)
+}
+
+/// `general.file_type` values (`enum llama_ftype`) of the unquantized types.
+fn file_type(ty: GgmlType) -> u32 {
+    match ty {
+        GgmlType::F16 => 1,
+        GgmlType::Bf16 => 32,
+        _ => 0,
+    }
+}
+
+fn write_model_metadata(w: &mut GgufWriter, c: &ModelConfig, opts: &SynthOptions) {
+    let arch = c.arch.gguf_name();
+    let u32v = MetaValue::U32;
+    w.set(general::ARCHITECTURE, MetaValue::String(arch.into()));
+    w.set(general::NAME, MetaValue::String(c.name.clone()));
+    w.set(ALIGNMENT_KEY, u32v(DEFAULT_ALIGNMENT as u32));
+    w.set(general::FILE_TYPE, u32v(file_type(opts.weight_type)));
+    w.set(general::QUANTIZATION_VERSION, u32v(2));
+    let mut put = |suffix: &str, v: MetaValue| w.set(&names::arch_key(arch, suffix), v);
+    put(k::CONTEXT_LENGTH, u32v(c.n_ctx_train));
+    put(k::EMBEDDING_LENGTH, u32v(c.n_embd));
+    put(k::BLOCK_COUNT, u32v(c.layers.len() as u32));
+    let a = &c.attention;
+    put(k::HEAD_COUNT, u32v(a.n_head));
+    put(k::HEAD_COUNT_KV, u32v(a.n_head_kv));
+    put(k::KEY_LENGTH, u32v(a.head_dim));
+    put(k::VALUE_LENGTH, u32v(a.head_dim));
+    put(k::RMS_EPS, MetaValue::F32(c.rms_eps));
+    put(k::ROPE_FREQ_BASE, MetaValue::F32(a.rope_base));
+    put(k::ROPE_DIMENSION_COUNT, u32v(a.n_rot));
+    if c.arch.is_hybrid() {
+        let sections = a.rope_sections.iter().map(|&s| s as i32).collect();
+        put(
+            k::ROPE_DIMENSION_SECTIONS,
+            MetaValue::Array(MetaArray::I32(sections)),
+        );
+        let interval = DEFAULT_FULL_ATTENTION_INTERVAL;
+        if !opts.explicit_schedule
+            && c.layers == ModelConfig::interval_schedule(c.layers.len(), interval)
+        {
+            put(k::FULL_ATTENTION_INTERVAL, u32v(interval));
+        } else {
+            let flags = c.layers.iter().map(|&l| l == LayerKind::Linear).collect();
+            put(k::RECURRENT_LAYERS, MetaValue::Array(MetaArray::Bool(flags)));
+        }
+    }
+    if let Some(g) = &c.gdn {
+        put(k::SSM_CONV_KERNEL, u32v(g.conv_kernel));
+        put(k::SSM_STATE_SIZE, u32v(g.d_k));
+        put(k::SSM_GROUP_COUNT, u32v(g.n_k_heads));
+        put(k::SSM_TIME_STEP_RANK, u32v(g.n_v_heads));
+        put(k::SSM_INNER_SIZE, u32v(g.value_dim() as u32));
+    }
+    match &c.ffn {
+        FfnConfig::Dense { n_ff } => put(k::FEED_FORWARD_LENGTH, u32v(*n_ff)),
+        FfnConfig::Moe(m) => {
+            put(k::EXPERT_COUNT, u32v(m.n_expert));
+            put(k::EXPERT_USED_COUNT, u32v(m.n_expert_used));
+            put(k::EXPERT_FEED_FORWARD_LENGTH, u32v(m.expert_ffn));
+            if let Some(fs) = m.shared_ffn {
+                put(k::EXPERT_SHARED_FEED_FORWARD_LENGTH, u32v(fs));
+            }
+            if !m.norm_top_k {
+                put(k::EXPERT_WEIGHTS_NORM, MetaValue::Bool(false));
+            }
+        }
+    }
+}
+
+/// GPT-2's byte-to-unicode map: printable bytes stand for themselves, the rest are shifted
+/// to code points from U+0100 so that every token is a printable string.
+pub fn byte_to_unicode() -> [char; 256] {
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut out = ['\0'; 256];
+    let mut next = 256u32;
+    for (b, slot) in out.iter_mut().enumerate() {
+        let b = b as u32;
+        let cp = if printable(b) {
+            b
+        } else {
+            next += 1;
+            next - 1
+        };
+        *slot = char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER);
+    }
+    out
+}
+
+/// llama.cpp token types (`enum llama_token_type`).
+pub mod token_type {
+    pub const NORMAL: i32 = 1;
+    pub const CONTROL: i32 = 3;
+    pub const USER_DEFINED: i32 = 4;
+    pub const UNUSED: i32 = 5;
+}
+
+/// Plain ChatML, as Qwen's templates render a conversation without tools or thinking.
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// The minimal byte-level vocabulary llama.cpp accepts for a qwen35 model: ids 0..=255 are
+/// the bytes, four merges (" t", "he", " the", two spaces), then `<|endoftext|>`,
+/// `<|im_start|>`, `<|im_end|>`, padded with unused `[PADn]` tokens up to `n_vocab`.
+/// (The real 248k Qwen3.5 vocabulary is embedded by the tokenizer's own fixtures.)
+pub fn write_byte_vocabulary(w: &mut GgufWriter, n_vocab: u32) {
+    let b2u = byte_to_unicode();
+    let sp = b2u[b' ' as usize];
+    let mut tokens: Vec<String> = b2u.iter().map(|c| c.to_string()).collect();
+    let mut types = vec![token_type::NORMAL; 256];
+    let merges = vec![
+        format!("{sp} t"),
+        "h e".to_string(),
+        format!("{sp}t he"),
+        format!("{sp} {sp}"),
+    ];
+    for m in &merges {
+        tokens.push(m.replace(' ', ""));
+        types.push(token_type::NORMAL);
+    }
+    for special in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+        tokens.push(special.to_string());
+        types.push(token_type::CONTROL);
+    }
+    let eos = tokens.len() as u32 - 1;
+    let bos = eos - 2;
+    let mut pad = 0;
+    while tokens.len() < n_vocab as usize {
+        tokens.push(format!("[PAD{pad}]"));
+        types.push(token_type::UNUSED);
+        pad += 1;
+    }
+    let s = |v: &str| MetaValue::String(v.to_string());
+    w.set(tok::MODEL, s("gpt2"));
+    w.set(tok::PRE, s("qwen35"));
+    w.set(tok::TOKENS, MetaValue::Array(MetaArray::String(tokens)));
+    w.set(tok::TOKEN_TYPE, MetaValue::Array(MetaArray::I32(types)));
+    w.set(tok::MERGES, MetaValue::Array(MetaArray::String(merges)));
+    w.set(tok::BOS_ID, MetaValue::U32(bos));
+    w.set(tok::EOS_ID, MetaValue::U32(eos));
+    w.set(tok::PADDING_ID, MetaValue::U32(bos));
+    w.set(tok::ADD_BOS, MetaValue::Bool(false));
+    w.set(tok::CHAT_TEMPLATE, s(CHATML_TEMPLATE));
+}
+
+/// Random values with the scale and sign conventions of a converted checkpoint.
+fn synthetic_values(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
+    let n = spec.n_elements() as usize;
+    let mut gen = |f: &dyn Fn(f32) -> f32| (0..n).map(|_| f(rng.symmetric_f32())).collect();
+    let name = spec.name.as_str();
+    if name.ends_with(layer::SSM_A) {
+        // -exp(A_log) with A_log in [-1, 1): decays between exp(-e) and exp(-1/e) per unit dt.
+        return gen(&|u| -u.exp());
+    }
+    if name.ends_with(layer::SSM_DT_BIAS) || name.ends_with(layer::SSM_CONV1D) {
+        return gen(&|u| 0.5 * u);
+    }
+    match spec.role {
+        // Stored as 1 + w (ssm_norm as is, but also centred on 1 in trained checkpoints).
+        TensorRole::Norm => gen(&|u| 1.0 + 0.1 * u),
+        _ => {
+            // Variance 1/fan_in keeps activations near unit scale through every projection.
+            let fan_in = spec.dims[0] as f32;
+            let scale = (3.0 / fan_in).sqrt();
+            gen(&|u| scale * u)
+        }
+    }
+}
+
+/// f32 values in an unquantized ggml type.
+pub fn encode_floats(values: &[f32], ty: GgmlType) -> Vec<u8> {
+    match ty {
+        GgmlType::F16 => values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect(),
+        GgmlType::Bf16 => values
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// A file name that says which synthetic model a file holds (`tiny-qwen35moe-f32-seed24301.gguf`).
+pub fn synthetic_file_name(config: &ModelConfig, opts: &SynthOptions) -> String {
+    format!(
+        "{}-{}-seed{}.gguf",
+        config.name.to_ascii_lowercase().replace(' ', "-"),
+        opts.weight_type,
+        opts.seed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::config::Architecture;
+
+    #[test]
+    fn byte_map_is_a_bijection_onto_printable_chars() {
+        let map = byte_to_unicode();
+        let mut seen: Vec<char> = map.to_vec();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 256);
+        assert_eq!(map[b'A' as usize], 'A');
+        assert_eq!(map[b' ' as usize], '\u{120}'); // 'Ġ'
+        assert_eq!(map[b'\n' as usize], '\u{10A}'); // 'Ċ'
+    }
+
+    #[test]
+    fn architecture_names_round_trip() {
+        for a in [
+            Architecture::Qwen35Moe,
+            Architecture::Qwen35,
+            Architecture::Qwen3Moe,
+        ] {
+            assert_eq!(Architecture::from_gguf_name(a.gguf_name()), Some(a));
+        }
+    }
+}

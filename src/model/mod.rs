@@ -1,0 +1,4 @@
+//! Model math independent of any GPU: the contract algebra and the CPU reference.
+
+pub mod algebra;
+pub mod reference;
