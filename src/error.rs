@@ -21,7 +21,9 @@ pub enum GgufError {
     },
     #[error("not a GGUF file: magic bytes are {found:02x?}, expected \"GGUF\" (47 47 55 46)")]
     BadMagic { found: [u8; 4] },
-    #[error("GGUF version {version} at byte 4 is not supported (this reader handles v2 and v3){hint}")]
+    #[error(
+        "GGUF version {version} at byte 4 is not supported (this reader handles v2 and v3){hint}"
+    )]
     UnsupportedVersion { version: u32, hint: &'static str },
     #[error("file truncated: {what} at byte {offset} needs {needed} bytes but the file is {file_len} bytes long")]
     Truncated {
@@ -40,9 +42,17 @@ pub enum GgufError {
     #[error("{what} at byte {offset} is not valid UTF-8")]
     InvalidUtf8 { what: String, offset: u64 },
     #[error("metadata key '{key}' at byte {offset} has unknown value type {type_id}")]
-    UnknownValueType { key: String, type_id: u32, offset: u64 },
+    UnknownValueType {
+        key: String,
+        type_id: u32,
+        offset: u64,
+    },
     #[error("metadata key '{key}' at byte {offset}: arrays nested deeper than {max} levels")]
-    NestingTooDeep { key: String, offset: u64, max: usize },
+    NestingTooDeep {
+        key: String,
+        offset: u64,
+        max: usize,
+    },
     #[error("metadata key '{key}' at byte {offset}: boolean byte is {value}, expected 0 or 1")]
     InvalidBool { key: String, offset: u64, value: u8 },
     #[error("metadata key '{key}' appears twice (second at byte {offset})")]
@@ -53,7 +63,9 @@ pub enum GgufError {
         offset: u64,
         reason: &'static str,
     },
-    #[error("tensor '{tensor}' (info at byte {offset}) has {n_dims} dimensions; at most 4 are allowed")]
+    #[error(
+        "tensor '{tensor}' (info at byte {offset}) has {n_dims} dimensions; at most 4 are allowed"
+    )]
     TooManyDims {
         tensor: String,
         offset: u64,
@@ -141,7 +153,11 @@ pub enum ConfigError {
         expected: &'static str,
     },
     #[error("metadata key '{key}' = {value}: {reason}")]
-    InvalidValue { key: String, value: String, reason: String },
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("invalid model geometry: {0}")]
     Geometry(String),
     #[error("tensor '{0}' is required by this architecture but missing from the file")]

@@ -4,11 +4,13 @@
 //! - [`loader`]: GGUF reader and writer, ggml type table, typed model config and presets.
 //! - [`model`]: the contract algebra (parameters, FLOPs, memory, roofline) and the CPU reference.
 //! - [`error`]: the error enums at the library's boundaries.
+//! - [`report`]: what `inspect` shows, as a struct and a table.
 //! - [`rng`]: the seeded generator behind every synthetic fixture.
 
 pub mod error;
 pub mod loader;
 pub mod model;
+pub mod report;
 pub mod rng;
 
 pub use error::{Error, Result};

@@ -1,1 +1,224 @@
-fn main() {}
+//! The `qwen-wgpu` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use qwen_wgpu::error::Error;
+use qwen_wgpu::loader::presets::{self, PRESET_NAMES};
+use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions};
+use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
+use qwen_wgpu::model::algebra::{KvDtype, Roofline};
+use qwen_wgpu::report::{parse_rate, InspectOptions, InspectReport};
+
+#[derive(Parser)]
+#[command(
+    name = "qwen-wgpu",
+    version,
+    about = "Qwen3.5-family GGUF models on any GPU through wgpu"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a GGUF model (or a published preset): layers, parameters, KV and state sizes,
+    /// memory at a context, roofline decode speed.
+    Inspect(InspectArgs),
+    /// Write a synthetic model (random weights, real architecture) as a GGUF file.
+    Synth(SynthArgs),
+    /// List the presets `inspect --preset` and `synth --preset` accept.
+    Presets,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The GGUF file to inspect.
+    #[arg(required_unless_present_any = ["preset", "demo"], conflicts_with_all = ["preset", "demo"])]
+    model: Option<PathBuf>,
+    /// A published configuration instead of a file (see `qwen-wgpu presets`).
+    #[arg(long, conflicts_with = "demo")]
+    preset: Option<String>,
+    /// Inspect the embedded demo model (a tiny synthetic qwen35moe, written on first use).
+    #[arg(long)]
+    demo: bool,
+    /// Tokens of context per sequence.
+    #[arg(long, default_value_t = 4096)]
+    context: u64,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    /// Tokens prefilled at once.
+    #[arg(long, default_value_t = 512)]
+    ubatch: u64,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvType::F16)]
+    kv_type: KvType,
+    /// Weight type assumed for a preset (e.g. q4_K, q8_0, f16).
+    #[arg(long, default_value = "q4_K")]
+    weights: String,
+    /// Memory bandwidth for the roofline, e.g. 1000GB/s or 3.35TB/s.
+    #[arg(long)]
+    bandwidth: Option<String>,
+    /// Compute for the roofline, e.g. 989TFLOPS.
+    #[arg(long)]
+    compute: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KvType {
+    F16,
+    F32,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Preset whose architecture and shapes the model takes.
+    #[arg(long, default_value = "tiny-qwen35moe")]
+    preset: String,
+    /// Output file.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[arg(long, default_value_t = SynthOptions::default().seed)]
+    seed: u64,
+    /// Type of the large weights: f32, f16 or bf16.
+    #[arg(long = "type", default_value = "f32")]
+    weight_type: String,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Inspect(args) => inspect(args),
+        Command::Synth(args) => synth(args),
+        Command::Presets => {
+            for name in PRESET_NAMES {
+                let c = presets::preset(name)?;
+                println!(
+                    "{name:<20} {} ({}, {} layers)",
+                    c.name,
+                    c.arch,
+                    c.layers.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_type(name: &str) -> Result<GgmlType, Error> {
+    GgmlType::from_name(name).ok_or_else(|| {
+        Error::InvalidArgument(format!("unknown ggml type '{name}' (e.g. q4_K, q8_0, f16)"))
+    })
+}
+
+fn inspect(args: InspectArgs) -> Result<(), Error> {
+    let roofline = match &args.bandwidth {
+        Some(bw) => Some(Roofline {
+            bandwidth: parse_rate(bw, "B")?,
+            compute: args
+                .compute
+                .as_deref()
+                .map(|c| parse_rate(c, "FLOPS"))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    let opts = InspectOptions {
+        context: args.context,
+        batch: args.batch,
+        ubatch: args.ubatch,
+        kv_dtype: match args.kv_type {
+            KvType::F16 => KvDtype::F16,
+            KvType::F32 => KvDtype::F32,
+        },
+        preset_weight_type: parse_type(&args.weights)?,
+        roofline,
+    };
+    let path = match (&args.preset, args.demo, &args.model) {
+        (Some(name), _, _) => {
+            let config = presets::preset(name)?;
+            return print_report(&InspectReport::build(&config, None, &opts)?, args.json);
+        }
+        (None, true, _) => demo_model()?,
+        (None, false, Some(p)) => p.clone(),
+        (None, false, None) => {
+            return Err(Error::InvalidArgument(
+                "give a GGUF file, --preset NAME or --demo".into(),
+            ))
+        }
+    };
+    let file = GgufFile::open(&path)?;
+    let config = ModelConfig::from_gguf(&file)?;
+    let shown = path.display().to_string();
+    let report = InspectReport::build(&config, Some((&shown, &file)), &opts)?;
+    print_report(&report, args.json)
+}
+
+fn print_report(report: &InspectReport, json: bool) -> Result<(), Error> {
+    if json {
+        let text = serde_json::to_string_pretty(report)
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn synth(args: SynthArgs) -> Result<(), Error> {
+    let config = presets::preset(&args.preset)?;
+    let opts = SynthOptions {
+        seed: args.seed,
+        weight_type: parse_type(&args.weight_type)?,
+        ..SynthOptions::default()
+    };
+    synthetic_model(&config, &opts)?.write_to(&args.output)?;
+    eprintln!("wrote {} ({})", args.output.display(), config.name);
+    Ok(())
+}
+
+/// Where downloaded-free defaults live: `$XDG_CACHE_HOME/qwen-wgpu`, else `~/.cache/qwen-wgpu`.
+fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("qwen-wgpu")
+}
+
+/// The embedded default model, written on first use.
+fn demo_model() -> Result<PathBuf, Error> {
+    let config = presets::preset("tiny-qwen35moe")?;
+    let opts = SynthOptions::default();
+    let dir = cache_dir();
+    let path = dir.join(synthetic_file_name(&config, &opts));
+    if !path.exists() {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            context: format!("creating the cache directory {}", dir.display()),
+            source,
+        })?;
+        synthetic_model(&config, &opts)?.write_to(&path)?;
+        eprintln!(
+            "wrote the demo model (random weights) to {}",
+            path.display()
+        );
+    }
+    Ok(path)
+}

@@ -343,11 +343,7 @@ impl ModelConfig {
         }
         match (&self.gdn, self.n_linear_layers()) {
             (None, 0) => {}
-            (None, n) => {
-                return geo(format!(
-                    "{n} linear-attention layers but no ssm.* geometry"
-                ))
-            }
+            (None, n) => return geo(format!("{n} linear-attention layers but no ssm.* geometry")),
             (Some(g), _) => {
                 if g.n_k_heads == 0 || g.d_k == 0 || g.d_v == 0 || g.conv_kernel == 0 {
                     return geo(format!(
@@ -436,7 +432,11 @@ impl ModelConfig {
         out.push(spec(&blk(i, t::SSM_A), &[nv], s));
         out.push(spec(&blk(i, t::SSM_BETA), &[e, nv], p));
         out.push(spec(&blk(i, t::SSM_ALPHA), &[e, nv], p));
-        out.push(spec(&blk(i, t::SSM_NORM), &[g.d_v as u64], TensorRole::Norm));
+        out.push(spec(
+            &blk(i, t::SSM_NORM),
+            &[g.d_v as u64],
+            TensorRole::Norm,
+        ));
         out.push(spec(&blk(i, t::SSM_OUT), &[g.value_dim(), e], p));
     }
 
@@ -541,7 +541,11 @@ impl Meta<'_> {
     }
 
     /// A key that is a scalar or one value per block; returns one value per block.
-    fn per_layer_u32(&self, suffix: &str, n_blocks: usize) -> Result<Option<Vec<u32>>, ConfigError> {
+    fn per_layer_u32(
+        &self,
+        suffix: &str,
+        n_blocks: usize,
+    ) -> Result<Option<Vec<u32>>, ConfigError> {
         let Some((key, v)) = self.get(suffix) else {
             return Ok(None);
         };
@@ -556,7 +560,11 @@ impl Meta<'_> {
                     reason: format!("expected one value per block ({n_blocks})"),
                 });
             }
-            return ints.into_iter().map(|x| int_to_u32(&key, x)).collect::<Result<_, _>>().map(Some);
+            return ints
+                .into_iter()
+                .map(|x| int_to_u32(&key, x))
+                .collect::<Result<_, _>>()
+                .map(Some);
         }
         Ok(Some(vec![scalar_u32(&key, v)?; n_blocks]))
     }
@@ -624,9 +632,9 @@ impl ModelConfig {
 
     fn from_metadata(file: &GgufFile) -> Result<ModelConfig, ConfigError> {
         let arch_name = match file.get(names::general::ARCHITECTURE) {
-            Some(v) => v.as_str().ok_or_else(|| {
-                wrong_type(names::general::ARCHITECTURE.into(), v, "a string")
-            })?,
+            Some(v) => v
+                .as_str()
+                .ok_or_else(|| wrong_type(names::general::ARCHITECTURE.into(), v, "a string"))?,
             None => return Err(ConfigError::MissingKey(names::general::ARCHITECTURE.into())),
         };
         let arch = Architecture::from_gguf_name(arch_name)
@@ -657,7 +665,7 @@ impl ModelConfig {
             Some(kv) => uniform_over(&kv, &layers, &m.key(k::HEAD_COUNT_KV))?.unwrap_or(n_head),
             None => n_head,
         };
-        let default_hd = if n_head == 0 { 0 } else { n_embd / n_head };
+        let default_hd = n_embd.checked_div(n_head).unwrap_or(0);
         let head_dim = m.u32_opt(k::KEY_LENGTH)?.unwrap_or(default_hd);
         let value_len = m.u32_opt(k::VALUE_LENGTH)?.unwrap_or(default_hd);
         if value_len != head_dim {
@@ -691,7 +699,9 @@ impl ModelConfig {
                 return Err(ConfigError::InvalidValue {
                     key: m.key(k::SSM_INNER_SIZE),
                     value: inner.to_string(),
-                    reason: format!("must be a non-zero multiple of ssm.time_step_rank ({n_v_heads})"),
+                    reason: format!(
+                        "must be a non-zero multiple of ssm.time_step_rank ({n_v_heads})"
+                    ),
                 });
             }
             Some(GdnConfig {
@@ -761,7 +771,13 @@ impl ModelConfig {
                     reason: format!("expected one flag per block ({n_blocks})"),
                 });
             }
-            let kind = |&rec: &bool| if rec { LayerKind::Linear } else { LayerKind::Attention };
+            let kind = |&rec: &bool| {
+                if rec {
+                    LayerKind::Linear
+                } else {
+                    LayerKind::Attention
+                }
+            };
             return Ok(flags.iter().map(kind).collect());
         }
         let interval = m
@@ -794,7 +810,11 @@ impl ModelConfig {
             Some(f) => f,
             None => match n_ff {
                 Some(f) if n_expert_used > 0 => f / n_expert_used,
-                _ => return Err(ConfigError::MissingKey(m.key(k::EXPERT_FEED_FORWARD_LENGTH))),
+                _ => {
+                    return Err(ConfigError::MissingKey(
+                        m.key(k::EXPERT_FEED_FORWARD_LENGTH),
+                    ))
+                }
             },
         };
         let shared_ffn = if arch == Architecture::Qwen35Moe {
@@ -810,9 +830,7 @@ impl ModelConfig {
             None
         };
         let norm_top_k = match m.get(k::EXPERT_WEIGHTS_NORM) {
-            Some((key, v)) => v
-                .as_bool()
-                .ok_or_else(|| wrong_type(key, v, "a bool"))?,
+            Some((key, v)) => v.as_bool().ok_or_else(|| wrong_type(key, v, "a bool"))?,
             None => true,
         };
         let fused = file

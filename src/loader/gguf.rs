@@ -464,12 +464,11 @@ impl Header {
                     hint: " (v1 used 32-bit counts; re-convert the model with a current llama.cpp)",
                 })
             }
-            v if v.swap_bytes() <= 3 => {
-                return Err(GgufError::UnsupportedVersion {
-                    version,
-                    hint: " (this looks like a big-endian GGUF; only little-endian files are supported)",
-                })
-            }
+            v if v.swap_bytes() <= 3 => return Err(GgufError::UnsupportedVersion {
+                version,
+                hint:
+                    " (this looks like a big-endian GGUF; only little-endian files are supported)",
+            }),
             _ => {
                 return Err(GgufError::UnsupportedVersion { version, hint: "" });
             }
@@ -500,12 +499,7 @@ impl Header {
         }
 
         // The smallest tensor info: empty name (8) + n_dims (4) + type (4) + offset (8).
-        c.check_count(
-            n_tensors,
-            24,
-            || "tensor count".into(),
-            16 + 8, /* header bytes before */
-        )?;
+        c.check_count(n_tensors, 24, || "tensor count".into(), 8)?;
         let mut tensors: Vec<TensorInfo> = Vec::with_capacity(n_tensors as usize);
         let mut names = HashMap::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
@@ -531,7 +525,9 @@ impl Header {
 fn parse_alignment(value: &MetaValue, offset: u64) -> Result<u64, GgufError> {
     let MetaValue::U32(a) = *value else {
         return Err(GgufError::BadAlignment {
-            value: value.as_int().map_or(0, |v| v.clamp(0, u64::MAX as i128) as u64),
+            value: value
+                .as_int()
+                .map_or(0, |v| v.clamp(0, u64::MAX as i128) as u64),
             offset,
             reason: "it must be a u32",
         });
@@ -621,7 +617,10 @@ impl<'a> Cursor<'a> {
         Ok(&self.buf[start..self.pos])
     }
 
-    fn array<const N: usize>(&mut self, what: impl FnOnce() -> String) -> Result<[u8; N], GgufError> {
+    fn array<const N: usize>(
+        &mut self,
+        what: impl FnOnce() -> String,
+    ) -> Result<[u8; N], GgufError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N as u64, what)?);
         Ok(out)
@@ -635,18 +634,19 @@ impl<'a> Cursor<'a> {
         self.array(what).map(u64::from_le_bytes)
     }
 
-    /// Rejects a count whose smallest encoding would not fit in what is left of the file.
+    /// Rejects a count (read from the field at `field_offset`) whose smallest encoding would
+    /// not fit in what is left of the file.
     fn check_count(
         &self,
         count: u64,
         min_size: u64,
         what: impl FnOnce() -> String,
-        field_len: u64,
+        field_offset: u64,
     ) -> Result<(), GgufError> {
         if count.saturating_mul(min_size) > self.remaining() {
             return Err(GgufError::CountTooLarge {
                 what: what(),
-                offset: (self.pos as u64).saturating_sub(field_len),
+                offset: field_offset,
                 count,
                 remaining: self.remaining(),
             });
@@ -717,8 +717,9 @@ impl<'a> Cursor<'a> {
             type_id: elem_id,
             offset,
         })?;
+        let n_offset = self.pos as u64;
         let n = self.u64(|| format!("array length of '{key}'"))?;
-        self.check_count(n, elem.min_size(), || format!("array '{key}'"), 8)?;
+        self.check_count(n, elem.min_size(), || format!("array '{key}'"), n_offset)?;
         let n = n as usize;
         let what = || format!("array '{key}'");
         fn fixed<const N: usize, T>(
@@ -748,7 +749,9 @@ impl<'a> Cursor<'a> {
             MetaType::U64 => MetaArray::U64(fixed(self, n, what, u64::from_le_bytes)?),
             MetaType::I64 => MetaArray::I64(fixed(self, n, what, i64::from_le_bytes)?),
             MetaType::F64 => MetaArray::F64(fixed(self, n, what, f64::from_le_bytes)?),
-            MetaType::Bool => MetaArray::Bool((0..n).map(|_| self.bool(key)).collect::<Result<_, _>>()?),
+            MetaType::Bool => {
+                MetaArray::Bool((0..n).map(|_| self.bool(key)).collect::<Result<_, _>>()?)
+            }
             MetaType::String => MetaArray::String(
                 (0..n)
                     .map(|i| self.string(|| format!("array '{key}' element {i}")))

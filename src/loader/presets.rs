@@ -35,14 +35,24 @@ pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
     let config = match key.as_str() {
         "qwen3-30b-a3b" => qwen3_moe("Qwen3-30B-A3B", 2048, 48, 32, 4, 128, 768),
         "qwen3-235b-a22b" => qwen3_moe("Qwen3-235B-A22B", 4096, 94, 64, 4, 128, 1536),
-        "qwen3.5-0.8b" => qwen35_dense("Qwen3.5-0.8B", 1024, 24, 8, 2, 16, 3584, true),
-        "qwen3.5-2b" => qwen35_dense("Qwen3.5-2B", 2048, 24, 8, 2, 16, 6144, true),
-        "qwen3.5-4b" => qwen35_dense("Qwen3.5-4B", 2560, 32, 16, 4, 32, 9216, true),
-        "qwen3.5-9b" => qwen35_dense("Qwen3.5-9B", 4096, 32, 16, 4, 32, 12288, false),
-        "qwen3.5-27b" => qwen35_dense("Qwen3.5-27B", 5120, 64, 24, 4, 48, 17408, false),
-        "qwen3.5-35b-a3b" => qwen35_moe("Qwen3.5-35B-A3B", 2048, 40, 16, 32, 256, 8, 512),
-        "qwen3.5-122b-a10b" => qwen35_moe("Qwen3.5-122B-A10B", 3072, 48, 32, 64, 256, 8, 1024),
-        "qwen3.5-397b-a17b" => qwen35_moe("Qwen3.5-397B-A17B", 4096, 60, 32, 64, 512, 10, 1024),
+        "qwen3.5-0.8b" => qwen35_dense(shape("Qwen3.5-0.8B", 1024, 24, 8, 2, 16), 3584, true),
+        "qwen3.5-2b" => qwen35_dense(shape("Qwen3.5-2B", 2048, 24, 8, 2, 16), 6144, true),
+        "qwen3.5-4b" => qwen35_dense(shape("Qwen3.5-4B", 2560, 32, 16, 4, 32), 9216, true),
+        "qwen3.5-9b" => qwen35_dense(shape("Qwen3.5-9B", 4096, 32, 16, 4, 32), 12288, false),
+        "qwen3.5-27b" => qwen35_dense(shape("Qwen3.5-27B", 5120, 64, 24, 4, 48), 17408, false),
+        "qwen3.5-35b-a3b" => qwen35_moe(shape("Qwen3.5-35B-A3B", 2048, 40, 16, 2, 32), 256, 8, 512),
+        "qwen3.5-122b-a10b" => qwen35_moe(
+            shape("Qwen3.5-122B-A10B", 3072, 48, 32, 2, 64),
+            256,
+            8,
+            1024,
+        ),
+        "qwen3.5-397b-a17b" => qwen35_moe(
+            shape("Qwen3.5-397B-A17B", 4096, 60, 32, 2, 64),
+            512,
+            10,
+            1024,
+        ),
         "tiny-qwen35moe" => tiny_qwen35moe(),
         "tiny-qwen35" => tiny_qwen35(),
         "tiny-qwen3moe" => tiny_qwen3moe(),
@@ -97,31 +107,37 @@ fn qwen3_moe(
     }
 }
 
-/// The Qwen3.5 hybrid skeleton: 256-dim gated attention heads with 64 rotary dims,
-/// 128-dim linear heads with 16 key heads, conv kernel 4, one attention layer in four.
-fn qwen35_base(
-    name: &str,
-    arch: Architecture,
+/// The dimensions that vary across Qwen3.5 checkpoints.
+struct Qwen35Shape {
+    name: &'static str,
     n_embd: u32,
     n_layer: usize,
     n_head: u32,
     n_head_kv: u32,
+    /// Linear-attention value heads (the key heads are 16 throughout).
     n_v_heads: u32,
+}
+
+/// The Qwen3.5 hybrid skeleton: 256-dim gated attention heads with 64 rotary dims,
+/// 128-dim linear heads with 16 key heads, conv kernel 4, one attention layer in four.
+fn qwen35(
+    s: Qwen35Shape,
+    arch: Architecture,
     ffn: FfnConfig,
     tied_embeddings: bool,
 ) -> ModelConfig {
     ModelConfig {
-        name: name.into(),
+        name: s.name.into(),
         arch,
-        n_embd,
+        n_embd: s.n_embd,
         n_vocab: 248_320,
         n_ctx_train: 262_144,
         rms_eps: 1e-6,
-        layers: ModelConfig::interval_schedule(n_layer, DEFAULT_FULL_ATTENTION_INTERVAL),
+        layers: ModelConfig::interval_schedule(s.n_layer, DEFAULT_FULL_ATTENTION_INTERVAL),
         n_nextn: 1,
         attention: AttentionConfig {
-            n_head,
-            n_head_kv,
+            n_head: s.n_head,
+            n_head_kv: s.n_head_kv,
             head_dim: 256,
             n_rot: 64,
             rope_base: 10_000_000.0,
@@ -130,7 +146,7 @@ fn qwen35_base(
         },
         gdn: Some(GdnConfig {
             n_k_heads: 16,
-            n_v_heads,
+            n_v_heads: s.n_v_heads,
             d_k: 128,
             d_v: 128,
             conv_kernel: 4,
@@ -140,43 +156,12 @@ fn qwen35_base(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn qwen35_dense(
-    name: &str,
-    n_embd: u32,
-    n_layer: usize,
-    n_head: u32,
-    n_head_kv: u32,
-    n_v_heads: u32,
-    n_ff: u32,
-    tied: bool,
-) -> ModelConfig {
-    let ffn = FfnConfig::Dense { n_ff };
-    qwen35_base(
-        name,
-        Architecture::Qwen35,
-        n_embd,
-        n_layer,
-        n_head,
-        n_head_kv,
-        n_v_heads,
-        ffn,
-        tied,
-    )
+fn qwen35_dense(s: Qwen35Shape, n_ff: u32, tied: bool) -> ModelConfig {
+    qwen35(s, Architecture::Qwen35, FfnConfig::Dense { n_ff }, tied)
 }
 
-/// Qwen3.5 MoE: 2 KV heads, a shared expert as wide as a routed one.
-#[allow(clippy::too_many_arguments)]
-fn qwen35_moe(
-    name: &str,
-    n_embd: u32,
-    n_layer: usize,
-    n_head: u32,
-    n_v_heads: u32,
-    n_expert: u32,
-    n_expert_used: u32,
-    expert_ffn: u32,
-) -> ModelConfig {
+/// Qwen3.5 MoE: a shared expert as wide as a routed one, untied lm head.
+fn qwen35_moe(s: Qwen35Shape, n_expert: u32, n_expert_used: u32, expert_ffn: u32) -> ModelConfig {
     let ffn = FfnConfig::Moe(MoeConfig {
         n_expert,
         n_expert_used,
@@ -185,17 +170,12 @@ fn qwen35_moe(
         norm_top_k: true,
         storage: ExpertStorage::Separate,
     });
-    qwen35_base(
-        name,
-        Architecture::Qwen35Moe,
-        n_embd,
-        n_layer,
-        n_head,
-        2,
-        n_v_heads,
-        ffn,
-        false,
-    )
+    qwen35(s, Architecture::Qwen35Moe, ffn, false)
+}
+
+#[rustfmt::skip]
+fn shape(name: &'static str, n_embd: u32, n_layer: usize, n_head: u32, n_head_kv: u32, n_v_heads: u32) -> Qwen35Shape {
+    Qwen35Shape { name, n_embd, n_layer, n_head, n_head_kv, n_v_heads }
 }
 
 /// A miniature qwen35moe for tests and the demo: every feature of the 35B-A3B geometry

@@ -13,8 +13,7 @@ use half::{bf16, f16};
 
 use crate::error::Error;
 use crate::loader::config::{
-    FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec,
-    DEFAULT_FULL_ATTENTION_INTERVAL,
+    FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec, DEFAULT_FULL_ATTENTION_INTERVAL,
 };
 use crate::loader::gguf::{MetaArray, MetaValue, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use crate::loader::names::{self, arch as k, general, layer, tokenizer as tok};
@@ -325,7 +324,10 @@ fn write_model_metadata(w: &mut GgufWriter, c: &ModelConfig, opts: &SynthOptions
             put(k::FULL_ATTENTION_INTERVAL, u32v(interval));
         } else {
             let flags = c.layers.iter().map(|&l| l == LayerKind::Linear).collect();
-            put(k::RECURRENT_LAYERS, MetaValue::Array(MetaArray::Bool(flags)));
+            put(
+                k::RECURRENT_LAYERS,
+                MetaValue::Array(MetaArray::Bool(flags)),
+            );
         }
     }
     if let Some(g) = &c.gdn {

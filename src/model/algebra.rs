@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::ConfigError;
-use crate::loader::config::{LayerKind, ModelConfig, TensorRole, TensorSpec};
+use crate::loader::config::{
+    ExpertStorage, FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec,
+};
 use crate::loader::gguf::GgufFile;
 use crate::loader::names::{self, blk, layer as t};
 use crate::loader::quant::GgmlType;
@@ -293,8 +295,8 @@ pub fn activation_bytes(config: &ModelConfig, n_tokens: u64, n_seq: u64) -> u64 
         2 * g.conv_channels() + 2 * g.value_dim() + 2 * g.n_v_heads as u64
     });
     let ffn = match &config.ffn {
-        crate::loader::config::FfnConfig::Dense { n_ff } => 2 * *n_ff as u64,
-        crate::loader::config::FfnConfig::Moe(m) => {
+        FfnConfig::Dense { n_ff } => 2 * *n_ff as u64,
+        FfnConfig::Moe(m) => {
             m.n_expert as u64
                 + 2 * m.n_expert_used as u64 * m.expert_ffn as u64
                 + 2 * m.shared_ffn.unwrap_or(0) as u64
@@ -365,11 +367,16 @@ pub struct ShapeStep {
 /// product that the weight's input width matches the activation and that every block
 /// hands the residual stream back at `[seq_len, n_embd]`. Ends at the logits `[seq_len, V]`.
 pub fn forward_shapes(config: &ModelConfig, seq_len: u64) -> Result<Vec<ShapeStep>, ConfigError> {
-    let specs: BTreeMap<String, TensorSpec> = config
-        .tensor_specs()
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
+    forward_shapes_of(config, &config.tensor_specs(), seq_len)
+}
+
+/// [`forward_shapes`] over a given tensor list (e.g. shapes read from a file).
+pub fn forward_shapes_of(
+    config: &ModelConfig,
+    tensors: &[TensorSpec],
+    seq_len: u64,
+) -> Result<Vec<ShapeStep>, ConfigError> {
+    let specs: BTreeMap<&str, &TensorSpec> = tensors.iter().map(|s| (s.name.as_str(), s)).collect();
     let get = |name: &str| {
         specs
             .get(name)
@@ -405,7 +412,11 @@ pub fn forward_shapes(config: &ModelConfig, seq_len: u64) -> Result<Vec<ShapeSte
                 matmul(x, &blk(i, t::ATTN_K))?;
                 matmul(x, &blk(i, t::ATTN_V))?;
                 let q = matmul(x, &blk(i, t::ATTN_Q))?;
-                let heads = if config.attention.output_gate { q[1] / 2 } else { q[1] };
+                let heads = if config.attention.output_gate {
+                    q[1] / 2
+                } else {
+                    q[1]
+                };
                 matmul([x[0], heads], &blk(i, t::ATTN_OUTPUT))?
             }
             LayerKind::Linear => {
@@ -421,8 +432,8 @@ pub fn forward_shapes(config: &ModelConfig, seq_len: u64) -> Result<Vec<ShapeSte
             Some(m) => {
                 matmul(x, &blk(i, t::FFN_GATE_INP))?;
                 let up_name = match m.storage {
-                    crate::loader::config::ExpertStorage::Separate => t::FFN_UP_EXPS,
-                    crate::loader::config::ExpertStorage::Fused => t::FFN_GATE_UP_EXPS,
+                    ExpertStorage::Separate => t::FFN_UP_EXPS,
+                    ExpertStorage::Fused => t::FFN_GATE_UP_EXPS,
                 };
                 let up = matmul(x, &blk(i, up_name))?;
                 let h = [x[0], m.expert_ffn as u64];

@@ -11,7 +11,12 @@ pub fn causal_conv1d(x: &[f32], w: &[f32], state: &mut [f32], c: usize, k: usize
     assert!(k >= 1, "causal_conv1d: kernel size 0");
     assert_eq!(x.len() % c, 0, "causal_conv1d: x is not [t, {c}]");
     assert_eq!(w.len(), c * k, "causal_conv1d: w is not [{c}, {k}]");
-    assert_eq!(state.len(), (k - 1) * c, "causal_conv1d: state is not [{}, {c}]", k - 1);
+    assert_eq!(
+        state.len(),
+        (k - 1) * c,
+        "causal_conv1d: state is not [{}, {c}]",
+        k - 1
+    );
     let t = x.len() / c;
     let mut padded = state.to_vec();
     padded.extend_from_slice(x);

@@ -31,7 +31,12 @@ pub fn transpose(a: &[f32], m: usize, n: usize) -> Vec<f32> {
 /// `y = W x` for a GGUF weight of ggml shape {cols, rows}: row `r` is `cols` contiguous values.
 pub fn matvec(w: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     assert_eq!(w.len(), rows * cols, "matvec: W is not {{{cols}, {rows}}}");
-    assert_eq!(x.len(), cols, "matvec: x has {} values, W has {cols} columns", x.len());
+    assert_eq!(
+        x.len(),
+        cols,
+        "matvec: x has {} values, W has {cols} columns",
+        x.len()
+    );
     w.chunks_exact(cols)
         .map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum())
         .collect()

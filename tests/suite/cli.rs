@@ -1,0 +1,117 @@
+//! The `qwen-wgpu` binary as a user runs it.
+
+use std::process::Command;
+
+fn qwen_wgpu(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+        .args(args)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("qwen-wgpu-cli-test"),
+        )
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_preset_235b_shows_its_parameter_counts() {
+    let (ok, out, err) = qwen_wgpu(&["inspect", "--preset", "qwen3-235b-a22b"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("235.09 B total, 22.19 B active"), "{out}");
+    assert!(out.contains("A x 94"), "{out}");
+}
+
+#[test]
+fn inspect_json_carries_the_algebra() {
+    let (ok, out, err) = qwen_wgpu(&[
+        "inspect",
+        "--preset",
+        "qwen3.5-35b-a3b",
+        "--context",
+        "8192",
+        "--bandwidth",
+        "1000GB/s",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["schedule"],
+        "LLLA LLLA LLLA LLLA LLLA LLLA LLLA LLLA LLLA LLLA"
+    );
+    // 10 attention layers x 2 KV heads x 256 x 2 (K, V) x 2 bytes.
+    assert_eq!(v["kv_bytes_per_token"], 20480);
+    assert_eq!(v["kv_bytes_at_context"], 20480 * 8192);
+    let total = v["params_total"].as_f64().unwrap();
+    assert!((34e9..36e9).contains(&total), "{total}");
+    let tps = v["roofline"]["decode_tokens_per_s"].as_f64().unwrap();
+    let bytes = v["decode_bytes_per_token"].as_f64().unwrap();
+    assert!((tps - 1e12 / bytes).abs() < 1e-6 * tps);
+}
+
+#[test]
+fn inspect_a_synthetic_file_and_the_demo() {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tiny.gguf");
+    let p = path.to_str().unwrap();
+    let (ok, _, err) = qwen_wgpu(&[
+        "synth",
+        "--preset",
+        "tiny-qwen3moe",
+        "-o",
+        p,
+        "--type",
+        "bf16",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = qwen_wgpu(&["inspect", p]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("tiny-qwen3moe (qwen3moe)") && out.contains("bf16"),
+        "{out}"
+    );
+    let (ok, out, err) = qwen_wgpu(&["inspect", "--demo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("LLLA"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_not_a_panic() {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("not-a-model.gguf");
+    std::fs::write(&path, b"GGUF\x03\x00\x00\x00").unwrap();
+    let (ok, _, err) = qwen_wgpu(&["inspect", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("error: file truncated: tensor count at byte 8"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let (ok, _, err) = qwen_wgpu(&["inspect", dir.join("missing.gguf").to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("cannot open") && err.contains("missing.gguf"),
+        "{err}"
+    );
+
+    let (ok, _, err) = qwen_wgpu(&["inspect", "--preset", "qwen9"]);
+    assert!(!ok && err.contains("unknown preset 'qwen9'"), "{err}");
+
+    let (ok, _, err) = qwen_wgpu(&[
+        "inspect",
+        "--preset",
+        "qwen3-30b-a3b",
+        "--bandwidth",
+        "fast",
+    ]);
+    assert!(!ok && err.contains("'fast'"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,40 @@
+//! Fixtures shared by the suite.
+
+use qwen_wgpu::loader::gguf::TensorInfo;
+use qwen_wgpu::loader::presets::preset;
+use qwen_wgpu::loader::writer::{synthetic_model, GgufWriter, SynthOptions};
+use qwen_wgpu::loader::ModelConfig;
+
+/// The three tiny architecture presets.
+pub const TINY_PRESETS: [&str; 3] = ["tiny-qwen35moe", "tiny-qwen35", "tiny-qwen3moe"];
+
+pub fn tiny(name: &str) -> ModelConfig {
+    preset(name).expect("tiny presets exist")
+}
+
+pub fn synth_writer(config: &ModelConfig) -> GgufWriter {
+    synthetic_model(config, &SynthOptions::default()).expect("tiny presets synthesise")
+}
+
+/// File offset of the `n_dims` field of a tensor info record.
+pub fn n_dims_offset(t: &TensorInfo) -> usize {
+    t.info_offset as usize + 8 + t.name.len()
+}
+
+/// File offset of the type id field of a tensor info record.
+pub fn type_offset(t: &TensorInfo) -> usize {
+    n_dims_offset(t) + 4 + 8 * t.dims.len()
+}
+
+/// File offset of the data-offset field of a tensor info record.
+pub fn data_offset_field(t: &TensorInfo) -> usize {
+    type_offset(t) + 4
+}
+
+pub fn put_u32(bytes: &mut [u8], at: usize, v: u32) {
+    bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}

@@ -1,0 +1,7 @@
+//! The integration suite, one binary so that the crate and wgpu link once.
+
+mod cli;
+mod common;
+mod config;
+mod contracts;
+mod gguf_reader;
