@@ -172,6 +172,23 @@ pub enum ConfigError {
     UnknownPreset { name: String, known: String },
 }
 
+/// The GPU cannot be used as asked.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found on Vulkan, Metal or DX12; without a GPU install Mesa's software Vulkan device (`apt-get install mesa-vulkan-drivers`) and set XDG_RUNTIME_DIR=/tmp if the Vulkan loader complains")]
+    NoAdapter,
+    #[error("no adapter matches {wanted}; available: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+    #[error("the adapter's {limit} is {have}, but qwen-wgpu needs at least {need}")]
+    LimitTooSmall {
+        limit: &'static str,
+        have: u64,
+        need: u64,
+    },
+    #[error("cannot open a device on {adapter}: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+}
+
 /// Anything the library can fail with, for callers that do not care which boundary failed.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -179,6 +196,8 @@ pub enum Error {
     Gguf(#[from] GgufError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
     #[error("{context}: {source}")]
     Io {
         context: String,

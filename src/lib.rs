@@ -4,6 +4,7 @@
 //! - [`loader`]: GGUF reader and writer, ggml type table, typed model config and presets.
 //! - [`model`]: the contract algebra (parameters, FLOPs, memory, roofline) and the CPU reference.
 //! - [`error`]: the error enums at the library's boundaries.
+//! - [`runtime`]: the GPU side (adapter, features, limits).
 //! - [`report`]: what `inspect` shows, as a struct and a table.
 //! - [`rng`]: the seeded generator behind every synthetic fixture.
 
@@ -12,5 +13,6 @@ pub mod loader;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod runtime;
 
 pub use error::{Error, Result};

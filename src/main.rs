@@ -11,6 +11,8 @@ use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptio
 use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
 use qwen_wgpu::model::algebra::{KvDtype, Roofline};
 use qwen_wgpu::report::{parse_rate, InspectOptions, InspectReport};
+use qwen_wgpu::runtime::gpu::list_adapters;
+use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +34,12 @@ enum Command {
     Synth(SynthArgs),
     /// List the presets `inspect --preset` and `synth --preset` accept.
     Presets,
+    /// List the GPU adapters and the one qwen-wgpu would pick.
+    Devices {
+        /// Pick an adapter by index or name (also `QWEN_WGPU_ADAPTER`).
+        #[arg(long)]
+        adapter: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -107,6 +115,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Inspect(args) => inspect(args),
         Command::Synth(args) => synth(args),
+        Command::Devices { adapter } => devices(adapter.as_deref()),
         Command::Presets => {
             for name in PRESET_NAMES {
                 let c = presets::preset(name)?;
@@ -120,6 +129,16 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+fn devices(adapter: Option<&str>) -> Result<(), Error> {
+    for a in list_adapters() {
+        println!("{a}");
+    }
+    let choice = adapter.map_or_else(AdapterChoice::from_env, AdapterChoice::parse);
+    let gpu = GpuContext::new(&choice)?;
+    println!("selected: {}", gpu.describe());
+    Ok(())
 }
 
 fn parse_type(name: &str) -> Result<GgmlType, Error> {

@@ -38,3 +38,19 @@ pub fn put_u32(bytes: &mut [u8], at: usize, v: u32) {
 pub fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
     bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
+
+/// The GPU context for GPU tests. Without any adapter the test is skipped with a logged
+/// reason, except under `CI=true`, where lavapipe is installed and a missing adapter means a
+/// broken setup that a skip would hide.
+pub fn gpu_or_skip() -> Option<qwen_wgpu::runtime::GpuContext> {
+    use qwen_wgpu::error::GpuError;
+    use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
+    match GpuContext::new(&AdapterChoice::from_env()) {
+        Ok(gpu) => Some(gpu),
+        Err(GpuError::NoAdapter) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+        Err(e) => panic!("GPU context: {e}"),
+    }
+}

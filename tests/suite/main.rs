@@ -5,3 +5,4 @@ mod common;
 mod config;
 mod contracts;
 mod gguf_reader;
+mod gpu;

@@ -1,0 +1,296 @@
+//! The GPU context: which adapter runs the model, which optional features it brings, and
+//! the limits the kernels are sized by.
+//!
+//! Choice: `--adapter` / `QWEN_WGPU_ADAPTER` (an index into [`list_adapters`] or a substring
+//! of the adapter's name) when given, else the best kind present: discrete, integrated,
+//! virtual, then CPU (Mesa's lavapipe, which keeps every test running on machines without a GPU).
+
+use std::fmt;
+
+use crate::error::GpuError;
+
+/// Environment variable that picks an adapter by index or name, like `--adapter`.
+pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
+
+/// The limits below which no kernel of ours can run; anything a Vulkan 1.1, Metal or DX12
+/// device reports clears them.
+const MIN_WORKGROUP_SIZE: u32 = 256;
+const MIN_WORKGROUP_STORAGE: u32 = 16 * 1024;
+const MIN_STORAGE_BUFFERS: u32 = 8;
+const MIN_STORAGE_BINDING: u64 = 16 << 20;
+
+/// How to pick an adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AdapterChoice {
+    /// The best kind present.
+    #[default]
+    Auto,
+    /// Position in [`list_adapters`].
+    Index(usize),
+    /// Case-insensitive substring of the adapter's name.
+    Name(String),
+}
+
+impl AdapterChoice {
+    /// `"1"` is an index, anything else a name, empty means [`AdapterChoice::Auto`].
+    pub fn parse(text: &str) -> AdapterChoice {
+        let text = text.trim();
+        if text.is_empty() {
+            AdapterChoice::Auto
+        } else if let Ok(i) = text.parse() {
+            AdapterChoice::Index(i)
+        } else {
+            AdapterChoice::Name(text.to_string())
+        }
+    }
+
+    /// From [`ADAPTER_ENV`], or `Auto` when unset.
+    pub fn from_env() -> AdapterChoice {
+        std::env::var(ADAPTER_ENV)
+            .map(|v| AdapterChoice::parse(&v))
+            .unwrap_or_default()
+    }
+}
+
+/// Optional capabilities the kernels use when present, with fallbacks when not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GpuFeatures {
+    /// `enable f16;` in WGSL: f16 KV cache and f16 arithmetic.
+    pub shader_f16: bool,
+    /// Subgroup reductions (`subgroupAdd`).
+    pub subgroup: bool,
+    /// Timestamp queries for per-kernel profiling.
+    pub timestamp_query: bool,
+}
+
+/// An adapter as `list_adapters` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] {} ({}, {}, {})",
+            self.index, self.name, self.backend, self.device_type, self.driver
+        )
+    }
+}
+
+/// An open device and everything the runtime needs to know about it.
+pub struct GpuContext {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub features: GpuFeatures,
+    pub limits: wgpu::Limits,
+}
+
+/// Vulkan, Metal and DX12 (wgpu's `WGPU_BACKEND` narrows them further); the GL backend's
+/// compute support is too thin for these kernels.
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends &= wgpu::Backends::PRIMARY;
+    wgpu::Instance::new(desc)
+}
+
+fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+}
+
+fn summary(index: usize, info: &wgpu::AdapterInfo) -> AdapterSummary {
+    AdapterSummary {
+        index,
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Every adapter wgpu can see on the primary backends (Vulkan, Metal, DX12).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    adapters(&instance())
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summary(i, &a.get_info()))
+        .collect()
+}
+
+/// Lower is better.
+fn preference(device_type: wgpu::DeviceType) -> u8 {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn check_limits(l: &wgpu::Limits) -> Result<(), GpuError> {
+    let checks: [(&'static str, u64, u64); 5] = [
+        (
+            "max_compute_invocations_per_workgroup",
+            l.max_compute_invocations_per_workgroup.into(),
+            MIN_WORKGROUP_SIZE.into(),
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            l.max_compute_workgroup_size_x.into(),
+            MIN_WORKGROUP_SIZE.into(),
+        ),
+        (
+            "max_compute_workgroup_storage_size",
+            l.max_compute_workgroup_storage_size.into(),
+            MIN_WORKGROUP_STORAGE.into(),
+        ),
+        (
+            "max_storage_buffers_per_shader_stage",
+            l.max_storage_buffers_per_shader_stage.into(),
+            MIN_STORAGE_BUFFERS.into(),
+        ),
+        (
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size,
+            MIN_STORAGE_BINDING,
+        ),
+    ];
+    for (limit, have, need) in checks {
+        if have < need {
+            return Err(GpuError::LimitTooSmall { limit, have, need });
+        }
+    }
+    Ok(())
+}
+
+impl GpuContext {
+    /// Opens the chosen adapter with every optional feature we use that it has, and its own
+    /// (maximum) limits.
+    pub fn new(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        let instance = instance();
+        let mut found = adapters(&instance);
+        let available: Vec<String> = found
+            .iter()
+            .enumerate()
+            .map(|(i, a)| summary(i, &a.get_info()).to_string())
+            .collect();
+        if found.is_empty() {
+            return Err(GpuError::NoAdapter);
+        }
+        let index = match choice {
+            AdapterChoice::Auto => (0..found.len())
+                .min_by_key(|&i| preference(found[i].get_info().device_type))
+                .unwrap_or(0),
+            AdapterChoice::Index(i) if *i < found.len() => *i,
+            AdapterChoice::Name(name) => found
+                .iter()
+                .position(|a| {
+                    a.get_info()
+                        .name
+                        .to_lowercase()
+                        .contains(&name.to_lowercase())
+                })
+                .ok_or_else(|| GpuError::AdapterNotFound {
+                    wanted: name.clone(),
+                    available: available.join("; "),
+                })?,
+            AdapterChoice::Index(i) => {
+                return Err(GpuError::AdapterNotFound {
+                    wanted: format!("index {i}"),
+                    available: available.join("; "),
+                })
+            }
+        };
+        let adapter = found.swap_remove(index);
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        check_limits(&limits)?;
+        let have = adapter.features();
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let required_features = have & wanted;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("qwen-wgpu"),
+            required_features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let features = GpuFeatures {
+            shader_f16: required_features.contains(wgpu::Features::SHADER_F16),
+            subgroup: required_features.contains(wgpu::Features::SUBGROUP),
+            timestamp_query: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        };
+        log::info!("GPU: {} features {features:?}", summary(index, &info));
+        Ok(GpuContext {
+            adapter,
+            device,
+            queue,
+            info,
+            features,
+            limits,
+        })
+    }
+
+    /// A one-line description for logs and reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}), f16 {}, subgroups {}, storage binding {} MiB",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.features.shader_f16,
+            self.features.subgroup,
+            self.limits.max_storage_buffer_binding_size >> 20
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_choice_parses_indices_and_names() {
+        assert_eq!(AdapterChoice::parse(""), AdapterChoice::Auto);
+        assert_eq!(AdapterChoice::parse(" 2 "), AdapterChoice::Index(2));
+        assert_eq!(
+            AdapterChoice::parse("llvmpipe"),
+            AdapterChoice::Name("llvmpipe".into())
+        );
+    }
+
+    #[test]
+    fn discrete_gpus_are_preferred_over_cpus() {
+        assert!(preference(wgpu::DeviceType::DiscreteGpu) < preference(wgpu::DeviceType::Cpu));
+        assert!(preference(wgpu::DeviceType::IntegratedGpu) < preference(wgpu::DeviceType::Cpu));
+    }
+
+    #[test]
+    fn too_small_limits_are_named() {
+        let l = wgpu::Limits {
+            max_compute_workgroup_storage_size: 1024,
+            ..Default::default()
+        };
+        let e = check_limits(&l).unwrap_err().to_string();
+        assert!(
+            e.contains("max_compute_workgroup_storage_size") && e.contains("1024"),
+            "{e}"
+        );
+    }
+}
