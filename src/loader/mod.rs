@@ -1,6 +1,7 @@
 //! Everything read from (or written to) a GGUF file; knows nothing of wgpu.
 
 pub mod config;
+pub mod dequant;
 pub mod gguf;
 pub mod names;
 pub mod presets;

@@ -6,3 +6,4 @@ mod config;
 mod contracts;
 mod gguf_reader;
 mod gpu;
+mod quant;
