@@ -185,8 +185,8 @@ impl Block for BlockQ2K {
                 for l in 0..32 {
                     let group = self.scales[8 * h + 2 * s + l / 16];
                     let q = (self.qs[32 * h + l] >> (2 * s)) & 3;
-                    out[128 * h + 32 * s + l] = d * (group & 0xF) as f32 * q as f32
-                        - dmin * (group >> 4) as f32;
+                    out[128 * h + 32 * s + l] =
+                        d * (group & 0xF) as f32 * q as f32 - dmin * (group >> 4) as f32;
                 }
             }
         }

@@ -6,6 +6,7 @@ pub mod gguf;
 pub mod names;
 pub mod presets;
 pub mod quant;
+pub mod quantize;
 pub mod writer;
 
 pub use config::{Architecture, LayerKind, ModelConfig};
