@@ -7,3 +7,4 @@ mod contracts;
 mod gguf_reader;
 mod gpu;
 mod quant;
+mod reference;

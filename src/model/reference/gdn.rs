@@ -31,3 +31,47 @@ pub fn causal_conv1d(x: &[f32], w: &[f32], state: &mut [f32], c: usize, k: usize
     state.copy_from_slice(&padded[t * c..]);
     out
 }
+
+/// One step of the gated delta rule for one value head, in place on its state `s`
+/// ([d_k, d_v] row-major, `s[i][j]` pairs key dim i with value dim j):
+///
+/// ```text
+/// S     = exp(g) * S                      decay (g <= 0)
+/// delta = beta * (v - S^T k)              what the memory gets wrong about v
+/// S     = S + k delta^T                   rank-1 correction
+/// o     = S^T q / sqrt(d_k)               readout
+/// ```
+///
+/// `q` and `k` are already L2-normalised. Returns `o` ([d_v]).
+pub fn delta_step(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], g: f32, beta: f32) -> Vec<f32> {
+    let (d_k, d_v) = (k.len(), v.len());
+    assert_eq!(
+        s.len(),
+        d_k * d_v,
+        "delta_step: state is not [{d_k}, {d_v}]"
+    );
+    assert_eq!(
+        q.len(),
+        d_k,
+        "delta_step: q has {} values, k {d_k}",
+        q.len()
+    );
+    let decay = g.exp();
+    s.iter_mut().for_each(|x| *x *= decay);
+    let mut delta = v.to_vec();
+    for (i, &ki) in k.iter().enumerate() {
+        for (j, d) in delta.iter_mut().enumerate() {
+            *d -= s[i * d_v + j] * ki;
+        }
+    }
+    delta.iter_mut().for_each(|d| *d *= beta);
+    for (i, &ki) in k.iter().enumerate() {
+        for (j, d) in delta.iter().enumerate() {
+            s[i * d_v + j] += ki * d;
+        }
+    }
+    let scale = 1.0 / (d_k as f32).sqrt();
+    (0..d_v)
+        .map(|j| scale * (0..d_k).map(|i| s[i * d_v + j] * q[i]).sum::<f32>())
+        .collect()
+}
