@@ -172,6 +172,37 @@ pub enum ConfigError {
     UnknownPreset { name: String, known: String },
 }
 
+/// A GGUF's tokenizer or chat template that cannot be built or used.
+#[derive(Debug, Error)]
+pub enum TokenizerError {
+    #[error("tokenizer metadata '{0}' is missing")]
+    MissingKey(String),
+    #[error("tokenizer metadata '{0}' is not {1}")]
+    WrongType(String, &'static str),
+    #[error("tokenizer.ggml.model is '{0}'; qwen-wgpu reads byte-level BPE ('gpt2') vocabularies")]
+    UnsupportedModel(String),
+    #[error(
+        "tokenizer.ggml.pre is '{0}'; qwen-wgpu knows the 'qwen35' and 'qwen2' pre-tokenizers"
+    )]
+    UnsupportedPre(String),
+    #[error("{key} = {value} is not a token id (vocabulary of {n_vocab})")]
+    BadTokenId {
+        key: String,
+        value: String,
+        n_vocab: usize,
+    },
+    #[error("merge {index} ('{merge}') is not two tokens of the vocabulary")]
+    BadMerge { index: usize, merge: String },
+    #[error("inconsistent tokenizer metadata: {0}")]
+    Inconsistent(String),
+    #[error("cannot build the tokenizer: {0}")]
+    Build(String),
+    #[error("tokenization failed: {0}")]
+    Encode(String),
+    #[error("chat template: {0}")]
+    Template(String),
+}
+
 /// The GPU cannot be used as asked.
 #[derive(Debug, Error)]
 pub enum GpuError {
@@ -198,6 +229,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
     #[error("{context}: {source}")]
     Io {
         context: String,

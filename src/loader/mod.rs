@@ -7,6 +7,8 @@ pub mod names;
 pub mod presets;
 pub mod quant;
 pub mod quantize;
+pub mod tokenizer;
+pub mod vocab;
 pub mod writer;
 
 pub use config::{Architecture, LayerKind, ModelConfig};

@@ -49,6 +49,7 @@ pub mod tokenizer {
     pub const MERGES: &str = "tokenizer.ggml.merges";
     pub const BOS_ID: &str = "tokenizer.ggml.bos_token_id";
     pub const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
+    pub const EOT_ID: &str = "tokenizer.ggml.eot_token_id";
     pub const PADDING_ID: &str = "tokenizer.ggml.padding_token_id";
     pub const ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
     pub const CHAT_TEMPLATE: &str = "tokenizer.chat_template";

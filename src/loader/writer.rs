@@ -18,6 +18,7 @@ use crate::loader::config::{
 use crate::loader::gguf::{MetaArray, MetaValue, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use crate::loader::names::{self, arch as k, general, layer, tokenizer as tok};
 use crate::loader::quant::GgmlType;
+use crate::loader::vocab;
 use crate::rng::SplitMix64;
 
 struct PendingTensor {
@@ -241,6 +242,16 @@ pub struct SynthOptions {
     pub weight_type: GgmlType,
     /// Write `attention.recurrent_layers` instead of `full_attention_interval`.
     pub explicit_schedule: bool,
+    pub vocabulary: Vocabulary,
+}
+
+/// Which tokenizer a synthetic model carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// 256 byte tokens, 4 merges, 3 ChatML specials (263 ids), padded to the model's vocabulary.
+    Bytes,
+    /// The real Qwen3.5 vocabulary (248,044 ranked tokens and 33 specials, 248,320 ids).
+    Qwen35,
 }
 
 impl Default for SynthOptions {
@@ -249,6 +260,7 @@ impl Default for SynthOptions {
             seed: 0x5EED,
             weight_type: GgmlType::F32,
             explicit_schedule: false,
+            vocabulary: Vocabulary::Bytes,
         }
     }
 }
@@ -268,7 +280,13 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
     config.validate()?;
     let mut w = GgufWriter::new();
     write_model_metadata(&mut w, config, opts);
-    write_byte_vocabulary(&mut w, config.n_vocab);
+    match opts.vocabulary {
+        Vocabulary::Bytes => write_byte_vocabulary(&mut w, config.n_vocab),
+        Vocabulary::Qwen35 => {
+            let ranks = vocab::parse_tiktoken(vocab::QWEN35_TIKTOKEN)?;
+            vocab::write_qwen35_vocabulary(&mut w, &ranks, config.n_vocab, CHATML_TEMPLATE)?;
+        }
+    }
     let mut rng = SplitMix64::new(opts.seed);
     for spec in config.tensor_specs() {
         let values = synthetic_values(&spec, &mut rng);
@@ -382,8 +400,9 @@ pub mod token_type {
     pub const UNUSED: i32 = 5;
 }
 
-/// Plain ChatML, as Qwen's templates render a conversation without tools or thinking.
-pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+/// ChatML as Qwen3.5 renders a conversation without tools: with thinking off, the
+/// assistant's turn opens with an empty reasoning block so the model answers directly.
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}";
 
 /// The minimal byte-level vocabulary llama.cpp accepts for a qwen35 model: ids 0..=255 are
 /// the bytes, four merges (" t", "he", " the", two spaces), then `<|endoftext|>`,

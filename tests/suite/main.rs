@@ -8,3 +8,4 @@ mod gguf_reader;
 mod gpu;
 mod quant;
 mod reference;
+mod tokenizer;
