@@ -11,6 +11,7 @@
 pub mod error;
 pub mod loader;
 pub mod model;
+pub mod npy;
 pub mod report;
 pub mod rng;
 pub mod runtime;

@@ -7,9 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use qwen_wgpu::error::Error;
 use qwen_wgpu::loader::presets::{self, PRESET_NAMES};
-use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions};
+use qwen_wgpu::loader::tokenizer::GgufTokenizer;
+use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
 use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
 use qwen_wgpu::model::algebra::{KvDtype, Roofline};
+use qwen_wgpu::model::perplexity::perplexity;
+use qwen_wgpu::model::reference::ReferenceModel;
+use qwen_wgpu::npy::write_npy_f32;
 use qwen_wgpu::report::{parse_rate, InspectOptions, InspectReport};
 use qwen_wgpu::runtime::gpu::list_adapters;
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
@@ -32,6 +36,12 @@ enum Command {
     Inspect(InspectArgs),
     /// Write a synthetic model (random weights, real architecture) as a GGUF file.
     Synth(SynthArgs),
+    /// Write the logits of every position of a prompt as a .npy file ([tokens, vocab] f32),
+    /// computed by the CPU reference.
+    Logits(LogitsArgs),
+    /// Perplexity of a text file, llama-perplexity style (chunks of --ctx tokens, second half
+    /// of each scored), computed by the CPU reference.
+    Perplexity(PerplexityArgs),
     /// List the presets `inspect --preset` and `synth --preset` accept.
     Presets,
     /// List the GPU adapters and the one qwen-wgpu would pick.
@@ -79,6 +89,41 @@ struct InspectArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct LogitsArgs {
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Text to tokenize with the model's tokenizer (special tokens are parsed).
+    #[arg(
+        short,
+        long,
+        conflicts_with = "tokens",
+        required_unless_present = "tokens"
+    )]
+    prompt: Option<String>,
+    /// Token ids instead of text, e.g. 1,2,3.
+    #[arg(long, value_delimiter = ',')]
+    tokens: Option<Vec<u32>>,
+    /// Output .npy file.
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct PerplexityArgs {
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Text file to score.
+    #[arg(short, long)]
+    file: PathBuf,
+    /// Tokens per chunk.
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// Score at most this many chunks.
+    #[arg(long)]
+    chunks: Option<usize>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum KvType {
     F16,
@@ -90,12 +135,16 @@ struct SynthArgs {
     /// Preset whose architecture and shapes the model takes.
     #[arg(long, default_value = "tiny-qwen35moe")]
     preset: String,
+    /// Embed the real Qwen3.5 vocabulary (the preset must have 248,320 ids) instead of
+    /// the 263-token byte vocabulary.
+    #[arg(long)]
+    qwen35_vocab: bool,
     /// Output file.
     #[arg(short, long)]
     output: PathBuf,
     #[arg(long, default_value_t = SynthOptions::default().seed)]
     seed: u64,
-    /// Type of the large weights: f32, f16 or bf16.
+    /// Type of the large weights: f32, f16, bf16, q8_0, q4_0, q4_K or q6_K.
     #[arg(long = "type", default_value = "f32")]
     weight_type: String,
 }
@@ -116,6 +165,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Inspect(args) => inspect(args),
         Command::Synth(args) => synth(args),
         Command::Devices { adapter } => devices(adapter.as_deref()),
+        Command::Logits(args) => logits(args),
+        Command::Perplexity(args) => perplexity_cmd(args),
         Command::Presets => {
             for name in PRESET_NAMES {
                 let c = presets::preset(name)?;
@@ -138,6 +189,71 @@ fn devices(adapter: Option<&str>) -> Result<(), Error> {
     let choice = adapter.map_or_else(AdapterChoice::from_env, AdapterChoice::parse);
     let gpu = GpuContext::new(&choice)?;
     println!("selected: {}", gpu.describe());
+    Ok(())
+}
+
+/// A GGUF opened, validated and dequantized for the CPU reference, with its tokenizer.
+fn load_reference(path: &Path) -> Result<(ReferenceModel, GgufTokenizer), Error> {
+    let file = GgufFile::open(path)?;
+    let config = ModelConfig::from_gguf(&file)?;
+    let tokenizer = GgufTokenizer::from_gguf(&file)?;
+    let model = ReferenceModel::load(&file, &config)?;
+    Ok((model, tokenizer))
+}
+
+fn logits(args: LogitsArgs) -> Result<(), Error> {
+    let (model, tokenizer) = load_reference(&args.model)?;
+    let tokens = match (&args.tokens, &args.prompt) {
+        (Some(t), _) => t.clone(),
+        (None, Some(text)) => tokenizer.encode(text)?,
+        (None, None) => unreachable!("clap requires --prompt or --tokens"),
+    };
+    if tokens.is_empty() {
+        return Err(Error::InvalidArgument("the prompt has no tokens".into()));
+    }
+    let logits = model.forward(&tokens, &mut model.new_state())?;
+    let vocab = model.config.n_vocab as usize;
+    let flat: Vec<f32> = logits.concat();
+    write_npy_f32(&args.out, &[tokens.len(), vocab], &flat)?;
+    let last = &logits[logits.len() - 1];
+    let best = (0..last.len()).fold(0, |b, i| if last[i] > last[b] { i } else { b });
+    eprintln!(
+        "wrote {} [{}, {vocab}] f32; last position's top token {best} ({:?})",
+        args.out.display(),
+        tokens.len(),
+        tokenizer.decode(&[best as u32]).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn perplexity_cmd(args: PerplexityArgs) -> Result<(), Error> {
+    let (model, tokenizer) = load_reference(&args.model)?;
+    let text = std::fs::read_to_string(&args.file).map_err(|source| Error::Io {
+        context: format!("reading {}", args.file.display()),
+        source,
+    })?;
+    let mut tokens = tokenizer.encode(&text)?;
+    if let Some(chunks) = args.chunks {
+        tokens.truncate(chunks.saturating_mul(args.ctx));
+    }
+    eprintln!("{} tokens, chunks of {}", tokens.len(), args.ctx);
+    let result = perplexity(&tokens, args.ctx, |chunk| {
+        let logits = model.forward(chunk, &mut model.new_state())?;
+        Ok(logits)
+    })?;
+    let running: Vec<String> = result
+        .running
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[{}]{p:.4}", i + 1))
+        .collect();
+    println!("{}", running.join(","));
+    println!(
+        "Final estimate: PPL = {:.4} +/- {:.4} ({} tokens scored)",
+        result.perplexity,
+        result.perplexity * result.nll_stderr,
+        result.scored_tokens
+    );
     Ok(())
 }
 
@@ -206,6 +322,11 @@ fn synth(args: SynthArgs) -> Result<(), Error> {
     let opts = SynthOptions {
         seed: args.seed,
         weight_type: parse_type(&args.weight_type)?,
+        vocabulary: if args.qwen35_vocab {
+            Vocabulary::Qwen35
+        } else {
+            Vocabulary::Bytes
+        },
         ..SynthOptions::default()
     };
     synthetic_model(&config, &opts)?.write_to(&args.output)?;

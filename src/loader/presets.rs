@@ -13,7 +13,7 @@ use crate::loader::config::{
 };
 
 /// Every preset name `inspect --preset` accepts.
-pub const PRESET_NAMES: [&str; 13] = [
+pub const PRESET_NAMES: [&str; 16] = [
     "qwen3-30b-a3b",
     "qwen3-235b-a22b",
     "qwen3.5-0.8b",
@@ -27,6 +27,9 @@ pub const PRESET_NAMES: [&str; 13] = [
     "tiny-qwen35moe",
     "tiny-qwen35",
     "tiny-qwen3moe",
+    "small-qwen35moe",
+    "small-qwen35",
+    "small-qwen3moe",
 ];
 
 /// Looks a preset up by name (case-insensitive; `_` and `-` are interchangeable).
@@ -56,6 +59,9 @@ pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
         "tiny-qwen35moe" => tiny_qwen35moe(),
         "tiny-qwen35" => tiny_qwen35(),
         "tiny-qwen3moe" => tiny_qwen3moe(),
+        "small-qwen35moe" => small(tiny_qwen35moe()),
+        "small-qwen35" => small(tiny_qwen35()),
+        "small-qwen3moe" => small(tiny_qwen3moe()),
         _ => {
             return Err(ConfigError::UnknownPreset {
                 name: name.to_string(),
@@ -255,5 +261,45 @@ fn tiny_qwen3moe() -> ModelConfig {
             storage: ExpertStorage::Separate,
         }),
         ..tiny_qwen35moe()
+    }
+}
+
+/// A tiny model widened so every quantized row is a multiple of 256 (K-quants apply to all
+/// of them, none falls back), two blocks deep (`LA` for the hybrids) to stay a few MB.
+fn small(tiny: ModelConfig) -> ModelConfig {
+    let hybrid = tiny.arch.is_hybrid();
+    let ffn = match tiny.ffn {
+        FfnConfig::Dense { .. } => FfnConfig::Dense { n_ff: 256 },
+        FfnConfig::Moe(m) => FfnConfig::Moe(MoeConfig {
+            n_expert: 4,
+            n_expert_used: 2,
+            expert_ffn: 256,
+            shared_ffn: m.shared_ffn.map(|_| 256),
+            ..m
+        }),
+    };
+    ModelConfig {
+        name: tiny.name.replace("tiny", "small"),
+        n_embd: 256,
+        layers: if hybrid {
+            ModelConfig::interval_schedule(2, 2)
+        } else {
+            vec![LayerKind::Attention; 2]
+        },
+        attention: AttentionConfig {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 64,
+            n_rot: if hybrid { 32 } else { 64 },
+            rope_sections: if hybrid { [6, 5, 5, 0] } else { [0; 4] },
+            ..tiny.attention
+        },
+        gdn: tiny.gdn.map(|g| GdnConfig {
+            d_k: 64,
+            d_v: 64,
+            ..g
+        }),
+        ffn,
+        ..tiny
     }
 }

@@ -18,6 +18,7 @@ use crate::loader::config::{
 use crate::loader::gguf::{MetaArray, MetaValue, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use crate::loader::names::{self, arch as k, general, layer, tokenizer as tok};
 use crate::loader::quant::GgmlType;
+use crate::loader::quantize::quantize;
 use crate::loader::vocab;
 use crate::rng::SplitMix64;
 
@@ -238,7 +239,9 @@ fn encode_array(buf: &mut Vec<u8>, a: &MetaArray) {
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
     pub seed: u64,
-    /// Type of the large weights: F32, F16 or BF16 (quantized fixtures come with the quantizers).
+    /// Type of the large weights: f32, f16, bf16, or one of the quantizers' types (q8_0,
+    /// q4_0, q4_K, q6_K); a tensor whose rows are not whole blocks of it falls back to q8_0,
+    /// else f16 (as llama-quantize falls back).
     pub weight_type: GgmlType,
     /// Write `attention.recurrent_layers` instead of `full_attention_interval`.
     pub explicit_schedule: bool,
@@ -268,12 +271,11 @@ impl Default for SynthOptions {
 /// A writer holding a random model of `config`'s architecture and shapes. MTP blocks are
 /// not synthesised, so the file's `block_count` is the trunk's.
 pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<GgufWriter, Error> {
-    if !matches!(
-        opts.weight_type,
-        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16
-    ) {
+    if !SYNTH_TYPES.contains(&opts.weight_type) {
+        let names: Vec<&str> = SYNTH_TYPES.iter().map(|t| t.name()).collect();
         return Err(Error::InvalidArgument(format!(
-            "synthetic weights can be f32, f16 or bf16, not {}",
+            "synthetic weights can be {}, not {}",
+            names.join(", "),
             opts.weight_type
         )));
     }
@@ -293,17 +295,42 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
         let ty = if spec.role.kept_f32() {
             GgmlType::F32
         } else {
-            opts.weight_type
+            storage_type(opts.weight_type, spec.dims[0])
         };
-        w.add_tensor(&spec.name, &spec.dims, ty, encode_floats(&values, ty))?;
+        let data = quantize(ty, &values)
+            .map_err(|e| Error::InvalidArgument(format!("tensor '{}': {e}", spec.name)))?;
+        w.add_tensor(&spec.name, &spec.dims, ty, data)?;
     }
     Ok(w)
 }
 
-/// `general.file_type` values (`enum llama_ftype`) of the unquantized types.
+/// The weight types [`synthetic_model`] can write.
+pub const SYNTH_TYPES: [GgmlType; 7] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Bf16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4K,
+    GgmlType::Q6K,
+];
+
+/// `wanted`, or the fallback for rows of `ne0` elements that are not whole blocks of it.
+fn storage_type(wanted: GgmlType, ne0: u64) -> GgmlType {
+    [wanted, GgmlType::Q8_0, GgmlType::F16]
+        .into_iter()
+        .find(|t| ne0 % t.layout().block_size == 0)
+        .unwrap_or(GgmlType::F32)
+}
+
+/// `general.file_type` (`enum llama_ftype`) of a file whose weights are mostly `ty`.
 fn file_type(ty: GgmlType) -> u32 {
     match ty {
         GgmlType::F16 => 1,
+        GgmlType::Q4_0 => 2,
+        GgmlType::Q8_0 => 7,
+        GgmlType::Q4K => 14,
+        GgmlType::Q6K => 18,
         GgmlType::Bf16 => 32,
         _ => 0,
     }

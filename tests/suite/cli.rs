@@ -115,3 +115,62 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     assert!(!ok && err.contains("'fast'"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn logits_and_perplexity_run_on_the_reference() {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-lp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.gguf");
+    let m = model.to_str().unwrap();
+    let (ok, _, err) = qwen_wgpu(&["synth", "--preset", "tiny-qwen35", "-o", m]);
+    assert!(ok, "{err}");
+    let npy = dir.join("l.npy");
+    let (ok, _, err) = qwen_wgpu(&[
+        "logits",
+        "-m",
+        m,
+        "--tokens",
+        "1,2,3",
+        "-o",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&npy).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert!(String::from_utf8_lossy(&bytes[10..10 + header_len]).contains("(3, 263)"));
+    assert_eq!(bytes.len(), 10 + header_len + 3 * 263 * 4);
+
+    let (ok, _, err) = qwen_wgpu(&[
+        "logits",
+        "-m",
+        m,
+        "--tokens",
+        "1,999",
+        "-o",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("token id 999"), "{err}");
+
+    let text = dir.join("t.txt");
+    std::fs::write(
+        &text,
+        "the quick brown fox jumps over the lazy dog. ".repeat(20),
+    )
+    .unwrap();
+    let (ok, out, err) = qwen_wgpu(&[
+        "perplexity",
+        "-m",
+        m,
+        "-f",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("[1]") && out.contains("Final estimate: PPL = "),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
