@@ -18,7 +18,7 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use crate::error::TokenizerError;
 use crate::loader::gguf::{GgufFile, MetaValue};
 use crate::loader::names::tokenizer as key;
-use crate::loader::writer::token_type;
+use crate::loader::vocab::token_type;
 
 /// Qwen3.5's pre-tokenizer (`LLAMA_VOCAB_PRE_TYPE_QWEN35`): Qwen2's with `\p{M}` (combining
 /// marks) kept inside words.

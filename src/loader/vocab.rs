@@ -1,4 +1,5 @@
-//! The Qwen3.5 byte-level BPE vocabulary as GGUF tokenizer metadata, from tiktoken ranks.
+//! Byte-level BPE vocabularies as GGUF tokenizer metadata: the 263-token byte vocabulary of
+//! the tiny test models, and the real Qwen3.5 vocabulary from tiktoken ranks.
 //!
 //! A `.tiktoken` file lists each token's bytes (base64) with its rank; the rank is the token
 //! id. GGUF (and HF's BPE) want GPT-2 byte-level strings and a merge list instead: merges are
@@ -13,7 +14,7 @@ use base64::Engine;
 use crate::error::Error;
 use crate::loader::gguf::{MetaArray, MetaValue};
 use crate::loader::names::tokenizer as tok;
-use crate::loader::writer::{byte_to_unicode, token_type, GgufWriter};
+use crate::loader::writer::GgufWriter;
 
 /// The Qwen3.5 / Qwen3.6 ranks, embedded so a fresh machine can build a real tokenizer.
 pub const QWEN35_TIKTOKEN: &str = include_str!("../../data/qwen35.tiktoken");
@@ -125,28 +126,134 @@ pub fn merges_from_ranks(tokens: &[Vec<u8>]) -> Vec<(usize, usize)> {
     merges
 }
 
+/// GPT-2's byte-to-unicode map: printable bytes stand for themselves, the rest are shifted
+/// to code points from U+0100 so that every token is a printable string.
+pub fn byte_to_unicode() -> [char; 256] {
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut out = ['\0'; 256];
+    let mut next = 256u32;
+    for (b, slot) in out.iter_mut().enumerate() {
+        let b = b as u32;
+        let cp = if printable(b) {
+            b
+        } else {
+            next += 1;
+            next - 1
+        };
+        *slot = char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER);
+    }
+    out
+}
+
+/// llama.cpp token types (`enum llama_token_type`).
+pub mod token_type {
+    pub const NORMAL: i32 = 1;
+    pub const CONTROL: i32 = 3;
+    pub const USER_DEFINED: i32 = 4;
+    pub const UNUSED: i32 = 5;
+}
+
+/// ChatML as Qwen3.5 renders a conversation without tools: with thinking off, the
+/// assistant's turn opens with an empty reasoning block so the model answers directly.
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}";
+
 /// Bytes as a GPT-2 byte-level string (`" the"` becomes `"Ġthe"`).
 pub fn byte_level(bytes: &[u8]) -> String {
     let map = byte_to_unicode();
     bytes.iter().map(|&b| map[b as usize]).collect()
 }
 
+/// A byte-level BPE vocabulary ready to be written: tokens in id order with their types,
+/// merges, and the ids of the begin and end tokens.
+struct BpeVocabulary {
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: Vec<String>,
+    bos: u32,
+    eos: u32,
+}
+
+impl BpeVocabulary {
+    /// Pads with unused `[PADn]` tokens up to `n_vocab` (the embedding table's rows) and
+    /// writes every tokenizer key llama.cpp reads for a qwen35 model, with the ChatML template.
+    fn write(mut self, w: &mut GgufWriter, n_vocab: u32) -> Result<(), Error> {
+        if self.tokens.len() > n_vocab as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a vocabulary of {n_vocab} ids cannot hold {} tokens",
+                self.tokens.len()
+            )));
+        }
+        let mut pad = 0;
+        while self.tokens.len() < n_vocab as usize {
+            self.tokens.push(format!("[PAD{pad}]"));
+            self.types.push(token_type::UNUSED);
+            pad += 1;
+        }
+        let s = |v: &str| MetaValue::String(v.to_string());
+        w.set(tok::MODEL, s("gpt2"));
+        w.set(tok::PRE, s("qwen35"));
+        w.set(
+            tok::TOKENS,
+            MetaValue::Array(MetaArray::String(self.tokens)),
+        );
+        w.set(
+            tok::TOKEN_TYPE,
+            MetaValue::Array(MetaArray::I32(self.types)),
+        );
+        w.set(
+            tok::MERGES,
+            MetaValue::Array(MetaArray::String(self.merges)),
+        );
+        w.set(tok::BOS_ID, MetaValue::U32(self.bos));
+        w.set(tok::EOS_ID, MetaValue::U32(self.eos));
+        w.set(tok::PADDING_ID, MetaValue::U32(self.bos));
+        w.set(tok::ADD_BOS, MetaValue::Bool(false));
+        w.set(tok::CHAT_TEMPLATE, s(CHATML_TEMPLATE));
+        Ok(())
+    }
+}
+
+/// The minimal byte-level vocabulary llama.cpp accepts for a qwen35 model: ids 0..=255 are
+/// the bytes, four merges (" t", "he", " the", two spaces), then `<|endoftext|>`,
+/// `<|im_start|>`, `<|im_end|>` (263 ids), padded up to `n_vocab`.
+pub fn write_byte_vocabulary(w: &mut GgufWriter, n_vocab: u32) -> Result<(), Error> {
+    let b2u = byte_to_unicode();
+    let sp = b2u[b' ' as usize];
+    let mut tokens: Vec<String> = b2u.iter().map(|c| c.to_string()).collect();
+    let merges = vec![
+        format!("{sp} t"),
+        "h e".to_string(),
+        format!("{sp}t he"),
+        format!("{sp} {sp}"),
+    ];
+    tokens.extend(merges.iter().map(|m| m.replace(' ', "")));
+    let mut types = vec![token_type::NORMAL; tokens.len()];
+    for special in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+        tokens.push(special.to_string());
+        types.push(token_type::CONTROL);
+    }
+    let eos = tokens.len() as u32 - 1;
+    BpeVocabulary {
+        tokens,
+        types,
+        merges,
+        bos: eos - 2,
+        eos,
+    }
+    .write(w, n_vocab)
+}
+
 /// Writes the Qwen3.5 vocabulary as llama.cpp expects it: ranked tokens, the 33 specials
-/// (`<|...|>` CONTROL, the others USER_DEFINED), `[PADn]` UNUSED tokens up to `n_vocab`,
-/// merges, bos = pad = `<|endoftext|>`, eos = `<|im_end|>`, no BOS added, and `template`.
+/// (`<|...|>` CONTROL, the others USER_DEFINED, always matched whole), merges, bos = pad =
+/// `<|endoftext|>`, eos = `<|im_end|>`, padded up to `n_vocab` (248,320 for the releases).
 pub fn write_qwen35_vocabulary(
     w: &mut GgufWriter,
     ranks: &[Vec<u8>],
     n_vocab: u32,
-    template: &str,
 ) -> Result<(), Error> {
     let n_ranked = ranks.len();
-    if n_ranked + QWEN35_SPECIALS.len() > n_vocab as usize {
-        return Err(Error::InvalidArgument(format!(
-            "a vocabulary of {n_vocab} cannot hold {n_ranked} tokens and {} specials",
-            QWEN35_SPECIALS.len()
-        )));
-    }
     let mut tokens: Vec<String> = ranks.iter().map(|b| byte_level(b)).collect();
     let mut types = vec![token_type::NORMAL; n_ranked];
     for s in QWEN35_SPECIALS {
@@ -157,29 +264,34 @@ pub fn write_qwen35_vocabulary(
             token_type::USER_DEFINED
         });
     }
-    let mut pad = 0;
-    while tokens.len() < n_vocab as usize {
-        tokens.push(format!("[PAD{pad}]"));
-        types.push(token_type::UNUSED);
-        pad += 1;
-    }
     let merges = merges_from_ranks(ranks)
         .into_iter()
         .map(|(l, r)| format!("{} {}", tokens[l], tokens[r]))
         .collect();
-    let id = |name: &str| {
-        (n_ranked + QWEN35_SPECIALS.iter().position(|s| *s == name).unwrap_or(0)) as u32
-    };
-    let s = |v: &str| MetaValue::String(v.to_string());
-    w.set(tok::MODEL, s("gpt2"));
-    w.set(tok::PRE, s("qwen35"));
-    w.set(tok::TOKENS, MetaValue::Array(MetaArray::String(tokens)));
-    w.set(tok::TOKEN_TYPE, MetaValue::Array(MetaArray::I32(types)));
-    w.set(tok::MERGES, MetaValue::Array(MetaArray::String(merges)));
-    w.set(tok::BOS_ID, MetaValue::U32(id("<|endoftext|>")));
-    w.set(tok::EOS_ID, MetaValue::U32(id("<|im_end|>")));
-    w.set(tok::PADDING_ID, MetaValue::U32(id("<|endoftext|>")));
-    w.set(tok::ADD_BOS, MetaValue::Bool(false));
-    w.set(tok::CHAT_TEMPLATE, s(template));
-    Ok(())
+    // <|endoftext|> and <|im_end|> are the first and third specials.
+    BpeVocabulary {
+        tokens,
+        types,
+        merges,
+        bos: n_ranked as u32,
+        eos: n_ranked as u32 + 2,
+    }
+    .write(w, n_vocab)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_map_is_a_bijection_onto_printable_chars() {
+        let map = byte_to_unicode();
+        let mut seen: Vec<char> = map.to_vec();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 256);
+        assert_eq!(map[b'A' as usize], 'A');
+        assert_eq!(map[b' ' as usize], '\u{120}'); // 'Ġ'
+        assert_eq!(map[b'\n' as usize], '\u{10A}'); // 'Ċ'
+    }
 }

@@ -16,7 +16,7 @@ use crate::loader::config::{
     FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec, DEFAULT_FULL_ATTENTION_INTERVAL,
 };
 use crate::loader::gguf::{MetaArray, MetaValue, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GGUF_MAGIC};
-use crate::loader::names::{self, arch as k, general, layer, tokenizer as tok};
+use crate::loader::names::{self, arch as k, general, layer};
 use crate::loader::quant::GgmlType;
 use crate::loader::quantize::quantize;
 use crate::loader::vocab;
@@ -283,10 +283,10 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
     let mut w = GgufWriter::new();
     write_model_metadata(&mut w, config, opts);
     match opts.vocabulary {
-        Vocabulary::Bytes => write_byte_vocabulary(&mut w, config.n_vocab),
+        Vocabulary::Bytes => vocab::write_byte_vocabulary(&mut w, config.n_vocab)?,
         Vocabulary::Qwen35 => {
             let ranks = vocab::parse_tiktoken(vocab::QWEN35_TIKTOKEN)?;
-            vocab::write_qwen35_vocabulary(&mut w, &ranks, config.n_vocab, CHATML_TEMPLATE)?;
+            vocab::write_qwen35_vocabulary(&mut w, &ranks, config.n_vocab)?;
         }
     }
     let mut rng = SplitMix64::new(opts.seed);
@@ -398,83 +398,6 @@ fn write_model_metadata(w: &mut GgufWriter, c: &ModelConfig, opts: &SynthOptions
     }
 }
 
-/// GPT-2's byte-to-unicode map: printable bytes stand for themselves, the rest are shifted
-/// to code points from U+0100 so that every token is a printable string.
-pub fn byte_to_unicode() -> [char; 256] {
-    let printable = |b: u32| {
-        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
-    };
-    let mut out = ['\0'; 256];
-    let mut next = 256u32;
-    for (b, slot) in out.iter_mut().enumerate() {
-        let b = b as u32;
-        let cp = if printable(b) {
-            b
-        } else {
-            next += 1;
-            next - 1
-        };
-        *slot = char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER);
-    }
-    out
-}
-
-/// llama.cpp token types (`enum llama_token_type`).
-pub mod token_type {
-    pub const NORMAL: i32 = 1;
-    pub const CONTROL: i32 = 3;
-    pub const USER_DEFINED: i32 = 4;
-    pub const UNUSED: i32 = 5;
-}
-
-/// ChatML as Qwen3.5 renders a conversation without tools: with thinking off, the
-/// assistant's turn opens with an empty reasoning block so the model answers directly.
-pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}";
-
-/// The minimal byte-level vocabulary llama.cpp accepts for a qwen35 model: ids 0..=255 are
-/// the bytes, four merges (" t", "he", " the", two spaces), then `<|endoftext|>`,
-/// `<|im_start|>`, `<|im_end|>`, padded with unused `[PADn]` tokens up to `n_vocab`.
-/// (The real 248k Qwen3.5 vocabulary is embedded by the tokenizer's own fixtures.)
-pub fn write_byte_vocabulary(w: &mut GgufWriter, n_vocab: u32) {
-    let b2u = byte_to_unicode();
-    let sp = b2u[b' ' as usize];
-    let mut tokens: Vec<String> = b2u.iter().map(|c| c.to_string()).collect();
-    let mut types = vec![token_type::NORMAL; 256];
-    let merges = vec![
-        format!("{sp} t"),
-        "h e".to_string(),
-        format!("{sp}t he"),
-        format!("{sp} {sp}"),
-    ];
-    for m in &merges {
-        tokens.push(m.replace(' ', ""));
-        types.push(token_type::NORMAL);
-    }
-    for special in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
-        tokens.push(special.to_string());
-        types.push(token_type::CONTROL);
-    }
-    let eos = tokens.len() as u32 - 1;
-    let bos = eos - 2;
-    let mut pad = 0;
-    while tokens.len() < n_vocab as usize {
-        tokens.push(format!("[PAD{pad}]"));
-        types.push(token_type::UNUSED);
-        pad += 1;
-    }
-    let s = |v: &str| MetaValue::String(v.to_string());
-    w.set(tok::MODEL, s("gpt2"));
-    w.set(tok::PRE, s("qwen35"));
-    w.set(tok::TOKENS, MetaValue::Array(MetaArray::String(tokens)));
-    w.set(tok::TOKEN_TYPE, MetaValue::Array(MetaArray::I32(types)));
-    w.set(tok::MERGES, MetaValue::Array(MetaArray::String(merges)));
-    w.set(tok::BOS_ID, MetaValue::U32(bos));
-    w.set(tok::EOS_ID, MetaValue::U32(eos));
-    w.set(tok::PADDING_ID, MetaValue::U32(bos));
-    w.set(tok::ADD_BOS, MetaValue::Bool(false));
-    w.set(tok::CHAT_TEMPLATE, s(CHATML_TEMPLATE));
-}
-
 /// Random values with the scale and sign conventions of a converted checkpoint.
 fn synthetic_values(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
     let n = spec.n_elements() as usize;
@@ -526,20 +449,7 @@ pub fn synthetic_file_name(config: &ModelConfig, opts: &SynthOptions) -> String 
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::loader::config::Architecture;
-
-    #[test]
-    fn byte_map_is_a_bijection_onto_printable_chars() {
-        let map = byte_to_unicode();
-        let mut seen: Vec<char> = map.to_vec();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 256);
-        assert_eq!(map[b'A' as usize], 'A');
-        assert_eq!(map[b' ' as usize], '\u{120}'); // 'Ġ'
-        assert_eq!(map[b'\n' as usize], '\u{10A}'); // 'Ċ'
-    }
 
     #[test]
     fn architecture_names_round_trip() {

@@ -10,7 +10,8 @@ use qwen_wgpu::loader::tokenizer::{ChatMessage, ChatTemplate, GgufTokenizer};
 use qwen_wgpu::loader::vocab::{
     merges_from_ranks, parse_tiktoken, write_qwen35_vocabulary, QWEN35_TIKTOKEN,
 };
-use qwen_wgpu::loader::writer::{write_byte_vocabulary, GgufWriter, CHATML_TEMPLATE};
+use qwen_wgpu::loader::vocab::{write_byte_vocabulary, CHATML_TEMPLATE};
+use qwen_wgpu::loader::writer::GgufWriter;
 use qwen_wgpu::loader::GgufFile;
 
 fn from_writer(w: &GgufWriter) -> Result<GgufTokenizer, TokenizerError> {
@@ -20,7 +21,7 @@ fn from_writer(w: &GgufWriter) -> Result<GgufTokenizer, TokenizerError> {
 fn qwen35_writer() -> GgufWriter {
     let ranks = parse_tiktoken(QWEN35_TIKTOKEN).unwrap();
     let mut w = GgufWriter::new();
-    write_qwen35_vocabulary(&mut w, &ranks, 248_320, CHATML_TEMPLATE).unwrap();
+    write_qwen35_vocabulary(&mut w, &ranks, 248_320).unwrap();
     w
 }
 
@@ -104,7 +105,7 @@ fn merges_are_recovered_from_ranks() {
 #[test]
 fn byte_vocabulary_of_the_tiny_models() {
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     let tk = from_writer(&w).unwrap();
     assert_eq!(tk.vocab_size(), 263);
     assert_eq!(tk.encode(" the").unwrap(), [258]);
@@ -148,12 +149,12 @@ fn chat_template_renders_chatml_with_thinking_switch() {
 #[test]
 fn unreadable_vocabularies_are_named() {
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     w.set("tokenizer.ggml.pre", MetaValue::String("llama-bpe".into()));
     assert!(matches!(from_writer(&w), Err(TokenizerError::UnsupportedPre(p)) if p == "llama-bpe"));
 
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     w.set("tokenizer.ggml.model", MetaValue::String("llama".into()));
     assert!(matches!(
         from_writer(&w),
@@ -161,7 +162,7 @@ fn unreadable_vocabularies_are_named() {
     ));
 
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     w.set(
         "tokenizer.ggml.merges",
         MetaValue::Array(qwen_wgpu::loader::gguf::MetaArray::String(vec![
@@ -174,13 +175,13 @@ fn unreadable_vocabularies_are_named() {
     ));
 
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     w.set("tokenizer.ggml.eos_token_id", MetaValue::U32(999));
     let e = from_writer(&w).err().unwrap().to_string();
     assert!(e.contains("999") && e.contains("263"), "{e}");
 
     let mut w = GgufWriter::new();
-    write_byte_vocabulary(&mut w, 263);
+    write_byte_vocabulary(&mut w, 263).unwrap();
     w.remove("tokenizer.ggml.tokens");
     assert!(
         matches!(from_writer(&w), Err(TokenizerError::MissingKey(k)) if k == "tokenizer.ggml.tokens")
