@@ -218,6 +218,14 @@ pub enum GpuError {
     },
     #[error("cannot open a device on {adapter}: {reason}")]
     RequestDevice { adapter: String, reason: String },
+    #[error("no GPU kernel reads {0} weights")]
+    UnsupportedType(GgmlType),
+    #[error("cannot build a GPU pipeline: {0}")]
+    Pipeline(String),
+    #[error("shape error: {0}")]
+    Shape(String),
+    #[error("GPU device error: {0}")]
+    Device(String),
 }
 
 /// Anything the library can fail with, for callers that do not care which boundary failed.

@@ -6,6 +6,7 @@ mod config;
 mod contracts;
 mod gguf_reader;
 mod gpu;
+mod kernels_linear;
 mod parity;
 mod quant;
 mod reference;

@@ -1,0 +1,18 @@
+// Sum of one f32 per invocation across the workgroup, through workgroup memory (for
+// adapters without subgroup operations). WG must be a power of two. The result is valid in
+// invocation 0; every invocation must call it (it contains barriers).
+
+var<workgroup> reduce_scratch: array<f32, WG>;
+
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
+    workgroupBarrier();
+    reduce_scratch[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            reduce_scratch[lid] += reduce_scratch[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return reduce_scratch[0];
+}

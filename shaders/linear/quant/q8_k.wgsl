@@ -1,0 +1,11 @@
+// block_q8_K (292 bytes): f32 d, 256 i8, 16 i16 sums (unused here); y = d * q.
+const BLOCK_BYTES: u32 = 292u;
+const UNITS_PER_BLOCK: u32 = 8u;
+
+fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+    var acc = 0.0;
+    for (var l = 0u; l < 32u; l++) {
+        acc += i8_of(byte_at(block + 4u + 32u * sub + l)) * x[xb + l];
+    }
+    return bitcast<f32>(u32_at(block)) * acc;
+}

@@ -1,0 +1,25 @@
+//! Every kernel's parameters as `#[repr(C)]` structs, field for field the WGSL `struct Params`
+//! of its shader (u32/i32/f32 only, padded to 16 bytes). These are the source of truth; a
+//! naga test checks each WGSL struct has the same size.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `shaders/linear/matvec.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct MatvecParams {
+    pub rows: u32,
+    /// 32-element units per row (cols / 32).
+    pub units: u32,
+    pub row_bytes: u32,
+    /// Byte offset of row 0 in the weight buffer.
+    pub weight_offset: u32,
+    pub x_offset: u32,
+    pub y_offset: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<MatvecParams>() == 32);
+
+/// The Rust size of each shader's `Params`, for the naga size check.
+pub const PARAMS_SIZES: &[(&str, usize)] =
+    &[("linear/matvec.wgsl", std::mem::size_of::<MatvecParams>())];

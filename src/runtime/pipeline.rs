@@ -1,0 +1,195 @@
+//! Shader assembly and the pipeline cache.
+//!
+//! A kernel's WGSL is its own file plus the shared pieces it needs from `shaders/common/`
+//! and, for matrix kernels, the block decoder of the weight type from `shaders/linear/quant/`;
+//! [`assemble`] is the one place they are joined. Pipelines are created once per (kernel,
+//! variant) and shared.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuFeatures;
+
+macro_rules! shader_files {
+    ($($path:literal),* $(,)?) => {
+        /// Every WGSL file of the crate, by its path under `shaders/`.
+        pub const SHADER_FILES: &[(&str, &str)] = &[
+            $(($path, include_str!(concat!("../../shaders/", $path)))),*
+        ];
+    };
+}
+
+shader_files!(
+    "common/bytes.wgsl",
+    "common/reduce_shared.wgsl",
+    "common/reduce_subgroup.wgsl",
+    "linear/matvec.wgsl",
+    "linear/quant/f32.wgsl",
+    "linear/quant/f16.wgsl",
+    "linear/quant/bf16.wgsl",
+    "linear/quant/q4_0.wgsl",
+    "linear/quant/q4_1.wgsl",
+    "linear/quant/q5_0.wgsl",
+    "linear/quant/q5_1.wgsl",
+    "linear/quant/q8_0.wgsl",
+    "linear/quant/q2_k.wgsl",
+    "linear/quant/q3_k.wgsl",
+    "linear/quant/k4_scales.wgsl",
+    "linear/quant/q4_k.wgsl",
+    "linear/quant/q5_k.wgsl",
+    "linear/quant/q6_k.wgsl",
+    "linear/quant/q8_k.wgsl",
+    "linear/quant/iq4_nl.wgsl",
+    "linear/quant/iq4_xs.wgsl",
+    "linear/quant/mxfp4.wgsl",
+);
+
+fn file(path: &str) -> &'static str {
+    SHADER_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, src)| *src)
+        .unwrap_or_else(|| panic!("shader file {path} is not registered in SHADER_FILES"))
+}
+
+/// The block decoder of a weight type (`linear/quant/<type>.wgsl`), after any helper it needs.
+fn quant_files(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
+    let decoder = match ty {
+        GgmlType::F32 => "linear/quant/f32.wgsl",
+        GgmlType::F16 => "linear/quant/f16.wgsl",
+        GgmlType::Bf16 => "linear/quant/bf16.wgsl",
+        GgmlType::Q4_0 => "linear/quant/q4_0.wgsl",
+        GgmlType::Q4_1 => "linear/quant/q4_1.wgsl",
+        GgmlType::Q5_0 => "linear/quant/q5_0.wgsl",
+        GgmlType::Q5_1 => "linear/quant/q5_1.wgsl",
+        GgmlType::Q8_0 => "linear/quant/q8_0.wgsl",
+        GgmlType::Q2K => "linear/quant/q2_k.wgsl",
+        GgmlType::Q3K => "linear/quant/q3_k.wgsl",
+        GgmlType::Q4K => "linear/quant/q4_k.wgsl",
+        GgmlType::Q5K => "linear/quant/q5_k.wgsl",
+        GgmlType::Q6K => "linear/quant/q6_k.wgsl",
+        GgmlType::Q8K => "linear/quant/q8_k.wgsl",
+        GgmlType::Iq4Nl => "linear/quant/iq4_nl.wgsl",
+        GgmlType::Iq4Xs => "linear/quant/iq4_xs.wgsl",
+        GgmlType::Mxfp4 => "linear/quant/mxfp4.wgsl",
+        other => return Err(GpuError::UnsupportedType(other)),
+    };
+    Ok(match ty {
+        GgmlType::Q4K | GgmlType::Q5K => vec!["linear/quant/k4_scales.wgsl", decoder],
+        _ => vec![decoder],
+    })
+}
+
+/// A kernel and the variant of it to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `linear/matvec.wgsl` over weights of the given type.
+    Matvec(GgmlType),
+}
+
+impl Kernel {
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::Matvec(_) => "matvec",
+        }
+    }
+
+    /// Every kernel variant the crate can build (for the naga translation test).
+    pub fn all() -> Vec<Kernel> {
+        GgmlType::SUPPORTED
+            .iter()
+            .map(|&t| Kernel::Matvec(t))
+            .collect()
+    }
+}
+
+/// Which reduction the kernels use: subgroup operations where the adapter has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub subgroups: bool,
+}
+
+impl Variant {
+    pub fn for_features(f: &GpuFeatures) -> Variant {
+        Variant {
+            subgroups: f.subgroup,
+        }
+    }
+}
+
+/// The complete WGSL of `kernel` in `variant`: helpers and decoders, the kernel's file
+/// (which declares the `override` constants), then the reduction sized by them (naga
+/// resolves overrides in declaration order).
+pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
+    let reduce = if variant.subgroups {
+        "common/reduce_subgroup.wgsl"
+    } else {
+        "common/reduce_shared.wgsl"
+    };
+    let mut parts = Vec::new();
+    match kernel {
+        Kernel::Matvec(ty) => {
+            parts.push("common/bytes.wgsl");
+            parts.extend(quant_files(ty)?);
+            parts.push("linear/matvec.wgsl");
+            parts.push(reduce);
+        }
+    }
+    Ok(parts
+        .iter()
+        .map(|p| format!("// ---- {p}\n{}", file(p)))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Compute pipelines by (kernel, variant, override constants), created on first use.
+#[derive(Default)]
+pub struct PipelineCache {
+    pipelines:
+        Mutex<HashMap<(Kernel, Variant, Vec<(&'static str, u32)>), Arc<wgpu::ComputePipeline>>>,
+}
+
+impl PipelineCache {
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        kernel: Kernel,
+        variant: Variant,
+        constants: &[(&'static str, u32)],
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let key = (kernel, variant, constants.to_vec());
+        let mut map = self
+            .pipelines
+            .lock()
+            .map_err(|_| GpuError::Pipeline("pipeline cache poisoned".into()))?;
+        if let Some(p) = map.get(&key) {
+            return Ok(p.clone());
+        }
+        let source = assemble(kernel, variant)?;
+        let overrides: Vec<(&str, f64)> = constants.iter().map(|&(k, v)| (k, v as f64)).collect();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.entry_point()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: None,
+            module: &module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &overrides,
+                ..Default::default()
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Pipeline(format!("{kernel:?}: {e}")));
+        }
+        let pipeline = Arc::new(pipeline);
+        map.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}

@@ -1,0 +1,151 @@
+//! Tensors in VRAM: quantized weight matrices kept in their GGUF block format (split on row
+//! boundaries when larger than one storage binding), and f32 activation buffers.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuContext;
+
+/// Storage bindings must be a multiple of 4 bytes long.
+fn padded(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if bytes.len() % 4 == 0 && !bytes.is_empty() {
+        bytes.into()
+    } else {
+        let mut v = bytes.to_vec();
+        v.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+        v.into()
+    }
+}
+
+/// A read-only storage buffer holding `bytes`.
+pub fn storage_buffer(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &padded(bytes),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+/// A zeroed f32 storage buffer of `n` values that kernels write and tests read back.
+pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (4 * n.max(1)) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// A uniform buffer holding one params struct.
+pub fn uniform_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// Copies `n` f32 values out of `buffer` (tests, and the 4-byte token read-back later).
+pub fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>, GpuError> {
+    let size = (4 * n) as u64;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read-back"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Device(format!("waiting for the read-back: {e}")))?;
+    rx.recv()
+        .map_err(|e| GpuError::Device(format!("read-back never mapped: {e}")))?
+        .map_err(|e| GpuError::Device(format!("mapping the read-back: {e}")))?;
+    let view = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
+    Ok(bytemuck::cast_slice(&view).to_vec())
+}
+
+/// Rows `first_row..first_row + rows` of a matrix in one buffer.
+pub struct MatrixPiece {
+    pub buffer: wgpu::Buffer,
+    pub first_row: u32,
+    pub rows: u32,
+}
+
+/// A weight matrix of `rows` rows of `cols` elements in its GGUF block format.
+pub struct QuantMatrix {
+    pub ty: GgmlType,
+    pub rows: u32,
+    pub cols: u32,
+    pub row_bytes: u32,
+    pub pieces: Vec<MatrixPiece>,
+}
+
+impl QuantMatrix {
+    /// Uploads `bytes` (a GGUF tensor of ggml shape {cols, rows}), split on row boundaries
+    /// into pieces of at most `max_piece_bytes` (the adapter's storage binding limit).
+    pub fn upload(
+        ctx: &GpuContext,
+        name: &str,
+        ty: GgmlType,
+        cols: u32,
+        rows: u32,
+        bytes: &[u8],
+        max_piece_bytes: u64,
+    ) -> Result<QuantMatrix, GpuError> {
+        let row_bytes =
+            ty.row_bytes(cols as u64)
+                .filter(|_| cols % 32 == 0)
+                .ok_or(GpuError::Shape(format!(
+                    "{name}: rows of {cols} {ty} elements are not whole 32-element units"
+                )))?;
+        if row_bytes * rows as u64 != bytes.len() as u64 {
+            return Err(GpuError::Shape(format!(
+                "{name}: {rows} rows of {row_bytes} bytes, but {} bytes given",
+                bytes.len()
+            )));
+        }
+        let rows_per_piece = (max_piece_bytes / row_bytes).min(rows as u64) as u32;
+        if rows_per_piece == 0 {
+            return Err(GpuError::Shape(format!(
+                "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {max_piece_bytes}"
+            )));
+        }
+        let mut pieces = Vec::new();
+        let mut first_row = 0;
+        while first_row < rows {
+            let n = rows_per_piece.min(rows - first_row);
+            let start = first_row as usize * row_bytes as usize;
+            let end = start + n as usize * row_bytes as usize;
+            pieces.push(MatrixPiece {
+                buffer: storage_buffer(ctx, name, &bytes[start..end]),
+                first_row,
+                rows: n,
+            });
+            first_row += n;
+        }
+        Ok(QuantMatrix {
+            ty,
+            rows,
+            cols,
+            row_bytes: row_bytes as u32,
+            pieces,
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! `shaders/linear/matvec.wgsl` against the CPU reference (dequantize, then
+//! `model::reference::linear::matvec`) for every weight type, on awkward shapes, with and
+//! without subgroups, and with the matrix split into pieces.
+
+use qwen_wgpu::loader::dequant::dequantize;
+use qwen_wgpu::loader::writer::encode_floats;
+use qwen_wgpu::loader::GgmlType;
+use qwen_wgpu::model::reference::linear::matvec;
+use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::linear::Matvec;
+use qwen_wgpu::runtime::pipeline::PipelineCache;
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::GpuContext;
+
+use crate::common::gpu_or_skip;
+
+/// Random blocks of `ty` with finite scales: random bytes everywhere, then each scale field
+/// overwritten with a moderate f16 (or f32 / E8M0) value.
+pub fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut SplitMix64) -> Vec<u8> {
+    let n = rows * cols;
+    if matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) {
+        let v: Vec<f32> = (0..n).map(|_| rng.symmetric_f32()).collect();
+        return encode_floats(&v, ty);
+    }
+    let layout = ty.layout();
+    let n_blocks = n / layout.block_size as usize;
+    let size = layout.type_size as usize;
+    let (f16_at, f32_at, e8m0_at): (&[usize], Option<usize>, Option<usize>) = match ty {
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => (&[0, 2], None, None),
+        GgmlType::Q2K => (&[80, 82], None, None),
+        GgmlType::Q3K => (&[108], None, None),
+        GgmlType::Q6K => (&[208], None, None),
+        GgmlType::Q8K => (&[], Some(0), None),
+        GgmlType::Mxfp4 => (&[], None, Some(0)),
+        _ => (&[0], None, None),
+    };
+    let mut bytes: Vec<u8> = (0..n_blocks * size).map(|_| rng.next_u64() as u8).collect();
+    for b in 0..n_blocks {
+        let base = b * size;
+        for &off in f16_at {
+            let v = half::f16::from_f32(rng.symmetric_f32() * 0.05);
+            bytes[base + off..base + off + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(off) = f32_at {
+            let v = rng.symmetric_f32() * 0.01;
+            bytes[base + off..base + off + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        if let Some(off) = e8m0_at {
+            bytes[base + off] = 118 + rng.below(8) as u8;
+        }
+    }
+    bytes
+}
+
+/// GPU matvec of `w` ({cols, rows} of `ty`) and `x`, split into pieces of `max_piece` bytes.
+fn gpu_matvec(
+    gpu: &GpuContext,
+    cache: &PipelineCache,
+    ty: GgmlType,
+    w: &[u8],
+    x: &[f32],
+    rows: usize,
+    max_piece: u64,
+) -> Vec<f32> {
+    let cols = x.len();
+    let m = QuantMatrix::upload(gpu, "w", ty, cols as u32, rows as u32, w, max_piece).unwrap();
+    // x sits at an offset in a larger buffer, y likewise, as in the executor's scratch.
+    let mut xs = vec![0.0f32; 5];
+    xs.extend_from_slice(x);
+    let xb = storage_buffer(gpu, "x", bytemuck::cast_slice(&xs));
+    let yb = f32_buffer(gpu, "y", rows + 3);
+    let op = Matvec::new(gpu, cache, &m, &xb, 5, &yb, 3).unwrap();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        op.encode(&mut pass);
+    }
+    gpu.queue.submit([enc.finish()]);
+    read_f32(gpu, &yb, rows + 3).unwrap()[3..].to_vec()
+}
+
+/// `|gpu - ref| <= 2e-5 * sum_i |w_i x_i| + 1e-30`: f32 dot products summed in another
+/// order differ by at most about n * eps * sum |w_i x_i|; for these row lengths that
+/// bound is 1.5e-5 to 6e-5, and the observed error is far below it.
+fn check(ty: GgmlType, rows: usize, cols: usize, gpu_y: &[f32], w: &[f32], x: &[f32]) {
+    let reference = matvec(w, x, rows, cols);
+    for r in 0..rows {
+        let abs: f32 = w[r * cols..(r + 1) * cols]
+            .iter()
+            .zip(x)
+            .map(|(a, b)| (a * b).abs())
+            .sum();
+        let tol = 2e-5 * abs + 1e-30;
+        assert!(
+            (gpu_y[r] - reference[r]).abs() <= tol,
+            "{ty} {rows}x{cols} row {r}: gpu {} ref {} (tol {tol})",
+            gpu_y[r],
+            reference[r]
+        );
+    }
+}
+
+#[test]
+fn matvec_matches_reference_for_every_type() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(41);
+    // With subgroup reductions where the adapter has them, then the workgroup-memory variant.
+    let with_subgroups = gpu.features.subgroup;
+    for subgroups in [with_subgroups, false] {
+        gpu.features.subgroup = subgroups;
+        matvec_all_types(&gpu, &cache, &mut rng);
+        if !with_subgroups {
+            break;
+        }
+    }
+}
+
+fn matvec_all_types(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+    for ty in GgmlType::SUPPORTED {
+        let block = ty.layout().block_size as usize;
+        // Odd row counts (not a multiple of the rows per workgroup), one row, rows with
+        // fewer units than invocations and with more.
+        let col_choices = if block == 256 {
+            vec![256, 768, 2304]
+        } else {
+            vec![32, 96, 2080]
+        };
+        for (rows, cols) in [
+            (1, col_choices[0]),
+            (7, col_choices[1]),
+            (33, col_choices[2]),
+        ] {
+            let w = random_weights(ty, rows, cols, rng);
+            let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
+            let y = gpu_matvec(gpu, cache, ty, &w, &x, rows, u64::MAX);
+            let wf = dequantize(ty, &w, rows * cols).unwrap();
+            check(ty, rows, cols, &y, &wf, &x);
+        }
+    }
+}
+
+#[test]
+fn matvec_of_a_split_matrix_matches_the_whole() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(42);
+    for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32] {
+        let (rows, cols) = (23, 256);
+        let w = random_weights(ty, rows, cols, &mut rng);
+        let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
+        // A forced limit of 5 rows per storage binding: pieces of 5, 5, 5, 5, 3 rows.
+        let row_bytes = ty.row_bytes(cols as u64).unwrap();
+        let m = QuantMatrix::upload(
+            &gpu,
+            "w",
+            ty,
+            cols as u32,
+            rows as u32,
+            &w,
+            5 * row_bytes + 1,
+        )
+        .unwrap();
+        assert_eq!(m.pieces.len(), 5);
+        let split = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, 5 * row_bytes + 1);
+        let whole = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, u64::MAX);
+        assert_eq!(split, whole, "{ty}: pieces must give the very same sums");
+        check(
+            ty,
+            rows,
+            cols,
+            &split,
+            &dequantize(ty, &w, rows * cols).unwrap(),
+            &x,
+        );
+    }
+    // A row larger than the limit, or rows that are not whole units, are errors.
+    let w = vec![0u8; 4 * 64];
+    assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 100).is_err());
+    assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 16, 4, &w, 1 << 20).is_err());
+}
