@@ -144,11 +144,13 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
         .join("\n"))
 }
 
-/// Compute pipelines by (kernel, variant, override constants), created on first use.
+/// A pipeline's identity: kernel, variant and the values of its `override` constants.
+type PipelineKey = (Kernel, Variant, Vec<(&'static str, u32)>);
+
+/// Compute pipelines by [`PipelineKey`], created on first use.
 #[derive(Default)]
 pub struct PipelineCache {
-    pipelines:
-        Mutex<HashMap<(Kernel, Variant, Vec<(&'static str, u32)>), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl PipelineCache {
