@@ -10,4 +10,5 @@ mod kernels_linear;
 mod parity;
 mod quant;
 mod reference;
+mod shaders;
 mod tokenizer;
