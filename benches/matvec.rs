@@ -19,7 +19,10 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let (rows, cols) = (args.first().copied().unwrap_or(2048), args.get(1).copied().unwrap_or(2048));
+    let (rows, cols) = (
+        args.first().copied().unwrap_or(2048),
+        args.get(1).copied().unwrap_or(2048),
+    );
     let gpu = match GpuContext::new(&AdapterChoice::from_env()) {
         Ok(g) => g,
         Err(e) => {
@@ -29,14 +32,28 @@ fn main() {
     };
     println!("adapter: {}", gpu.describe());
     println!("matvec {rows} x {cols}, {REPS} dispatches per submit");
-    println!("{:<8} {:>10} {:>12} {:>10}", "type", "MiB", "us/matvec", "GB/s");
+    println!(
+        "{:<8} {:>10} {:>12} {:>10}",
+        "type", "MiB", "us/matvec", "GB/s"
+    );
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(1);
     for ty in GgmlType::SUPPORTED {
-        let bytes = ty.row_bytes(cols as u64).expect("cols is a multiple of 256") as usize * rows;
+        let bytes = ty
+            .row_bytes(cols as u64)
+            .expect("cols is a multiple of 256") as usize
+            * rows;
         let w: Vec<u8> = (0..bytes).map(|_| (rng.next_u64() & 0x3F) as u8).collect();
-        let m = QuantMatrix::upload(&gpu, "w", ty, cols as u32, rows as u32, &w, gpu.limits.max_storage_buffer_binding_size)
-            .expect("upload");
+        let m = QuantMatrix::upload(
+            &gpu,
+            "w",
+            ty,
+            cols as u32,
+            rows as u32,
+            &w,
+            gpu.limits.max_storage_buffer_binding_size,
+        )
+        .expect("upload");
         let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
         let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
         let yb = f32_buffer(&gpu, "y", rows);

@@ -20,6 +20,24 @@ pub struct MatvecParams {
 }
 const _: () = assert!(std::mem::size_of::<MatvecParams>() == 32);
 
+/// `shaders/norm/{rms_norm,gated_rms_norm,l2_norm}.wgsl`: rows of `n`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct NormParams {
+    pub n: u32,
+    pub rows: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<NormParams>() == 16);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
-pub const PARAMS_SIZES: &[(&str, usize)] =
-    &[("linear/matvec.wgsl", std::mem::size_of::<MatvecParams>())];
+pub const PARAMS_SIZES: &[(&str, usize)] = &[
+    ("linear/matvec.wgsl", std::mem::size_of::<MatvecParams>()),
+    ("norm/rms_norm.wgsl", std::mem::size_of::<NormParams>()),
+    (
+        "norm/gated_rms_norm.wgsl",
+        std::mem::size_of::<NormParams>(),
+    ),
+    ("norm/l2_norm.wgsl", std::mem::size_of::<NormParams>()),
+];

@@ -44,6 +44,9 @@ shader_files!(
     "linear/quant/iq4_nl.wgsl",
     "linear/quant/iq4_xs.wgsl",
     "linear/quant/mxfp4.wgsl",
+    "norm/rms_norm.wgsl",
+    "norm/gated_rms_norm.wgsl",
+    "norm/l2_norm.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -87,21 +90,50 @@ fn quant_files(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
 pub enum Kernel {
     /// `linear/matvec.wgsl` over weights of the given type.
     Matvec(GgmlType),
+    /// `norm/rms_norm.wgsl`, entry `rms_norm`.
+    RmsNorm,
+    /// `norm/rms_norm.wgsl`, entry `add_rms_norm`.
+    AddRmsNorm,
+    /// `norm/gated_rms_norm.wgsl`.
+    GatedRmsNorm,
+    /// `norm/l2_norm.wgsl`.
+    L2Norm,
 }
 
 impl Kernel {
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matvec(_) => "matvec",
+            Kernel::RmsNorm => "rms_norm",
+            Kernel::AddRmsNorm => "add_rms_norm",
+            Kernel::GatedRmsNorm => "gated_rms_norm",
+            Kernel::L2Norm => "l2_norm",
+        }
+    }
+
+    /// The kernel's own file under `shaders/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Matvec(_) => "linear/matvec.wgsl",
+            Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
+            Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
+            Kernel::L2Norm => "norm/l2_norm.wgsl",
         }
     }
 
     /// Every kernel variant the crate can build (for the naga translation test).
     pub fn all() -> Vec<Kernel> {
-        GgmlType::SUPPORTED
+        let mut all: Vec<Kernel> = GgmlType::SUPPORTED
             .iter()
             .map(|&t| Kernel::Matvec(t))
-            .collect()
+            .collect();
+        all.extend([
+            Kernel::RmsNorm,
+            Kernel::AddRmsNorm,
+            Kernel::GatedRmsNorm,
+            Kernel::L2Norm,
+        ]);
+        all
     }
 }
 
@@ -129,14 +161,12 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
         "common/reduce_shared.wgsl"
     };
     let mut parts = Vec::new();
-    match kernel {
-        Kernel::Matvec(ty) => {
-            parts.push("common/bytes.wgsl");
-            parts.extend(quant_files(ty)?);
-            parts.push("linear/matvec.wgsl");
-            parts.push(reduce);
-        }
+    if let Kernel::Matvec(ty) = kernel {
+        parts.push("common/bytes.wgsl");
+        parts.extend(quant_files(ty)?);
     }
+    parts.push(kernel.file());
+    parts.push(reduce);
     Ok(parts
         .iter()
         .map(|p| format!("// ---- {p}\n{}", file(p)))

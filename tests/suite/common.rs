@@ -54,3 +54,35 @@ pub fn gpu_or_skip() -> Option<qwen_wgpu::runtime::GpuContext> {
         Err(e) => panic!("GPU context: {e}"),
     }
 }
+
+/// Records `dispatches` in one pass, submits, and waits.
+pub fn run_dispatches(
+    gpu: &qwen_wgpu::runtime::GpuContext,
+    dispatches: &[&qwen_wgpu::runtime::ops::Dispatch],
+) {
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for d in dispatches {
+            d.encode(&mut pass);
+        }
+    }
+    gpu.queue.submit([enc.finish()]);
+}
+
+/// Elementwise `|gpu - ref| <= atol + rtol * |ref|`, printing the first mismatches.
+pub fn assert_close(what: &str, gpu: &[f32], reference: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(gpu.len(), reference.len(), "{what}: lengths differ");
+    let bad: Vec<(usize, f32, f32)> = gpu
+        .iter()
+        .zip(reference)
+        .enumerate()
+        .filter(|(_, (g, r))| !((*g - *r).abs() <= atol + rtol * r.abs()))
+        .map(|(i, (g, r))| (i, *g, *r))
+        .take(5)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: first mismatches (index, gpu, ref): {bad:?}"
+    );
+}

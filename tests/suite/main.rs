@@ -7,6 +7,7 @@ mod contracts;
 mod gguf_reader;
 mod gpu;
 mod kernels_linear;
+mod kernels_norm;
 mod parity;
 mod quant;
 mod reference;

@@ -1,4 +1,79 @@
-//! Kernel launchers, one module per shader family. Each op builds its pipeline, params and
-//! bind groups once and only records dispatches afterwards.
+//! Kernel launchers, one module per shader family. Each op builds its pipeline, params
+//! uniform and bind group once; afterwards it only records dispatches.
 
 pub mod linear;
+pub mod norm;
+
+use std::sync::Arc;
+
+use crate::error::GpuError;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::pipeline::{Kernel, PipelineCache, Variant};
+use crate::runtime::tensor::uniform_buffer;
+
+/// Splits `n` workgroups into a 2-D grid within the per-dimension limit (kernels recover
+/// the index as `wg.x + wg.y * num_workgroups.x` and bound-check it).
+pub fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
+    if n <= max_per_dim {
+        (n.max(1), 1)
+    } else {
+        (max_per_dim, n.div_ceil(max_per_dim))
+    }
+}
+
+/// One recorded dispatch: a pipeline, its bind group (binding 0 the params uniform, then
+/// `buffers` in binding order) and the workgroup grid.
+pub struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind: wgpu::BindGroup,
+    grid: (u32, u32),
+    // Kept alive for the bind group.
+    _params: wgpu::Buffer,
+}
+
+impl Dispatch {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<P: bytemuck::Pod>(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        kernel: Kernel,
+        constants: &[(&'static str, u32)],
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: u32,
+    ) -> Result<Dispatch, GpuError> {
+        let variant = Variant::for_features(&ctx.features);
+        let pipeline = cache.get(&ctx.device, kernel, variant, constants)?;
+        let params_buf = uniform_buffer(ctx, kernel.entry_point(), params);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params_buf.as_entire_binding(),
+        }];
+        entries.extend(
+            buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.as_entire_binding(),
+                }),
+        );
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Ok(Dispatch {
+            pipeline,
+            bind,
+            grid: grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension),
+            _params: params_buf,
+        })
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+    }
+}
