@@ -111,6 +111,24 @@ impl Kernel {
         }
     }
 
+    /// Values of the kernel's `override` constants (workgroup size, rows per workgroup).
+    pub fn overrides(self) -> &'static [(&'static str, u32)] {
+        match self {
+            Kernel::Matvec(_) => &[("WG", 64), ("ROWS", 2)],
+            Kernel::RmsNorm | Kernel::AddRmsNorm | Kernel::GatedRmsNorm | Kernel::L2Norm => {
+                &[("WG", 64)]
+            }
+        }
+    }
+
+    /// The value of one of [`Kernel::overrides`] (0 if the kernel has no such constant).
+    pub fn override_value(self, name: &str) -> u32 {
+        self.overrides()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |&(_, v)| v)
+    }
+
     /// The kernel's own file under `shaders/`.
     pub fn file(self) -> &'static str {
         match self {
@@ -174,8 +192,8 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
         .join("\n"))
 }
 
-/// A pipeline's identity: kernel, variant and the values of its `override` constants.
-type PipelineKey = (Kernel, Variant, Vec<(&'static str, u32)>);
+/// A pipeline's identity: the kernel (which fixes its `override` values) and the variant.
+type PipelineKey = (Kernel, Variant);
 
 /// Compute pipelines by [`PipelineKey`], created on first use.
 #[derive(Default)]
@@ -189,9 +207,8 @@ impl PipelineCache {
         device: &wgpu::Device,
         kernel: Kernel,
         variant: Variant,
-        constants: &[(&'static str, u32)],
     ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
-        let key = (kernel, variant, constants.to_vec());
+        let key = (kernel, variant);
         let mut map = self
             .pipelines
             .lock()
@@ -200,7 +217,11 @@ impl PipelineCache {
             return Ok(p.clone());
         }
         let source = assemble(kernel, variant)?;
-        let overrides: Vec<(&str, f64)> = constants.iter().map(|&(k, v)| (k, v as f64)).collect();
+        let overrides: Vec<(&str, f64)> = kernel
+            .overrides()
+            .iter()
+            .map(|&(k, v)| (k, v as f64))
+            .collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(kernel.entry_point()),

@@ -77,7 +77,7 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f32], atol: f32, rtol:
         .iter()
         .zip(reference)
         .enumerate()
-        .filter(|(_, (g, r))| !((*g - *r).abs() <= atol + rtol * r.abs()))
+        .filter(|(_, (g, r))| (*g - *r).abs().is_nan() || (*g - *r).abs() > atol + rtol * r.abs())
         .map(|(i, (g, r))| (i, *g, *r))
         .take(5)
         .collect();

@@ -8,10 +8,11 @@ use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFl
 use qwen_wgpu::runtime::params::PARAMS_SIZES;
 use qwen_wgpu::runtime::pipeline::{assemble, Kernel, Variant, SHADER_FILES};
 
-fn constants() -> naga::back::PipelineConstants {
+fn constants(kernel: Kernel) -> naga::back::PipelineConstants {
     let mut c = naga::back::PipelineConstants::default();
-    c.insert("WG".to_string(), 64.0);
-    c.insert("ROWS".to_string(), 2.0);
+    for &(name, value) in kernel.overrides() {
+        c.insert(name.to_string(), value as f64);
+    }
     c
 }
 
@@ -38,7 +39,7 @@ fn translate(kernel: Kernel, variant: Variant) {
         &module,
         &info,
         Some(entry),
-        &constants(),
+        &constants(kernel),
     )
     .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
 

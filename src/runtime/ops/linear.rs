@@ -7,10 +7,6 @@ use crate::runtime::params::MatvecParams;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
-/// Invocations per workgroup and rows per workgroup of the matvec kernel.
-const MATVEC_WG: u32 = 64;
-const MATVEC_ROWS: u32 = 2;
-
 /// `y[y_offset..] = W x[x_offset..]`, one dispatch per piece of W.
 pub struct Matvec {
     pieces: Vec<Dispatch>,
@@ -26,6 +22,8 @@ impl Matvec {
         y: &wgpu::Buffer,
         y_offset: u32,
     ) -> Result<Matvec, GpuError> {
+        let kernel = Kernel::Matvec(w.ty);
+        let rows_per_group = kernel.override_value("ROWS");
         let pieces = w
             .pieces
             .iter()
@@ -42,11 +40,10 @@ impl Matvec {
                 Dispatch::new(
                     ctx,
                     cache,
-                    Kernel::Matvec(w.ty),
-                    &[("WG", MATVEC_WG), ("ROWS", MATVEC_ROWS)],
+                    kernel,
                     &params,
                     &[&piece.buffer, x, y],
-                    piece.rows.div_ceil(MATVEC_ROWS),
+                    piece.rows.div_ceil(rows_per_group),
                 )
             })
             .collect::<Result<_, _>>()?;

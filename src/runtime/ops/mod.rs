@@ -32,18 +32,16 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    #[allow(clippy::too_many_arguments)]
     pub fn new<P: bytemuck::Pod>(
         ctx: &GpuContext,
         cache: &PipelineCache,
         kernel: Kernel,
-        constants: &[(&'static str, u32)],
         params: &P,
         buffers: &[&wgpu::Buffer],
         workgroups: u32,
     ) -> Result<Dispatch, GpuError> {
         let variant = Variant::for_features(&ctx.features);
-        let pipeline = cache.get(&ctx.device, kernel, variant, constants)?;
+        let pipeline = cache.get(&ctx.device, kernel, variant)?;
         let params_buf = uniform_buffer(ctx, kernel.entry_point(), params);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,

@@ -6,8 +6,6 @@ use crate::runtime::ops::Dispatch;
 use crate::runtime::params::NormParams;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
-const NORM_WG: u32 = 64;
-
 fn norm_dispatch(
     ctx: &GpuContext,
     cache: &PipelineCache,
@@ -26,15 +24,7 @@ fn norm_dispatch(
         eps,
         _pad: 0,
     };
-    Dispatch::new(
-        ctx,
-        cache,
-        kernel,
-        &[("WG", NORM_WG)],
-        &params,
-        buffers,
-        rows,
-    )
+    Dispatch::new(ctx, cache, kernel, &params, buffers, rows)
 }
 
 /// `y = rms_norm(x) * w` for `rows` rows of `n`.
