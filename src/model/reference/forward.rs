@@ -17,10 +17,10 @@ use crate::loader::dequant::dequantize;
 use crate::loader::gguf::GgufFile;
 use crate::loader::names::{self, blk, layer as t};
 use crate::model::reference::attention::attend;
-use crate::model::reference::gdn::{causal_conv1d, delta_step};
+use crate::model::reference::gdn::{causal_conv1d, delta_rule};
 use crate::model::reference::linear::matvec;
 use crate::model::reference::moe::{moe_route, swiglu};
-use crate::model::reference::norm::{gated_rms_norm, l2_norm, rms_norm, sigmoid, silu, softplus};
+use crate::model::reference::norm::{gated_rms_norm, rms_norm, sigmoid, silu};
 use crate::model::reference::rope::{rope_frequencies, rope_neox};
 
 /// A 2-D weight as the GGUF stores it: `rows` rows of `cols` contiguous values.
@@ -405,38 +405,28 @@ impl ReferenceModel {
             .gdn
             .as_ref()
             .expect("linear layers have ssm geometry");
-        let (nk, nv) = (g.n_k_heads as usize, g.n_v_heads as usize);
-        let (dk, dv) = (g.d_k as usize, g.d_v as usize);
+        let (nv, dv) = (g.n_v_heads as usize, g.d_v as usize);
         let channels = g.conv_channels() as usize;
         let eps = self.config.rms_eps;
         let qkv: Vec<f32> = xs.iter().flat_map(|x| w.qkv.apply(x)).collect();
-        let conv = causal_conv1d(&qkv, &w.conv, conv_state, channels, g.conv_kernel as usize);
+        let conv: Vec<f32> =
+            causal_conv1d(&qkv, &w.conv, conv_state, channels, g.conv_kernel as usize)
+                .into_iter()
+                .map(silu)
+                .collect();
+        let beta: Vec<f32> = xs.iter().flat_map(|x| w.beta.apply(x)).collect();
+        let alpha: Vec<f32> = xs.iter().flat_map(|x| w.alpha.apply(x)).collect();
+        let o = delta_rule(g, &conv, &beta, &alpha, &w.dt_bias, &w.a, eps, delta_state);
         xs.iter()
-            .zip(conv.chunks_exact(channels))
-            .map(|(x, mixed)| {
-                let mixed: Vec<f32> = mixed.iter().map(|&v| silu(v)).collect();
-                let (q, rest) = mixed.split_at(nk * dk);
-                let (k, v) = rest.split_at(nk * dk);
-                let q: Vec<Vec<f32>> = q.chunks_exact(dk).map(|h| l2_norm(h, eps)).collect();
-                let k: Vec<Vec<f32>> = k.chunks_exact(dk).map(|h| l2_norm(h, eps)).collect();
+            .zip(o.chunks_exact(nv * dv))
+            .map(|(x, o)| {
                 let z = w.gate.apply(x);
-                let beta = w.beta.apply(x);
-                let alpha = w.alpha.apply(x);
-                let mut out = Vec::with_capacity(nv * dv);
-                for j in 0..nv {
-                    let decay = w.a[j] * softplus(alpha[j] + w.dt_bias[j]);
-                    let state = &mut delta_state[j * dk * dv..(j + 1) * dk * dv];
-                    let o = delta_step(
-                        state,
-                        &q[j % nk],
-                        &k[j % nk],
-                        &v[j * dv..(j + 1) * dv],
-                        decay,
-                        sigmoid(beta[j]),
-                    );
-                    out.extend(gated_rms_norm(&o, &w.norm, &z[j * dv..(j + 1) * dv], eps));
-                }
-                w.out.apply(&out)
+                let normed: Vec<f32> = o
+                    .chunks_exact(dv)
+                    .zip(z.chunks_exact(dv))
+                    .flat_map(|(oh, zh)| gated_rms_norm(oh, &w.norm, zh, eps))
+                    .collect();
+                w.out.apply(&normed)
             })
             .collect()
     }

@@ -1,5 +1,8 @@
 //! Gated DeltaNet pieces in plain f32.
 
+use crate::loader::config::GdnConfig;
+use crate::model::reference::norm::{l2_norm, sigmoid, softplus};
+
 /// Depthwise causal conv1d over `t` tokens of `c` channels with a `k`-tap kernel:
 /// `out[t][c] = sum_i w[c][i] * in[t - k + 1 + i][c]`, where `in` is the `k - 1` previous
 /// inputs held in `state` followed by `x`; `w[c][k - 1]` multiplies the current token (HF's
@@ -74,4 +77,62 @@ pub fn delta_step(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], g: f32, beta: 
     (0..d_v)
         .map(|j| scale * (0..d_k).map(|i| s[i * d_v + j] * q[i]).sum::<f32>())
         .collect()
+}
+
+/// The gated delta rule of one Gated DeltaNet layer over `t` tokens, every value head:
+/// from the conv output (after SiLU, [t, conv_channels] = q | k | v), the raw beta and
+/// alpha projections ([t, n_v]), `dt_bias` and `a` (= -exp(A_log)) ([n_v]):
+///
+/// ```text
+/// q, k  = l2_norm per key head (eps = the RMS epsilon)
+/// beta  = sigmoid(beta_raw)
+/// g     = a * softplus(alpha + dt_bias)            (<= 0)
+/// o_j   = delta_step(S_j, q[j % n_k], k[j % n_k], v_j, g_j, beta_j)
+/// ```
+///
+/// Value head j reads key head `j % n_k` (the GGUF's tiled V-head order). `state` is
+/// [n_v, d_k, d_v]. Returns o, [t, n_v * d_v].
+#[allow(clippy::too_many_arguments)]
+pub fn delta_rule(
+    g: &GdnConfig,
+    conv_out: &[f32],
+    beta_raw: &[f32],
+    alpha: &[f32],
+    dt_bias: &[f32],
+    a: &[f32],
+    eps: f32,
+    state: &mut [f32],
+) -> Vec<f32> {
+    let (nk, nv) = (g.n_k_heads as usize, g.n_v_heads as usize);
+    let (dk, dv) = (g.d_k as usize, g.d_v as usize);
+    let channels = g.conv_channels() as usize;
+    assert_eq!(
+        conv_out.len() % channels,
+        0,
+        "delta_rule: conv output is not [t, {channels}]"
+    );
+    assert_eq!(
+        state.len(),
+        nv * dk * dv,
+        "delta_rule: state is not [{nv}, {dk}, {dv}]"
+    );
+    let mut out = Vec::with_capacity(conv_out.len() / channels * nv * dv);
+    for (t, mixed) in conv_out.chunks_exact(channels).enumerate() {
+        let (q, rest) = mixed.split_at(nk * dk);
+        let (k, v) = rest.split_at(nk * dk);
+        let q: Vec<Vec<f32>> = q.chunks_exact(dk).map(|h| l2_norm(h, eps)).collect();
+        let k: Vec<Vec<f32>> = k.chunks_exact(dk).map(|h| l2_norm(h, eps)).collect();
+        for j in 0..nv {
+            let decay = a[j] * softplus(alpha[t * nv + j] + dt_bias[j]);
+            out.extend(delta_step(
+                &mut state[j * dk * dv..(j + 1) * dk * dv],
+                &q[j % nk],
+                &k[j % nk],
+                &v[j * dv..(j + 1) * dv],
+                decay,
+                sigmoid(beta_raw[t * nv + j]),
+            ));
+        }
+    }
+    out
 }
