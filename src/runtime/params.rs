@@ -31,6 +31,31 @@ pub struct NormParams {
 }
 const _: () = assert!(std::mem::size_of::<NormParams>() == 16);
 
+/// `shaders/gdn/causal_conv1d.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct ConvParams {
+    pub channels: u32,
+    pub n_tokens: u32,
+    pub taps: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<ConvParams>() == 16);
+
+/// `shaders/gdn/delta_rule.wgsl` (the key head dim is a shader constant).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct DeltaRuleParams {
+    pub n_k_heads: u32,
+    pub n_v_heads: u32,
+    pub d_v: u32,
+    pub n_tokens: u32,
+    pub channels: u32,
+    pub eps: f32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<DeltaRuleParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", std::mem::size_of::<MatvecParams>()),
@@ -40,4 +65,9 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
         std::mem::size_of::<NormParams>(),
     ),
     ("norm/l2_norm.wgsl", std::mem::size_of::<NormParams>()),
+    ("gdn/causal_conv1d.wgsl", std::mem::size_of::<ConvParams>()),
+    (
+        "gdn/delta_rule.wgsl",
+        std::mem::size_of::<DeltaRuleParams>(),
+    ),
 ];

@@ -47,6 +47,8 @@ shader_files!(
     "norm/rms_norm.wgsl",
     "norm/gated_rms_norm.wgsl",
     "norm/l2_norm.wgsl",
+    "gdn/causal_conv1d.wgsl",
+    "gdn/delta_rule.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -98,6 +100,10 @@ pub enum Kernel {
     GatedRmsNorm,
     /// `norm/l2_norm.wgsl`.
     L2Norm,
+    /// `gdn/causal_conv1d.wgsl` (with SiLU).
+    CausalConv1d,
+    /// `gdn/delta_rule.wgsl` for key heads of `d_k` dims.
+    DeltaRule { d_k: u32 },
 }
 
 impl Kernel {
@@ -108,6 +114,8 @@ impl Kernel {
             Kernel::AddRmsNorm => "add_rms_norm",
             Kernel::GatedRmsNorm => "gated_rms_norm",
             Kernel::L2Norm => "l2_norm",
+            Kernel::CausalConv1d => "causal_conv1d",
+            Kernel::DeltaRule { .. } => "delta_rule",
         }
     }
 
@@ -115,9 +123,12 @@ impl Kernel {
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
             Kernel::Matvec(_) => &[("WG", 64), ("ROWS", 2)],
-            Kernel::RmsNorm | Kernel::AddRmsNorm | Kernel::GatedRmsNorm | Kernel::L2Norm => {
-                &[("WG", 64)]
-            }
+            Kernel::RmsNorm
+            | Kernel::AddRmsNorm
+            | Kernel::GatedRmsNorm
+            | Kernel::L2Norm
+            | Kernel::CausalConv1d => &[("WG", 64)],
+            Kernel::DeltaRule { .. } => &[],
         }
     }
 
@@ -136,6 +147,8 @@ impl Kernel {
             Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
             Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
             Kernel::L2Norm => "norm/l2_norm.wgsl",
+            Kernel::CausalConv1d => "gdn/causal_conv1d.wgsl",
+            Kernel::DeltaRule { .. } => "gdn/delta_rule.wgsl",
         }
     }
 
@@ -150,6 +163,10 @@ impl Kernel {
             Kernel::AddRmsNorm,
             Kernel::GatedRmsNorm,
             Kernel::L2Norm,
+            Kernel::CausalConv1d,
+            // Qwen3.5's key head dim, and the tiny test models'.
+            Kernel::DeltaRule { d_k: 128 },
+            Kernel::DeltaRule { d_k: 16 },
         ]);
         all
     }
@@ -185,11 +202,17 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
     }
     parts.push(kernel.file());
     parts.push(reduce);
-    Ok(parts
-        .iter()
-        .map(|p| format!("// ---- {p}\n{}", file(p)))
-        .collect::<Vec<_>>()
-        .join("\n"))
+    // Sizes that fix per-invocation register arrays must be constants, not overrides.
+    let header = match kernel {
+        Kernel::DeltaRule { d_k } => format!("const D_K: u32 = {d_k}u;\n"),
+        _ => String::new(),
+    };
+    Ok(header
+        + &parts
+            .iter()
+            .map(|p| format!("// ---- {p}\n{}", file(p)))
+            .collect::<Vec<_>>()
+            .join("\n"))
 }
 
 /// A pipeline's identity: the kernel (which fixes its `override` values) and the variant.

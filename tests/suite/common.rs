@@ -86,3 +86,18 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f32], atol: f32, rtol:
         "{what}: first mismatches (index, gpu, ref): {bad:?}"
     );
 }
+
+/// Runs `check` with the subgroup kernels (where the adapter has subgroups), then with the
+/// workgroup-memory kernels every adapter can run.
+pub fn for_each_variant(
+    gpu: &mut qwen_wgpu::runtime::GpuContext,
+    mut check: impl FnMut(&qwen_wgpu::runtime::GpuContext),
+) {
+    let with_subgroups = gpu.features.subgroup;
+    check(gpu);
+    if with_subgroups {
+        gpu.features.subgroup = false;
+        check(gpu);
+        gpu.features.subgroup = true;
+    }
+}

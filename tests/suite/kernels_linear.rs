@@ -12,7 +12,7 @@ use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::gpu_or_skip;
+use crate::common::{for_each_variant, gpu_or_skip};
 
 /// Random blocks of `ty` with finite scales: random bytes everywhere, then each scale field
 /// overwritten with a moderate f16 (or f32 / E8M0) value.
@@ -105,15 +105,7 @@ fn matvec_matches_reference_for_every_type() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(41);
-    // With subgroup reductions where the adapter has them, then the workgroup-memory variant.
-    let with_subgroups = gpu.features.subgroup;
-    for subgroups in [with_subgroups, false] {
-        gpu.features.subgroup = subgroups;
-        matvec_all_types(&gpu, &cache, &mut rng);
-        if !with_subgroups {
-            break;
-        }
-    }
+    for_each_variant(&mut gpu, |gpu| matvec_all_types(gpu, &cache, &mut rng));
 }
 
 fn matvec_all_types(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {

@@ -7,7 +7,7 @@ use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::{assert_close, gpu_or_skip, run_dispatches};
+use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
 
 const EPS: f32 = 1e-6;
 /// Row lengths: below, at and above the workgroup size, not multiples of it.
@@ -107,12 +107,7 @@ fn norms_match_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(7);
-    let with_subgroups = gpu.features.subgroup;
-    check_all(&gpu, &cache, &mut rng);
-    if with_subgroups {
-        gpu.features.subgroup = false;
-        check_all(&gpu, &cache, &mut rng);
-    }
+    for_each_variant(&mut gpu, |gpu| check_all(gpu, &cache, &mut rng));
 }
 
 #[test]

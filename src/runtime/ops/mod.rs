@@ -1,6 +1,7 @@
 //! Kernel launchers, one module per shader family. Each op builds its pipeline, params
 //! uniform and bind group once; afterwards it only records dispatches.
 
+pub mod gdn;
 pub mod linear;
 pub mod norm;
 
@@ -32,6 +33,7 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// `workgroups` in a line (laid out as a 2-D grid past the per-dimension limit).
     pub fn new<P: bytemuck::Pod>(
         ctx: &GpuContext,
         cache: &PipelineCache,
@@ -40,6 +42,25 @@ impl Dispatch {
         buffers: &[&wgpu::Buffer],
         workgroups: u32,
     ) -> Result<Dispatch, GpuError> {
+        let g = grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension);
+        Self::new_2d(ctx, cache, kernel, params, buffers, g)
+    }
+
+    /// An explicit `(x, y)` grid, for kernels that index two dimensions.
+    pub fn new_2d<P: bytemuck::Pod>(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        kernel: Kernel,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        grid: (u32, u32),
+    ) -> Result<Dispatch, GpuError> {
+        let max = ctx.limits.max_compute_workgroups_per_dimension;
+        if grid.0 > max || grid.1 > max {
+            return Err(GpuError::Shape(format!(
+                "{kernel:?}: grid {grid:?} exceeds {max} workgroups per dimension"
+            )));
+        }
         let variant = Variant::for_features(&ctx.features);
         let pipeline = cache.get(&ctx.device, kernel, variant)?;
         let params_buf = uniform_buffer(ctx, kernel.entry_point(), params);
@@ -64,7 +85,7 @@ impl Dispatch {
         Ok(Dispatch {
             pipeline,
             bind,
-            grid: grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension),
+            grid: (grid.0.max(1), grid.1.max(1)),
             _params: params_buf,
         })
     }
