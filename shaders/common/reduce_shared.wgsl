@@ -16,3 +16,17 @@ fn workgroup_sum(v: f32, lid: u32) -> f32 {
     }
     return reduce_scratch[0];
 }
+
+// Maximum across the workgroup, valid in invocation 0.
+fn workgroup_max(v: f32, lid: u32) -> f32 {
+    workgroupBarrier();
+    reduce_scratch[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            reduce_scratch[lid] = max(reduce_scratch[lid], reduce_scratch[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    return reduce_scratch[0];
+}

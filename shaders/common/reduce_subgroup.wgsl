@@ -19,3 +19,19 @@ fn workgroup_sum(v: f32, lid: u32) -> f32 {
     }
     return total;
 }
+
+// Maximum across the workgroup, valid in invocation 0.
+fn workgroup_max(v: f32, lid: u32) -> f32 {
+    let partial = subgroupMax(v);
+    let leader = subgroupMin(lid);
+    workgroupBarrier();
+    reduce_scratch[lid] = select(-3.4028235e38, partial, lid == leader);
+    workgroupBarrier();
+    var m = -3.4028235e38;
+    if (lid == 0u) {
+        for (var i = 0u; i < WG; i++) {
+            m = max(m, reduce_scratch[i]);
+        }
+    }
+    return m;
+}

@@ -2,6 +2,8 @@
 //! of its shader (u32/i32/f32 only, padded to 16 bytes). These are the source of truth; a
 //! naga test checks each WGSL struct has the same size.
 
+use std::mem::size_of;
+
 use bytemuck::{Pod, Zeroable};
 
 /// `shaders/linear/matvec.wgsl`.
@@ -18,7 +20,7 @@ pub struct MatvecParams {
     pub y_offset: u32,
     pub _pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<MatvecParams>() == 32);
+const _: () = assert!(size_of::<MatvecParams>() == 32);
 
 /// `shaders/norm/{rms_norm,gated_rms_norm,l2_norm}.wgsl`: rows of `n`.
 #[repr(C)]
@@ -29,7 +31,7 @@ pub struct NormParams {
     pub eps: f32,
     pub _pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<NormParams>() == 16);
+const _: () = assert!(size_of::<NormParams>() == 16);
 
 /// `shaders/gdn/causal_conv1d.wgsl`.
 #[repr(C)]
@@ -40,7 +42,7 @@ pub struct ConvParams {
     pub taps: u32,
     pub _pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<ConvParams>() == 16);
+const _: () = assert!(size_of::<ConvParams>() == 16);
 
 /// `shaders/gdn/delta_rule.wgsl` (the key head dim is a shader constant).
 #[repr(C)]
@@ -54,20 +56,53 @@ pub struct DeltaRuleParams {
     pub eps: f32,
     pub _pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<DeltaRuleParams>() == 32);
+const _: () = assert!(size_of::<DeltaRuleParams>() == 32);
+
+/// `shaders/attention/qk_norm_rope.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct QkNormRopeParams {
+    pub n_tokens: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub n_rot: u32,
+    pub pos0: u32,
+    pub q_stride: u32,
+    pub q_head_stride: u32,
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(size_of::<QkNormRopeParams>() == 48);
+
+/// `shaders/attention/flash_attention.wgsl` (both entry points).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct FlashAttentionParams {
+    pub n_tokens: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub pos0: u32,
+    pub n_chunks: u32,
+    pub q_stride: u32,
+    pub q_head_stride: u32,
+    pub gated: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(size_of::<FlashAttentionParams>() == 48);
 
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
-    ("linear/matvec.wgsl", std::mem::size_of::<MatvecParams>()),
-    ("norm/rms_norm.wgsl", std::mem::size_of::<NormParams>()),
+    ("linear/matvec.wgsl", size_of::<MatvecParams>()),
+    ("norm/rms_norm.wgsl", size_of::<NormParams>()),
+    ("norm/gated_rms_norm.wgsl", size_of::<NormParams>()),
+    ("norm/l2_norm.wgsl", size_of::<NormParams>()),
+    ("gdn/causal_conv1d.wgsl", size_of::<ConvParams>()),
+    ("gdn/delta_rule.wgsl", size_of::<DeltaRuleParams>()),
+    ("attention/qk_norm_rope.wgsl", size_of::<QkNormRopeParams>()),
     (
-        "norm/gated_rms_norm.wgsl",
-        std::mem::size_of::<NormParams>(),
-    ),
-    ("norm/l2_norm.wgsl", std::mem::size_of::<NormParams>()),
-    ("gdn/causal_conv1d.wgsl", std::mem::size_of::<ConvParams>()),
-    (
-        "gdn/delta_rule.wgsl",
-        std::mem::size_of::<DeltaRuleParams>(),
+        "attention/flash_attention.wgsl",
+        size_of::<FlashAttentionParams>(),
     ),
 ];

@@ -49,6 +49,10 @@ shader_files!(
     "norm/l2_norm.wgsl",
     "gdn/causal_conv1d.wgsl",
     "gdn/delta_rule.wgsl",
+    "attention/kv_f32.wgsl",
+    "attention/kv_f16.wgsl",
+    "attention/qk_norm_rope.wgsl",
+    "attention/flash_attention.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -104,6 +108,12 @@ pub enum Kernel {
     CausalConv1d,
     /// `gdn/delta_rule.wgsl` for key heads of `d_k` dims.
     DeltaRule { d_k: u32 },
+    /// `attention/qk_norm_rope.wgsl`, writing a KV cache of f16 (packed) or f32 elements.
+    QkNormRope { kv_f16: bool },
+    /// `attention/flash_attention.wgsl`, entry `flash_attention`.
+    FlashAttention { kv_f16: bool },
+    /// `attention/flash_attention.wgsl`, entry `flash_combine`.
+    FlashCombine,
 }
 
 impl Kernel {
@@ -116,6 +126,9 @@ impl Kernel {
             Kernel::L2Norm => "l2_norm",
             Kernel::CausalConv1d => "causal_conv1d",
             Kernel::DeltaRule { .. } => "delta_rule",
+            Kernel::QkNormRope { .. } => "qk_norm_rope",
+            Kernel::FlashAttention { .. } => "flash_attention",
+            Kernel::FlashCombine => "flash_combine",
         }
     }
 
@@ -127,8 +140,9 @@ impl Kernel {
             | Kernel::AddRmsNorm
             | Kernel::GatedRmsNorm
             | Kernel::L2Norm
-            | Kernel::CausalConv1d => &[("WG", 64)],
-            Kernel::DeltaRule { .. } => &[],
+            | Kernel::CausalConv1d
+            | Kernel::QkNormRope { .. } => &[("WG", 64)],
+            Kernel::DeltaRule { .. } | Kernel::FlashAttention { .. } | Kernel::FlashCombine => &[],
         }
     }
 
@@ -149,6 +163,10 @@ impl Kernel {
             Kernel::L2Norm => "norm/l2_norm.wgsl",
             Kernel::CausalConv1d => "gdn/causal_conv1d.wgsl",
             Kernel::DeltaRule { .. } => "gdn/delta_rule.wgsl",
+            Kernel::QkNormRope { .. } => "attention/qk_norm_rope.wgsl",
+            Kernel::FlashAttention { .. } | Kernel::FlashCombine => {
+                "attention/flash_attention.wgsl"
+            }
         }
     }
 
@@ -167,6 +185,11 @@ impl Kernel {
             // Qwen3.5's key head dim, and the tiny test models'.
             Kernel::DeltaRule { d_k: 128 },
             Kernel::DeltaRule { d_k: 16 },
+            Kernel::QkNormRope { kv_f16: true },
+            Kernel::QkNormRope { kv_f16: false },
+            Kernel::FlashAttention { kv_f16: true },
+            Kernel::FlashAttention { kv_f16: false },
+            Kernel::FlashCombine,
         ]);
         all
     }
@@ -196,9 +219,21 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
         "common/reduce_shared.wgsl"
     };
     let mut parts = Vec::new();
-    if let Kernel::Matvec(ty) = kernel {
-        parts.push("common/bytes.wgsl");
-        parts.extend(quant_files(ty)?);
+    match kernel {
+        Kernel::Matvec(ty) => {
+            parts.push("common/bytes.wgsl");
+            parts.extend(quant_files(ty)?);
+        }
+        Kernel::QkNormRope { kv_f16 } | Kernel::FlashAttention { kv_f16 } => {
+            parts.push(if kv_f16 {
+                "attention/kv_f16.wgsl"
+            } else {
+                "attention/kv_f32.wgsl"
+            });
+        }
+        // The combine pass never touches the caches, but its module declares them.
+        Kernel::FlashCombine => parts.push("attention/kv_f32.wgsl"),
+        _ => {}
     }
     parts.push(kernel.file());
     parts.push(reduce);

@@ -6,6 +6,7 @@ mod config;
 mod contracts;
 mod gguf_reader;
 mod gpu;
+mod kernels_attention;
 mod kernels_gdn;
 mod kernels_linear;
 mod kernels_norm;

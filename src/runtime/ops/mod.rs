@@ -1,6 +1,7 @@
 //! Kernel launchers, one module per shader family. Each op builds its pipeline, params
 //! uniform and bind group once; afterwards it only records dispatches.
 
+pub mod attention;
 pub mod gdn;
 pub mod linear;
 pub mod norm;
@@ -23,7 +24,7 @@ pub fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
 }
 
 /// One recorded dispatch: a pipeline, its bind group (binding 0 the params uniform, then
-/// `buffers` in binding order) and the workgroup grid.
+/// the buffers) and the workgroup grid.
 pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
@@ -55,6 +56,24 @@ impl Dispatch {
         buffers: &[&wgpu::Buffer],
         grid: (u32, u32),
     ) -> Result<Dispatch, GpuError> {
+        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32 + 1, *b))
+            .collect();
+        Self::with_bindings(ctx, cache, kernel, params, &numbered, grid)
+    }
+
+    /// Buffers at explicit binding numbers, for an entry point that uses only some of its
+    /// module's bindings (its layout then has gaps).
+    pub fn with_bindings<P: bytemuck::Pod>(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[(u32, &wgpu::Buffer)],
+        grid: (u32, u32),
+    ) -> Result<Dispatch, GpuError> {
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         if grid.0 > max || grid.1 > max {
             return Err(GpuError::Shape(format!(
@@ -68,15 +87,10 @@ impl Dispatch {
             binding: 0,
             resource: params_buf.as_entire_binding(),
         }];
-        entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: b.as_entire_binding(),
-                }),
-        );
+        entries.extend(bindings.iter().map(|&(binding, b)| wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        }));
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.entry_point()),
             layout: &pipeline.get_bind_group_layout(0),
