@@ -1,9 +1,12 @@
 // y = W x for one token (decode): W is a GGUF weight of `rows` rows, each `units` units of
 // 32 elements in its block format, read in place and dequantized in registers.
+// `matvec_experts` does the same for the k experts a token was routed to: slot s multiplies
+// expert ids[s]'s slab (W's rows for that expert) with x[s * x_stride..] into
+// y[s * y_stride..]; the ids are read on the GPU, never by the CPU.
 //
-// Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows; its WG
-// invocations stride over a row's 32-element units (unit_dot, from the type's file in
-// linear/quant/), and workgroup_sum (common/reduce_*) adds their partials.
+// Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows (wg.z is the
+// expert slot); its WG invocations stride over a row's 32-element units (unit_dot, from the
+// type's file in linear/quant/), and workgroup_sum (common/reduce_*) adds their partials.
 // Mirrors model::reference::linear::matvec over loader::dequant::dequantize.
 
 struct Params {
@@ -11,24 +14,50 @@ struct Params {
     // 32-element units per row (cols / 32).
     units: u32,
     row_bytes: u32,
-    // Byte offset of row 0 in `weights` (an expert's slab, a split piece).
+    // Byte offset of row 0 in `weights` (a split piece starts at 0).
     weight_offset: u32,
     x_offset: u32,
     y_offset: u32,
+    // matvec_experts: the experts this buffer holds are first_expert.. (+ n_experts), each
+    // `rows` rows; slot s reads x at x_offset + s * x_stride and writes y_offset + s * y_stride.
+    first_expert: u32,
+    n_experts: u32,
+    x_stride: u32,
+    y_stride: u32,
     _pad0: u32,
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-// [rows, row_bytes] GGUF blocks, as u32 words
+// [rows, row_bytes] GGUF blocks (matvec_experts: [n_experts, rows, row_bytes]), as u32 words
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
-// [cols] f32
+// [cols] f32 (matvec_experts: [slots, x_stride])
 @group(0) @binding(2) var<storage, read> x: array<f32>;
-// [rows] f32
+// [rows] f32 (matvec_experts: [slots, y_stride])
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// [slots] u32: the routed experts (matvec_experts)
+@group(0) @binding(4) var<storage, read> ids: array<u32>;
 
 override WG: u32 = 64u;
 override ROWS: u32 = 2u;
+
+fn rows_dot(first: u32, lid: u32, weight_base: u32, x_base: u32, y_base: u32) {
+    for (var r = 0u; r < ROWS; r++) {
+        let row = first + r;
+        var acc = 0.0;
+        if (row < params.rows) {
+            let base = weight_base + row * params.row_bytes;
+            for (var u = lid; u < params.units; u += WG) {
+                let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+                acc += unit_dot(block, u % UNITS_PER_BLOCK, x_base + 32u * u);
+            }
+        }
+        let total = workgroup_sum(acc, lid);
+        if (lid == 0u && row < params.rows) {
+            y[y_base + row] = total;
+        }
+    }
+}
 
 @compute @workgroup_size(WG)
 fn matvec(
@@ -37,19 +66,28 @@ fn matvec(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let first = (wg.x + wg.y * nwg.x) * ROWS;
-    for (var r = 0u; r < ROWS; r++) {
-        let row = first + r;
-        var acc = 0.0;
-        if (row < params.rows) {
-            let base = params.weight_offset + row * params.row_bytes;
-            for (var u = lid; u < params.units; u += WG) {
-                let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-                acc += unit_dot(block, u % UNITS_PER_BLOCK, params.x_offset + 32u * u);
-            }
-        }
-        let total = workgroup_sum(acc, lid);
-        if (lid == 0u && row < params.rows) {
-            y[params.y_offset + row] = total;
-        }
+    rows_dot(first, lid, params.weight_offset, params.x_offset, params.y_offset);
+}
+
+@compute @workgroup_size(WG)
+fn matvec_experts(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let slot = wg.z;
+    let e = ids[slot];
+    // Experts outside this buffer are another piece's dispatch.
+    if (e < params.first_expert || e >= params.first_expert + params.n_experts) {
+        return;
     }
+    let slab = (e - params.first_expert) * params.rows * params.row_bytes;
+    let first = (wg.x + wg.y * nwg.x) * ROWS;
+    rows_dot(
+        first,
+        lid,
+        params.weight_offset + slab,
+        params.x_offset + slot * params.x_stride,
+        params.y_offset + slot * params.y_stride,
+    );
 }

@@ -18,9 +18,14 @@ pub struct MatvecParams {
     pub weight_offset: u32,
     pub x_offset: u32,
     pub y_offset: u32,
+    /// `matvec_experts`: the experts this buffer holds, and each slot's x and y strides.
+    pub first_expert: u32,
+    pub n_experts: u32,
+    pub x_stride: u32,
+    pub y_stride: u32,
     pub _pad: [u32; 2],
 }
-const _: () = assert!(size_of::<MatvecParams>() == 32);
+const _: () = assert!(size_of::<MatvecParams>() == 48);
 
 /// `shaders/norm/{rms_norm,gated_rms_norm,l2_norm}.wgsl`: rows of `n`.
 #[repr(C)]
@@ -92,6 +97,31 @@ pub struct FlashAttentionParams {
 }
 const _: () = assert!(size_of::<FlashAttentionParams>() == 48);
 
+/// `shaders/moe/router.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct RouterParams {
+    pub n_expert: u32,
+    pub k: u32,
+    pub n_tokens: u32,
+    pub renormalise: u32,
+}
+const _: () = assert!(size_of::<RouterParams>() == 16);
+
+/// `shaders/moe/combine.wgsl` (both entry points).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct CombineParams {
+    pub n: u32,
+    pub width: u32,
+    pub slot_stride: u32,
+    pub up_offset: u32,
+    pub k: u32,
+    pub with_shared: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(size_of::<CombineParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -105,4 +135,6 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
         "attention/flash_attention.wgsl",
         size_of::<FlashAttentionParams>(),
     ),
+    ("moe/router.wgsl", size_of::<RouterParams>()),
+    ("moe/combine.wgsl", size_of::<CombineParams>()),
 ];

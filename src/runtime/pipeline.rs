@@ -53,6 +53,8 @@ shader_files!(
     "attention/kv_f16.wgsl",
     "attention/qk_norm_rope.wgsl",
     "attention/flash_attention.wgsl",
+    "moe/router.wgsl",
+    "moe/combine.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -96,6 +98,14 @@ fn quant_files(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
 pub enum Kernel {
     /// `linear/matvec.wgsl` over weights of the given type.
     Matvec(GgmlType),
+    /// `linear/matvec.wgsl`, entry `matvec_experts`: the routed experts' slabs.
+    MatvecExperts(GgmlType),
+    /// `moe/router.wgsl`.
+    MoeRoute,
+    /// `moe/combine.wgsl`, entry `swiglu`.
+    Swiglu,
+    /// `moe/combine.wgsl`, entry `moe_combine`.
+    MoeCombine,
     /// `norm/rms_norm.wgsl`, entry `rms_norm`.
     RmsNorm,
     /// `norm/rms_norm.wgsl`, entry `add_rms_norm`.
@@ -120,6 +130,10 @@ impl Kernel {
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matvec(_) => "matvec",
+            Kernel::MatvecExperts(_) => "matvec_experts",
+            Kernel::MoeRoute => "moe_route",
+            Kernel::Swiglu => "swiglu",
+            Kernel::MoeCombine => "moe_combine",
             Kernel::RmsNorm => "rms_norm",
             Kernel::AddRmsNorm => "add_rms_norm",
             Kernel::GatedRmsNorm => "gated_rms_norm",
@@ -135,7 +149,8 @@ impl Kernel {
     /// Values of the kernel's `override` constants (workgroup size, rows per workgroup).
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
-            Kernel::Matvec(_) => &[("WG", 64), ("ROWS", 2)],
+            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 2)],
+            Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine => &[("WG", 64)],
             Kernel::RmsNorm
             | Kernel::AddRmsNorm
             | Kernel::GatedRmsNorm
@@ -157,7 +172,9 @@ impl Kernel {
     /// The kernel's own file under `shaders/`.
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Matvec(_) => "linear/matvec.wgsl",
+            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
+            Kernel::MoeRoute => "moe/router.wgsl",
+            Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
             Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
             Kernel::L2Norm => "norm/l2_norm.wgsl",
@@ -174,7 +191,7 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut all: Vec<Kernel> = GgmlType::SUPPORTED
             .iter()
-            .map(|&t| Kernel::Matvec(t))
+            .flat_map(|&t| [Kernel::Matvec(t), Kernel::MatvecExperts(t)])
             .collect();
         all.extend([
             Kernel::RmsNorm,
@@ -190,6 +207,9 @@ impl Kernel {
             Kernel::FlashAttention { kv_f16: true },
             Kernel::FlashAttention { kv_f16: false },
             Kernel::FlashCombine,
+            Kernel::MoeRoute,
+            Kernel::Swiglu,
+            Kernel::MoeCombine,
         ]);
         all
     }
@@ -220,7 +240,7 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
     };
     let mut parts = Vec::new();
     match kernel {
-        Kernel::Matvec(ty) => {
+        Kernel::Matvec(ty) | Kernel::MatvecExperts(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
         }

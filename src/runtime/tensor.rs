@@ -109,6 +109,52 @@ impl QuantMatrix {
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
+        Self::upload_split(ctx, name, ty, cols, rows, 1, bytes, max_piece_bytes)
+    }
+
+    /// A 3-D expert tensor ({cols, rows_per_expert, n_experts}): expert e's rows are
+    /// `e * rows_per_expert..`; pieces split on expert boundaries, so each expert's slab
+    /// sits whole in one buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload_experts(
+        ctx: &GpuContext,
+        name: &str,
+        ty: GgmlType,
+        cols: u32,
+        rows_per_expert: u32,
+        n_experts: u32,
+        bytes: &[u8],
+        max_piece_bytes: u64,
+    ) -> Result<QuantMatrix, GpuError> {
+        let rows = rows_per_expert
+            .checked_mul(n_experts)
+            .ok_or(GpuError::Shape(format!(
+                "{name}: {n_experts} experts of {rows_per_expert} rows"
+            )))?;
+        Self::upload_split(
+            ctx,
+            name,
+            ty,
+            cols,
+            rows,
+            rows_per_expert,
+            bytes,
+            max_piece_bytes,
+        )
+    }
+
+    /// Splits into pieces that hold whole groups of `granularity` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn upload_split(
+        ctx: &GpuContext,
+        name: &str,
+        ty: GgmlType,
+        cols: u32,
+        rows: u32,
+        granularity: u32,
+        bytes: &[u8],
+        max_piece_bytes: u64,
+    ) -> Result<QuantMatrix, GpuError> {
         let row_bytes =
             ty.row_bytes(cols as u64)
                 .filter(|_| cols % 32 == 0)
@@ -121,12 +167,14 @@ impl QuantMatrix {
                 bytes.len()
             )));
         }
-        let rows_per_piece = (max_piece_bytes / row_bytes).min(rows as u64) as u32;
-        if rows_per_piece == 0 {
+        let group_bytes = row_bytes * granularity as u64;
+        let groups_per_piece = max_piece_bytes / group_bytes;
+        if groups_per_piece == 0 {
             return Err(GpuError::Shape(format!(
-                "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {max_piece_bytes}"
+                "{name}: {granularity} row(s) of {row_bytes} bytes exceed the storage binding limit {max_piece_bytes}"
             )));
         }
+        let rows_per_piece = (groups_per_piece * granularity as u64).min(rows as u64) as u32;
         let mut pieces = Vec::new();
         let mut first_row = 0;
         while first_row < rows {

@@ -9,6 +9,7 @@ mod gpu;
 mod kernels_attention;
 mod kernels_gdn;
 mod kernels_linear;
+mod kernels_moe;
 mod kernels_norm;
 mod parity;
 mod quant;

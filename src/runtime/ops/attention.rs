@@ -117,7 +117,7 @@ impl FlashAttention {
             Kernel::FlashAttention { kv_f16 },
             &params,
             &[(1, q), (2, k_cache), (3, v_cache), (4, partials)],
-            (heads, n_chunks),
+            [heads, n_chunks, 1],
         )?;
         let combine = Dispatch::with_bindings(
             ctx,
@@ -125,7 +125,7 @@ impl FlashAttention {
             Kernel::FlashCombine,
             &params,
             &[(4, partials), (5, q_in), (6, out)],
-            (heads, 1),
+            [heads, 1, 1],
         )?;
         Ok(FlashAttention { partial, combine })
     }

@@ -35,6 +35,10 @@ impl Matvec {
                     weight_offset: 0,
                     x_offset,
                     y_offset: y_offset + piece.first_row,
+                    first_expert: 0,
+                    n_experts: 0,
+                    x_stride: 0,
+                    y_stride: 0,
                     _pad: [0; 2],
                 };
                 Dispatch::new(

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod gdn;
 pub mod linear;
+pub mod moe;
 pub mod norm;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
 pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
-    grid: (u32, u32),
+    grid: [u32; 3],
     // Kept alive for the bind group.
     _params: wgpu::Buffer,
 }
@@ -61,7 +62,7 @@ impl Dispatch {
             .enumerate()
             .map(|(i, b)| (i as u32 + 1, *b))
             .collect();
-        Self::with_bindings(ctx, cache, kernel, params, &numbered, grid)
+        Self::with_bindings(ctx, cache, kernel, params, &numbered, [grid.0, grid.1, 1])
     }
 
     /// Buffers at explicit binding numbers, for an entry point that uses only some of its
@@ -72,10 +73,10 @@ impl Dispatch {
         kernel: Kernel,
         params: &P,
         bindings: &[(u32, &wgpu::Buffer)],
-        grid: (u32, u32),
+        grid: [u32; 3],
     ) -> Result<Dispatch, GpuError> {
         let max = ctx.limits.max_compute_workgroups_per_dimension;
-        if grid.0 > max || grid.1 > max {
+        if grid.iter().any(|&g| g > max) {
             return Err(GpuError::Shape(format!(
                 "{kernel:?}: grid {grid:?} exceeds {max} workgroups per dimension"
             )));
@@ -99,7 +100,7 @@ impl Dispatch {
         Ok(Dispatch {
             pipeline,
             bind,
-            grid: (grid.0.max(1), grid.1.max(1)),
+            grid: grid.map(|g| g.max(1)),
             _params: params_buf,
         })
     }
@@ -107,6 +108,6 @@ impl Dispatch {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
     }
 }

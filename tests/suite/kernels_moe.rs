@@ -1,0 +1,236 @@
+//! `shaders/moe/` and the expert-indexed matvec against the reference: routing (softmax,
+//! top-k, renormalisation) on the GPU, the routed experts' matvecs with ids read on the GPU
+//! (whole and split into pieces), SwiGLU and the weighted combine with the shared expert.
+
+use qwen_wgpu::loader::dequant::dequantize;
+use qwen_wgpu::loader::GgmlType;
+use qwen_wgpu::model::reference::linear::matvec;
+use qwen_wgpu::model::reference::moe::moe_route;
+use qwen_wgpu::model::reference::norm::{sigmoid, silu};
+use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::moe;
+use qwen_wgpu::runtime::pipeline::PipelineCache;
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::GpuContext;
+
+use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
+use crate::kernels_linear::random_weights;
+
+fn random(n: usize, scale: f32, rng: &mut SplitMix64) -> Vec<f32> {
+    (0..n).map(|_| scale * rng.symmetric_f32()).collect()
+}
+
+fn buf(gpu: &GpuContext, v: &[f32]) -> wgpu::Buffer {
+    storage_buffer(gpu, "t", bytemuck::cast_slice(v))
+}
+
+/// Ids must be identical (random logits have no ties); weights are f32 softmax values
+/// computed with the GPU's exp: atol 1e-7, rtol 1e-5.
+fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+    for (n_expert, k, renormalise) in [
+        (8, 2, true),
+        (256, 8, true),
+        (512, 10, false),
+        (128, 16, true),
+    ] {
+        let n_tokens = 3;
+        let logits = random(n_tokens * n_expert, 4.0, rng);
+        let ids = f32_buffer(gpu, "ids", n_tokens * k);
+        let weights = f32_buffer(gpu, "w", n_tokens * k);
+        let d = moe::moe_route(
+            gpu,
+            cache,
+            n_expert as u32,
+            k as u32,
+            n_tokens as u32,
+            renormalise,
+            &buf(gpu, &logits),
+            &ids,
+            &weights,
+        )
+        .unwrap();
+        run_dispatches(gpu, &[&d]);
+        let got_ids: Vec<u32> = read_f32(gpu, &ids, n_tokens * k)
+            .unwrap()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        let got_w = read_f32(gpu, &weights, n_tokens * k).unwrap();
+        for t in 0..n_tokens {
+            let (ref_ids, ref_w) =
+                moe_route(&logits[t * n_expert..(t + 1) * n_expert], k, renormalise);
+            let ref_ids: Vec<u32> = ref_ids.iter().map(|&e| e as u32).collect();
+            assert_eq!(
+                &got_ids[t * k..(t + 1) * k],
+                &ref_ids[..],
+                "route {k} of {n_expert}, token {t}"
+            );
+            assert_close(
+                &format!("route weights {k} of {n_expert}"),
+                &got_w[t * k..(t + 1) * k],
+                &ref_w,
+                1e-7,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn moe_route_matches_reference() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(31);
+    for_each_variant(&mut gpu, |gpu| route_cases(gpu, &cache, &mut rng));
+    let dummy = f32_buffer(&gpu, "d", 4);
+    assert!(moe::moe_route(&gpu, &cache, 600, 8, 1, true, &dummy, &dummy, &dummy).is_err());
+    assert!(moe::moe_route(&gpu, &cache, 8, 17, 1, true, &dummy, &dummy, &dummy).is_err());
+}
+
+/// Same bound as the plain matvec: 2e-5 of the sum of |w x| per row.
+#[test]
+fn expert_matvec_reads_the_routed_experts() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(32);
+    for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F16] {
+        let (n_experts, rows, cols) = (6usize, 20usize, 256usize);
+        let w = random_weights(ty, n_experts * rows, cols, &mut rng);
+        let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
+        let slot_ids: [u32; 3] = [4, 0, 5];
+        let x = random(slot_ids.len() * cols, 1.0, &mut rng);
+        let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&slot_ids));
+        let xb = buf(&gpu, &x);
+        let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
+        // Whole, and split into pieces of 4 and 2 experts.
+        for max_piece in [u64::MAX, 4 * slab, 2 * slab + 7] {
+            let m = QuantMatrix::upload_experts(
+                &gpu,
+                "experts",
+                ty,
+                cols as u32,
+                rows as u32,
+                n_experts as u32,
+                &w,
+                max_piece,
+            )
+            .unwrap();
+            let y = f32_buffer(&gpu, "y", slot_ids.len() * rows);
+            let ds = moe::expert_matvec(
+                &gpu,
+                &cache,
+                &m,
+                rows as u32,
+                slot_ids.len() as u32,
+                &ids_buf,
+                &xb,
+                cols as u32,
+                &y,
+                rows as u32,
+            )
+            .unwrap();
+            run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
+            let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
+            for (s, &e) in slot_ids.iter().enumerate() {
+                let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
+                let xs = &x[s * cols..(s + 1) * cols];
+                let expect = matvec(we, xs, rows, cols);
+                for r in 0..rows {
+                    let abs: f32 = we[r * cols..(r + 1) * cols]
+                        .iter()
+                        .zip(xs)
+                        .map(|(a, b)| (a * b).abs())
+                        .sum();
+                    let g = got[s * rows + r];
+                    assert!(
+                        (g - expect[r]).abs() <= 2e-5 * abs,
+                        "{ty} pieces {max_piece} slot {s} row {r}: {g} vs {}",
+                        expect[r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Element-wise f32 with the GPU's exp: atol 1e-6, rtol 1e-5.
+#[test]
+fn swiglu_and_combine_match_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(33);
+    let (slots, width) = (3usize, 100usize);
+    // Fused layout: each slot holds [gate | up] (ffn_gate_up_exps rows, or two matvecs).
+    let gate_up = random(slots * 2 * width, 4.0, &mut rng);
+    let h = f32_buffer(&gpu, "h", slots * width);
+    let d = moe::swiglu(
+        &gpu,
+        &cache,
+        slots as u32,
+        width as u32,
+        2 * width as u32,
+        width as u32,
+        &buf(&gpu, &gate_up),
+        &h,
+    )
+    .unwrap();
+    run_dispatches(&gpu, &[&d]);
+    let expect: Vec<f32> = (0..slots * width)
+        .map(|i| {
+            let (s, c) = (i / width, i % width);
+            silu(gate_up[s * 2 * width + c]) * gate_up[s * 2 * width + width + c]
+        })
+        .collect();
+    assert_close(
+        "swiglu",
+        &read_f32(&gpu, &h, slots * width).unwrap(),
+        &expect,
+        1e-6,
+        1e-5,
+    );
+
+    let (n_tokens, k) = (2usize, 3usize);
+    let e_out = random(n_tokens * k * width, 2.0, &mut rng);
+    let e_w = random(n_tokens * k, 1.0, &mut rng);
+    let sh_out = random(n_tokens * width, 2.0, &mut rng);
+    let sh_logit = random(n_tokens, 3.0, &mut rng);
+    for with_shared in [true, false] {
+        let y = f32_buffer(&gpu, "y", n_tokens * width);
+        let (sb, lb) = (buf(&gpu, &sh_out), buf(&gpu, &sh_logit));
+        let shared = with_shared.then_some((&sb, &lb));
+        let d = moe::moe_combine(
+            &gpu,
+            &cache,
+            n_tokens as u32,
+            width as u32,
+            k as u32,
+            &buf(&gpu, &e_out),
+            &buf(&gpu, &e_w),
+            shared,
+            &y,
+        )
+        .unwrap();
+        run_dispatches(&gpu, &[&d]);
+        let expect: Vec<f32> = (0..n_tokens * width)
+            .map(|i| {
+                let (t, c) = (i / width, i % width);
+                let routed: f32 = (0..k)
+                    .map(|j| e_w[t * k + j] * e_out[(t * k + j) * width + c])
+                    .sum();
+                routed
+                    + if with_shared {
+                        sigmoid(sh_logit[t]) * sh_out[i]
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        assert_close(
+            &format!("moe_combine shared {with_shared}"),
+            &read_f32(&gpu, &y, n_tokens * width).unwrap(),
+            &expect,
+            1e-6,
+            1e-5,
+        );
+    }
+}
