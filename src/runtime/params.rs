@@ -122,6 +122,16 @@ pub struct CombineParams {
 }
 const _: () = assert!(size_of::<CombineParams>() == 32);
 
+/// `shaders/sample/argmax.wgsl` (both entry points).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct ArgmaxParams {
+    pub n: u32,
+    pub n_partials: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(size_of::<ArgmaxParams>() == 16);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -137,4 +147,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ),
     ("moe/router.wgsl", size_of::<RouterParams>()),
     ("moe/combine.wgsl", size_of::<CombineParams>()),
+    ("sample/argmax.wgsl", size_of::<ArgmaxParams>()),
 ];

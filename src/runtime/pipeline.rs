@@ -55,6 +55,7 @@ shader_files!(
     "attention/flash_attention.wgsl",
     "moe/router.wgsl",
     "moe/combine.wgsl",
+    "sample/argmax.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -106,6 +107,10 @@ pub enum Kernel {
     Swiglu,
     /// `moe/combine.wgsl`, entry `moe_combine`.
     MoeCombine,
+    /// `sample/argmax.wgsl`, entry `argmax_partial`.
+    ArgmaxPartial,
+    /// `sample/argmax.wgsl`, entry `argmax_final`.
+    ArgmaxFinal,
     /// `norm/rms_norm.wgsl`, entry `rms_norm`.
     RmsNorm,
     /// `norm/rms_norm.wgsl`, entry `add_rms_norm`.
@@ -134,6 +139,8 @@ impl Kernel {
             Kernel::MoeRoute => "moe_route",
             Kernel::Swiglu => "swiglu",
             Kernel::MoeCombine => "moe_combine",
+            Kernel::ArgmaxPartial => "argmax_partial",
+            Kernel::ArgmaxFinal => "argmax_final",
             Kernel::RmsNorm => "rms_norm",
             Kernel::AddRmsNorm => "add_rms_norm",
             Kernel::GatedRmsNorm => "gated_rms_norm",
@@ -157,7 +164,11 @@ impl Kernel {
             | Kernel::L2Norm
             | Kernel::CausalConv1d
             | Kernel::QkNormRope { .. } => &[("WG", 64)],
-            Kernel::DeltaRule { .. } | Kernel::FlashAttention { .. } | Kernel::FlashCombine => &[],
+            Kernel::DeltaRule { .. }
+            | Kernel::FlashAttention { .. }
+            | Kernel::FlashCombine
+            | Kernel::ArgmaxPartial
+            | Kernel::ArgmaxFinal => &[],
         }
     }
 
@@ -175,6 +186,7 @@ impl Kernel {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
             Kernel::MoeRoute => "moe/router.wgsl",
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
+            Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
             Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
             Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
             Kernel::L2Norm => "norm/l2_norm.wgsl",
@@ -210,6 +222,8 @@ impl Kernel {
             Kernel::MoeRoute,
             Kernel::Swiglu,
             Kernel::MoeCombine,
+            Kernel::ArgmaxPartial,
+            Kernel::ArgmaxFinal,
         ]);
         all
     }

@@ -11,6 +11,7 @@ mod kernels_gdn;
 mod kernels_linear;
 mod kernels_moe;
 mod kernels_norm;
+mod kernels_sample;
 mod parity;
 mod quant;
 mod reference;

@@ -6,6 +6,7 @@ pub mod gdn;
 pub mod linear;
 pub mod moe;
 pub mod norm;
+pub mod sample;
 
 use std::sync::Arc;
 

@@ -1,0 +1,37 @@
+//! `shaders/sample/argmax.wgsl`: the exact index of the largest logit (ties to the lowest),
+//! over a 248k vocabulary, for any length.
+
+use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::sample::{argmax_partials_bytes, Argmax};
+use qwen_wgpu::runtime::pipeline::PipelineCache;
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
+
+use crate::common::{gpu_or_skip, run_dispatches};
+
+#[test]
+fn argmax_matches_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(51);
+    for n in [1usize, 263, 4096, 4097, 248_320] {
+        let mut logits: Vec<f32> = (0..n).map(|_| 10.0 * rng.symmetric_f32()).collect();
+        // A tie for the maximum: the lower index wins, as in the reference's argmax.
+        let hi = 1000.0;
+        let a = rng.below(n as u64) as usize;
+        let b = rng.below(n as u64) as usize;
+        logits[a] = hi;
+        logits[b] = hi;
+        let expect = a.min(b) as u32;
+        let lb = storage_buffer(&gpu, "logits", bytemuck::cast_slice(&logits));
+        let partials = f32_buffer(
+            &gpu,
+            "partials",
+            (argmax_partials_bytes(n as u32) / 4) as usize,
+        );
+        let token = f32_buffer(&gpu, "token", 1);
+        let am = Argmax::new(&gpu, &cache, n as u32, &lb, &partials, &token).unwrap();
+        run_dispatches(&gpu, &[&am.partial, &am.reduce]);
+        let got = read_f32(&gpu, &token, 1).unwrap()[0].to_bits();
+        assert_eq!(got, expect, "argmax of {n} logits");
+    }
+}
