@@ -132,6 +132,19 @@ pub struct ArgmaxParams {
 }
 const _: () = assert!(size_of::<ArgmaxParams>() == 16);
 
+/// `shaders/linear/embed.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct EmbedParams {
+    pub n_tokens: u32,
+    pub units: u32,
+    pub row_bytes: u32,
+    pub first_row: u32,
+    pub rows: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(size_of::<EmbedParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -148,4 +161,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("moe/router.wgsl", size_of::<RouterParams>()),
     ("moe/combine.wgsl", size_of::<CombineParams>()),
     ("sample/argmax.wgsl", size_of::<ArgmaxParams>()),
+    ("linear/embed.wgsl", size_of::<EmbedParams>()),
 ];

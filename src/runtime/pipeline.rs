@@ -26,6 +26,8 @@ shader_files!(
     "common/reduce_shared.wgsl",
     "common/reduce_subgroup.wgsl",
     "linear/matvec.wgsl",
+    "linear/unit_dot.wgsl",
+    "linear/embed.wgsl",
     "linear/quant/f32.wgsl",
     "linear/quant/f16.wgsl",
     "linear/quant/bf16.wgsl",
@@ -101,6 +103,8 @@ pub enum Kernel {
     Matvec(GgmlType),
     /// `linear/matvec.wgsl`, entry `matvec_experts`: the routed experts' slabs.
     MatvecExperts(GgmlType),
+    /// `linear/embed.wgsl`: rows of a table of the given type.
+    Embed(GgmlType),
     /// `moe/router.wgsl`.
     MoeRoute,
     /// `moe/combine.wgsl`, entry `swiglu`.
@@ -136,6 +140,7 @@ impl Kernel {
         match self {
             Kernel::Matvec(_) => "matvec",
             Kernel::MatvecExperts(_) => "matvec_experts",
+            Kernel::Embed(_) => "embed",
             Kernel::MoeRoute => "moe_route",
             Kernel::Swiglu => "swiglu",
             Kernel::MoeCombine => "moe_combine",
@@ -157,7 +162,9 @@ impl Kernel {
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 2)],
-            Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine => &[("WG", 64)],
+            Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine | Kernel::Embed(_) => {
+                &[("WG", 64)]
+            }
             Kernel::RmsNorm
             | Kernel::AddRmsNorm
             | Kernel::GatedRmsNorm
@@ -184,6 +191,7 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
+            Kernel::Embed(_) => "linear/embed.wgsl",
             Kernel::MoeRoute => "moe/router.wgsl",
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
@@ -203,7 +211,13 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut all: Vec<Kernel> = GgmlType::SUPPORTED
             .iter()
-            .flat_map(|&t| [Kernel::Matvec(t), Kernel::MatvecExperts(t)])
+            .flat_map(|&t| {
+                [
+                    Kernel::Matvec(t),
+                    Kernel::MatvecExperts(t),
+                    Kernel::Embed(t),
+                ]
+            })
             .collect();
         all.extend([
             Kernel::RmsNorm,
@@ -255,6 +269,11 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
     let mut parts = Vec::new();
     match kernel {
         Kernel::Matvec(ty) | Kernel::MatvecExperts(ty) => {
+            parts.push("common/bytes.wgsl");
+            parts.extend(quant_files(ty)?);
+            parts.push("linear/unit_dot.wgsl");
+        }
+        Kernel::Embed(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
         }

@@ -7,12 +7,12 @@ use qwen_wgpu::loader::writer::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::linear::Matvec;
+use qwen_wgpu::runtime::ops::linear::{embed, Matvec};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::{for_each_variant, gpu_or_skip};
+use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
 
 /// Random blocks of `ty` with finite scales: random bytes everywhere, then each scale field
 /// overwritten with a moderate f16 (or f32 / E8M0) value.
@@ -170,4 +170,46 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
     let w = vec![0u8; 4 * 64];
     assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 100).is_err());
     assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 16, 4, &w, 1 << 20).is_err());
+}
+
+/// Dequantized rows must equal the CPU's up to the GPU contracting `a * q - b` into one
+/// fused multiply-add: atol 2e-6 of the row's largest magnitude, for every type, with the
+/// table whole and in pieces.
+#[test]
+fn embed_matches_reference_for_every_type() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(43);
+    for ty in GgmlType::SUPPORTED {
+        let cols = if ty.layout().block_size == 256 {
+            512
+        } else {
+            96
+        };
+        let rows = 37;
+        let w = random_weights(ty, rows, cols, &mut rng);
+        let table = dequantize(ty, &w, rows * cols).unwrap();
+        let tokens: Vec<u32> = vec![0, 36, 5, 5, 17, 36];
+        let row_bytes = ty.row_bytes(cols as u64).unwrap();
+        for max_piece in [u64::MAX, 8 * row_bytes] {
+            let m = QuantMatrix::upload(&gpu, "embd", ty, cols as u32, rows as u32, &w, max_piece)
+                .unwrap();
+            let tb = storage_buffer(&gpu, "tokens", bytemuck::cast_slice(&tokens));
+            let out = f32_buffer(&gpu, "out", tokens.len() * cols);
+            let ds = embed(&gpu, &cache, &m, tokens.len() as u32, &tb, &out).unwrap();
+            run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
+            let got = read_f32(&gpu, &out, tokens.len() * cols).unwrap();
+            for (t, &tok) in tokens.iter().enumerate() {
+                let expect = &table[tok as usize * cols..(tok as usize + 1) * cols];
+                let scale = expect.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert_close(
+                    &format!("embed {ty} token {tok} pieces {}", m.pieces.len()),
+                    &got[t * cols..(t + 1) * cols],
+                    expect,
+                    2e-6 * scale,
+                    0.0,
+                );
+            }
+        }
+    }
 }

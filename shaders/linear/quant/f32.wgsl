@@ -2,11 +2,11 @@
 const BLOCK_BYTES: u32 = 128u;
 const UNITS_PER_BLOCK: u32 = 1u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
     let w0 = block >> 2u;
-    var acc = 0.0;
     for (var i = 0u; i < 32u; i++) {
-        acc += bitcast<f32>(weights[w0 + i]) * x[xb + i];
+        v[i] = bitcast<f32>(weights[w0 + i]);
     }
-    return acc;
+    return v;
 }

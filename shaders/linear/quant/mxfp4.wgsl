@@ -12,11 +12,13 @@ fn e8m0_half(e: u32) -> f32 {
     return bitcast<f32>((e - 1u) << 23u);
 }
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
-    var acc = 0.0;
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
+    let d = e8m0_half(byte_at(block));
     for (var j = 0u; j < 16u; j++) {
         let q = byte_at(block + 1u + j);
-        acc += FP4_LEVELS[q & 0xFu] * x[xb + j] + FP4_LEVELS[q >> 4u] * x[xb + j + 16u];
+        v[j] = FP4_LEVELS[q & 0xFu] * d;
+        v[j + 16u] = FP4_LEVELS[q >> 4u] * d;
     }
-    return e8m0_half(byte_at(block)) * acc;
+    return v;
 }

@@ -4,23 +4,16 @@
 const BLOCK_BYTES: u32 = 84u;
 const UNITS_PER_BLOCK: u32 = 8u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
     let h = sub / 4u;
     let shift = 2u * (sub % 4u);
     let d = f16_at(block + 80u);
     let dmin = f16_at(block + 82u);
-    var acc = 0.0;
-    for (var g = 0u; g < 2u; g++) {
-        let sc = byte_at(block + 8u * h + 2u * (sub % 4u) + g);
-        var qx = 0.0;
-        var sx = 0.0;
-        for (var l = 16u * g; l < 16u * g + 16u; l++) {
-            let q = (byte_at(block + 16u + 32u * h + l) >> shift) & 3u;
-            let a = x[xb + l];
-            qx += f32(q) * a;
-            sx += a;
-        }
-        acc += d * f32(sc & 0xFu) * qx - dmin * f32(sc >> 4u) * sx;
+    for (var l = 0u; l < 32u; l++) {
+        let sc = byte_at(block + 8u * h + 2u * (sub % 4u) + l / 16u);
+        let q = (byte_at(block + 16u + 32u * h + l) >> shift) & 3u;
+        v[l] = d * f32(sc & 0xFu) * f32(q) - dmin * f32(sc >> 4u);
     }
-    return acc;
+    return v;
 }

@@ -15,18 +15,18 @@ fn q3k_scale(block: u32, g: u32) -> f32 {
     return f32(i32(low | (high << 4u)) - 32);
 }
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
     let h = sub / 4u;
     let j = sub % 4u;
-    var acc = 0.0;
+    let d = f16_at(block + 108u);
     for (var g = 0u; g < 2u; g++) {
-        var qx = 0.0;
+        let dl = d * q3k_scale(block, 8u * h + 2u * j + g);
         for (var l = 16u * g; l < 16u * g + 16u; l++) {
             let low = i32((byte_at(block + 32u + 32u * h + l) >> (2u * j)) & 3u);
             let high_set = (byte_at(block + l) & (1u << (4u * h + j))) != 0u;
-            qx += f32(low - select(4, 0, high_set)) * x[xb + l];
+            v[l] = dl * f32(low - select(4, 0, high_set));
         }
-        acc += q3k_scale(block, 8u * h + 2u * j + g) * qx;
     }
-    return f16_at(block + 108u) * acc;
+    return v;
 }

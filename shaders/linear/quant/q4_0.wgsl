@@ -3,11 +3,13 @@
 const BLOCK_BYTES: u32 = 18u;
 const UNITS_PER_BLOCK: u32 = 1u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
-    var acc = 0.0;
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
+    let d = f16_at(block);
     for (var j = 0u; j < 16u; j++) {
         let q = byte_at(block + 2u + j);
-        acc += (f32(q & 0xFu) - 8.0) * x[xb + j] + (f32(q >> 4u) - 8.0) * x[xb + j + 16u];
+        v[j] = (f32(q & 0xFu) - 8.0) * d;
+        v[j + 16u] = (f32(q >> 4u) - 8.0) * d;
     }
-    return f16_at(block) * acc;
+    return v;
 }

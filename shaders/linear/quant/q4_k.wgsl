@@ -3,16 +3,15 @@
 const BLOCK_BYTES: u32 = 144u;
 const UNITS_PER_BLOCK: u32 = 8u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
     let sm = k4_scale_min(block + 4u, sub);
+    let dl = f16_at(block) * sm.x;
+    let ml = f16_at(block + 2u) * sm.y;
     let shift = 4u * (sub % 2u);
     let qs = block + 16u + 32u * (sub / 2u);
-    var qx = 0.0;
-    var sx = 0.0;
     for (var l = 0u; l < 32u; l++) {
-        let a = x[xb + l];
-        qx += f32((byte_at(qs + l) >> shift) & 0xFu) * a;
-        sx += a;
+        v[l] = dl * f32((byte_at(qs + l) >> shift) & 0xFu) - ml;
     }
-    return f16_at(block) * sm.x * qx - f16_at(block + 2u) * sm.y * sx;
+    return v;
 }

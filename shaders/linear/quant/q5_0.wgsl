@@ -2,14 +2,16 @@
 const BLOCK_BYTES: u32 = 22u;
 const UNITS_PER_BLOCK: u32 = 1u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
+    let d = f16_at(block);
     let qh = u32_at(block + 2u);
-    var acc = 0.0;
     for (var j = 0u; j < 16u; j++) {
         let q = byte_at(block + 6u + j);
         let lo = (q & 0xFu) | (((qh >> j) & 1u) << 4u);
         let hi = (q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
-        acc += (f32(lo) - 16.0) * x[xb + j] + (f32(hi) - 16.0) * x[xb + j + 16u];
+        v[j] = (f32(lo) - 16.0) * d;
+        v[j + 16u] = (f32(hi) - 16.0) * d;
     }
-    return f16_at(block) * acc;
+    return v;
 }

@@ -2,18 +2,17 @@
 const BLOCK_BYTES: u32 = 24u;
 const UNITS_PER_BLOCK: u32 = 1u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
+    let d = f16_at(block);
+    let m = f16_at(block + 2u);
     let qh = u32_at(block + 4u);
-    var qx = 0.0;
-    var sx = 0.0;
     for (var j = 0u; j < 16u; j++) {
         let q = byte_at(block + 8u + j);
         let lo = (q & 0xFu) | (((qh >> j) & 1u) << 4u);
         let hi = (q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
-        let a = x[xb + j];
-        let b = x[xb + j + 16u];
-        qx += f32(lo) * a + f32(hi) * b;
-        sx += a + b;
+        v[j] = f32(lo) * d + m;
+        v[j + 16u] = f32(hi) * d + m;
     }
-    return f16_at(block) * qx + f16_at(block + 2u) * sx;
+    return v;
 }

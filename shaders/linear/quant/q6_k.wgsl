@@ -4,20 +4,18 @@
 const BLOCK_BYTES: u32 = 210u;
 const UNITS_PER_BLOCK: u32 = 8u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
     let h = sub / 4u;
     let k = sub % 4u;
     let ql = block + 64u * h + 32u * (k % 2u);
     let qh = block + 128u + 32u * h;
-    var acc = 0.0;
-    for (var g = 0u; g < 2u; g++) {
-        var qx = 0.0;
-        for (var l = 16u * g; l < 16u * g + 16u; l++) {
-            let low = (byte_at(ql + l) >> (4u * (k / 2u))) & 0xFu;
-            let high = (byte_at(qh + l) >> (2u * k)) & 3u;
-            qx += f32(i32(low | (high << 4u)) - 32) * x[xb + l];
-        }
-        acc += i8_of(byte_at(block + 192u + 8u * h + 2u * k + g)) * qx;
+    let d = f16_at(block + 208u);
+    for (var l = 0u; l < 32u; l++) {
+        let low = (byte_at(ql + l) >> (4u * (k / 2u))) & 0xFu;
+        let high = (byte_at(qh + l) >> (2u * k)) & 3u;
+        let sc = i8_of(byte_at(block + 192u + 8u * h + 2u * k + l / 16u));
+        v[l] = d * sc * f32(i32(low | (high << 4u)) - 32);
     }
-    return f16_at(block + 208u) * acc;
+    return v;
 }

@@ -2,10 +2,11 @@
 const BLOCK_BYTES: u32 = 292u;
 const UNITS_PER_BLOCK: u32 = 8u;
 
-fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
-    var acc = 0.0;
+fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
+    var v: array<f32, 32>;
+    let d = bitcast<f32>(u32_at(block));
     for (var l = 0u; l < 32u; l++) {
-        acc += i8_of(byte_at(block + 4u + 32u * sub + l)) * x[xb + l];
+        v[l] = d * i8_of(byte_at(block + 4u + 32u * sub + l));
     }
-    return bitcast<f32>(u32_at(block)) * acc;
+    return v;
 }

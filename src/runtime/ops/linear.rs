@@ -3,7 +3,7 @@
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::MatvecParams;
+use crate::runtime::params::{EmbedParams, MatvecParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
@@ -59,4 +59,40 @@ impl Matvec {
             d.encode(pass);
         }
     }
+}
+
+/// `out[t] = table[tokens[t]]` dequantized, one dispatch per piece of the table.
+pub fn embed(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    table: &QuantMatrix,
+    n_tokens: u32,
+    tokens: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>, GpuError> {
+    let kernel = Kernel::Embed(table.ty);
+    let units = table.cols / 32;
+    let workgroups = (n_tokens * units).div_ceil(kernel.override_value("WG"));
+    table
+        .pieces
+        .iter()
+        .map(|piece| {
+            let params = EmbedParams {
+                n_tokens,
+                units,
+                row_bytes: table.row_bytes,
+                first_row: piece.first_row,
+                rows: piece.rows,
+                _pad: [0; 3],
+            };
+            Dispatch::new(
+                ctx,
+                cache,
+                kernel,
+                &params,
+                &[&piece.buffer, tokens, out],
+                workgroups,
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,10 @@
+// The dot product of one 32-element unit of a weight row with x[xb..xb + 32], from the
+// unit's values as the type's decoder (linear/quant/<type>.wgsl) expands them in registers.
+fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
+    let v = unit_values(block, sub);
+    var acc = 0.0;
+    for (var l = 0u; l < 32u; l++) {
+        acc += v[l] * x[xb + l];
+    }
+    return acc;
+}
