@@ -145,6 +145,21 @@ pub struct EmbedParams {
 }
 const _: () = assert!(size_of::<EmbedParams>() == 32);
 
+/// `shaders/linear/matmul.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct MatmulParams {
+    pub rows: u32,
+    pub units: u32,
+    pub row_bytes: u32,
+    pub n_tokens: u32,
+    pub x_stride: u32,
+    pub y_stride: u32,
+    pub x_offset: u32,
+    pub y_offset: u32,
+}
+const _: () = assert!(size_of::<MatmulParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -162,4 +177,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("moe/combine.wgsl", size_of::<CombineParams>()),
     ("sample/argmax.wgsl", size_of::<ArgmaxParams>()),
     ("linear/embed.wgsl", size_of::<EmbedParams>()),
+    ("linear/matmul.wgsl", size_of::<MatmulParams>()),
 ];

@@ -28,6 +28,7 @@ shader_files!(
     "linear/matvec.wgsl",
     "linear/unit_dot.wgsl",
     "linear/embed.wgsl",
+    "linear/matmul.wgsl",
     "linear/quant/f32.wgsl",
     "linear/quant/f16.wgsl",
     "linear/quant/bf16.wgsl",
@@ -105,6 +106,8 @@ pub enum Kernel {
     MatvecExperts(GgmlType),
     /// `linear/embed.wgsl`: rows of a table of the given type.
     Embed(GgmlType),
+    /// `linear/matmul.wgsl`: a block of tokens times weights of the given type.
+    Matmul(GgmlType),
     /// `moe/router.wgsl`.
     MoeRoute,
     /// `moe/combine.wgsl`, entry `swiglu`.
@@ -141,6 +144,7 @@ impl Kernel {
             Kernel::Matvec(_) => "matvec",
             Kernel::MatvecExperts(_) => "matvec_experts",
             Kernel::Embed(_) => "embed",
+            Kernel::Matmul(_) => "matmul",
             Kernel::MoeRoute => "moe_route",
             Kernel::Swiglu => "swiglu",
             Kernel::MoeCombine => "moe_combine",
@@ -172,6 +176,7 @@ impl Kernel {
             | Kernel::CausalConv1d
             | Kernel::QkNormRope { .. } => &[("WG", 64)],
             Kernel::DeltaRule { .. }
+            | Kernel::Matmul(_)
             | Kernel::FlashAttention { .. }
             | Kernel::FlashCombine
             | Kernel::ArgmaxPartial
@@ -192,6 +197,7 @@ impl Kernel {
         match self {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
             Kernel::Embed(_) => "linear/embed.wgsl",
+            Kernel::Matmul(_) => "linear/matmul.wgsl",
             Kernel::MoeRoute => "moe/router.wgsl",
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
@@ -216,6 +222,7 @@ impl Kernel {
                     Kernel::Matvec(t),
                     Kernel::MatvecExperts(t),
                     Kernel::Embed(t),
+                    Kernel::Matmul(t),
                 ]
             })
             .collect();
@@ -273,7 +280,7 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
             parts.extend(quant_files(ty)?);
             parts.push("linear/unit_dot.wgsl");
         }
-        Kernel::Embed(ty) => {
+        Kernel::Embed(ty) | Kernel::Matmul(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
         }

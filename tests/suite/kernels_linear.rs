@@ -7,7 +7,7 @@ use qwen_wgpu::loader::writer::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::linear::{embed, Matvec};
+use qwen_wgpu::runtime::ops::linear::{embed, matmul, Matvec};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
@@ -208,6 +208,57 @@ fn embed_matches_reference_for_every_type() {
                     expect,
                     2e-6 * scale,
                     0.0,
+                );
+            }
+        }
+    }
+}
+
+/// The tiled prefill matmul against the reference matvec of every token: the matvec's
+/// bound, 2e-5 of the sum of |w x| per output, for every type, token counts around the
+/// tile size, and the matrix in pieces.
+#[test]
+fn matmul_matches_reference_for_every_type() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(44);
+    for ty in GgmlType::SUPPORTED {
+        let cols = if ty.layout().block_size == 256 {
+            512
+        } else {
+            96
+        };
+        let rows = 33;
+        let w = random_weights(ty, rows, cols, &mut rng);
+        let wf = dequantize(ty, &w, rows * cols).unwrap();
+        let row_bytes = ty.row_bytes(cols as u64).unwrap();
+        for (n_tokens, max_piece) in [(1usize, u64::MAX), (17, u64::MAX), (65, 20 * row_bytes)] {
+            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.symmetric_f32()).collect();
+            let m = QuantMatrix::upload(&gpu, "w", ty, cols as u32, rows as u32, &w, max_piece)
+                .unwrap();
+            let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
+            let yb = f32_buffer(&gpu, "y", n_tokens * rows);
+            let ds = matmul(
+                &gpu,
+                &cache,
+                &m,
+                n_tokens as u32,
+                &xb,
+                cols as u32,
+                &yb,
+                rows as u32,
+            )
+            .unwrap();
+            run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
+            let got = read_f32(&gpu, &yb, n_tokens * rows).unwrap();
+            for t in 0..n_tokens {
+                check(
+                    ty,
+                    rows,
+                    cols,
+                    &got[t * rows..(t + 1) * rows],
+                    &wf,
+                    &x[t * cols..(t + 1) * cols],
                 );
             }
         }

@@ -3,7 +3,7 @@
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::{EmbedParams, MatvecParams};
+use crate::runtime::params::{EmbedParams, MatmulParams, MatvecParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
@@ -92,6 +92,56 @@ pub fn embed(
                 &params,
                 &[&piece.buffer, tokens, out],
                 workgroups,
+            )
+        })
+        .collect()
+}
+
+/// Tokens and rows per matmul workgroup (the shader's TILE).
+pub const MATMUL_TILE: u32 = 16;
+
+/// `y[t][y_offset + r] = W x[t]` for `n_tokens` tokens of `x_stride` floats (the first
+/// `W.cols` used) into rows of `y_stride` floats, one dispatch per piece of W.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    w: &QuantMatrix,
+    n_tokens: u32,
+    x: &wgpu::Buffer,
+    x_stride: u32,
+    y: &wgpu::Buffer,
+    y_stride: u32,
+) -> Result<Vec<Dispatch>, GpuError> {
+    if x_stride < w.cols || y_stride < w.rows {
+        return Err(GpuError::Shape(format!(
+            "matmul: x rows of {x_stride} for {} columns, y rows of {y_stride} for {} rows",
+            w.cols, w.rows
+        )));
+    }
+    w.pieces
+        .iter()
+        .map(|piece| {
+            let params = MatmulParams {
+                rows: piece.rows,
+                units: w.cols / 32,
+                row_bytes: w.row_bytes,
+                n_tokens,
+                x_stride,
+                y_stride,
+                x_offset: 0,
+                y_offset: piece.first_row,
+            };
+            Dispatch::new_2d(
+                ctx,
+                cache,
+                Kernel::Matmul(w.ty),
+                &params,
+                &[&piece.buffer, x, y],
+                (
+                    piece.rows.div_ceil(MATMUL_TILE),
+                    n_tokens.div_ceil(MATMUL_TILE),
+                ),
             )
         })
         .collect()
