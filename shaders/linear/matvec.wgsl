@@ -1,8 +1,9 @@
 // y = W x for one token (decode): W is a GGUF weight of `rows` rows, each `units` units of
 // 32 elements in its block format, read in place and dequantized in registers.
-// `matvec_experts` does the same for the k experts a token was routed to: slot s multiplies
-// expert ids[s]'s slab (W's rows for that expert) with x[s * x_stride..] into
-// y[s * y_stride..]; the ids are read on the GPU, never by the CPU.
+// `matvec_experts` does the same for the experts tokens were routed to: slot s (token
+// s / k, its (s % k)-th expert) multiplies expert ids[s]'s slab with that token's input into
+// y[s * y_stride..]; the ids are read on the GPU, never by the CPU. With n_tokens * k slots
+// it is the prefill form too.
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows (wg.z is the
 // expert slot); its WG invocations stride over a row's 32-element units (unit_dot, from the
@@ -19,13 +20,15 @@ struct Params {
     x_offset: u32,
     y_offset: u32,
     // matvec_experts: the experts this buffer holds are first_expert.. (+ n_experts), each
-    // `rows` rows; slot s reads x at x_offset + s * x_stride and writes y_offset + s * y_stride.
+    // `rows` rows; slot s reads x at x_offset + (s / x_group) * x_stride (x_group = k when
+    // a token's k slots share its input, 1 when each slot has its own) and writes
+    // y_offset + s * y_stride.
     first_expert: u32,
     n_experts: u32,
     x_stride: u32,
     y_stride: u32,
+    x_group: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -87,7 +90,7 @@ fn matvec_experts(
         first,
         lid,
         params.weight_offset + slab,
-        params.x_offset + slot * params.x_stride,
+        params.x_offset + (slot / params.x_group) * params.x_stride,
         params.y_offset + slot * params.y_stride,
     );
 }

@@ -23,7 +23,9 @@ pub struct MatvecParams {
     pub n_experts: u32,
     pub x_stride: u32,
     pub y_stride: u32,
-    pub _pad: [u32; 2],
+    /// Slots sharing one x row (k for gate/up, 1 for down).
+    pub x_group: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(size_of::<MatvecParams>() == 48);
 

@@ -97,7 +97,9 @@ fn expert_matvec_reads_the_routed_experts() {
         let (n_experts, rows, cols) = (6usize, 20usize, 256usize);
         let w = random_weights(ty, n_experts * rows, cols, &mut rng);
         let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
-        let slot_ids: [u32; 3] = [4, 0, 5];
+        // Two tokens routed to 3 experts each (the prefill form): gate/up slots share their
+        // token's input (group 3), down slots have their own (group 1).
+        let slot_ids: [u32; 6] = [4, 0, 5, 1, 4, 3];
         let x = random(slot_ids.len() * cols, 1.0, &mut rng);
         let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&slot_ids));
         let xb = buf(&gpu, &x);
@@ -115,38 +117,48 @@ fn expert_matvec_reads_the_routed_experts() {
                 max_piece,
             )
             .unwrap();
-            let y = f32_buffer(&gpu, "y", slot_ids.len() * rows);
-            let ds = moe::expert_matvec(
-                &gpu,
-                &cache,
-                &m,
-                rows as u32,
-                slot_ids.len() as u32,
-                &ids_buf,
-                &xb,
-                cols as u32,
-                &y,
-                rows as u32,
-            )
-            .unwrap();
-            run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
-            let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
-            for (s, &e) in slot_ids.iter().enumerate() {
-                let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
-                let xs = &x[s * cols..(s + 1) * cols];
-                let expect = matvec(we, xs, rows, cols);
-                for r in 0..rows {
-                    let abs: f32 = we[r * cols..(r + 1) * cols]
-                        .iter()
-                        .zip(xs)
-                        .map(|(a, b)| (a * b).abs())
-                        .sum();
-                    let g = got[s * rows + r];
-                    assert!(
-                        (g - expect[r]).abs() <= 2e-5 * abs,
-                        "{ty} pieces {max_piece} slot {s} row {r}: {g} vs {}",
-                        expect[r]
-                    );
+            for group in [1usize, 3] {
+                let y = f32_buffer(&gpu, "y", slot_ids.len() * rows);
+                let input = moe::SlotInput {
+                    stride: cols as u32,
+                    group: group as u32,
+                };
+                let ds = moe::expert_matvec(
+                    &gpu,
+                    &cache,
+                    &m,
+                    rows as u32,
+                    slot_ids.len() as u32,
+                    &ids_buf,
+                    &xb,
+                    input,
+                    &y,
+                    rows as u32,
+                )
+                .unwrap();
+                run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
+                let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
+                for (s, &e) in slot_ids.iter().enumerate() {
+                    let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
+                    let xs = &x[(s / group) * cols..(s / group + 1) * cols];
+                    let expect = matvec(we, xs, rows, cols);
+                    for r in 0..rows {
+                        let abs: f32 = we[r * cols..(r + 1) * cols]
+                            .iter()
+                            .zip(xs)
+                            .map(|(a, b)| (a * b).abs())
+                            .sum();
+                        let g = got[s * rows + r];
+                        let what = format!(
+                            "{ty} pieces {} group {group} slot {s} row {r}",
+                            m.pieces.len()
+                        );
+                        assert!(
+                            (g - expect[r]).abs() <= 2e-5 * abs,
+                            "{what}: {g} vs {}",
+                            expect[r]
+                        );
+                    }
                 }
             }
         }

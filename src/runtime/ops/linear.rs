@@ -39,7 +39,8 @@ impl Matvec {
                     n_experts: 0,
                     x_stride: 0,
                     y_stride: 0,
-                    _pad: [0; 2],
+                    x_group: 1,
+                    _pad: 0,
                 };
                 Dispatch::new(
                     ctx,

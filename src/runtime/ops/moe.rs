@@ -45,8 +45,17 @@ pub fn moe_route(
     )
 }
 
-/// For each of `slots` routed experts (ids read on the GPU): `y[s] = W_{ids[s]} x[s]`, where
-/// `w` holds the experts' slabs of `rows_per_expert` rows (split on expert boundaries).
+/// How the slots of [`expert_matvec`] find their inputs: x row `s / group` of `stride`
+/// floats (group = k when a token's k experts share its input, 1 when each slot has its own).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotInput {
+    pub stride: u32,
+    pub group: u32,
+}
+
+/// For each of `slots` routed experts (ids read on the GPU): `y[s] = W_{ids[s]} x[s / group]`,
+/// where `w` holds the experts' slabs of `rows_per_expert` rows (split on expert boundaries).
+/// `slots = n_tokens * k` makes it the prefill form.
 #[allow(clippy::too_many_arguments)]
 pub fn expert_matvec(
     ctx: &GpuContext,
@@ -56,10 +65,13 @@ pub fn expert_matvec(
     slots: u32,
     ids: &wgpu::Buffer,
     x: &wgpu::Buffer,
-    x_stride: u32,
+    input: SlotInput,
     y: &wgpu::Buffer,
     y_stride: u32,
 ) -> Result<Vec<Dispatch>, GpuError> {
+    if input.group == 0 {
+        return Err(GpuError::Shape("expert_matvec: slot group 0".into()));
+    }
     let kernel = Kernel::MatvecExperts(w.ty);
     let groups = rows_per_expert.div_ceil(kernel.override_value("ROWS"));
     w.pieces
@@ -74,9 +86,10 @@ pub fn expert_matvec(
                 y_offset: 0,
                 first_expert: piece.first_row / rows_per_expert,
                 n_experts: piece.rows / rows_per_expert,
-                x_stride,
+                x_stride: input.stride,
                 y_stride,
-                _pad: [0; 2],
+                x_group: input.group,
+                _pad: 0,
             };
             let max = ctx.limits.max_compute_workgroups_per_dimension;
             let (gx, gy) = super::grid(groups, max);
