@@ -162,6 +162,22 @@ pub struct MatmulParams {
 }
 const _: () = assert!(size_of::<MatmulParams>() == 32);
 
+/// `shaders/sample/top_k.wgsl` (both entry points).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct TopKParams {
+    pub n: u32,
+    pub n_partials: u32,
+    pub k: u32,
+    pub _pad: u32,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// The host's uniform draw in [0, 1).
+    pub u: f32,
+    pub _pad1: u32,
+}
+const _: () = assert!(size_of::<TopKParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -180,4 +196,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("sample/argmax.wgsl", size_of::<ArgmaxParams>()),
     ("linear/embed.wgsl", size_of::<EmbedParams>()),
     ("linear/matmul.wgsl", size_of::<MatmulParams>()),
+    ("sample/top_k.wgsl", size_of::<TopKParams>()),
 ];

@@ -59,6 +59,7 @@ shader_files!(
     "moe/router.wgsl",
     "moe/combine.wgsl",
     "sample/argmax.wgsl",
+    "sample/top_k.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -118,6 +119,10 @@ pub enum Kernel {
     ArgmaxPartial,
     /// `sample/argmax.wgsl`, entry `argmax_final`.
     ArgmaxFinal,
+    /// `sample/top_k.wgsl`, entry `top_k_partial`.
+    TopKPartial,
+    /// `sample/top_k.wgsl`, entry `top_k_sample`.
+    TopKSample,
     /// `norm/rms_norm.wgsl`, entry `rms_norm`.
     RmsNorm,
     /// `norm/rms_norm.wgsl`, entry `add_rms_norm`.
@@ -150,6 +155,8 @@ impl Kernel {
             Kernel::MoeCombine => "moe_combine",
             Kernel::ArgmaxPartial => "argmax_partial",
             Kernel::ArgmaxFinal => "argmax_final",
+            Kernel::TopKPartial => "top_k_partial",
+            Kernel::TopKSample => "top_k_sample",
             Kernel::RmsNorm => "rms_norm",
             Kernel::AddRmsNorm => "add_rms_norm",
             Kernel::GatedRmsNorm => "gated_rms_norm",
@@ -180,7 +187,9 @@ impl Kernel {
             | Kernel::FlashAttention { .. }
             | Kernel::FlashCombine
             | Kernel::ArgmaxPartial
-            | Kernel::ArgmaxFinal => &[],
+            | Kernel::ArgmaxFinal
+            | Kernel::TopKPartial
+            | Kernel::TopKSample => &[],
         }
     }
 
@@ -201,6 +210,7 @@ impl Kernel {
             Kernel::MoeRoute => "moe/router.wgsl",
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
+            Kernel::TopKPartial | Kernel::TopKSample => "sample/top_k.wgsl",
             Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
             Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
             Kernel::L2Norm => "norm/l2_norm.wgsl",
@@ -245,6 +255,8 @@ impl Kernel {
             Kernel::MoeCombine,
             Kernel::ArgmaxPartial,
             Kernel::ArgmaxFinal,
+            Kernel::TopKPartial,
+            Kernel::TopKSample,
         ]);
         all
     }

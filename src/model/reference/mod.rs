@@ -9,5 +9,6 @@ pub mod linear;
 pub mod moe;
 pub mod norm;
 pub mod rope;
+pub mod sample;
 
 pub use forward::{ReferenceModel, ReferenceState};

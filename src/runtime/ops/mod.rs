@@ -31,8 +31,7 @@ pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
     grid: [u32; 3],
-    // Kept alive for the bind group.
-    _params: wgpu::Buffer,
+    params: wgpu::Buffer,
 }
 
 impl Dispatch {
@@ -102,8 +101,13 @@ impl Dispatch {
             pipeline,
             bind,
             grid: grid.map(|g| g.max(1)),
-            _params: params_buf,
+            params: params_buf,
         })
+    }
+
+    /// Replaces the params (per-step values: position, sampling draw) before the next submit.
+    pub fn write_params<P: bytemuck::Pod>(&self, queue: &wgpu::Queue, params: &P) {
+        queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {

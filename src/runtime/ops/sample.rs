@@ -3,7 +3,7 @@
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::ArgmaxParams;
+use crate::runtime::params::{ArgmaxParams, TopKParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// Logits per argmax partial workgroup (the shader's CHUNK).
@@ -60,5 +60,91 @@ impl Argmax {
                 [1, 1, 1],
             )?,
         })
+    }
+}
+
+/// Logits per top-k partial workgroup, and the largest k the kernels keep.
+pub const TOP_K_CHUNK: u32 = 4096;
+pub const MAX_TOP_K: u32 = 64;
+
+/// Bytes of the partials buffer top-k sampling of `n` logits with `k` candidates needs.
+pub fn top_k_partials_bytes(n: u32, k: u32) -> u64 {
+    n.div_ceil(TOP_K_CHUNK) as u64 * k as u64 * 8
+}
+
+/// Top-k + top-p sampling: `token[0]` drawn from the `k` best logits at a temperature.
+pub struct TopKSampler {
+    pub partial: Dispatch,
+    pub sample: Dispatch,
+    params: TopKParams,
+}
+
+impl TopKSampler {
+    pub fn new(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        n: u32,
+        k: u32,
+        logits: &wgpu::Buffer,
+        partials: &wgpu::Buffer,
+        token: &wgpu::Buffer,
+    ) -> Result<TopKSampler, GpuError> {
+        if n == 0 || k == 0 || k > MAX_TOP_K || partials.size() < top_k_partials_bytes(n, k) {
+            return Err(GpuError::Shape(format!(
+                "top-k sampling: k = {k} (1..={MAX_TOP_K}) of {n} logits with {} bytes of partials",
+                partials.size()
+            )));
+        }
+        let n_partials = n.div_ceil(TOP_K_CHUNK);
+        let params = TopKParams {
+            n,
+            n_partials,
+            k,
+            _pad: 0,
+            temperature: 1.0,
+            top_p: 1.0,
+            u: 0.0,
+            _pad1: 0,
+        };
+        Ok(TopKSampler {
+            partial: Dispatch::with_bindings(
+                ctx,
+                cache,
+                Kernel::TopKPartial,
+                &params,
+                &[(1, logits), (2, partials)],
+                [n_partials, 1, 1],
+            )?,
+            sample: Dispatch::with_bindings(
+                ctx,
+                cache,
+                Kernel::TopKSample,
+                &params,
+                &[(2, partials), (3, token)],
+                [1, 1, 1],
+            )?,
+            params,
+        })
+    }
+
+    /// Sets this step's temperature (> 0), top-p and uniform draw `u` in [0, 1).
+    pub fn set_draw(
+        &mut self,
+        queue: &wgpu::Queue,
+        temperature: f32,
+        top_p: f32,
+        u: f32,
+    ) -> Result<(), GpuError> {
+        let valid = temperature > 0.0 && (0.0..1.0).contains(&u) && top_p > 0.0 && top_p <= 1.0;
+        if !valid {
+            return Err(GpuError::Shape(format!(
+                "sampling: temperature {temperature} must be > 0, top_p {top_p} in (0, 1], u {u} in [0, 1)"
+            )));
+        }
+        self.params.temperature = temperature;
+        self.params.top_p = top_p;
+        self.params.u = u;
+        self.sample.write_params(queue, &self.params);
+        Ok(())
     }
 }
