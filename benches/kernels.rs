@@ -1,0 +1,280 @@
+//! Time of each kernel at Qwen3.5-35B-A3B shapes (hidden 2048; 32 linear value heads and 16
+//! key heads of 128; 16 query / 2 KV heads of 256 with 64 rotary dims; 256 experts, 8 used,
+//! width 512; vocabulary 248,320): `cargo bench --bench kernels`.
+//!
+//! Each kernel is recorded REPS times in one pass and submitted once; the figure is wall
+//! time per dispatch around the submit (timestamp queries come with the executor's profiler).
+
+use std::time::Instant;
+
+use qwen_wgpu::loader::config::{AttentionConfig, GdnConfig};
+use qwen_wgpu::loader::GgmlType;
+use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::attention::{qk_norm_rope, FlashAttention, FLASH_CHUNK};
+use qwen_wgpu::runtime::ops::linear::{embed, matmul};
+use qwen_wgpu::runtime::ops::moe::{expert_matvec, moe_route, SlotInput};
+use qwen_wgpu::runtime::ops::sample::{
+    argmax_partials_bytes, top_k_partials_bytes, Argmax, TopKSampler,
+};
+use qwen_wgpu::runtime::ops::{gdn, norm, Dispatch};
+use qwen_wgpu::runtime::pipeline::PipelineCache;
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
+
+const REPS: usize = 10;
+
+fn time(gpu: &GpuContext, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer) {
+    let run = || {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..REPS {
+                for d in dispatches {
+                    d.encode(&mut pass);
+                }
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        read_f32(gpu, sync, 1).expect("read-back");
+    };
+    run();
+    let t = Instant::now();
+    run();
+    let us = t.elapsed().as_secs_f64() * 1e6 / REPS as f64;
+    println!("{name:<52} {us:>10.1} us");
+}
+
+fn random(n: usize, scale: f32, rng: &mut SplitMix64) -> Vec<f32> {
+    (0..n).map(|_| scale * rng.symmetric_f32()).collect()
+}
+
+fn main() {
+    let gpu = match GpuContext::new(&AdapterChoice::from_env()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("no GPU: {e}");
+            return;
+        }
+    };
+    println!("adapter: {}", gpu.describe());
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(3);
+    let buf = |v: &[f32]| storage_buffer(&gpu, "b", bytemuck::cast_slice(v));
+    let max_piece = gpu.limits.max_storage_buffer_binding_size;
+    let e = 2048u32;
+
+    // Norms over the hidden state.
+    let x = buf(&random(e as usize, 1.0, &mut rng));
+    let w = buf(&random(e as usize, 1.0, &mut rng));
+    let y = f32_buffer(&gpu, "y", e as usize);
+    let d = norm::rms_norm(&gpu, &cache, e, 1, 1e-6, &x, &w, &y).unwrap();
+    time(&gpu, "rms_norm 1 x 2048", &[&d], &y);
+
+    // Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.
+    let g = GdnConfig {
+        n_k_heads: 16,
+        n_v_heads: 32,
+        d_k: 128,
+        d_v: 128,
+        conv_kernel: 4,
+    };
+    let ch = g.conv_channels() as usize;
+    for n_tokens in [1usize, 64] {
+        let qkv = buf(&random(n_tokens * ch, 1.0, &mut rng));
+        let cw = buf(&random(ch * 4, 0.5, &mut rng));
+        let conv_out = f32_buffer(&gpu, "conv", n_tokens * ch);
+        let state = buf(&vec![0.0; 3 * ch]);
+        let d = gdn::causal_conv1d(
+            &gpu,
+            &cache,
+            ch as u32,
+            n_tokens as u32,
+            4,
+            &qkv,
+            &cw,
+            &conv_out,
+            &state,
+        )
+        .unwrap();
+        time(
+            &gpu,
+            &format!("causal_conv1d {ch} channels x {n_tokens} tokens"),
+            &[&d],
+            &conv_out,
+        );
+        let beta = buf(&random(n_tokens * 32, 1.0, &mut rng));
+        let alpha = buf(&random(n_tokens * 32, 1.0, &mut rng));
+        let dt = buf(&random(32, 0.5, &mut rng));
+        let a: Vec<f32> = random(32, 1.0, &mut rng).iter().map(|u| -u.exp()).collect();
+        let ab = buf(&a);
+        let o = f32_buffer(&gpu, "o", n_tokens * 32 * 128);
+        let s = buf(&vec![0.0; 32 * 128 * 128]);
+        let d = gdn::delta_rule(
+            &gpu,
+            &cache,
+            &g,
+            n_tokens as u32,
+            1e-6,
+            &conv_out,
+            &beta,
+            &alpha,
+            &dt,
+            &ab,
+            &o,
+            &s,
+        )
+        .unwrap();
+        time(
+            &gpu,
+            &format!("delta_rule 32 heads 128x128 x {n_tokens} tokens"),
+            &[&d],
+            &o,
+        );
+    }
+
+    // Attention: 16 query / 2 KV heads of 256, f16 cache, decode at 1024 tokens of context.
+    let att = AttentionConfig {
+        n_head: 16,
+        n_head_kv: 2,
+        head_dim: 256,
+        n_rot: 64,
+        rope_base: 1e7,
+        rope_sections: [11, 11, 10, 0],
+        output_gate: true,
+    };
+    let ctx_len = 1024usize;
+    let q_in = buf(&random(16 * 512, 1.0, &mut rng));
+    let kv_in = buf(&random(2 * 256, 1.0, &mut rng));
+    let norms = buf(&vec![1.0; 256]);
+    let freqs = buf(&random(32, 0.5, &mut rng));
+    let q = f32_buffer(&gpu, "q", 16 * 256);
+    let kc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
+    let vc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
+    let d = qk_norm_rope(
+        &gpu,
+        &cache,
+        &att,
+        true,
+        1,
+        (ctx_len - 1) as u32,
+        1e-6,
+        [&q_in, &kv_in, &kv_in, &norms, &norms, &freqs],
+        &q,
+        &kc,
+        &vc,
+    )
+    .unwrap();
+    time(&gpu, "qk_norm_rope 16+2+2 heads x 256 (decode)", &[&d], &q);
+    let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
+    let partials = f32_buffer(&gpu, "p", 16 * chunks * 258);
+    let out = f32_buffer(&gpu, "out", 16 * 256);
+    let fa = FlashAttention::new(
+        &gpu,
+        &cache,
+        &att,
+        true,
+        1,
+        (ctx_len - 1) as u32,
+        &q,
+        &kc,
+        &vc,
+        &partials,
+        &q_in,
+        &out,
+    )
+    .unwrap();
+    time(
+        &gpu,
+        "flash attention decode, 1024 positions (2 passes)",
+        &[&fa.partial, &fa.combine],
+        &out,
+    );
+
+    // MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
+    let logits = buf(&random(256, 2.0, &mut rng));
+    let ids = f32_buffer(&gpu, "ids", 8);
+    let wts = f32_buffer(&gpu, "w", 8);
+    let d = moe_route(&gpu, &cache, 256, 8, 1, true, &logits, &ids, &wts).unwrap();
+    time(&gpu, "moe_route 8 of 256", &[&d], &wts);
+    let ty = GgmlType::Q4K;
+    let experts_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * 512 * 256)
+        .map(|_| (rng.next_u64() & 0x3F) as u8)
+        .collect();
+    let m =
+        QuantMatrix::upload_experts(&gpu, "up_exps", ty, e, 512, 256, &experts_bytes, max_piece)
+            .unwrap();
+    let hidden = buf(&random(e as usize, 1.0, &mut rng));
+    let up = f32_buffer(&gpu, "up", 8 * 512);
+    let ds = expert_matvec(
+        &gpu,
+        &cache,
+        &m,
+        512,
+        8,
+        &ids,
+        &hidden,
+        SlotInput {
+            stride: e,
+            group: 8,
+        },
+        &up,
+        512,
+    )
+    .unwrap();
+    let refs: Vec<&Dispatch> = ds.iter().collect();
+    time(
+        &gpu,
+        &format!("expert matvec q4_K 8 x 512 x 2048 ({} pieces)", ds.len()),
+        &refs,
+        &up,
+    );
+
+    // Prefill matmul, embedding, sampling.
+    let wq: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * e as usize)
+        .map(|_| (rng.next_u64() & 0x3F) as u8)
+        .collect();
+    let wm = QuantMatrix::upload(&gpu, "w", ty, e, e, &wq, max_piece).unwrap();
+    let xs = buf(&random(64 * e as usize, 1.0, &mut rng));
+    let ys = f32_buffer(&gpu, "ys", 64 * e as usize);
+    let ds = matmul(&gpu, &cache, &wm, 64, &xs, e, &ys, e).unwrap();
+    time(
+        &gpu,
+        "matmul q4_K 2048 x 2048 x 64 tokens",
+        &ds.iter().collect::<Vec<_>>(),
+        &ys,
+    );
+    let vocab = 248_320u32;
+    let table_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * vocab as usize)
+        .map(|_| (rng.next_u64() & 0x3F) as u8)
+        .collect();
+    let table =
+        QuantMatrix::upload(&gpu, "token_embd", ty, e, vocab, &table_bytes, max_piece).unwrap();
+    let tok = storage_buffer(&gpu, "tok", bytemuck::cast_slice(&[123_456u32]));
+    let emb = f32_buffer(&gpu, "emb", e as usize);
+    let ds = embed(&gpu, &cache, &table, 1, &tok, &emb).unwrap();
+    time(
+        &gpu,
+        &format!("embed q4_K row of 2048 ({} pieces)", ds.len()),
+        &ds.iter().collect::<Vec<_>>(),
+        &emb,
+    );
+    let lg = buf(&random(vocab as usize, 8.0, &mut rng));
+    let token = f32_buffer(&gpu, "token", 1);
+    let ap = f32_buffer(&gpu, "ap", (argmax_partials_bytes(vocab) / 4) as usize);
+    let am = Argmax::new(&gpu, &cache, vocab, &lg, &ap, &token).unwrap();
+    time(
+        &gpu,
+        "argmax over 248,320 logits (2 passes)",
+        &[&am.partial, &am.reduce],
+        &token,
+    );
+    let tp = f32_buffer(&gpu, "tp", (top_k_partials_bytes(vocab, 40) / 4) as usize);
+    let mut sampler = TopKSampler::new(&gpu, &cache, vocab, 40, &lg, &tp, &token).unwrap();
+    sampler.set_draw(&gpu.queue, 0.8, 0.95, 0.5).unwrap();
+    time(
+        &gpu,
+        "top-k 40 / top-p sampling over 248,320 (2 passes)",
+        &[&sampler.partial, &sampler.sample],
+        &token,
+    );
+}
