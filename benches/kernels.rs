@@ -67,7 +67,19 @@ fn main() {
     let x = buf(&random(e as usize, 1.0, &mut rng));
     let w = buf(&random(e as usize, 1.0, &mut rng));
     let y = f32_buffer(&gpu, "y", e as usize);
-    let d = norm::rms_norm(&gpu, &cache, e, 1, 1e-6, &x, &w, &y).unwrap();
+    let d = norm::rms_norm(
+        &gpu,
+        &cache,
+        norm::Rows {
+            n: e,
+            rows: 1,
+            eps: 1e-6,
+        },
+        &x,
+        &w,
+        &y,
+    )
+    .unwrap();
     time(&gpu, "rms_norm 1 x 2048", &[&d], &y);
 
     // Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.

@@ -29,7 +29,7 @@ pub struct MatvecParams {
 }
 const _: () = assert!(size_of::<MatvecParams>() == 48);
 
-/// `shaders/norm/{rms_norm,gated_rms_norm,l2_norm}.wgsl`: rows of `n`.
+/// `shaders/norm/row_norms.wgsl` (every entry point): rows of `n`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
 pub struct NormParams {
@@ -181,9 +181,7 @@ const _: () = assert!(size_of::<TopKParams>() == 32);
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
-    ("norm/rms_norm.wgsl", size_of::<NormParams>()),
-    ("norm/gated_rms_norm.wgsl", size_of::<NormParams>()),
-    ("norm/l2_norm.wgsl", size_of::<NormParams>()),
+    ("norm/row_norms.wgsl", size_of::<NormParams>()),
     ("gdn/causal_conv1d.wgsl", size_of::<ConvParams>()),
     ("gdn/delta_rule.wgsl", size_of::<DeltaRuleParams>()),
     ("attention/qk_norm_rope.wgsl", size_of::<QkNormRopeParams>()),

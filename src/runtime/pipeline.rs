@@ -47,9 +47,7 @@ shader_files!(
     "linear/quant/iq4_nl.wgsl",
     "linear/quant/iq4_xs.wgsl",
     "linear/quant/mxfp4.wgsl",
-    "norm/rms_norm.wgsl",
-    "norm/gated_rms_norm.wgsl",
-    "norm/l2_norm.wgsl",
+    "norm/row_norms.wgsl",
     "gdn/causal_conv1d.wgsl",
     "gdn/delta_rule.wgsl",
     "attention/kv_f32.wgsl",
@@ -123,13 +121,13 @@ pub enum Kernel {
     TopKPartial,
     /// `sample/top_k.wgsl`, entry `top_k_sample`.
     TopKSample,
-    /// `norm/rms_norm.wgsl`, entry `rms_norm`.
+    /// `norm/row_norms.wgsl`, entry `rms_norm`.
     RmsNorm,
-    /// `norm/rms_norm.wgsl`, entry `add_rms_norm`.
+    /// `norm/row_norms.wgsl`, entry `add_rms_norm`.
     AddRmsNorm,
-    /// `norm/gated_rms_norm.wgsl`.
+    /// `norm/row_norms.wgsl`, entry `gated_rms_norm`.
     GatedRmsNorm,
-    /// `norm/l2_norm.wgsl`.
+    /// `norm/row_norms.wgsl`, entry `l2_norm`.
     L2Norm,
     /// `gdn/causal_conv1d.wgsl` (with SiLU).
     CausalConv1d,
@@ -211,9 +209,9 @@ impl Kernel {
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
             Kernel::TopKPartial | Kernel::TopKSample => "sample/top_k.wgsl",
-            Kernel::RmsNorm | Kernel::AddRmsNorm => "norm/rms_norm.wgsl",
-            Kernel::GatedRmsNorm => "norm/gated_rms_norm.wgsl",
-            Kernel::L2Norm => "norm/l2_norm.wgsl",
+            Kernel::RmsNorm | Kernel::AddRmsNorm | Kernel::GatedRmsNorm | Kernel::L2Norm => {
+                "norm/row_norms.wgsl"
+            }
             Kernel::CausalConv1d => "gdn/causal_conv1d.wgsl",
             Kernel::DeltaRule { .. } => "gdn/delta_rule.wgsl",
             Kernel::QkNormRope { .. } => "attention/qk_norm_rope.wgsl",

@@ -38,8 +38,9 @@ fn check_all(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
         let (xb, rb, zb, wb) = (buf(gpu, &x), buf(gpu, &r), buf(gpu, &z), buf(gpu, &w));
         let (yb, ob) = (f32_buffer(gpu, "y", total), f32_buffer(gpu, "o", total));
         let label = format!("{rows}x{n}");
+        let rs = norm::Rows { n, rows, eps: EPS };
 
-        let d = norm::rms_norm(gpu, cache, n, rows, EPS, &xb, &wb, &yb).unwrap();
+        let d = norm::rms_norm(gpu, cache, rs, &xb, &wb, &yb).unwrap();
         run_dispatches(gpu, &[&d]);
         let expect: Vec<f32> = rows_of(&x, nu)
             .flat_map(|row| rms_norm(row, &w, EPS))
@@ -54,7 +55,7 @@ fn check_all(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 
         // x += r, then normalise: the residual stream is updated too.
         let stream = buf(gpu, &x);
-        let d = norm::add_rms_norm(gpu, cache, n, rows, EPS, &rb, &wb, &stream, &yb).unwrap();
+        let d = norm::add_rms_norm(gpu, cache, rs, &rb, &wb, &stream, &yb).unwrap();
         run_dispatches(gpu, &[&d]);
         let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
         assert_close(
@@ -75,7 +76,7 @@ fn check_all(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             2e-5,
         );
 
-        let d = norm::gated_rms_norm(gpu, cache, n, rows, EPS, &xb, &zb, &wb, &ob).unwrap();
+        let d = norm::gated_rms_norm(gpu, cache, rs, &xb, &zb, &wb, &ob).unwrap();
         run_dispatches(gpu, &[&d]);
         let expect: Vec<f32> = rows_of(&x, nu)
             .zip(rows_of(&z, nu))
@@ -89,7 +90,7 @@ fn check_all(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             1e-4,
         );
 
-        let d = norm::l2_norm(gpu, cache, n, rows, EPS, &xb, &yb).unwrap();
+        let d = norm::l2_norm(gpu, cache, rs, &xb, &yb).unwrap();
         run_dispatches(gpu, &[&d]);
         let expect: Vec<f32> = rows_of(&x, nu).flat_map(|row| l2_norm(row, EPS)).collect();
         assert_close(
@@ -116,7 +117,18 @@ fn l2_norm_of_a_zero_row_is_zero_not_nan() {
     let cache = PipelineCache::default();
     let x = vec![0.0f32; 64];
     let (xb, yb) = (buf(&gpu, &x), f32_buffer(&gpu, "y", 64));
-    let d = norm::l2_norm(&gpu, &cache, 64, 1, EPS, &xb, &yb).unwrap();
+    let d = norm::l2_norm(
+        &gpu,
+        &cache,
+        norm::Rows {
+            n: 64,
+            rows: 1,
+            eps: EPS,
+        },
+        &xb,
+        &yb,
+    )
+    .unwrap();
     run_dispatches(&gpu, &[&d]);
     assert!(read_f32(&gpu, &yb, 64).unwrap().iter().all(|&v| v == 0.0));
 }

@@ -1,4 +1,4 @@
-//! Launchers of `shaders/norm/`: one workgroup per row.
+//! Launchers of `shaders/norm/row_norms.wgsl`: one workgroup per row of `n`.
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
@@ -6,91 +6,108 @@ use crate::runtime::ops::Dispatch;
 use crate::runtime::params::NormParams;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
-fn norm_dispatch(
+/// The shader's bindings, by the role each launcher gives them.
+const SRC: u32 = 1;
+const W: u32 = 2;
+const Z: u32 = 3;
+const Y: u32 = 4;
+const X: u32 = 5;
+
+/// Rows of `n` values and the epsilon every norm takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows {
+    pub n: u32,
+    pub rows: u32,
+    pub eps: f32,
+}
+
+fn dispatch(
     ctx: &GpuContext,
     cache: &PipelineCache,
     kernel: Kernel,
-    n: u32,
-    rows: u32,
-    eps: f32,
-    buffers: &[&wgpu::Buffer],
+    r: Rows,
+    bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<Dispatch, GpuError> {
-    if n == 0 || rows == 0 {
-        return Err(GpuError::Shape(format!("{kernel:?}: {rows} rows of {n}")));
+    if r.n == 0 || r.rows == 0 {
+        return Err(GpuError::Shape(format!(
+            "{kernel:?}: {} rows of {}",
+            r.rows, r.n
+        )));
     }
     let params = NormParams {
-        n,
-        rows,
-        eps,
+        n: r.n,
+        rows: r.rows,
+        eps: r.eps,
         _pad: 0,
     };
-    Dispatch::new(ctx, cache, kernel, &params, buffers, rows)
+    let max = ctx.limits.max_compute_workgroups_per_dimension;
+    let (gx, gy) = super::grid(r.rows, max);
+    if gy > 1 {
+        return Err(GpuError::Shape(format!(
+            "{kernel:?}: {} rows exceed one grid row",
+            r.rows
+        )));
+    }
+    Dispatch::with_bindings(ctx, cache, kernel, &params, bindings, [gx, 1, 1])
 }
 
-/// `y = rms_norm(x) * w` for `rows` rows of `n`.
-#[allow(clippy::too_many_arguments)]
+/// `y = rms_norm(x) * w`.
 pub fn rms_norm(
     ctx: &GpuContext,
     cache: &PipelineCache,
-    n: u32,
-    rows: u32,
-    eps: f32,
+    r: Rows,
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch, GpuError> {
-    norm_dispatch(ctx, cache, Kernel::RmsNorm, n, rows, eps, &[x, w, y])
+    dispatch(ctx, cache, Kernel::RmsNorm, r, &[(SRC, x), (W, w), (Y, y)])
 }
 
-/// `x += r; y = rms_norm(x) * w`: the residual add fused into the next norm.
-#[allow(clippy::too_many_arguments)]
+/// `stream += block_out; y = rms_norm(stream) * w`: the residual add fused into the next norm.
 pub fn add_rms_norm(
     ctx: &GpuContext,
     cache: &PipelineCache,
-    n: u32,
-    rows: u32,
-    eps: f32,
-    r: &wgpu::Buffer,
+    r: Rows,
+    block_out: &wgpu::Buffer,
     w: &wgpu::Buffer,
-    x: &wgpu::Buffer,
+    stream: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch, GpuError> {
-    norm_dispatch(ctx, cache, Kernel::AddRmsNorm, n, rows, eps, &[r, w, y, x])
+    dispatch(
+        ctx,
+        cache,
+        Kernel::AddRmsNorm,
+        r,
+        &[(SRC, block_out), (W, w), (Y, y), (X, stream)],
+    )
 }
 
-/// `out = rms_norm(y) * w * silu(z)` per head of `n`.
-#[allow(clippy::too_many_arguments)]
+/// `out = rms_norm(y) * w * silu(z)` per head.
 pub fn gated_rms_norm(
     ctx: &GpuContext,
     cache: &PipelineCache,
-    n: u32,
-    rows: u32,
-    eps: f32,
+    r: Rows,
     y: &wgpu::Buffer,
     z: &wgpu::Buffer,
     w: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<Dispatch, GpuError> {
-    norm_dispatch(
+    dispatch(
         ctx,
         cache,
         Kernel::GatedRmsNorm,
-        n,
-        rows,
-        eps,
-        &[y, z, w, out],
+        r,
+        &[(SRC, y), (W, w), (Z, z), (Y, out)],
     )
 }
 
-/// `y = x / max(||x||, eps)` per row of `n`.
+/// `y = x / max(||x||, eps)` per row.
 pub fn l2_norm(
     ctx: &GpuContext,
     cache: &PipelineCache,
-    n: u32,
-    rows: u32,
-    eps: f32,
+    r: Rows,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch, GpuError> {
-    norm_dispatch(ctx, cache, Kernel::L2Norm, n, rows, eps, &[x, y])
+    dispatch(ctx, cache, Kernel::L2Norm, r, &[(SRC, x), (Y, y)])
 }
