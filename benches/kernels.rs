@@ -10,7 +10,9 @@ use std::time::Instant;
 use qwen_wgpu::loader::config::{AttentionConfig, GdnConfig};
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::attention::{qk_norm_rope, FlashAttention, FLASH_CHUNK};
+use qwen_wgpu::runtime::ops::attention::{
+    flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
+};
 use qwen_wgpu::runtime::ops::linear::{embed, matmul};
 use qwen_wgpu::runtime::ops::moe::{expert_matvec, moe_route, SlotInput};
 use qwen_wgpu::runtime::ops::sample::{

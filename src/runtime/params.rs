@@ -178,6 +178,21 @@ pub struct TopKParams {
 }
 const _: () = assert!(size_of::<TopKParams>() == 32);
 
+/// `shaders/attention/flash_prefill.wgsl` (the head dim is a shader constant too).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct FlashPrefillParams {
+    pub n_tokens: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub pos0: u32,
+    pub q_stride: u32,
+    pub q_head_stride: u32,
+    pub gated: u32,
+}
+const _: () = assert!(size_of::<FlashPrefillParams>() == 32);
+
 /// The Rust size of each shader's `Params`, for the naga size check.
 pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matvec.wgsl", size_of::<MatvecParams>()),
@@ -188,6 +203,10 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     (
         "attention/flash_attention.wgsl",
         size_of::<FlashAttentionParams>(),
+    ),
+    (
+        "attention/flash_prefill.wgsl",
+        size_of::<FlashPrefillParams>(),
     ),
     ("moe/router.wgsl", size_of::<RouterParams>()),
     ("moe/combine.wgsl", size_of::<CombineParams>()),

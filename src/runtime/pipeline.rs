@@ -54,6 +54,7 @@ shader_files!(
     "attention/kv_f16.wgsl",
     "attention/qk_norm_rope.wgsl",
     "attention/flash_attention.wgsl",
+    "attention/flash_prefill.wgsl",
     "moe/router.wgsl",
     "moe/combine.wgsl",
     "sample/argmax.wgsl",
@@ -139,6 +140,8 @@ pub enum Kernel {
     FlashAttention { kv_f16: bool },
     /// `attention/flash_attention.wgsl`, entry `flash_combine`.
     FlashCombine,
+    /// `attention/flash_prefill.wgsl` for heads of `head_dim`.
+    FlashPrefill { head_dim: u32, kv_f16: bool },
 }
 
 impl Kernel {
@@ -164,6 +167,7 @@ impl Kernel {
             Kernel::QkNormRope { .. } => "qk_norm_rope",
             Kernel::FlashAttention { .. } => "flash_attention",
             Kernel::FlashCombine => "flash_combine",
+            Kernel::FlashPrefill { .. } => "flash_prefill",
         }
     }
 
@@ -184,6 +188,7 @@ impl Kernel {
             | Kernel::Matmul(_)
             | Kernel::FlashAttention { .. }
             | Kernel::FlashCombine
+            | Kernel::FlashPrefill { .. }
             | Kernel::ArgmaxPartial
             | Kernel::ArgmaxFinal
             | Kernel::TopKPartial
@@ -218,6 +223,7 @@ impl Kernel {
             Kernel::FlashAttention { .. } | Kernel::FlashCombine => {
                 "attention/flash_attention.wgsl"
             }
+            Kernel::FlashPrefill { .. } => "attention/flash_prefill.wgsl",
         }
     }
 
@@ -248,6 +254,19 @@ impl Kernel {
             Kernel::FlashAttention { kv_f16: true },
             Kernel::FlashAttention { kv_f16: false },
             Kernel::FlashCombine,
+            // Qwen3.5's head dim, qwen3moe's, the tiny models'.
+            Kernel::FlashPrefill {
+                head_dim: 256,
+                kv_f16: true,
+            },
+            Kernel::FlashPrefill {
+                head_dim: 128,
+                kv_f16: false,
+            },
+            Kernel::FlashPrefill {
+                head_dim: 16,
+                kv_f16: true,
+            },
             Kernel::MoeRoute,
             Kernel::Swiglu,
             Kernel::MoeCombine,
@@ -294,7 +313,9 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
         }
-        Kernel::QkNormRope { kv_f16 } | Kernel::FlashAttention { kv_f16 } => {
+        Kernel::QkNormRope { kv_f16 }
+        | Kernel::FlashAttention { kv_f16 }
+        | Kernel::FlashPrefill { kv_f16, .. } => {
             parts.push(if kv_f16 {
                 "attention/kv_f16.wgsl"
             } else {
@@ -310,6 +331,10 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
     // Sizes that fix per-invocation register arrays must be constants, not overrides.
     let header = match kernel {
         Kernel::DeltaRule { d_k } => format!("const D_K: u32 = {d_k}u;\n"),
+        Kernel::FlashPrefill { head_dim, .. } => format!(
+            "const HD: u32 = {head_dim}u;\nconst QT: u32 = {}u;\n",
+            prefill_query_tile(head_dim)
+        ),
         _ => String::new(),
     };
     Ok(header
@@ -318,6 +343,12 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
             .map(|p| format!("// ---- {p}\n{}", file(p)))
             .collect::<Vec<_>>()
             .join("\n"))
+}
+
+/// Queries per tiled prefill attention workgroup: as many as keep the staged query tile
+/// within 8 KiB of workgroup memory, 1 to 16.
+pub fn prefill_query_tile(head_dim: u32) -> u32 {
+    (2048 / head_dim.max(1)).clamp(1, 16)
 }
 
 /// A pipeline's identity: the kernel (which fixes its `override` values) and the variant.

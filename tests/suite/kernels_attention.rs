@@ -8,7 +8,9 @@ use qwen_wgpu::model::reference::attention::attend;
 use qwen_wgpu::model::reference::norm::{rms_norm, sigmoid};
 use qwen_wgpu::model::reference::rope::{rope_frequencies, rope_neox};
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::attention::{qk_norm_rope, FlashAttention, FLASH_CHUNK};
+use qwen_wgpu::runtime::ops::attention::{
+    flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
+};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
 use qwen_wgpu::runtime::GpuContext;
@@ -269,6 +271,25 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     1e-5,
                     1e-4,
                 );
+                // The tiled prefill kernel computes the same for the same block.
+                let tiled = f32_buffer(gpu, "tiled", n_tokens * nh_ * hd_);
+                let d = flash_prefill(
+                    gpu,
+                    cache,
+                    &a,
+                    f16_cache,
+                    n_tokens as u32,
+                    pos0 as u32,
+                    &qb,
+                    &kc,
+                    &vc,
+                    &qib,
+                    &tiled,
+                )
+                .unwrap();
+                run_dispatches(gpu, &[&d]);
+                let got = read_f32(gpu, &tiled, expect.len()).unwrap();
+                assert_close(&format!("tiled {what}"), &got, &expect, 1e-5, 1e-4);
             }
         }
     }

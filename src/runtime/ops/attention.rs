@@ -4,8 +4,8 @@ use crate::error::GpuError;
 use crate::loader::config::AttentionConfig;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::{FlashAttentionParams, QkNormRopeParams};
-use crate::runtime::pipeline::{Kernel, PipelineCache};
+use crate::runtime::params::{FlashAttentionParams, FlashPrefillParams, QkNormRopeParams};
+use crate::runtime::pipeline::{prefill_query_tile, Kernel, PipelineCache};
 
 /// KV positions per flash-attention workgroup (the shader's CHUNK).
 pub const FLASH_CHUNK: u32 = 64;
@@ -129,4 +129,45 @@ impl FlashAttention {
         )?;
         Ok(FlashAttention { partial, combine })
     }
+}
+
+/// Tiled causal flash attention for `n_tokens` queries at `pos0..` (prefill), gate included.
+#[allow(clippy::too_many_arguments)]
+pub fn flash_prefill(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    a: &AttentionConfig,
+    kv_f16: bool,
+    n_tokens: u32,
+    pos0: u32,
+    q: &wgpu::Buffer,
+    k_cache: &wgpu::Buffer,
+    v_cache: &wgpu::Buffer,
+    q_in: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<Dispatch, GpuError> {
+    check_geometry(a)?;
+    let (q_stride, q_head_stride) = q_strides(a);
+    let params = FlashPrefillParams {
+        n_tokens,
+        n_head: a.n_head,
+        n_head_kv: a.n_head_kv,
+        head_dim: a.head_dim,
+        pos0,
+        q_stride,
+        q_head_stride,
+        gated: u32::from(a.output_gate),
+    };
+    let tiles = n_tokens.div_ceil(prefill_query_tile(a.head_dim));
+    Dispatch::new_2d(
+        ctx,
+        cache,
+        Kernel::FlashPrefill {
+            head_dim: a.head_dim,
+            kv_f16,
+        },
+        &params,
+        &[q, k_cache, v_cache, q_in, out],
+        (a.n_head, tiles),
+    )
 }
