@@ -203,6 +203,19 @@ fn main() {
         &[&fa.partial, &fa.combine],
         &out,
     );
+    let q64 = buf(&random(64 * 16 * 256, 1.0, &mut rng));
+    let q_in64 = buf(&random(64 * 16 * 512, 1.0, &mut rng));
+    let out64 = f32_buffer(&gpu, "out64", 64 * 16 * 256);
+    let d = flash_prefill(
+        &gpu, &cache, &att, true, 64, 0, &q64, &kc, &vc, &q_in64, &out64,
+    )
+    .unwrap();
+    time(
+        &gpu,
+        "tiled flash attention prefill, 64 tokens",
+        &[&d],
+        &out64,
+    );
 
     // MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
     let logits = buf(&random(256, 2.0, &mut rng));
