@@ -10,7 +10,7 @@ use qwen_wgpu::loader::presets::{self, PRESET_NAMES};
 use qwen_wgpu::loader::tokenizer::GgufTokenizer;
 use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
 use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
-use qwen_wgpu::model::algebra::{KvDtype, Roofline};
+use qwen_wgpu::model::algebra::{param_count, KvDtype, Roofline};
 use qwen_wgpu::model::perplexity::perplexity;
 use qwen_wgpu::model::reference::ReferenceModel;
 use qwen_wgpu::npy::write_npy_f32;
@@ -192,11 +192,30 @@ fn devices(adapter: Option<&str>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Bytes of memory available to this process, where the OS says (Linux's MemAvailable).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// A GGUF opened, validated and dequantized for the CPU reference, with its tokenizer.
 fn load_reference(path: &Path) -> Result<(ReferenceModel, GgufTokenizer), Error> {
     let file = GgufFile::open(path)?;
     let config = ModelConfig::from_gguf(&file)?;
     let tokenizer = GgufTokenizer::from_gguf(&file)?;
+    // The reference holds every weight as f32: refuse up front rather than be killed.
+    let needed = param_count(&config).total.saturating_mul(4);
+    if let Some(available) = available_memory().filter(|&a| needed > a) {
+        return Err(Error::InvalidArgument(format!(
+            "the CPU reference needs {:.1} GiB to hold {} as f32 but {:.1} GiB are available; \
+             use a smaller model (the GPU path comes with the executor)",
+            needed as f64 / (1u64 << 30) as f64,
+            config.name,
+            available as f64 / (1u64 << 30) as f64
+        )));
+    }
     let model = ReferenceModel::load(&file, &config)?;
     Ok((model, tokenizer))
 }
