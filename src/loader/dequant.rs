@@ -244,44 +244,46 @@ pub fn k4_scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
     }
 }
 
+/// The q4_K / q5_K layout: chunk c (64 elements) uses bytes `qs[32c..32c+32]`, low nibbles
+/// in group 2c and high nibbles in group 2c+1; q5_K adds the fifth bit of element `64c + l`
+/// from `qh[l]` bit 2c (and of `64c + 32 + l` from bit 2c + 1). y = d * scale * q - dmin * min.
+fn k4_dequantize(
+    d: f32,
+    dmin: f32,
+    scales: &[u8; 12],
+    qs: &[u8; 128],
+    qh: Option<&[u8; 32]>,
+    out: &mut [f32],
+) {
+    for c in 0..4 {
+        let (s1, m1) = k4_scale_min(2 * c, scales);
+        let (s2, m2) = k4_scale_min(2 * c + 1, scales);
+        for l in 0..32 {
+            let b = qs[32 * c + l];
+            let high = |bit: usize| qh.map_or(0, |h| if h[l] & (1 << bit) != 0 { 16 } else { 0 });
+            let lo = (b & 0xF) + high(2 * c);
+            let hi = (b >> 4) + high(2 * c + 1);
+            out[64 * c + l] = d * s1 as f32 * lo as f32 - dmin * m1 as f32;
+            out[64 * c + 32 + l] = d * s2 as f32 * hi as f32 - dmin * m2 as f32;
+        }
+    }
+}
+
 impl Block for BlockQ4K {
     const TYPE: GgmlType = GgmlType::Q4K;
     const ELEMENTS: usize = QK_K;
-    /// Chunk c (64 elements) uses bytes `qs[32c..32c+32]`: low nibbles are group 2c, high
-    /// nibbles group 2c+1; y = d * scale * q - dmin * min.
     fn dequantize(&self, out: &mut [f32]) {
         let (d, dmin) = (f16le(self.d), f16le(self.dmin));
-        for c in 0..4 {
-            let (s1, m1) = k4_scale_min(2 * c, &self.scales);
-            let (s2, m2) = k4_scale_min(2 * c + 1, &self.scales);
-            for l in 0..32 {
-                let b = self.qs[32 * c + l];
-                out[64 * c + l] = d * s1 as f32 * (b & 0xF) as f32 - dmin * m1 as f32;
-                out[64 * c + 32 + l] = d * s2 as f32 * (b >> 4) as f32 - dmin * m2 as f32;
-            }
-        }
+        k4_dequantize(d, dmin, &self.scales, &self.qs, None, out);
     }
 }
 
 impl Block for BlockQ5K {
     const TYPE: GgmlType = GgmlType::Q5K;
     const ELEMENTS: usize = QK_K;
-    /// As q4_K, with the fifth bit of element `64c + l` in `qh[l]` bit `2c` and of
-    /// `64c + 32 + l` in bit `2c + 1`.
     fn dequantize(&self, out: &mut [f32]) {
         let (d, dmin) = (f16le(self.d), f16le(self.dmin));
-        for c in 0..4 {
-            let (s1, m1) = k4_scale_min(2 * c, &self.scales);
-            let (s2, m2) = k4_scale_min(2 * c + 1, &self.scales);
-            for l in 0..32 {
-                let b = self.qs[32 * c + l];
-                let h = self.qh[l];
-                let lo = (b & 0xF) + if h & (1 << (2 * c)) != 0 { 16 } else { 0 };
-                let hi = (b >> 4) + if h & (2 << (2 * c)) != 0 { 16 } else { 0 };
-                out[64 * c + l] = d * s1 as f32 * lo as f32 - dmin * m1 as f32;
-                out[64 * c + 32 + l] = d * s2 as f32 * hi as f32 - dmin * m2 as f32;
-            }
-        }
+        k4_dequantize(d, dmin, &self.scales, &self.qs, Some(&self.qh), out);
     }
 }
 

@@ -20,22 +20,10 @@ fn floats(bytes: &[u8]) -> Vec<f32> {
 
 #[test]
 fn dequantization_matches_gguf_py_for_every_type() {
-    let types = [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q2K,
-        GgmlType::Q3K,
-        GgmlType::Q4K,
-        GgmlType::Q5K,
-        GgmlType::Q6K,
-        GgmlType::Q8K,
-        GgmlType::Iq4Nl,
-        GgmlType::Iq4Xs,
-        GgmlType::Mxfp4,
-    ];
+    // Every supported block format (the unquantized types have no blocks to check).
+    let types = GgmlType::SUPPORTED
+        .into_iter()
+        .filter(|t| t.layout().block_size > 1);
     for ty in types {
         let name = ty.name().to_lowercase();
         let blocks = golden(&format!("{name}.blocks"));
