@@ -13,8 +13,8 @@ use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
 };
-use qwen_wgpu::runtime::ops::linear::{embed, matmul};
-use qwen_wgpu::runtime::ops::moe::{expert_matvec, moe_route, SlotInput};
+use qwen_wgpu::runtime::ops::linear::{embed, matmul, Strided};
+use qwen_wgpu::runtime::ops::moe::{expert_matvec, moe_route, SlotInput, SlotOutput};
 use qwen_wgpu::runtime::ops::sample::{
     argmax_partials_bytes, top_k_partials_bytes, Argmax, TopKSampler,
 };
@@ -178,7 +178,12 @@ fn main() {
         &vc,
     )
     .unwrap();
-    time(&gpu, "qk_norm_rope 16+2+2 heads x 256 (decode)", &[&d], &q);
+    time(
+        &gpu,
+        "qk_norm_rope 16+2+2 heads x 256 (decode)",
+        &[&d.dispatch],
+        &q,
+    );
     let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
     let partials = f32_buffer(&gpu, "p", 16 * chunks * 258);
     let out = f32_buffer(&gpu, "out", 16 * 256);
@@ -213,7 +218,7 @@ fn main() {
     time(
         &gpu,
         "tiled flash attention prefill, 64 tokens",
-        &[&d],
+        &[&d.dispatch],
         &out64,
     );
 
@@ -245,7 +250,10 @@ fn main() {
             group: 8,
         },
         &up,
-        512,
+        SlotOutput {
+            stride: 512,
+            offset: 0,
+        },
     )
     .unwrap();
     let refs: Vec<&Dispatch> = ds.iter().collect();
@@ -263,7 +271,15 @@ fn main() {
     let wm = QuantMatrix::upload(&gpu, "w", ty, e, e, &wq, max_piece).unwrap();
     let xs = buf(&random(64 * e as usize, 1.0, &mut rng));
     let ys = f32_buffer(&gpu, "ys", 64 * e as usize);
-    let ds = matmul(&gpu, &cache, &wm, 64, &xs, e, &ys, e).unwrap();
+    let ds = matmul(
+        &gpu,
+        &cache,
+        &wm,
+        64,
+        Strided::rows(&xs, e),
+        Strided::rows(&ys, e),
+    )
+    .unwrap();
     time(
         &gpu,
         "matmul q4_K 2048 x 2048 x 64 tokens",

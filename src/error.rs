@@ -226,6 +226,8 @@ pub enum GpuError {
     Shape(String),
     #[error("GPU device error: {0}")]
     Device(String),
+    #[error("out of GPU memory: {0}")]
+    OutOfMemory(String),
 }
 
 /// Anything the library can fail with, for callers that do not care which boundary failed.
@@ -247,6 +249,8 @@ pub enum Error {
     },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("context full: {needed} tokens do not fit the session's context of {capacity}; start a new conversation (/reset) or raise --ctx")]
+    ContextFull { needed: u64, capacity: u32 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -91,6 +91,34 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub features: GpuFeatures,
     pub limits: wgpu::Limits,
+    /// GPU objects created through the runtime's helpers, so a test can show that the
+    /// per-token path creates none.
+    pub created: Creations,
+}
+
+/// Running counts of created buffers and bind groups.
+#[derive(Debug, Default)]
+pub struct Creations {
+    buffers: std::sync::atomic::AtomicU64,
+    bind_groups: std::sync::atomic::AtomicU64,
+}
+
+impl Creations {
+    pub fn buffer(&self) {
+        self.buffers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn bind_group(&self) {
+        self.bind_groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (buffers, bind groups) created so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.buffers.load(Relaxed), self.bind_groups.load(Relaxed))
+    }
 }
 
 /// Vulkan, Metal and DX12 (wgpu's `WGPU_BACKEND` narrows them further); the GL backend's
@@ -244,7 +272,25 @@ impl GpuContext {
             info,
             features,
             limits,
+            created: Creations::default(),
         })
+    }
+
+    /// Device memory the runtime may plan for, where it can be known: `QWEN_WGPU_MEMORY_GIB`
+    /// when set; for a CPU device (lavapipe) the host's available memory. wgpu reports no
+    /// VRAM size for discrete GPUs; there an allocation failure is caught instead.
+    pub fn memory_budget(&self) -> Option<u64> {
+        if let Some(gib) = std::env::var("QWEN_WGPU_MEMORY_GIB")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|g| *g > 0.0)
+        {
+            return Some((gib * (1u64 << 30) as f64) as u64);
+        }
+        if self.info.device_type == wgpu::DeviceType::Cpu {
+            return host_available_memory();
+        }
+        None
     }
 
     /// A one-line description for logs and reports.
@@ -293,4 +339,12 @@ mod tests {
             "{e}"
         );
     }
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+pub fn host_available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

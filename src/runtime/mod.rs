@@ -2,9 +2,15 @@
 //! and the kernel launchers. Knows nothing of GGUF parsing.
 
 pub mod gpu;
+pub mod graph;
 pub mod ops;
 pub mod params;
 pub mod pipeline;
+pub mod scratch;
+pub mod session;
+pub mod state;
 pub mod tensor;
+pub mod weights;
 
 pub use gpu::{AdapterChoice, GpuContext, GpuFeatures};
+pub use session::{GpuModel, Sampling, Session, SessionOptions};

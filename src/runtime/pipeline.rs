@@ -361,6 +361,15 @@ pub struct PipelineCache {
 }
 
 impl PipelineCache {
+    /// Pipelines created so far.
+    pub fn len(&self) -> usize {
+        self.pipelines.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(
         &self,
         device: &wgpu::Device,

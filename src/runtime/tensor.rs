@@ -20,6 +20,7 @@ fn padded(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 
 /// A read-only storage buffer holding `bytes`.
 pub fn storage_buffer(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    ctx.created.buffer();
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -32,6 +33,7 @@ pub fn storage_buffer(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buff
 
 /// A zeroed f32 storage buffer of `n` values that kernels write and tests read back.
 pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
+    ctx.created.buffer();
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: (4 * n.max(1)) as u64,
@@ -44,6 +46,7 @@ pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
 
 /// A uniform buffer holding one params struct.
 pub fn uniform_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    ctx.created.buffer();
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -55,6 +58,7 @@ pub fn uniform_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T
 /// Copies `n` f32 values out of `buffer` (tests, and the 4-byte token read-back later).
 pub fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>, GpuError> {
     let size = (4 * n) as u64;
+    ctx.created.buffer();
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read-back"),
         size,

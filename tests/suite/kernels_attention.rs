@@ -127,7 +127,7 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     &vc,
                 )
                 .unwrap();
-                run_dispatches(gpu, &[&d]);
+                run_dispatches(gpu, &[&d.dispatch]);
 
                 let mut q_ref = Vec::new();
                 for t in 0..n_tokens {
@@ -287,7 +287,7 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     &tiled,
                 )
                 .unwrap();
-                run_dispatches(gpu, &[&d]);
+                run_dispatches(gpu, &[&d.dispatch]);
                 let got = read_f32(gpu, &tiled, expect.len()).unwrap();
                 assert_close(&format!("tiled {what}"), &got, &expect, 1e-5, 1e-4);
             }

@@ -7,7 +7,7 @@ use qwen_wgpu::loader::writer::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::linear::{embed, matmul, Matvec};
+use qwen_wgpu::runtime::ops::linear::{embed, matmul, Matvec, Strided};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
@@ -243,10 +243,8 @@ fn matmul_matches_reference_for_every_type() {
                 &cache,
                 &m,
                 n_tokens as u32,
-                &xb,
-                cols as u32,
-                &yb,
-                rows as u32,
+                Strided::rows(&xb, cols as u32),
+                Strided::rows(&yb, rows as u32),
             )
             .unwrap();
             run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());

@@ -133,7 +133,10 @@ fn expert_matvec_reads_the_routed_experts() {
                     &xb,
                     input,
                     &y,
-                    rows as u32,
+                    moe::SlotOutput {
+                        stride: rows as u32,
+                        offset: 0,
+                    },
                 )
                 .unwrap();
                 run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());

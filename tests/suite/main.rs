@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod config;
 mod contracts;
+mod executor;
 mod gguf_reader;
 mod gpu;
 mod kernels_attention;

@@ -28,6 +28,21 @@ fn check_geometry(a: &AttentionConfig) -> Result<(), GpuError> {
     Ok(())
 }
 
+/// The q/k preparation of one attention layer: its dispatch and the params it rewrites when
+/// the position moves.
+pub struct QkNormRope {
+    pub dispatch: Dispatch,
+    params: QkNormRopeParams,
+}
+
+impl QkNormRope {
+    /// Moves the tokens to positions `pos0..` (rotary angles and cache rows).
+    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) {
+        self.params.pos0 = pos0;
+        self.dispatch.write_params(queue, &self.params);
+    }
+}
+
 /// Norm + rotary of the q and k heads of `n_tokens` tokens at `pos0..`, and the append of
 /// their k and v rows to the caches.
 #[allow(clippy::too_many_arguments)]
@@ -43,7 +58,7 @@ pub fn qk_norm_rope(
     q_out: &wgpu::Buffer,
     k_cache: &wgpu::Buffer,
     v_cache: &wgpu::Buffer,
-) -> Result<Dispatch, GpuError> {
+) -> Result<QkNormRope, GpuError> {
     check_geometry(a)?;
     let (q_stride, q_head_stride) = q_strides(a);
     let params = QkNormRopeParams {
@@ -59,7 +74,7 @@ pub fn qk_norm_rope(
         _pad: [0; 3],
     };
     let [q_in, k_in, v_in, q_norm, k_norm, freqs] = inputs;
-    Dispatch::new_2d(
+    let dispatch = Dispatch::new_2d(
         ctx,
         cache,
         Kernel::QkNormRope { kv_f16 },
@@ -68,13 +83,17 @@ pub fn qk_norm_rope(
             q_in, k_in, v_in, q_norm, k_norm, freqs, q_out, k_cache, v_cache,
         ],
         (a.n_head + 2 * a.n_head_kv, n_tokens),
-    )
+    )?;
+    Ok(QkNormRope { dispatch, params })
 }
 
 /// The two passes of causal flash attention for `n_tokens` queries at `pos0..`.
 pub struct FlashAttention {
     pub partial: Dispatch,
     pub combine: Dispatch,
+    params: FlashAttentionParams,
+    /// Chunks the partials buffer has room for.
+    max_chunks: u32,
 }
 
 impl FlashAttention {
@@ -98,6 +117,13 @@ impl FlashAttention {
         check_geometry(a)?;
         let (q_stride, q_head_stride) = q_strides(a);
         let n_chunks = (pos0 + n_tokens).div_ceil(FLASH_CHUNK);
+        let per_chunk = 4 * (n_tokens * a.n_head) as u64 * (a.head_dim + 2) as u64;
+        let max_chunks = (partials.size() / per_chunk).min(u32::MAX as u64) as u32;
+        if n_chunks > max_chunks {
+            return Err(GpuError::Shape(format!(
+                "flash attention: {n_chunks} chunks of partials needed, room for {max_chunks}"
+            )));
+        }
         let params = FlashAttentionParams {
             n_tokens,
             n_head: a.n_head,
@@ -127,7 +153,44 @@ impl FlashAttention {
             &[(4, partials), (5, q_in), (6, out)],
             [heads, 1, 1],
         )?;
-        Ok(FlashAttention { partial, combine })
+        Ok(FlashAttention {
+            partial,
+            combine,
+            params,
+            max_chunks,
+        })
+    }
+
+    /// Moves the queries to positions `pos0..`: the KV length, and with it the number of
+    /// chunks (the grid's second dimension), follow.
+    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) -> Result<(), GpuError> {
+        let n_chunks = (pos0 + self.params.n_tokens).div_ceil(FLASH_CHUNK);
+        if n_chunks > self.max_chunks {
+            return Err(GpuError::Shape(format!(
+                "flash attention at position {pos0}: {n_chunks} chunks, room for {}",
+                self.max_chunks
+            )));
+        }
+        self.params.pos0 = pos0;
+        self.params.n_chunks = n_chunks;
+        self.partial.write_params(queue, &self.params);
+        self.combine.write_params(queue, &self.params);
+        let heads = self.params.n_tokens * self.params.n_head;
+        self.partial.set_grid([heads, n_chunks, 1]);
+        Ok(())
+    }
+}
+
+/// The tiled prefill attention of one layer, with the params it rewrites per chunk.
+pub struct FlashPrefill {
+    pub dispatch: Dispatch,
+    params: FlashPrefillParams,
+}
+
+impl FlashPrefill {
+    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) {
+        self.params.pos0 = pos0;
+        self.dispatch.write_params(queue, &self.params);
     }
 }
 
@@ -145,7 +208,7 @@ pub fn flash_prefill(
     v_cache: &wgpu::Buffer,
     q_in: &wgpu::Buffer,
     out: &wgpu::Buffer,
-) -> Result<Dispatch, GpuError> {
+) -> Result<FlashPrefill, GpuError> {
     check_geometry(a)?;
     let (q_stride, q_head_stride) = q_strides(a);
     let params = FlashPrefillParams {
@@ -159,7 +222,7 @@ pub fn flash_prefill(
         gated: u32::from(a.output_gate),
     };
     let tiles = n_tokens.div_ceil(prefill_query_tile(a.head_dim));
-    Dispatch::new_2d(
+    let dispatch = Dispatch::new_2d(
         ctx,
         cache,
         Kernel::FlashPrefill {
@@ -169,5 +232,6 @@ pub fn flash_prefill(
         &params,
         &[q, k_cache, v_cache, q_in, out],
         (a.n_head, tiles),
-    )
+    )?;
+    Ok(FlashPrefill { dispatch, params })
 }

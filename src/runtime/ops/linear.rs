@@ -55,6 +55,10 @@ impl Matvec {
         Ok(Matvec { pieces })
     }
 
+    pub fn dispatch_count(&self) -> usize {
+        self.pieces.len()
+    }
+
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.pieces {
             d.encode(pass);
@@ -101,23 +105,43 @@ pub fn embed(
 /// Tokens and rows per matmul workgroup (the shader's TILE).
 pub const MATMUL_TILE: u32 = 16;
 
-/// `y[t][y_offset + r] = W x[t]` for `n_tokens` tokens of `x_stride` floats (the first
-/// `W.cols` used) into rows of `y_stride` floats, one dispatch per piece of W.
-#[allow(clippy::too_many_arguments)]
+/// Rows of f32 in a buffer: row t starts at `offset + t * stride`.
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub stride: u32,
+    pub offset: u32,
+}
+
+impl<'a> Strided<'a> {
+    /// Packed rows of `stride` floats from the start of `buffer`.
+    pub fn rows(buffer: &'a wgpu::Buffer, stride: u32) -> Strided<'a> {
+        Strided {
+            buffer,
+            stride,
+            offset: 0,
+        }
+    }
+
+    pub fn at(self, offset: u32) -> Strided<'a> {
+        Strided { offset, ..self }
+    }
+}
+
+/// `y[t][r] = W x[t]` for `n_tokens` rows of x (the first `W.cols` floats of each used),
+/// one dispatch per piece of W.
 pub fn matmul(
     ctx: &GpuContext,
     cache: &PipelineCache,
     w: &QuantMatrix,
     n_tokens: u32,
-    x: &wgpu::Buffer,
-    x_stride: u32,
-    y: &wgpu::Buffer,
-    y_stride: u32,
+    x: Strided<'_>,
+    y: Strided<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
-    if x_stride < w.cols || y_stride < w.rows {
+    if x.stride < w.cols || y.stride < w.rows {
         return Err(GpuError::Shape(format!(
-            "matmul: x rows of {x_stride} for {} columns, y rows of {y_stride} for {} rows",
-            w.cols, w.rows
+            "matmul: x rows of {} for {} columns, y rows of {} for {} rows",
+            x.stride, w.cols, y.stride, w.rows
         )));
     }
     w.pieces
@@ -128,17 +152,17 @@ pub fn matmul(
                 units: w.cols / 32,
                 row_bytes: w.row_bytes,
                 n_tokens,
-                x_stride,
-                y_stride,
-                x_offset: 0,
-                y_offset: piece.first_row,
+                x_stride: x.stride,
+                y_stride: y.stride,
+                x_offset: x.offset,
+                y_offset: y.offset + piece.first_row,
             };
             Dispatch::new_2d(
                 ctx,
                 cache,
                 Kernel::Matmul(w.ty),
                 &params,
-                &[&piece.buffer, x, y],
+                &[&piece.buffer, x.buffer, y.buffer],
                 (
                     piece.rows.div_ceil(MATMUL_TILE),
                     n_tokens.div_ceil(MATMUL_TILE),

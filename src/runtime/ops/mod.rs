@@ -92,6 +92,7 @@ impl Dispatch {
             binding,
             resource: b.as_entire_binding(),
         }));
+        ctx.created.bind_group();
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.entry_point()),
             layout: &pipeline.get_bind_group_layout(0),
@@ -108,6 +109,11 @@ impl Dispatch {
     /// Replaces the params (per-step values: position, sampling draw) before the next submit.
     pub fn write_params<P: bytemuck::Pod>(&self, queue: &wgpu::Queue, params: &P) {
         queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+    }
+
+    /// Changes the workgroup grid (a dispatch whose extent follows the position).
+    pub fn set_grid(&mut self, grid: [u32; 3]) {
+        self.grid = grid.map(|g| g.max(1));
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {

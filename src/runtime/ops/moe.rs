@@ -53,6 +53,13 @@ pub struct SlotInput {
     pub group: u32,
 }
 
+/// Where slot s of [`expert_matvec`] writes: `offset + s * stride`.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotOutput {
+    pub stride: u32,
+    pub offset: u32,
+}
+
 /// For each of `slots` routed experts (ids read on the GPU): `y[s] = W_{ids[s]} x[s / group]`,
 /// where `w` holds the experts' slabs of `rows_per_expert` rows (split on expert boundaries).
 /// `slots = n_tokens * k` makes it the prefill form.
@@ -67,7 +74,7 @@ pub fn expert_matvec(
     x: &wgpu::Buffer,
     input: SlotInput,
     y: &wgpu::Buffer,
-    y_stride: u32,
+    output: SlotOutput,
 ) -> Result<Vec<Dispatch>, GpuError> {
     if input.group == 0 {
         return Err(GpuError::Shape("expert_matvec: slot group 0".into()));
@@ -83,11 +90,11 @@ pub fn expert_matvec(
                 row_bytes: w.row_bytes,
                 weight_offset: 0,
                 x_offset: 0,
-                y_offset: 0,
+                y_offset: output.offset,
                 first_expert: piece.first_row / rows_per_expert,
                 n_experts: piece.rows / rows_per_expert,
                 x_stride: input.stride,
-                y_stride,
+                y_stride: output.stride,
                 x_group: input.group,
                 _pad: 0,
             };

@@ -1,0 +1,464 @@
+//! The executor: a model resident in VRAM ([`GpuModel`]) and sequences run on it
+//! ([`Session`]), each with its own caches, recurrent state, activation buffers and plans.
+//!
+//! A decode step is one command encoder and one submit: write the token id (4 bytes), move
+//! the plan to the position, record forward + sampling, copy the sampled id to a mappable
+//! 4-byte buffer and read it. Nothing is created on that path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Error, GpuError};
+use crate::loader::config::ModelConfig;
+use crate::loader::gguf::GgufFile;
+use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
+use crate::rng::SplitMix64;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
+use crate::runtime::ops::sample::{Argmax, TopKSampler, MAX_TOP_K};
+use crate::runtime::pipeline::PipelineCache;
+use crate::runtime::scratch::Scratch;
+use crate::runtime::state::SequenceState;
+use crate::runtime::tensor::read_f32;
+use crate::runtime::weights::{self, ModelWeights, Progress};
+
+/// How a session is sized.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// Positions the KV cache holds.
+    pub context: u32,
+    /// Most tokens one prefill step processes.
+    pub ubatch: u32,
+    pub kv_dtype: KvDtype,
+    /// Keep logits for every token of a step (perplexity, scoring), not just the last.
+    pub all_logits: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            context: 4096,
+            ubatch: 64,
+            kv_dtype: KvDtype::F16,
+            all_logits: false,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// Logit rows a session keeps.
+    pub fn logit_rows(&self) -> u32 {
+        if self.all_logits {
+            self.ubatch
+        } else {
+            1
+        }
+    }
+
+    /// What one session of this shape needs besides the weights.
+    pub fn memory_plan(&self, config: &ModelConfig, weights: &WeightBytes) -> MemoryPlan {
+        memory_plan(
+            config,
+            weights,
+            self.context as u64,
+            1,
+            self.ubatch as u64,
+            self.kv_dtype,
+        )
+    }
+}
+
+/// How the next token is drawn (on the GPU).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    Greedy,
+    /// From the `k` best logits at `temperature`, cut to the smallest set reaching `top_p`.
+    TopK { k: u32, temperature: f32, top_p: f32 },
+}
+
+/// A model's weights and pipelines in VRAM, shared by its sessions.
+pub struct GpuModel {
+    pub ctx: GpuContext,
+    pub cache: PipelineCache,
+    pub config: ModelConfig,
+    pub weights: ModelWeights,
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+impl GpuModel {
+    /// Checks that the weights and one session shaped by `plan_for` fit the device, then
+    /// uploads every tensor once.
+    pub fn load(
+        ctx: GpuContext,
+        file: &GgufFile,
+        config: &ModelConfig,
+        plan_for: &SessionOptions,
+        progress: Progress<'_>,
+    ) -> Result<Arc<GpuModel>, Error> {
+        let wb = WeightBytes::from_file(config, file);
+        let plan = plan_for.memory_plan(config, &wb);
+        if let Some(budget) = ctx.memory_budget() {
+            let need = plan.total();
+            if need > budget as f64 {
+                let per_token = plan.kv as f64 / plan_for.context.max(1) as f64;
+                let spare = budget as f64 - (need - plan.kv as f64);
+                let hint = if spare > 0.0 && per_token > 0.0 {
+                    format!(
+                        "a context of at most {} tokens would fit (--ctx)",
+                        (spare / per_token) as u64
+                    )
+                } else {
+                    "the weights alone do not fit: use a smaller quantization".to_string()
+                };
+                return Err(GpuError::OutOfMemory(format!(
+                    "the model needs {:.2} GiB (weights {:.2}, KV cache {:.2} for {} tokens, \
+                     state and activations {:.2}) but {} has {:.2} GiB available, {:.2} GiB \
+                     short; {hint}",
+                    need / GIB,
+                    plan.weights / GIB,
+                    plan.kv as f64 / GIB,
+                    plan_for.context,
+                    (plan.recurrent_state + plan.activations) as f64 / GIB,
+                    ctx.info.name,
+                    budget as f64 / GIB,
+                    (need - budget as f64) / GIB,
+                ))
+                .into());
+            }
+        }
+        let weights = weights::upload(&ctx, file, config, progress)?;
+        Ok(Arc::new(GpuModel {
+            ctx,
+            cache: PipelineCache::default(),
+            config: config.clone(),
+            weights,
+        }))
+    }
+}
+
+/// Plans for prefill chunks kept between calls: the full chunk and a few remainders.
+const PREFILL_PLANS_KEPT: usize = 4;
+
+/// One sequence on a [`GpuModel`].
+pub struct Session {
+    model: Arc<GpuModel>,
+    pub options: SessionOptions,
+    state: SequenceState,
+    scratch: Scratch,
+    decode: Graph,
+    prefill: HashMap<(u32, LogitRows), Graph>,
+    argmax: Argmax,
+    top_k: Option<TopKSampler>,
+    sampling: Sampling,
+    rng: SplitMix64,
+    /// Which logits row holds the last token's logits, once a step has computed them.
+    last_row: Option<u32>,
+}
+
+impl Session {
+    pub fn new(model: Arc<GpuModel>, options: SessionOptions) -> Result<Session, Error> {
+        if options.context == 0 || options.ubatch == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "context {} and batch {} must be positive",
+                options.context, options.ubatch
+            )));
+        }
+        let ctx = &model.ctx;
+        let config = &model.config;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let state = SequenceState::new(ctx, config, options.context, options.kv_dtype)?;
+        let scratch = Scratch::new(
+            ctx,
+            config,
+            options.ubatch,
+            options.logit_rows(),
+            options.context,
+        )?;
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::OutOfMemory(format!(
+                "allocating the KV cache for {} tokens and the activations: {e}; try a smaller --ctx",
+                options.context
+            ))
+            .into());
+        }
+        let bindings = Bindings {
+            ctx,
+            cache: &model.cache,
+            config,
+            weights: &model.weights,
+            state: &state,
+            scratch: &scratch,
+        };
+        let decode = graph::build(&bindings, 1, LogitRows::Last)?;
+        let argmax = Argmax::new(
+            ctx,
+            &model.cache,
+            config.n_vocab,
+            &scratch.logits,
+            &scratch.sample_partials,
+            &scratch.sampled,
+        )?;
+        Ok(Session {
+            options,
+            state,
+            scratch,
+            decode,
+            prefill: HashMap::new(),
+            argmax,
+            top_k: None,
+            sampling: Sampling::Greedy,
+            rng: SplitMix64::new(0),
+            last_row: None,
+            model,
+        })
+    }
+
+    pub fn model(&self) -> &Arc<GpuModel> {
+        &self.model
+    }
+
+    /// Tokens processed so far.
+    pub fn position(&self) -> u32 {
+        self.state.pos
+    }
+
+    pub fn state(&self) -> &SequenceState {
+        &self.state
+    }
+
+    /// Bytes of this session's activation buffers.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.bytes
+    }
+
+    /// Dispatches of one decode step, sampling included.
+    pub fn decode_dispatches(&self) -> usize {
+        self.decode.dispatch_count() + 2
+    }
+
+    pub fn decode_graph(&self) -> &Graph {
+        &self.decode
+    }
+
+    /// Forgets the sequence (the next token is at position 0).
+    pub fn reset(&mut self) {
+        let ctx = &self.model.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        self.state.reset(&mut enc);
+        ctx.queue.submit([enc.finish()]);
+        self.last_row = None;
+    }
+
+    /// Sets how tokens are drawn from now on; `seed` starts the draws.
+    pub fn set_sampling(&mut self, sampling: Sampling, seed: u64) -> Result<(), Error> {
+        self.top_k = match sampling {
+            Sampling::Greedy => None,
+            Sampling::TopK {
+                k,
+                temperature,
+                top_p,
+            } => {
+                if k == 0 || k > MAX_TOP_K || temperature <= 0.0 || !(top_p > 0.0 && top_p <= 1.0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "sampling: top-k {k} (1..={MAX_TOP_K}), temperature {temperature} (> 0), top-p {top_p} (0, 1]"
+                    )));
+                }
+                Some(TopKSampler::new(
+                    &self.model.ctx,
+                    &self.model.cache,
+                    self.model.config.n_vocab,
+                    k,
+                    &self.scratch.logits,
+                    &self.scratch.sample_partials,
+                    &self.scratch.sampled,
+                )?)
+            }
+        };
+        self.sampling = sampling;
+        self.rng = SplitMix64::new(seed);
+        Ok(())
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), Error> {
+        let needed = self.state.pos as u64 + tokens.len() as u64;
+        if needed > self.options.context as u64 {
+            return Err(Error::ContextFull {
+                needed,
+                capacity: self.options.context,
+            });
+        }
+        let v = self.model.config.n_vocab;
+        if let Some(t) = tokens.iter().find(|&&t| t >= v) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {t} is outside the vocabulary of {v}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` (the prompt, or a new turn) in chunks of the batch size, leaving the
+    /// last token's logits ready for [`Session::sample`] or [`Session::logits`].
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<(), Error> {
+        self.check_tokens(tokens)?;
+        let chunks: Vec<&[u32]> = tokens.chunks(self.options.ubatch as usize).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let rows = if i + 1 == chunks.len() {
+                LogitRows::Last
+            } else {
+                LogitRows::None
+            };
+            self.run_chunk(chunk, rows)?;
+        }
+        if !tokens.is_empty() {
+            self.last_row = Some(0);
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` and returns every token's logits ([n_vocab] each).
+    pub fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, Error> {
+        if !self.options.all_logits {
+            return Err(Error::InvalidArgument(
+                "this session keeps only the last logits (SessionOptions::all_logits)".into(),
+            ));
+        }
+        self.check_tokens(tokens)?;
+        let v = self.model.config.n_vocab as usize;
+        let mut out = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(self.options.ubatch as usize) {
+            self.run_chunk(chunk, LogitRows::All)?;
+            let flat = read_f32(&self.model.ctx, &self.scratch.logits, chunk.len() * v)?;
+            out.extend(flat.chunks_exact(v).map(<[f32]>::to_vec));
+            self.last_row = Some(chunk.len() as u32 - 1);
+        }
+        Ok(out)
+    }
+
+    fn run_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
+        let n = chunk.len() as u32;
+        let pos = self.state.pos;
+        let ctx = &self.model.ctx;
+        ctx.queue
+            .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(chunk));
+        let graph = if n == 1 && rows == LogitRows::Last {
+            &mut self.decode
+        } else {
+            if !self.prefill.contains_key(&(n, rows)) {
+                if self.prefill.len() >= PREFILL_PLANS_KEPT {
+                    // Keep the full-batch plans, which every long prompt reuses.
+                    let ubatch = self.options.ubatch;
+                    self.prefill.retain(|&(m, _), _| m == ubatch);
+                }
+                let bindings = Bindings {
+                    ctx,
+                    cache: &self.model.cache,
+                    config: &self.model.config,
+                    weights: &self.model.weights,
+                    state: &self.state,
+                    scratch: &self.scratch,
+                };
+                let g = graph::build(&bindings, n, rows)?;
+                self.prefill.insert((n, rows), g);
+            }
+            self.prefill
+                .get_mut(&(n, rows))
+                .ok_or_else(|| GpuError::Shape("prefill plan vanished".into()))?
+        };
+        graph.set_position(&ctx.queue, pos)?;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            graph.encode(&mut pass);
+        }
+        ctx.queue.submit([enc.finish()]);
+        self.state.pos += n;
+        Ok(())
+    }
+
+    /// The last computed token's logits (read back: for tests and tools, not generation).
+    pub fn logits(&self) -> Result<Vec<f32>, Error> {
+        let row = self
+            .last_row
+            .ok_or_else(|| Error::InvalidArgument("no logits yet: prefill first".into()))?;
+        let v = self.model.config.n_vocab as usize;
+        let all = read_f32(&self.model.ctx, &self.scratch.logits, (row as usize + 1) * v)?;
+        Ok(all[row as usize * v..].to_vec())
+    }
+
+    /// Draws the next token from the logits the last prefill left.
+    pub fn sample(&mut self) -> Result<u32, Error> {
+        if self.last_row != Some(0) {
+            return Err(Error::InvalidArgument(
+                "sampling needs a prefill or decode step's last logits".into(),
+            ));
+        }
+        self.submit_step(false)
+    }
+
+    /// Runs `token` at the next position and draws the token after it, in one submit.
+    pub fn decode(&mut self, token: u32) -> Result<u32, Error> {
+        self.check_tokens(&[token])?;
+        let ctx = &self.model.ctx;
+        ctx.queue
+            .write_buffer(&self.scratch.tokens, 0, bytemuck::bytes_of(&token));
+        self.decode.set_position(&ctx.queue, self.state.pos)?;
+        let next = self.submit_step(true)?;
+        self.state.pos += 1;
+        self.last_row = Some(0);
+        Ok(next)
+    }
+
+    /// Records (the decode plan and) the sampler, submits, and reads the sampled id.
+    fn submit_step(&mut self, with_forward: bool) -> Result<u32, Error> {
+        let ctx = &self.model.ctx;
+        if let (Sampling::TopK { temperature, top_p, .. }, Some(s)) =
+            (self.sampling, self.top_k.as_mut())
+        {
+            s.set_draw(&ctx.queue, temperature, top_p, self.rng.unit_f32())?;
+        }
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            if with_forward {
+                self.decode.encode(&mut pass);
+            }
+            match &self.top_k {
+                Some(s) => {
+                    s.partial.encode(&mut pass);
+                    s.sample.encode(&mut pass);
+                }
+                None => {
+                    self.argmax.partial.encode(&mut pass);
+                    self.argmax.reduce.encode(&mut pass);
+                }
+            }
+        }
+        enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.sampled_read, 0, 4);
+        ctx.queue.submit([enc.finish()]);
+        read_token(ctx, &self.scratch.sampled_read)
+    }
+}
+
+/// Maps the 4-byte read-back buffer and returns the token id in it.
+fn read_token(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<u32, Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buffer
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Device(format!("waiting for the step: {e}")))?;
+    rx.recv()
+        .map_err(|e| GpuError::Device(format!("token read-back never mapped: {e}")))?
+        .map_err(|e| GpuError::Device(format!("mapping the token read-back: {e}")))?;
+    let token = {
+        let view = buffer
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
+        u32::from_le_bytes([view[0], view[1], view[2], view[3]])
+    };
+    buffer.unmap();
+    Ok(token)
+}

@@ -1,0 +1,133 @@
+//! What one sequence carries between steps, resident in VRAM: the KV cache of each attention
+//! layer (and of nothing else) and the conv and delta states of each Gated DeltaNet layer.
+//! A model can serve several sequences, each with its own `SequenceState`.
+
+use crate::error::GpuError;
+use crate::loader::config::{LayerKind, ModelConfig};
+use crate::model::algebra::KvDtype;
+use crate::runtime::gpu::GpuContext;
+
+/// One layer's share of the state.
+pub enum LayerState {
+    /// [capacity, n_head_kv, head_dim] each, f16 packed in pairs or f32.
+    Attention { keys: wgpu::Buffer, values: wgpu::Buffer },
+    /// conv: [conv_kernel - 1, conv_channels] f32; delta: [n_v_heads, d_k, d_v] f32.
+    Linear { conv: wgpu::Buffer, delta: wgpu::Buffer },
+}
+
+pub struct SequenceState {
+    pub layers: Vec<LayerState>,
+    /// Positions each attention layer's cache holds.
+    pub capacity: u32,
+    pub kv_dtype: KvDtype,
+    /// Tokens processed so far: the next token's position.
+    pub pos: u32,
+}
+
+fn zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    ctx.created.buffer();
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4).div_ceil(4) * 4,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// Bytes of one attention layer's K (or V) cache for `capacity` positions.
+pub fn kv_buffer_bytes(config: &ModelConfig, capacity: u32, dtype: KvDtype) -> u64 {
+    let a = &config.attention;
+    capacity as u64 * a.n_head_kv as u64 * a.head_dim as u64 * dtype.bytes()
+}
+
+impl SequenceState {
+    /// Zeroed caches for `capacity` positions (wgpu zero-initialises new buffers).
+    pub fn new(
+        ctx: &GpuContext,
+        config: &ModelConfig,
+        capacity: u32,
+        kv_dtype: KvDtype,
+    ) -> Result<SequenceState, GpuError> {
+        let a = &config.attention;
+        if kv_dtype == KvDtype::F16 && (a.n_head_kv * a.head_dim) % 2 != 0 {
+            return Err(GpuError::Shape(format!(
+                "an f16 KV cache packs pairs: {} KV heads x {} is odd",
+                a.n_head_kv, a.head_dim
+            )));
+        }
+        let kv = kv_buffer_bytes(config, capacity, kv_dtype);
+        let limit = crate::runtime::weights::max_piece_bytes(ctx);
+        if kv > limit && config.n_attention_layers() > 0 {
+            let fits = limit / (kv / capacity as u64).max(1);
+            return Err(GpuError::OutOfMemory(format!(
+                "one attention layer's K cache for {capacity} positions is {kv} bytes, over the \
+                 adapter's {limit}-byte buffer limit; use a context of at most {fits} tokens"
+            )));
+        }
+        let layers = config
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| match (kind, &config.gdn) {
+                (LayerKind::Linear, Some(g)) => LayerState::Linear {
+                    conv: zeroed(
+                        ctx,
+                        &format!("blk.{i}.conv_state"),
+                        (g.conv_kernel as u64 - 1) * g.conv_channels() * 4,
+                    ),
+                    delta: zeroed(
+                        ctx,
+                        &format!("blk.{i}.delta_state"),
+                        g.n_v_heads as u64 * g.d_k as u64 * g.d_v as u64 * 4,
+                    ),
+                },
+                _ => LayerState::Attention {
+                    keys: zeroed(ctx, &format!("blk.{i}.k_cache"), kv),
+                    values: zeroed(ctx, &format!("blk.{i}.v_cache"), kv),
+                },
+            })
+            .collect();
+        Ok(SequenceState {
+            layers,
+            capacity,
+            kv_dtype,
+            pos: 0,
+        })
+    }
+
+    /// Bytes allocated for the KV caches.
+    pub fn kv_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerState::Attention { keys, values } => keys.size() + values.size(),
+                LayerState::Linear { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Bytes allocated for the recurrent states.
+    pub fn recurrent_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerState::Linear { conv, delta } => conv.size() + delta.size(),
+                LayerState::Attention { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// Forgets the sequence: position 0, recurrent states zero. The KV cache needs no
+    /// clearing, since attention never reads past the current position.
+    pub fn reset(&mut self, encoder: &mut wgpu::CommandEncoder) {
+        for l in &self.layers {
+            if let LayerState::Linear { conv, delta } = l {
+                encoder.clear_buffer(conv, 0, None);
+                encoder.clear_buffer(delta, 0, None);
+            }
+        }
+        self.pos = 0;
+    }
+}
