@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use qwen_wgpu::loader::config::{AttentionConfig, GdnConfig};
 use qwen_wgpu::loader::GgmlType;
+use qwen_wgpu::model::reference::sample::Draw;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
@@ -313,7 +314,17 @@ fn main() {
     );
     let tp = f32_buffer(&gpu, "tp", (top_k_partials_bytes(vocab, 40) / 4) as usize);
     let mut sampler = TopKSampler::new(&gpu, &cache, vocab, 40, &lg, &tp, &token).unwrap();
-    sampler.set_draw(&gpu.queue, 0.8, 0.95, 0.5).unwrap();
+    sampler
+        .set_draw(
+            &gpu.queue,
+            &Draw {
+                temperature: 0.8,
+                top_p: 0.95,
+                min_p: 0.05,
+                u: 0.5,
+            },
+        )
+        .unwrap();
     time(
         &gpu,
         "top-k 40 / top-p sampling over 248,320 (2 passes)",

@@ -8,6 +8,7 @@
 //! - [`report`]: what `inspect` shows, as a struct and a table.
 //! - [`rng`]: the seeded generator behind every synthetic fixture.
 
+pub mod chat;
 pub mod error;
 pub mod loader;
 pub mod model;

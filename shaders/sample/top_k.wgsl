@@ -4,7 +4,8 @@
 //     after the last one chosen (larger value first, then lower index), and the workgroup
 //     keeps the best of those.
 //   top_k_sample: one workgroup merges the partials the same way, then invocation 0 applies
-//     the temperature, the top-p cut and the host's uniform draw u, and writes the token.
+//     the temperature, the top-p and min-p cuts and the host's uniform draw u, and writes
+//     the token.
 // Mirrors model::reference::sample::sample_top_k_top_p.
 
 struct Params {
@@ -16,7 +17,8 @@ struct Params {
     top_p: f32,
     // Uniform in [0, 1) from the host's seeded generator.
     u: f32,
-    _pad1: u32,
+    // Candidates weighing less than min_p of the best are cut.
+    min_p: f32,
 }
 
 const WG: u32 = 256u;
@@ -127,6 +129,9 @@ fn top_k_sample(@builtin(local_invocation_index) lid: u32) {
     var kept_mass = 0.0;
     for (var j = 0u; j < k; j++) {
         let w = exp((chosen_v[j] - chosen_v[0]) / params.temperature);
+        if (j > 0u && w < params.min_p) {
+            break;
+        }
         kept += 1u;
         kept_mass += w;
         mass += w / total;

@@ -13,7 +13,7 @@ use crate::loader::config::{
 };
 
 /// Every preset name `inspect --preset` accepts.
-pub const PRESET_NAMES: [&str; 16] = [
+pub const PRESET_NAMES: [&str; 18] = [
     "qwen3-30b-a3b",
     "qwen3-235b-a22b",
     "qwen3.5-0.8b",
@@ -30,6 +30,8 @@ pub const PRESET_NAMES: [&str; 16] = [
     "small-qwen35moe",
     "small-qwen35",
     "small-qwen3moe",
+    "demo-qwen35moe",
+    "bench-qwen35moe",
 ];
 
 /// Looks a preset up by name (case-insensitive; `_` and `-` are interchangeable).
@@ -62,6 +64,8 @@ pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
         "small-qwen35moe" => small(tiny_qwen35moe()),
         "small-qwen35" => small(tiny_qwen35()),
         "small-qwen3moe" => small(tiny_qwen3moe()),
+        "demo-qwen35moe" => demo_qwen35moe(),
+        "bench-qwen35moe" => bench_qwen35moe(),
         _ => {
             return Err(ConfigError::UnknownPreset {
                 name: name.to_string(),
@@ -301,5 +305,51 @@ fn small(tiny: ModelConfig) -> ModelConfig {
         }),
         ffn,
         ..tiny
+    }
+}
+
+/// The embedded demo: the qwen35moe layer pattern at width 128 with the real 248,320-id
+/// vocabulary (tied head, so the file stays near 40 MB at q8_0), quick on a CPU device.
+fn demo_qwen35moe() -> ModelConfig {
+    let tiny = tiny_qwen35moe();
+    ModelConfig {
+        name: "demo-qwen35moe".into(),
+        n_embd: 128,
+        n_vocab: 248_320,
+        attention: AttentionConfig {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 32,
+            n_rot: 16,
+            rope_sections: [3, 3, 2, 0],
+            ..tiny.attention
+        },
+        gdn: tiny.gdn.map(|g| GdnConfig {
+            d_k: 32,
+            d_v: 32,
+            ..g
+        }),
+        ffn: FfnConfig::Moe(MoeConfig {
+            n_expert: 16,
+            n_expert_used: 4,
+            expert_ffn: 64,
+            shared_ffn: Some(64),
+            norm_top_k: true,
+            storage: ExpertStorage::Separate,
+        }),
+        tied_embeddings: true,
+        ..tiny
+    }
+}
+
+/// Qwen3.5-35B-A3B's layer geometry in 4 layers (LLLA) with 32 experts and the byte
+/// vocabulary: the model the performance figures against llama.cpp are measured on.
+fn bench_qwen35moe() -> ModelConfig {
+    let full = qwen35_moe(shape("bench-qwen35moe", 2048, 4, 16, 2, 32), 32, 8, 512);
+    ModelConfig {
+        n_vocab: 263,
+        n_ctx_train: 4096,
+        n_nextn: 0,
+        ..full
     }
 }

@@ -307,6 +307,14 @@ impl GpuContext {
     }
 }
 
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+pub fn host_available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,12 +347,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
-pub fn host_available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -15,7 +15,9 @@ use crate::runtime::ops::attention::{
 };
 use crate::runtime::ops::gdn::{causal_conv1d, delta_rule};
 use crate::runtime::ops::linear::{embed, matmul, Matvec, Strided};
-use crate::runtime::ops::moe::{expert_matvec, moe_combine, moe_route, swiglu, SlotInput, SlotOutput};
+use crate::runtime::ops::moe::{
+    expert_matvec, moe_combine, moe_route, swiglu, SlotInput, SlotOutput,
+};
 use crate::runtime::ops::norm::{add_rms_norm, gated_rms_norm, rms_norm, Rows};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::PipelineCache;
@@ -146,7 +148,9 @@ impl Builder<'_> {
     ) -> Result<(), GpuError> {
         let (ctx, cache) = (self.b.ctx, self.b.cache);
         let op = if self.n_tokens == 1 {
-            Op::Matvec(Matvec::new(ctx, cache, w, x.buffer, x.offset, y.buffer, y.offset)?)
+            Op::Matvec(Matvec::new(
+                ctx, cache, w, x.buffer, x.offset, y.buffer, y.offset,
+            )?)
         } else {
             Op::Dispatches(matmul(ctx, cache, w, self.n_tokens, x, y)?)
         };
@@ -190,7 +194,14 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         nodes: Vec::new(),
     };
     let w = b.weights;
-    let ds = embed(b.ctx, b.cache, &w.token_embd, n_tokens, &s.tokens, &s.stream)?;
+    let ds = embed(
+        b.ctx,
+        b.cache,
+        &w.token_embd,
+        n_tokens,
+        &s.tokens,
+        &s.stream,
+    )?;
     g.push("embed", Op::Dispatches(ds));
     let first_norm = w.layers.first().map_or(&w.output_norm, |l| &l.attn_norm);
     let r = g.rows(e, n_tokens);
@@ -216,13 +227,29 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         }
         g.one(
             "add_rms_norm",
-            add_rms_norm(b.ctx, b.cache, r, &s.block_out, &layer.ffn_norm, &s.stream, &s.normed),
+            add_rms_norm(
+                b.ctx,
+                b.cache,
+                r,
+                &s.block_out,
+                &layer.ffn_norm,
+                &s.stream,
+                &s.normed,
+            ),
         )?;
         ffn(&mut g, &layer.ffn)?;
         let next_norm = w.layers.get(i + 1).map_or(&w.output_norm, |l| &l.attn_norm);
         g.one(
             "add_rms_norm",
-            add_rms_norm(b.ctx, b.cache, r, &s.block_out, next_norm, &s.stream, &s.normed),
+            add_rms_norm(
+                b.ctx,
+                b.cache,
+                r,
+                &s.block_out,
+                next_norm,
+                &s.stream,
+                &s.normed,
+            ),
         )?;
     }
     g.layer = None;
@@ -266,7 +293,9 @@ fn attention(
     let s = b.scratch;
     let a = &b.config.attention;
     let Some(sa) = &s.attention else {
-        return Err(GpuError::Shape("attention layer without attention scratch".into()));
+        return Err(GpuError::Shape(
+            "attention layer without attention scratch".into(),
+        ));
     };
     let e = b.config.n_embd;
     let x = Strided::rows(&s.normed, e);
@@ -298,7 +327,18 @@ fn attention(
     g.push("qk_norm_rope", Op::QkNormRope(rope));
     if t == 1 {
         let f = FlashAttention::new(
-            b.ctx, b.cache, a, kv_f16, 1, 0, &sa.q, keys, values, &sa.partials, &sa.q_in, &sa.out,
+            b.ctx,
+            b.cache,
+            a,
+            kv_f16,
+            1,
+            0,
+            &sa.q,
+            keys,
+            values,
+            &sa.partials,
+            &sa.q_in,
+            &sa.out,
         )?;
         g.push("flash_attention", Op::FlashDecode(f));
     } else {
@@ -332,7 +372,12 @@ fn gated_delta_net(
     g.project("attn_qkv", &w.qkv, x, Strided::rows(&sl.qkv, w.qkv.rows))?;
     g.project("attn_gate", &w.gate, x, Strided::rows(&sl.z, w.gate.rows))?;
     g.project("ssm_beta", &w.beta, x, Strided::rows(&sl.beta, w.beta.rows))?;
-    g.project("ssm_alpha", &w.alpha, x, Strided::rows(&sl.alpha, w.alpha.rows))?;
+    g.project(
+        "ssm_alpha",
+        &w.alpha,
+        x,
+        Strided::rows(&sl.alpha, w.alpha.rows),
+    )?;
     let channels = gc.conv_channels() as u32;
     g.one(
         "causal_conv1d",
@@ -448,7 +493,14 @@ fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
             };
             match gate_up {
                 ExpertGateUp::Fused(wgu) => {
-                    let ds = experts(wgu, 2 * fe, token_input, &s.normed, &f.gate_up, gate_up_out(0))?;
+                    let ds = experts(
+                        wgu,
+                        2 * fe,
+                        token_input,
+                        &s.normed,
+                        &f.gate_up,
+                        gate_up_out(0),
+                    )?;
                     g.push("ffn_gate_up_exps", Op::Dispatches(ds));
                 }
                 ExpertGateUp::Separate { gate, up } => {
@@ -479,8 +531,18 @@ fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
             g.push("ffn_down_exps", Op::Dispatches(ds));
             let shared_out = match (shared, &f.shared, m.shared_ffn) {
                 (Some(sw), Some(ss), Some(fs)) => {
-                    g.project("ffn_gate_inp_shexp", &sw.gate_inp, x, Strided::rows(&ss.logit, 1))?;
-                    g.project("ffn_gate_shexp", &sw.gate, x, Strided::rows(&ss.gate_up, 2 * fs))?;
+                    g.project(
+                        "ffn_gate_inp_shexp",
+                        &sw.gate_inp,
+                        x,
+                        Strided::rows(&ss.logit, 1),
+                    )?;
+                    g.project(
+                        "ffn_gate_shexp",
+                        &sw.gate,
+                        x,
+                        Strided::rows(&ss.gate_up, 2 * fs),
+                    )?;
                     g.project(
                         "ffn_up_shexp",
                         &sw.up,

@@ -174,9 +174,20 @@ pub struct TopKParams {
     pub top_p: f32,
     /// The host's uniform draw in [0, 1).
     pub u: f32,
-    pub _pad1: u32,
+    pub min_p: f32,
 }
 const _: () = assert!(size_of::<TopKParams>() == 32);
+
+/// `shaders/sample/penalty.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct PenaltyParams {
+    pub n_recent: u32,
+    pub n_vocab: u32,
+    pub penalty: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<PenaltyParams>() == 16);
 
 /// `shaders/attention/flash_prefill.wgsl` (the head dim is a shader constant too).
 #[repr(C)]
@@ -214,4 +225,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/embed.wgsl", size_of::<EmbedParams>()),
     ("linear/matmul.wgsl", size_of::<MatmulParams>()),
     ("sample/top_k.wgsl", size_of::<TopKParams>()),
+    ("sample/penalty.wgsl", size_of::<PenaltyParams>()),
 ];

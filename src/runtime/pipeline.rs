@@ -59,6 +59,7 @@ shader_files!(
     "moe/combine.wgsl",
     "sample/argmax.wgsl",
     "sample/top_k.wgsl",
+    "sample/penalty.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -122,6 +123,8 @@ pub enum Kernel {
     TopKPartial,
     /// `sample/top_k.wgsl`, entry `top_k_sample`.
     TopKSample,
+    /// `sample/penalty.wgsl`.
+    RepetitionPenalty,
     /// `norm/row_norms.wgsl`, entry `rms_norm`.
     RmsNorm,
     /// `norm/row_norms.wgsl`, entry `add_rms_norm`.
@@ -158,6 +161,7 @@ impl Kernel {
             Kernel::ArgmaxFinal => "argmax_final",
             Kernel::TopKPartial => "top_k_partial",
             Kernel::TopKSample => "top_k_sample",
+            Kernel::RepetitionPenalty => "repetition_penalty",
             Kernel::RmsNorm => "rms_norm",
             Kernel::AddRmsNorm => "add_rms_norm",
             Kernel::GatedRmsNorm => "gated_rms_norm",
@@ -192,7 +196,8 @@ impl Kernel {
             | Kernel::ArgmaxPartial
             | Kernel::ArgmaxFinal
             | Kernel::TopKPartial
-            | Kernel::TopKSample => &[],
+            | Kernel::TopKSample
+            | Kernel::RepetitionPenalty => &[],
         }
     }
 
@@ -214,6 +219,7 @@ impl Kernel {
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
             Kernel::TopKPartial | Kernel::TopKSample => "sample/top_k.wgsl",
+            Kernel::RepetitionPenalty => "sample/penalty.wgsl",
             Kernel::RmsNorm | Kernel::AddRmsNorm | Kernel::GatedRmsNorm | Kernel::L2Norm => {
                 "norm/row_norms.wgsl"
             }
@@ -274,6 +280,7 @@ impl Kernel {
             Kernel::ArgmaxFinal,
             Kernel::TopKPartial,
             Kernel::TopKSample,
+            Kernel::RepetitionPenalty,
         ]);
         all
     }

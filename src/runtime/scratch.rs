@@ -5,7 +5,9 @@ use crate::error::GpuError;
 use crate::loader::config::{FfnConfig, ModelConfig};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::FLASH_CHUNK;
-use crate::runtime::ops::sample::{argmax_partials_bytes, top_k_partials_bytes, MAX_TOP_K};
+use crate::runtime::ops::sample::{
+    argmax_partials_bytes, top_k_partials_bytes, MAX_PENALTY_WINDOW, MAX_TOP_K,
+};
 
 /// Buffers of the attention layers, [ubatch, width] each.
 pub struct AttentionScratch {
@@ -75,6 +77,8 @@ pub struct Scratch {
     /// The sampled token id, and its mappable copy for the 4-byte read-back.
     pub sampled: wgpu::Buffer,
     pub sampled_read: wgpu::Buffer,
+    /// The ids the repetition penalty looks back over.
+    pub recent: wgpu::Buffer,
     /// Bytes allocated.
     pub bytes: u64,
 }
@@ -230,6 +234,7 @@ impl Scratch {
             )?,
             sampled: al.floats("sampled", 1)?,
             sampled_read: al.bytes_buffer("sampled_read", 4, wgpu::BufferUsages::MAP_READ)?,
+            recent: al.floats("recent", MAX_PENALTY_WINDOW as u64)?,
             bytes: al.bytes,
         })
     }

@@ -12,10 +12,13 @@ use crate::error::{Error, GpuError};
 use crate::loader::config::ModelConfig;
 use crate::loader::gguf::GgufFile;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
+use crate::model::reference::sample::Draw;
 use crate::rng::SplitMix64;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
-use crate::runtime::ops::sample::{Argmax, TopKSampler, MAX_TOP_K};
+use crate::runtime::ops::sample::{
+    Argmax, RepetitionPenalty, TopKSampler, MAX_PENALTY_WINDOW, MAX_TOP_K,
+};
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::SequenceState;
@@ -68,12 +71,71 @@ impl SessionOptions {
     }
 }
 
-/// How the next token is drawn (on the GPU).
+/// How the next token is drawn, on the GPU: repetition penalty, then greedy or top-k /
+/// top-p / min-p at a temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Sampling {
-    Greedy,
-    /// From the `k` best logits at `temperature`, cut to the smallest set reaching `top_p`.
-    TopK { k: u32, temperature: f32, top_p: f32 },
+pub struct Sampling {
+    /// 0 picks the most likely token (greedy).
+    pub temperature: f32,
+    /// Candidates kept (0: the kernel's maximum, 64).
+    pub top_k: u32,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// 1 disables it.
+    pub repeat_penalty: f32,
+    /// Recent tokens (prompt included) the penalty covers.
+    pub repeat_last_n: u32,
+}
+
+impl Sampling {
+    pub fn greedy() -> Sampling {
+        Sampling {
+            temperature: 0.0,
+            ..Sampling::default()
+        }
+    }
+
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let ok = self.temperature >= 0.0
+            && self.top_k <= MAX_TOP_K
+            && self.top_p > 0.0
+            && self.top_p <= 1.0
+            && (0.0..=1.0).contains(&self.min_p)
+            && self.repeat_penalty > 0.0
+            && self.repeat_last_n <= MAX_PENALTY_WINDOW;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "sampling: temperature {} (>= 0), top-k {} (0..={MAX_TOP_K}), top-p {} (0, 1], \
+                 min-p {} [0, 1], repeat penalty {} (> 0) over {} tokens (at most {MAX_PENALTY_WINDOW})",
+                self.temperature,
+                self.top_k,
+                self.top_p,
+                self.min_p,
+                self.repeat_penalty,
+                self.repeat_last_n
+            )))
+        }
+    }
+}
+
+impl Default for Sampling {
+    /// llama.cpp's defaults.
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+        }
+    }
 }
 
 /// A model's weights and pipelines in VRAM, shared by its sessions.
@@ -99,33 +161,7 @@ impl GpuModel {
         let wb = WeightBytes::from_file(config, file);
         let plan = plan_for.memory_plan(config, &wb);
         if let Some(budget) = ctx.memory_budget() {
-            let need = plan.total();
-            if need > budget as f64 {
-                let per_token = plan.kv as f64 / plan_for.context.max(1) as f64;
-                let spare = budget as f64 - (need - plan.kv as f64);
-                let hint = if spare > 0.0 && per_token > 0.0 {
-                    format!(
-                        "a context of at most {} tokens would fit (--ctx)",
-                        (spare / per_token) as u64
-                    )
-                } else {
-                    "the weights alone do not fit: use a smaller quantization".to_string()
-                };
-                return Err(GpuError::OutOfMemory(format!(
-                    "the model needs {:.2} GiB (weights {:.2}, KV cache {:.2} for {} tokens, \
-                     state and activations {:.2}) but {} has {:.2} GiB available, {:.2} GiB \
-                     short; {hint}",
-                    need / GIB,
-                    plan.weights / GIB,
-                    plan.kv as f64 / GIB,
-                    plan_for.context,
-                    (plan.recurrent_state + plan.activations) as f64 / GIB,
-                    ctx.info.name,
-                    budget as f64 / GIB,
-                    (need - budget as f64) / GIB,
-                ))
-                .into());
-            }
+            check_fits(&plan, plan_for.context, budget, &ctx.info.name)?;
         }
         let weights = weights::upload(&ctx, file, config, progress)?;
         Ok(Arc::new(GpuModel {
@@ -135,6 +171,39 @@ impl GpuModel {
             weights,
         }))
     }
+}
+
+/// Fails, saying by how much and what context would fit, when `plan` (for a context of
+/// `context` tokens) exceeds `budget` bytes of device memory.
+pub fn check_fits(
+    plan: &MemoryPlan,
+    context: u32,
+    budget: u64,
+    device: &str,
+) -> Result<(), GpuError> {
+    let need = plan.total();
+    if need <= budget as f64 {
+        return Ok(());
+    }
+    let per_token = plan.kv as f64 / context.max(1) as f64;
+    let spare = budget as f64 - (need - plan.kv as f64);
+    let hint = if spare >= per_token && per_token > 0.0 {
+        format!(
+            "a context of at most {} tokens would fit (--ctx)",
+            (spare / per_token) as u64
+        )
+    } else {
+        "the weights alone do not fit: use a smaller quantization or a larger device".into()
+    };
+    Err(GpuError::OutOfMemory(format!(
+        "the model needs {:.2} GiB (weights {:.2}, KV cache {:.2} for {context} tokens, state          and activations {:.2}) but {device} has {:.2} GiB available, {:.2} GiB short; {hint}",
+        need / GIB,
+        plan.weights / GIB,
+        plan.kv as f64 / GIB,
+        (plan.recurrent_state + plan.activations) as f64 / GIB,
+        budget as f64 / GIB,
+        (need - budget as f64) / GIB,
+    )))
 }
 
 /// Plans for prefill chunks kept between calls: the full chunk and a few remainders.
@@ -150,7 +219,10 @@ pub struct Session {
     prefill: HashMap<(u32, LogitRows), Graph>,
     argmax: Argmax,
     top_k: Option<TopKSampler>,
+    penalty: RepetitionPenalty,
     sampling: Sampling,
+    /// Every token the sequence holds, for the repetition penalty and for callers.
+    history: Vec<u32>,
     rng: SplitMix64,
     /// Which logits row holds the last token's logits, once a step has computed them.
     last_row: Option<u32>,
@@ -199,6 +271,14 @@ impl Session {
             &scratch.sample_partials,
             &scratch.sampled,
         )?;
+        let penalty = RepetitionPenalty::new(
+            ctx,
+            &model.cache,
+            config.n_vocab,
+            MAX_PENALTY_WINDOW,
+            &scratch.logits,
+            &scratch.recent,
+        )?;
         Ok(Session {
             options,
             state,
@@ -207,7 +287,9 @@ impl Session {
             prefill: HashMap::new(),
             argmax,
             top_k: None,
-            sampling: Sampling::Greedy,
+            penalty,
+            sampling: Sampling::greedy(),
+            history: Vec::new(),
             rng: SplitMix64::new(0),
             last_row: None,
             model,
@@ -248,36 +330,45 @@ impl Session {
         self.state.reset(&mut enc);
         ctx.queue.submit([enc.finish()]);
         self.last_row = None;
+        self.history.clear();
     }
 
     /// Sets how tokens are drawn from now on; `seed` starts the draws.
     pub fn set_sampling(&mut self, sampling: Sampling, seed: u64) -> Result<(), Error> {
-        self.top_k = match sampling {
-            Sampling::Greedy => None,
-            Sampling::TopK {
-                k,
-                temperature,
-                top_p,
-            } => {
-                if k == 0 || k > MAX_TOP_K || temperature <= 0.0 || !(top_p > 0.0 && top_p <= 1.0) {
-                    return Err(Error::InvalidArgument(format!(
-                        "sampling: top-k {k} (1..={MAX_TOP_K}), temperature {temperature} (> 0), top-p {top_p} (0, 1]"
-                    )));
-                }
-                Some(TopKSampler::new(
-                    &self.model.ctx,
-                    &self.model.cache,
-                    self.model.config.n_vocab,
-                    k,
-                    &self.scratch.logits,
-                    &self.scratch.sample_partials,
-                    &self.scratch.sampled,
-                )?)
-            }
+        sampling.validate()?;
+        let k = if sampling.top_k == 0 {
+            MAX_TOP_K
+        } else {
+            sampling.top_k
         };
+        let rebuild = match (&self.top_k, sampling.is_greedy()) {
+            (_, true) => false,
+            (None, false) => true,
+            (Some(_), false) => self.sampling.is_greedy() || self.sampling.top_k != sampling.top_k,
+        };
+        if rebuild {
+            self.top_k = Some(TopKSampler::new(
+                &self.model.ctx,
+                &self.model.cache,
+                self.model.config.n_vocab,
+                k,
+                &self.scratch.logits,
+                &self.scratch.sample_partials,
+                &self.scratch.sampled,
+            )?);
+        }
         self.sampling = sampling;
         self.rng = SplitMix64::new(seed);
         Ok(())
+    }
+
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
+    /// The tokens the sequence holds (prompt and generated).
+    pub fn history(&self) -> &[u32] {
+        &self.history
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), Error> {
@@ -335,44 +426,59 @@ impl Session {
         Ok(out)
     }
 
-    fn run_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
-        let n = chunk.len() as u32;
-        let pos = self.state.pos;
-        let ctx = &self.model.ctx;
-        ctx.queue
-            .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(chunk));
-        let graph = if n == 1 && rows == LogitRows::Last {
-            &mut self.decode
-        } else {
-            if !self.prefill.contains_key(&(n, rows)) {
-                if self.prefill.len() >= PREFILL_PLANS_KEPT {
-                    // Keep the full-batch plans, which every long prompt reuses.
-                    let ubatch = self.options.ubatch;
-                    self.prefill.retain(|&(m, _), _| m == ubatch);
-                }
-                let bindings = Bindings {
-                    ctx,
-                    cache: &self.model.cache,
-                    config: &self.model.config,
-                    weights: &self.model.weights,
-                    state: &self.state,
-                    scratch: &self.scratch,
-                };
-                let g = graph::build(&bindings, n, rows)?;
-                self.prefill.insert((n, rows), g);
+    /// The plan of a step over `n` tokens computing `rows`, built on first use.
+    fn plan(&mut self, n: u32, rows: LogitRows) -> Result<&mut Graph, Error> {
+        if n == 1 && rows == LogitRows::Last {
+            return Ok(&mut self.decode);
+        }
+        if !self.prefill.contains_key(&(n, rows)) {
+            if self.prefill.len() >= PREFILL_PLANS_KEPT {
+                // Keep the full-batch plans, which every long prompt reuses.
+                let ubatch = self.options.ubatch;
+                self.prefill.retain(|&(m, _), _| m == ubatch);
             }
-            self.prefill
-                .get_mut(&(n, rows))
-                .ok_or_else(|| GpuError::Shape("prefill plan vanished".into()))?
-        };
-        graph.set_position(&ctx.queue, pos)?;
+            let bindings = Bindings {
+                ctx: &self.model.ctx,
+                cache: &self.model.cache,
+                config: &self.model.config,
+                weights: &self.model.weights,
+                state: &self.state,
+                scratch: &self.scratch,
+            };
+            let g = graph::build(&bindings, n, rows)?;
+            self.prefill.insert((n, rows), g);
+        }
+        self.prefill
+            .get_mut(&(n, rows))
+            .ok_or_else(|| GpuError::Shape("prefill plan vanished".into()).into())
+    }
+
+    /// Writes the chunk's tokens and moves its plan to the current position.
+    fn prepare_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
+        let pos = self.state.pos;
+        let model = Arc::clone(&self.model);
+        model
+            .ctx
+            .queue
+            .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(chunk));
+        self.plan(chunk.len() as u32, rows)?
+            .set_position(&model.ctx.queue, pos)?;
+        Ok(())
+    }
+
+    fn run_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
+        self.prepare_chunk(chunk, rows)?;
+        let model = Arc::clone(&self.model);
+        let ctx = &model.ctx;
+        let graph = self.plan(chunk.len() as u32, rows)?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             graph.encode(&mut pass);
         }
         ctx.queue.submit([enc.finish()]);
-        self.state.pos += n;
+        self.state.pos += chunk.len() as u32;
+        self.history.extend_from_slice(chunk);
         Ok(())
     }
 
@@ -382,7 +488,11 @@ impl Session {
             .last_row
             .ok_or_else(|| Error::InvalidArgument("no logits yet: prefill first".into()))?;
         let v = self.model.config.n_vocab as usize;
-        let all = read_f32(&self.model.ctx, &self.scratch.logits, (row as usize + 1) * v)?;
+        let all = read_f32(
+            &self.model.ctx,
+            &self.scratch.logits,
+            (row as usize + 1) * v,
+        )?;
         Ok(all[row as usize * v..].to_vec())
     }
 
@@ -403,27 +513,53 @@ impl Session {
         ctx.queue
             .write_buffer(&self.scratch.tokens, 0, bytemuck::bytes_of(&token));
         self.decode.set_position(&ctx.queue, self.state.pos)?;
-        let next = self.submit_step(true)?;
+        self.history.push(token);
+        let next = self.submit_step(true);
+        if next.is_err() {
+            self.history.pop();
+        }
+        let next = next?;
         self.state.pos += 1;
         self.last_row = Some(0);
         Ok(next)
     }
 
-    /// Records (the decode plan and) the sampler, submits, and reads the sampled id.
+    /// Records (the decode plan and) the penalty and sampler, submits, and reads the id.
     fn submit_step(&mut self, with_forward: bool) -> Result<u32, Error> {
         let ctx = &self.model.ctx;
-        if let (Sampling::TopK { temperature, top_p, .. }, Some(s)) =
-            (self.sampling, self.top_k.as_mut())
-        {
-            s.set_draw(&ctx.queue, temperature, top_p, self.rng.unit_f32())?;
+        let sp = self.sampling;
+        let penalise = sp.repeat_penalty != 1.0 && sp.repeat_last_n > 0;
+        if penalise {
+            let start = self.history.len().saturating_sub(sp.repeat_last_n as usize);
+            let recent = &self.history[start..];
+            ctx.queue
+                .write_buffer(&self.scratch.recent, 0, bytemuck::cast_slice(recent));
+            self.penalty
+                .set(&ctx.queue, sp.repeat_penalty, recent.len() as u32)?;
         }
+        let sampler = match (&mut self.top_k, sp.is_greedy()) {
+            (Some(s), false) => {
+                let draw = Draw {
+                    temperature: sp.temperature,
+                    top_p: sp.top_p,
+                    min_p: sp.min_p,
+                    u: self.rng.unit_f32(),
+                };
+                s.set_draw(&ctx.queue, &draw)?;
+                Some(&*s)
+            }
+            _ => None,
+        };
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             if with_forward {
                 self.decode.encode(&mut pass);
             }
-            match &self.top_k {
+            if penalise {
+                self.penalty.dispatch.encode(&mut pass);
+            }
+            match sampler {
                 Some(s) => {
                     s.partial.encode(&mut pass);
                     s.sample.encode(&mut pass);
@@ -438,6 +574,90 @@ impl Session {
         ctx.queue.submit([enc.finish()]);
         read_token(ctx, &self.scratch.sampled_read)
     }
+}
+
+/// The time one node of a plan took.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeTime {
+    pub label: &'static str,
+    pub layer: Option<usize>,
+    pub dispatches: usize,
+    pub seconds: f64,
+}
+
+impl Session {
+    /// Runs one decode step of `token` node by node, each in its own submit timed on the
+    /// CPU from submit to completion (on a GPU each node then also pays a submit's latency:
+    /// the sum bounds the fused step from above). Sampling is included; the step advances
+    /// the sequence like [`Session::decode`].
+    pub fn profile_decode(&mut self, token: u32) -> Result<(Vec<NodeTime>, u32), Error> {
+        self.check_tokens(&[token])?;
+        self.prepare_chunk(&[token], LogitRows::Last)?;
+        let mut times = time_nodes(&self.model.ctx, &self.decode)?;
+        self.history.push(token);
+        let start = std::time::Instant::now();
+        let next = self.submit_step(false)?;
+        times.push(NodeTime {
+            label: "sample",
+            layer: None,
+            dispatches: 2,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        self.state.pos += 1;
+        self.last_row = Some(0);
+        Ok((times, next))
+    }
+
+    /// Runs one prefill chunk (at most the batch size) node by node, timed like
+    /// [`Session::profile_decode`].
+    pub fn profile_prefill(&mut self, chunk: &[u32]) -> Result<Vec<NodeTime>, Error> {
+        self.check_tokens(chunk)?;
+        if chunk.is_empty() || chunk.len() > self.options.ubatch as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a profiled chunk holds 1 to {} tokens",
+                self.options.ubatch
+            )));
+        }
+        self.prepare_chunk(chunk, LogitRows::Last)?;
+        let model = Arc::clone(&self.model);
+        let times = time_nodes(&model.ctx, self.plan(chunk.len() as u32, LogitRows::Last)?)?;
+        self.state.pos += chunk.len() as u32;
+        self.history.extend_from_slice(chunk);
+        self.last_row = Some(0);
+        Ok(times)
+    }
+}
+
+/// Runs `graph` one node per submit, timing each from submit to completion.
+fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
+    wait(ctx)?;
+    graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let start = std::time::Instant::now();
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                node.encode(&mut pass);
+            }
+            ctx.queue.submit([enc.finish()]);
+            wait(ctx)?;
+            Ok(NodeTime {
+                label: node.label,
+                layer: node.layer,
+                dispatches: node.dispatch_count(),
+                seconds: start.elapsed().as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
+fn wait(ctx: &GpuContext) -> Result<(), GpuError> {
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map(|_| ())
+        .map_err(|e| GpuError::Device(format!("waiting for the device: {e}")))
 }
 
 /// Maps the 4-byte read-back buffer and returns the token id in it.

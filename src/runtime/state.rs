@@ -10,9 +10,15 @@ use crate::runtime::gpu::GpuContext;
 /// One layer's share of the state.
 pub enum LayerState {
     /// [capacity, n_head_kv, head_dim] each, f16 packed in pairs or f32.
-    Attention { keys: wgpu::Buffer, values: wgpu::Buffer },
+    Attention {
+        keys: wgpu::Buffer,
+        values: wgpu::Buffer,
+    },
     /// conv: [conv_kernel - 1, conv_channels] f32; delta: [n_v_heads, d_k, d_v] f32.
-    Linear { conv: wgpu::Buffer, delta: wgpu::Buffer },
+    Linear {
+        conv: wgpu::Buffer,
+        delta: wgpu::Buffer,
+    },
 }
 
 pub struct SequenceState {

@@ -42,7 +42,10 @@ pub enum MixerWeights {
 pub enum ExpertGateUp {
     /// One tensor, each expert's slab `[gate rows | up rows]`.
     Fused(QuantMatrix),
-    Separate { gate: QuantMatrix, up: QuantMatrix },
+    Separate {
+        gate: QuantMatrix,
+        up: QuantMatrix,
+    },
 }
 
 pub struct SharedExpert {
@@ -176,9 +179,8 @@ impl Uploader<'_, '_> {
 }
 
 fn dim(name: &str, d: u64) -> Result<u32, Error> {
-    u32::try_from(d).map_err(|_| {
-        Error::InvalidArgument(format!("tensor '{name}': dimension {d} exceeds 2^32"))
-    })
+    u32::try_from(d)
+        .map_err(|_| Error::InvalidArgument(format!("tensor '{name}': dimension {d} exceeds 2^32")))
 }
 
 /// The largest piece one storage binding (and one buffer) can hold.
@@ -289,7 +291,9 @@ fn upload_layer(
         FfnConfig::Moe(m) => FfnWeights::Moe {
             router: up.matrix(&blk(i, t::FFN_GATE_INP))?,
             gate_up: match m.storage {
-                ExpertStorage::Fused => ExpertGateUp::Fused(up.experts(&blk(i, t::FFN_GATE_UP_EXPS))?),
+                ExpertStorage::Fused => {
+                    ExpertGateUp::Fused(up.experts(&blk(i, t::FFN_GATE_UP_EXPS))?)
+                }
                 ExpertStorage::Separate => ExpertGateUp::Separate {
                     gate: up.experts(&blk(i, t::FFN_GATE_EXPS))?,
                     up: up.experts(&blk(i, t::FFN_UP_EXPS))?,

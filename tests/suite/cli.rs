@@ -174,3 +174,162 @@ fn logits_and_perplexity_run_on_the_reference() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn qwen_wgpu_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn npy_values(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytemuck::pod_collect_to_vec(&bytes[10 + header_len..])
+}
+
+/// run, chat, bench and the GPU/CPU logits on a tiny synthetic model, as a user calls them.
+#[test]
+fn run_chat_bench_and_gpu_logits() {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.gguf");
+    let m = model.to_str().unwrap();
+    let (ok, _, err) = qwen_wgpu(&[
+        "synth",
+        "--preset",
+        "tiny-qwen35moe",
+        "--type",
+        "q8_0",
+        "-o",
+        m,
+    ]);
+    assert!(ok, "{err}");
+
+    // Greedy generation is deterministic; a seeded draw repeats with its seed.
+    let greedy = ["run", "-m", m, "-p", "hello", "-n", "12", "--temp", "0"];
+    let (ok, out1, err) = qwen_wgpu(&greedy);
+    assert!(ok, "{err}");
+    assert!(err.contains("tok/s") && err.contains("generated"), "{err}");
+    let (_, out2, _) = qwen_wgpu(&greedy);
+    assert_eq!(out1, out2);
+    let seeded = [
+        "run",
+        "-m",
+        m,
+        "-p",
+        "hello",
+        "-n",
+        "12",
+        "--seed",
+        "9",
+        "--repeat-penalty",
+        "1.2",
+    ];
+    let (ok, s1, err) = qwen_wgpu(&seeded);
+    assert!(ok, "{err}");
+    assert_eq!(s1, qwen_wgpu(&seeded).1);
+
+    // A chat keeps its state across turns; /stats and /reset answer.
+    let (ok, _, err) = qwen_wgpu_stdin(
+        &["chat", "-m", m, "-n", "6", "--temp", "0"],
+        "hello\nand again\n/stats\n/reset\nhello\n/exit\n",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("context ") && err.contains("dispatches per token"),
+        "{err}"
+    );
+    assert!(err.contains("(conversation reset)"), "{err}");
+
+    // bench --json carries the speeds, the roofline and the memory.
+    let (ok, out, err) = qwen_wgpu(&[
+        "bench",
+        "-m",
+        m,
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--json",
+        "--profile",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["prefill_tok_s"]["mean"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    assert!(
+        report["decode_tok_s"]["mean"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    assert!(report["roofline_tok_s"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(
+        report["dispatches_per_token"].as_u64().unwrap() > 10,
+        "{out}"
+    );
+    assert!(
+        report["decode_profile"].as_array().unwrap().len() > 10,
+        "{out}"
+    );
+
+    // The GPU's logits (the default) match the CPU reference's within 1e-4 of the largest.
+    let (gpu_npy, cpu_npy) = (dir.join("g.npy"), dir.join("c.npy"));
+    for (device, path) in [("gpu", &gpu_npy), ("cpu", &cpu_npy)] {
+        let (ok, _, err) = qwen_wgpu(&[
+            "logits",
+            "-m",
+            m,
+            "--tokens",
+            "5,6,7,8,9",
+            "-o",
+            path.to_str().unwrap(),
+            "--device",
+            device,
+        ]);
+        assert!(ok, "{device}: {err}");
+    }
+    let (g, c) = (npy_values(&gpu_npy), npy_values(&cpu_npy));
+    assert_eq!(g.len(), 5 * 263);
+    let scale = c.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let diff = g
+        .iter()
+        .zip(&c)
+        .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(diff <= 1e-4 * scale, "{diff} vs {scale}");
+
+    // Bad input: a context too short for the prompt is refused with the sizes.
+    let (ok, _, err) = qwen_wgpu(&[
+        "run",
+        "-m",
+        m,
+        "-p",
+        "a long prompt of many tokens",
+        "--ctx",
+        "4",
+    ]);
+    assert!(
+        !ok && err.contains("context full") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,14 +4,19 @@
 
 use std::sync::Arc;
 
+use qwen_wgpu::loader::config::LayerKind;
 use qwen_wgpu::loader::gguf::GgufFile;
+use qwen_wgpu::loader::presets::preset;
 use qwen_wgpu::loader::quant::GgmlType;
 use qwen_wgpu::loader::writer::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::ModelConfig;
 use qwen_wgpu::model::algebra::{kv_total_bytes, recurrent_state_bytes, KvDtype};
+use qwen_wgpu::model::algebra::{memory_plan, WeightBytes};
 use qwen_wgpu::model::reference::forward::ReferenceModel;
 use qwen_wgpu::model::reference::sample::argmax;
-use qwen_wgpu::runtime::{GpuModel, Session, SessionOptions};
+use qwen_wgpu::runtime::session::check_fits;
+use qwen_wgpu::runtime::state::SequenceState;
+use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
 use crate::common::{gpu_or_skip, tiny, TINY_PRESETS};
 
@@ -77,7 +82,10 @@ fn generate_like_reference(preset: &str, weight_type: GgmlType, kv_dtype: KvDtyp
     assert_eq!(token, argmax(expect.last().unwrap()), "{what}: first token");
     for step in 0..16 {
         let next = session.decode(token).unwrap();
-        let expect = reference.forward(&[token], &mut ref_state).unwrap().remove(0);
+        let expect = reference
+            .forward(&[token], &mut ref_state)
+            .unwrap()
+            .remove(0);
         assert_logits_close(
             &format!("{what} decode step {step}"),
             &session.logits().unwrap(),
@@ -105,4 +113,229 @@ fn gpu_generates_the_reference_tokens_quantized_f16_kv() {
     {
         generate_like_reference(preset, ty, KvDtype::F16, 2e-3);
     }
+}
+
+/// FALSIFY-HL-006: a stack of Gated DeltaNet layers only, on the GPU (subgroup kernels where
+/// the adapter has them, and the workgroup-memory kernels) against the CPU scalar path:
+/// 70 prompt tokens (a 64-token chunk and a 6-token one, the recurrence carried across),
+/// then 8 decode steps; logits within 1e-4 of the largest |logit|.
+#[test]
+fn falsify_hl_006_gpu_linear_attention_equals_cpu_scalar_path() {
+    let mut config = tiny("tiny-qwen35");
+    config.layers = vec![LayerKind::Linear; 3];
+    config.validate().unwrap();
+    let file = file_of(&config, GgmlType::F32);
+    let reference = ReferenceModel::load(&file, &config).unwrap();
+    let prompt: Vec<u32> = (0..70).map(|i| (i * 11 + 3) % config.n_vocab).collect();
+    let options = SessionOptions {
+        context: 80,
+        ubatch: 64,
+        kv_dtype: KvDtype::F32,
+        all_logits: false,
+    };
+    let Some(probe) = gpu_or_skip() else { return };
+    let variants = if probe.features.subgroup {
+        vec![true, false]
+    } else {
+        vec![false]
+    };
+    drop(probe);
+    for subgroups in variants {
+        let Some(mut gpu) = gpu_or_skip() else { return };
+        gpu.features.subgroup = subgroups;
+        let model = GpuModel::load(gpu, &file, &config, &options, &mut |_, _| {}).unwrap();
+        let mut session = Session::new(model, options).unwrap();
+        let mut ref_state = reference.new_state();
+        session.prefill(&prompt).unwrap();
+        let expect = reference.forward(&prompt, &mut ref_state).unwrap();
+        let what = format!("GDN-only stack, subgroups {subgroups}");
+        assert_logits_close(
+            &what,
+            &session.logits().unwrap(),
+            expect.last().unwrap(),
+            1e-4,
+        );
+        let mut token = session.sample().unwrap();
+        for step in 0..8 {
+            let next = session.decode(token).unwrap();
+            let expect = reference
+                .forward(&[token], &mut ref_state)
+                .unwrap()
+                .remove(0);
+            let what = format!("{what}, decode step {step}");
+            assert_logits_close(&what, &session.logits().unwrap(), &expect, 1e-4);
+            token = next;
+        }
+    }
+}
+
+/// FALSIFY-KV-006: the bytes the runtime allocates for the KV cache equal the algebra's
+/// `kv_total_bytes` (attention layers only, f16 and f32), and the recurrent state equals
+/// `recurrent_state_bytes`, for the test models and the published Qwen3.5-35B-A3B and
+/// Qwen3-30B-A3B geometries.
+#[test]
+fn falsify_kv_006_allocated_kv_bytes_equal_the_algebra() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let mut configs: Vec<ModelConfig> = TINY_PRESETS.iter().map(|p| tiny(p)).collect();
+    configs.push(preset("qwen3.5-35b-a3b").unwrap());
+    configs.push(preset("qwen3-30b-a3b").unwrap());
+    for config in &configs {
+        for dtype in [KvDtype::F16, KvDtype::F32] {
+            for capacity in [1, 96, 1000] {
+                let state = SequenceState::new(&gpu, config, capacity, dtype).unwrap();
+                assert_eq!(
+                    state.kv_bytes(),
+                    kv_total_bytes(config, capacity as u64, dtype),
+                    "{} {dtype:?} {capacity} positions",
+                    config.name
+                );
+                assert_eq!(
+                    state.recurrent_bytes(),
+                    recurrent_state_bytes(config).total(),
+                    "{} recurrent state",
+                    config.name
+                );
+            }
+        }
+    }
+}
+
+/// The per-token path creates nothing: after the first decode step (and a sampler change),
+/// 16 more steps leave the counts of created buffers, bind groups and pipelines unchanged.
+#[test]
+fn decode_steps_create_no_gpu_objects() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config, GgmlType::Q8_0);
+    let options = SessionOptions {
+        context: 64,
+        ubatch: 8,
+        ..SessionOptions::default()
+    };
+    let Some(model) = load(&config, &file, options) else {
+        return;
+    };
+    let mut session = Session::new(model.clone(), options).unwrap();
+    let prompt: Vec<u32> = (1..12).collect();
+    let penalised = Sampling {
+        repeat_penalty: 1.1,
+        ..Sampling::default()
+    };
+    for sampling in [Sampling::greedy(), Sampling::default(), penalised] {
+        session.reset();
+        session.set_sampling(sampling, 7).unwrap();
+        session.prefill(&prompt).unwrap();
+        let mut token = session.sample().unwrap();
+        token = session.decode(token).unwrap();
+        let before = (model.ctx.created.snapshot(), model.cache.len());
+        for _ in 0..16 {
+            token = session.decode(token).unwrap();
+            assert!(token < config.n_vocab);
+        }
+        let after = (model.ctx.created.snapshot(), model.cache.len());
+        assert_eq!(
+            before, after,
+            "{sampling:?}: ((buffers, bind groups), pipelines) before and after 16 steps"
+        );
+    }
+}
+
+/// Several sequences share one model: two sessions interleaved give each the logits it
+/// gets alone, and a reset session replays its first run exactly.
+#[test]
+fn sessions_share_a_model_and_reset_replays() {
+    let config = tiny("tiny-qwen35");
+    let file = file_of(&config, GgmlType::F32);
+    let options = SessionOptions {
+        context: 64,
+        ubatch: 8,
+        kv_dtype: KvDtype::F32,
+        all_logits: false,
+    };
+    let Some(model) = load(&config, &file, options) else {
+        return;
+    };
+    let (pa, pb): (Vec<u32>, Vec<u32>) = ((1..14).collect(), (40..50).collect());
+    let mut a = Session::new(model.clone(), options).unwrap();
+    let mut b = Session::new(model, options).unwrap();
+    a.prefill(&pa).unwrap();
+    b.prefill(&pb).unwrap();
+    let ta = a.sample().unwrap();
+    let tb = b.sample().unwrap();
+    let (la, lb) = (a.decode(ta).unwrap(), b.decode(tb).unwrap());
+    let logits_a = a.logits().unwrap();
+    a.reset();
+    a.prefill(&pb).unwrap();
+    assert_eq!(a.sample().unwrap(), tb, "replaying b's prompt in a");
+    assert_eq!(a.decode(tb).unwrap(), lb);
+    assert_eq!(
+        a.logits().unwrap(),
+        b.logits().unwrap(),
+        "same prompt, same logits"
+    );
+    a.reset();
+    a.prefill(&pa).unwrap();
+    assert_eq!(a.decode(ta).unwrap(), la);
+    assert_eq!(a.logits().unwrap(), logits_a, "after reset");
+}
+
+/// Every token's logits in one call equal the reference's (perplexity's path), and a prompt
+/// past the context is refused with the sizes.
+#[test]
+fn all_logits_and_context_overflow() {
+    let config = tiny("tiny-qwen3moe");
+    let file = file_of(&config, GgmlType::F32);
+    let options = SessionOptions {
+        context: 32,
+        ubatch: 16,
+        kv_dtype: KvDtype::F32,
+        all_logits: true,
+    };
+    let Some(model) = load(&config, &file, options) else {
+        return;
+    };
+    let reference = ReferenceModel::load(&file, &config).unwrap();
+    let tokens: Vec<u32> = (0..30).map(|i| (i * 7 + 1) % config.n_vocab).collect();
+    let mut session = Session::new(model, options).unwrap();
+    let got = session.forward_all(&tokens).unwrap();
+    let expect = reference
+        .forward(&tokens, &mut reference.new_state())
+        .unwrap();
+    assert_eq!(got.len(), expect.len());
+    for (t, (g, e)) in got.iter().zip(&expect).enumerate() {
+        assert_logits_close(&format!("token {t}"), g, e, 1e-4);
+    }
+    let err = session.prefill(&[1, 2, 3]).unwrap_err().to_string();
+    assert!(err.contains("33") && err.contains("32"), "{err}");
+    assert_eq!(session.position(), 30, "a refused prompt changes nothing");
+}
+
+/// A plan over the device's memory is refused before anything is allocated, saying how
+/// much is missing and the context that would fit; one whose weights alone do not fit says so.
+#[test]
+fn a_model_that_does_not_fit_gets_a_sized_error() {
+    let config = preset("qwen3.5-35b-a3b").unwrap();
+    let weights = WeightBytes::uniform(&config, GgmlType::Q4K);
+    let plan = memory_plan(&config, &weights, 262_144, 1, 512, KvDtype::F16);
+    const GIB: u64 = 1 << 30;
+    let err = check_fits(&plan, 262_144, 20 * GIB, "a 20 GiB GPU")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short") && err.contains("a context of at most"),
+        "{err}"
+    );
+    // The suggested context fits.
+    let fits: u64 = err
+        .split("a context of at most ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let smaller = memory_plan(&config, &weights, fits, 1, 512, KvDtype::F16);
+    assert!(check_fits(&smaller, fits as u32, 20 * GIB, "gpu").is_ok());
+    assert!(fits < 262_144);
+    let err = check_fits(&plan, 262_144, 16 * GIB, "a 16 GiB GPU")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("weights alone do not fit"), "{err}");
 }

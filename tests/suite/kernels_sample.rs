@@ -1,10 +1,10 @@
 //! `shaders/sample/argmax.wgsl`: the exact index of the largest logit (ties to the lowest),
 //! over a 248k vocabulary, for any length.
 
-use qwen_wgpu::model::reference::sample::sample_top_k_top_p;
+use qwen_wgpu::model::reference::sample::{apply_repetition_penalty, sample_top_k_top_p, Draw};
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::sample::{
-    argmax_partials_bytes, top_k_partials_bytes, Argmax, TopKSampler,
+    argmax_partials_bytes, top_k_partials_bytes, Argmax, RepetitionPenalty, TopKSampler,
 };
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
@@ -58,20 +58,64 @@ fn top_k_top_p_sampling_matches_reference() {
         let token = f32_buffer(&gpu, "token", 1);
         let mut sampler =
             TopKSampler::new(&gpu, &cache, n as u32, k, &lb, &partials, &token).unwrap();
-        for (temperature, top_p) in [(1.0f32, 1.0f32), (0.7, 0.9), (1.5, 0.5), (0.2, 0.95)] {
+        let settings = [
+            (1.0f32, 1.0f32, 0.0f32),
+            (0.7, 0.9, 0.0),
+            (1.5, 0.5, 0.0),
+            (0.2, 0.95, 0.0),
+            (1.0, 1.0, 0.05),
+            (0.8, 0.95, 0.3),
+        ];
+        for (temperature, top_p, min_p) in settings {
             for _ in 0..4 {
-                let u = rng.unit_f32();
-                sampler.set_draw(&gpu.queue, temperature, top_p, u).unwrap();
+                let d = Draw {
+                    temperature,
+                    top_p,
+                    min_p,
+                    u: rng.unit_f32(),
+                };
+                sampler.set_draw(&gpu.queue, &d).unwrap();
                 run_dispatches(&gpu, &[&sampler.partial, &sampler.sample]);
                 let got = read_f32(&gpu, &token, 1).unwrap()[0].to_bits();
-                let expect = sample_top_k_top_p(&logits, k as usize, top_p, temperature, u);
-                assert_eq!(
-                    got, expect,
-                    "n {n} k {k} T {temperature} top_p {top_p} u {u}"
-                );
+                let expect = sample_top_k_top_p(&logits, k as usize, &d);
+                assert_eq!(got, expect, "n {n} k {k} {d:?}");
             }
         }
     }
     let dummy = f32_buffer(&gpu, "d", 4);
     assert!(TopKSampler::new(&gpu, &cache, 100, 65, &dummy, &dummy, &dummy).is_err());
+}
+
+/// The penalty touches exactly the distinct recent tokens (duplicates once, ids past the
+/// vocabulary ignored), by the reference's rule: exact, one f32 multiply or divide each.
+#[test]
+fn repetition_penalty_matches_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(53);
+    let n = 1000usize;
+    let logits: Vec<f32> = (0..n).map(|_| 4.0 * rng.symmetric_f32()).collect();
+    let recent: Vec<u32> = (0..200)
+        .map(|i| {
+            if i % 7 == 0 {
+                5000
+            } else {
+                rng.below(150) as u32
+            }
+        })
+        .collect();
+    for (penalty, used) in [(1.3f32, 200usize), (0.8, 17), (1.1, 0)] {
+        let lb = storage_buffer(&gpu, "logits", bytemuck::cast_slice(&logits));
+        let rb = storage_buffer(&gpu, "recent", bytemuck::cast_slice(&recent));
+        let mut p = RepetitionPenalty::new(&gpu, &cache, n as u32, 200, &lb, &rb).unwrap();
+        p.set(&gpu.queue, penalty, used as u32).unwrap();
+        run_dispatches(&gpu, &[&p.dispatch]);
+        let mut expect = logits.clone();
+        apply_repetition_penalty(&mut expect, &recent[..used], penalty);
+        assert_eq!(
+            read_f32(&gpu, &lb, n).unwrap(),
+            expect,
+            "penalty {penalty} over {used}"
+        );
+    }
 }

@@ -1,9 +1,10 @@
 //! Launchers of `shaders/sample/`.
 
 use crate::error::GpuError;
+use crate::model::reference::sample::Draw;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::{ArgmaxParams, TopKParams};
+use crate::runtime::params::{ArgmaxParams, PenaltyParams, TopKParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// Logits per argmax partial workgroup (the shader's CHUNK).
@@ -104,7 +105,7 @@ impl TopKSampler {
             temperature: 1.0,
             top_p: 1.0,
             u: 0.0,
-            _pad1: 0,
+            min_p: 0.0,
         };
         Ok(TopKSampler {
             partial: Dispatch::with_bindings(
@@ -127,24 +128,92 @@ impl TopKSampler {
         })
     }
 
-    /// Sets this step's temperature (> 0), top-p and uniform draw `u` in [0, 1).
-    pub fn set_draw(
-        &mut self,
-        queue: &wgpu::Queue,
-        temperature: f32,
-        top_p: f32,
-        u: f32,
-    ) -> Result<(), GpuError> {
-        let valid = temperature > 0.0 && (0.0..1.0).contains(&u) && top_p > 0.0 && top_p <= 1.0;
+    /// Sets this step's draw (temperature > 0, top-p in (0, 1], min-p in [0, 1], u in [0, 1)).
+    pub fn set_draw(&mut self, queue: &wgpu::Queue, d: &Draw) -> Result<(), GpuError> {
+        let valid = d.temperature > 0.0
+            && (0.0..1.0).contains(&d.u)
+            && d.top_p > 0.0
+            && d.top_p <= 1.0
+            && (0.0..=1.0).contains(&d.min_p);
         if !valid {
             return Err(GpuError::Shape(format!(
-                "sampling: temperature {temperature} must be > 0, top_p {top_p} in (0, 1], u {u} in [0, 1)"
+                "sampling: temperature {} must be > 0, top_p {} in (0, 1], min_p {} in [0, 1], u {} in [0, 1)",
+                d.temperature, d.top_p, d.min_p, d.u
             )));
         }
-        self.params.temperature = temperature;
-        self.params.top_p = top_p;
-        self.params.u = u;
+        self.params.temperature = d.temperature;
+        self.params.top_p = d.top_p;
+        self.params.min_p = d.min_p;
+        self.params.u = d.u;
         self.sample.write_params(queue, &self.params);
+        Ok(())
+    }
+}
+
+/// Most recent tokens the repetition penalty looks back over.
+pub const MAX_PENALTY_WINDOW: u32 = 1024;
+
+/// The repetition penalty over the last tokens, applied to the logits before sampling. The
+/// window of recent ids is a buffer the session rewrites (4 bytes per token) each step.
+pub struct RepetitionPenalty {
+    pub dispatch: Dispatch,
+    params: PenaltyParams,
+    window: u32,
+}
+
+impl RepetitionPenalty {
+    /// `recent` must hold `window` u32 ids.
+    pub fn new(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        n_vocab: u32,
+        window: u32,
+        logits: &wgpu::Buffer,
+        recent: &wgpu::Buffer,
+    ) -> Result<RepetitionPenalty, GpuError> {
+        if window == 0 || window > MAX_PENALTY_WINDOW || recent.size() < 4 * window as u64 {
+            return Err(GpuError::Shape(format!(
+                "repetition penalty over {window} tokens (1..={MAX_PENALTY_WINDOW}) with a {}-byte window buffer",
+                recent.size()
+            )));
+        }
+        let params = PenaltyParams {
+            n_recent: 0,
+            n_vocab,
+            penalty: 1.0,
+            _pad: 0,
+        };
+        let dispatch = Dispatch::with_bindings(
+            ctx,
+            cache,
+            Kernel::RepetitionPenalty,
+            &params,
+            &[(1, logits), (2, recent)],
+            [1, 1, 1],
+        )?;
+        Ok(RepetitionPenalty {
+            dispatch,
+            params,
+            window,
+        })
+    }
+
+    /// Sets the penalty and how many ids of the window buffer are in use.
+    pub fn set(
+        &mut self,
+        queue: &wgpu::Queue,
+        penalty: f32,
+        n_recent: u32,
+    ) -> Result<(), GpuError> {
+        if penalty.is_nan() || penalty <= 0.0 || n_recent > self.window {
+            return Err(GpuError::Shape(format!(
+                "repetition penalty {penalty} (> 0) over {n_recent} of {} tokens",
+                self.window
+            )));
+        }
+        self.params.penalty = penalty;
+        self.params.n_recent = n_recent;
+        self.dispatch.write_params(queue, &self.params);
         Ok(())
     }
 }

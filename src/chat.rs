@@ -1,0 +1,220 @@
+//! Generation and conversations on a [`Session`]: streaming text out of sampled tokens, and
+//! multi-turn chat that keeps the KV cache and recurrent state across turns so each turn
+//! prefills only its new tokens.
+
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::loader::tokenizer::{ChatMessage, ChatTemplate, GgufTokenizer};
+use crate::runtime::Session;
+
+/// Why a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The model emitted an end token (not printed).
+    EndToken,
+    /// The token limit.
+    Limit,
+    ContextFull,
+    Interrupted,
+}
+
+/// One reply and how fast it came.
+pub struct Reply {
+    pub text: String,
+    /// Generated tokens, the end token included when there was one.
+    pub tokens: Vec<u32>,
+    pub end: End,
+    /// The last sampled token, not yet fed to the model.
+    pub pending: Option<u32>,
+    pub prompt_tokens: usize,
+    pub prompt_seconds: f64,
+    pub decode_tokens: usize,
+    pub decode_seconds: f64,
+}
+
+impl Reply {
+    pub fn speeds(&self) -> String {
+        let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        format!(
+            "prompt {} tokens in {:.2} s ({:.2} tok/s), generated {} tokens in {:.2} s ({:.2} tok/s)",
+            self.prompt_tokens,
+            self.prompt_seconds,
+            rate(self.prompt_tokens, self.prompt_seconds),
+            self.decode_tokens,
+            self.decode_seconds,
+            rate(self.decode_tokens, self.decode_seconds)
+        )
+    }
+}
+
+/// Decodes tokens to text as they come, holding back bytes of an unfinished UTF-8
+/// character (a token can end in the middle of one).
+struct TextStream {
+    pending: Vec<u32>,
+}
+
+impl TextStream {
+    fn push(&mut self, tokenizer: &GgufTokenizer, token: u32) -> Result<String, Error> {
+        self.pending.push(token);
+        let text = tokenizer.decode(&self.pending)?;
+        if text.ends_with('\u{FFFD}') && self.pending.len() < 8 {
+            return Ok(String::new());
+        }
+        self.pending.clear();
+        Ok(text)
+    }
+}
+
+/// What the caller says after each piece of text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Prefills `prompt`, then samples and hands each piece of text to `on_text` until an end
+/// token, `limit` tokens, the end of the context or `on_text` says stop.
+pub fn generate(
+    session: &mut Session,
+    tokenizer: &GgufTokenizer,
+    prompt: &[u32],
+    limit: Option<usize>,
+    on_text: &mut dyn FnMut(&str) -> Result<Flow, Error>,
+) -> Result<Reply, Error> {
+    let start = Instant::now();
+    session.prefill(prompt)?;
+    let mut token = session.sample()?;
+    let prompt_seconds = start.elapsed().as_secs_f64();
+    let decode_start = Instant::now();
+    let mut stream = TextStream {
+        pending: Vec::new(),
+    };
+    let mut reply = Reply {
+        text: String::new(),
+        tokens: Vec::new(),
+        end: End::Limit,
+        pending: None,
+        prompt_tokens: prompt.len(),
+        prompt_seconds,
+        decode_tokens: 0,
+        decode_seconds: 0.0,
+    };
+    let capacity = session.options.context;
+    loop {
+        reply.tokens.push(token);
+        reply.pending = Some(token);
+        if tokenizer.is_end_of_generation(token) {
+            reply.end = End::EndToken;
+            break;
+        }
+        let piece = stream.push(tokenizer, token)?;
+        reply.text.push_str(&piece);
+        let flow = on_text(&piece)?;
+        if limit.is_some_and(|l| reply.tokens.len() >= l) {
+            reply.end = End::Limit;
+            break;
+        }
+        if session.position() >= capacity {
+            reply.end = End::ContextFull;
+            reply.pending = None;
+            break;
+        }
+        if flow == Flow::Stop {
+            reply.end = End::Interrupted;
+            break;
+        }
+        token = session.decode(token)?;
+        reply.decode_tokens += 1;
+    }
+    reply.decode_seconds = decode_start.elapsed().as_secs_f64();
+    Ok(reply)
+}
+
+/// `tokens` with the model's BOS in front when its tokenizer asks for one.
+pub fn with_bos(tokenizer: &GgufTokenizer, mut tokens: Vec<u32>) -> Vec<u32> {
+    if let (true, Some(bos)) = (tokenizer.add_bos, tokenizer.bos) {
+        tokens.insert(0, bos);
+    }
+    tokens
+}
+
+/// A conversation on one session: the text the model has seen, so a new turn is prefilled
+/// alone when the template renders the history unchanged.
+pub struct Conversation {
+    pub messages: Vec<ChatMessage>,
+    /// The text equivalent of every token fed.
+    seen: String,
+    /// The last sampled token, fed at the start of the next turn.
+    pending: Option<u32>,
+    pub think: bool,
+    /// The last reply, for its speeds.
+    pub last: Option<Reply>,
+}
+
+impl Conversation {
+    pub fn new(system: Option<&str>, think: bool) -> Conversation {
+        Conversation {
+            messages: system
+                .map(|s| vec![ChatMessage::new("system", s)])
+                .unwrap_or_default(),
+            seen: String::new(),
+            pending: None,
+            think,
+            last: None,
+        }
+    }
+
+    /// Forgets everything but the system message.
+    pub fn reset(&mut self, session: &mut Session) {
+        self.messages.retain(|m| m.role == "system");
+        self.seen.clear();
+        self.pending = None;
+        session.reset();
+    }
+
+    /// The tokens to feed for `user`'s turn: only what follows what the model has seen, or
+    /// the whole conversation again (after a reset) when the template rewrote the history.
+    pub fn turn_tokens(
+        &mut self,
+        session: &mut Session,
+        tokenizer: &GgufTokenizer,
+        template: &ChatTemplate,
+        user: &str,
+    ) -> Result<Vec<u32>, Error> {
+        self.messages.push(ChatMessage::new("user", user));
+        let full = template.render(&self.messages, true, self.think)?;
+        let tokens = match full.strip_prefix(self.seen.as_str()) {
+            Some(delta) if !self.seen.is_empty() => {
+                let mut t: Vec<u32> = self.pending.take().into_iter().collect();
+                t.extend(tokenizer.encode(delta)?);
+                t
+            }
+            _ => {
+                if session.position() > 0 {
+                    log::info!("the template rewrote the history: prefilling it again");
+                }
+                session.reset();
+                self.pending = None;
+                with_bos(tokenizer, tokenizer.encode(&full)?)
+            }
+        };
+        self.seen = full;
+        Ok(tokens)
+    }
+
+    /// Adds the model's reply to the history.
+    pub fn record(&mut self, tokenizer: &GgufTokenizer, reply: Reply) -> Result<(), Error> {
+        self.seen.push_str(&reply.text);
+        if reply.end == End::EndToken {
+            if let Some(t) = reply.pending {
+                self.seen.push_str(&tokenizer.decode(&[t])?);
+            }
+        }
+        self.pending = reply.pending;
+        self.messages
+            .push(ChatMessage::new("assistant", reply.text.trim()));
+        self.last = Some(reply);
+        Ok(())
+    }
+}

@@ -1,0 +1,383 @@
+//! `bench`: llama-bench's pp/tg table for one model on this adapter, the roofline the
+//! algebra predicts from the adapter's bandwidth, memory as allocated and as predicted, and
+//! (`--profile`) the time of each kernel in one decode step and one prefill chunk.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use qwen_wgpu::error::{Error, GpuError};
+use qwen_wgpu::loader::GgufFile;
+use qwen_wgpu::model::algebra::{decode_bytes_per_token, WeightBytes};
+use qwen_wgpu::report::parse_rate;
+use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::session::NodeTime;
+use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
+
+use crate::cli::model::{load, ModelArgs};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens of the prefill test (ppN).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    pub n_prompt: u32,
+    /// Generated tokens of the decode test (tgN).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    pub n_gen: u32,
+    /// Timed repetitions of each test (after one warm-up run).
+    #[arg(short = 'r', long, default_value_t = 3)]
+    pub repetitions: u32,
+    /// Device memory bandwidth for the roofline, e.g. 3.35TB/s (default: measured by a
+    /// buffer copy).
+    #[arg(long)]
+    pub bandwidth: Option<String>,
+    /// Also time each kernel of one decode step and one prefill chunk.
+    #[arg(long)]
+    pub profile: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Mean and sample standard deviation.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Stat {
+    fn of(values: &[f64]) -> Stat {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Stat {
+            mean,
+            sd: var.sqrt(),
+        }
+    }
+}
+
+/// One kernel family's share of a step, summed over layers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelShare {
+    pub kernel: String,
+    pub calls: usize,
+    pub dispatches: usize,
+    pub ms: f64,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Memory {
+    /// Bytes allocated in VRAM: weights, KV cache, recurrent state, activations.
+    pub vram_allocated: u64,
+    /// What `inspect` predicts for the same context and batch.
+    pub vram_predicted: f64,
+    pub weights: u64,
+    pub kv: u64,
+    pub recurrent_state: u64,
+    pub activations: u64,
+    /// Anonymous host memory of this process (the file's map is not counted).
+    pub host_anonymous: Option<u64>,
+    pub file_bytes: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub file: String,
+    pub adapter: String,
+    pub n_prompt: u32,
+    pub n_gen: u32,
+    pub repetitions: u32,
+    pub prefill_tok_s: Stat,
+    pub decode_tok_s: Stat,
+    pub dispatches_per_token: usize,
+    pub bandwidth_bytes_s: f64,
+    pub bandwidth_measured: bool,
+    pub bytes_per_token: f64,
+    pub roofline_tok_s: f64,
+    pub roofline_percent: f64,
+    pub memory: Memory,
+    pub decode_profile: Option<Vec<KernelShare>>,
+    pub prefill_profile: Option<Vec<KernelShare>>,
+}
+
+fn bar(len: u64, message: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}") {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(message.to_string());
+    b
+}
+
+/// Device copy bandwidth: a buffer copied several times, read plus write bytes per second.
+pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64, Error> {
+    let size = (256u64 << 20)
+        .min(ctx.limits.max_buffer_size / 2)
+        .min(ctx.limits.max_storage_buffer_binding_size)
+        / 4
+        * 4;
+    let make = |label| {
+        ctx.created.buffer();
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (a, b) = (make("copy-a"), make("copy-b"));
+    let wait = || {
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::from(GpuError::Device(format!("copy benchmark: {e}"))))
+    };
+    let copies = |n: u32| -> Result<f64, Error> {
+        let start = Instant::now();
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for i in 0..n {
+            let (src, dst) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, size);
+        }
+        ctx.queue.submit([enc.finish()]);
+        wait()?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    copies(1)?;
+    let n = 6;
+    let seconds = copies(n)?;
+    Ok(2.0 * size as f64 * n as f64 / seconds)
+}
+
+/// `RssAnon` of /proc/self/status (Linux): host memory not backed by a file.
+fn host_anonymous_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Sums node times by kernel family.
+fn shares(times: &[NodeTime]) -> Vec<KernelShare> {
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let mut by: BTreeMap<&str, (usize, usize, f64)> = BTreeMap::new();
+    for t in times {
+        let e = by.entry(t.label).or_default();
+        e.0 += 1;
+        e.1 += t.dispatches;
+        e.2 += t.seconds;
+    }
+    let mut out: Vec<KernelShare> = by
+        .into_iter()
+        .map(|(k, (calls, dispatches, s))| KernelShare {
+            kernel: k.to_string(),
+            calls,
+            dispatches,
+            ms: s * 1e3,
+            percent: 100.0 * s / total.max(1e-12),
+        })
+        .collect();
+    out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    out
+}
+
+fn random_tokens(n: u32, vocab: u32, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| rng.below(vocab as u64) as u32).collect()
+}
+
+fn prefill_once(session: &mut Session, tokens: &[u32]) -> Result<f64, Error> {
+    session.reset();
+    let start = Instant::now();
+    session.prefill(tokens)?;
+    // Sampling waits for the device, so the time covers the whole prefill.
+    session.sample()?;
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+fn decode_once(session: &mut Session, n: u32, first: u32) -> Result<f64, Error> {
+    session.reset();
+    session.prefill(&[first])?;
+    let mut token = session.sample()?;
+    let start = Instant::now();
+    for _ in 0..n {
+        token = session.decode(token)?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+pub fn bench(args: BenchArgs) -> Result<(), Error> {
+    let mut margs = args.model.clone();
+    // Room for the longer test.
+    margs.context = margs.context.max(args.n_prompt.max(args.n_gen + 1));
+    let mut loaded = load(&margs, margs.session_options(false))?;
+    let session = &mut loaded.session;
+    session.set_sampling(Sampling::greedy(), 0)?;
+    let vocab = loaded.config.n_vocab;
+    let reps = args.repetitions.max(1);
+    let progress = bar(2 * (reps as u64 + 1), "benchmarking");
+    let prompt = random_tokens(args.n_prompt.max(1), vocab, 1);
+    let mut pp = Vec::new();
+    let mut tg = Vec::new();
+    for rep in 0..=reps {
+        let rate = prefill_once(session, &prompt)?;
+        progress.inc(1);
+        if rep > 0 {
+            pp.push(rate);
+        }
+    }
+    for rep in 0..=reps {
+        let rate = decode_once(session, args.n_gen.max(1), prompt[0])?;
+        progress.inc(1);
+        if rep > 0 {
+            tg.push(rate);
+        }
+    }
+    progress.finish_and_clear();
+    let (decode_profile, prefill_profile) = if args.profile {
+        session.reset();
+        let chunk = &prompt[..prompt.len().min(session.options.ubatch as usize)];
+        let prefill = shares(&session.profile_prefill(chunk)?);
+        let token = session.sample()?;
+        let (decode, _) = session.profile_decode(token)?;
+        (Some(shares(&decode)), Some(prefill))
+    } else {
+        (None, None)
+    };
+    let ctx = &session.model().ctx;
+    let (bandwidth, measured) = match &args.bandwidth {
+        Some(b) => (parse_rate(b, "B")?, false),
+        None => (copy_bandwidth(ctx)?, true),
+    };
+    let file = GgufFile::open(&loaded.path)?;
+    let weights = WeightBytes::from_file(&loaded.config, &file);
+    // The decode test's mean context.
+    let traffic = decode_bytes_per_token(
+        &loaded.config,
+        &weights,
+        (args.n_gen / 2 + 1) as u64,
+        1,
+        session.options.kv_dtype,
+    );
+    let bytes_per_token = traffic.total();
+    let roofline = bandwidth / bytes_per_token;
+    let decode = Stat::of(&tg);
+    let state = session.state();
+    let plan = session.options.memory_plan(&loaded.config, &weights);
+    let memory = Memory {
+        weights: session.model().weights.bytes,
+        kv: state.kv_bytes(),
+        recurrent_state: state.recurrent_bytes(),
+        activations: session.scratch_bytes(),
+        vram_allocated: session.model().weights.bytes
+            + state.kv_bytes()
+            + state.recurrent_bytes()
+            + session.scratch_bytes(),
+        vram_predicted: plan.total(),
+        host_anonymous: host_anonymous_bytes(),
+        file_bytes: std::fs::metadata(&loaded.path).map_or(0, |m| m.len()),
+    };
+    let report = BenchReport {
+        model: loaded.config.name.clone(),
+        file: loaded.path.display().to_string(),
+        adapter: ctx.describe(),
+        n_prompt: args.n_prompt,
+        n_gen: args.n_gen,
+        repetitions: reps,
+        prefill_tok_s: Stat::of(&pp),
+        decode_tok_s: decode,
+        dispatches_per_token: session.decode_dispatches(),
+        bandwidth_bytes_s: bandwidth,
+        bandwidth_measured: measured,
+        bytes_per_token,
+        roofline_tok_s: roofline,
+        roofline_percent: 100.0 * decode.mean / roofline,
+        memory,
+        decode_profile,
+        prefill_profile,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+fn print_report(r: &BenchReport) {
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    println!("model: {} ({})", r.model, r.file);
+    println!("adapter: {}", r.adapter);
+    println!();
+    println!("| test   |              t/s |");
+    println!("| ------ | ---------------: |");
+    println!(
+        "| pp{:<4} | {:>8.2} ± {:<5.2} |",
+        r.n_prompt, r.prefill_tok_s.mean, r.prefill_tok_s.sd
+    );
+    println!(
+        "| tg{:<4} | {:>8.2} ± {:<5.2} |",
+        r.n_gen, r.decode_tok_s.mean, r.decode_tok_s.sd
+    );
+    println!();
+    println!(
+        "roofline: {:.2} MiB read per token at {:.2} GB/s ({}) -> {:.2} tok/s; decode reaches {:.1}%",
+        mib(r.bytes_per_token),
+        r.bandwidth_bytes_s / 1e9,
+        if r.bandwidth_measured {
+            "measured copy"
+        } else {
+            "given"
+        },
+        r.roofline_tok_s,
+        r.roofline_percent
+    );
+    println!("dispatches per decode token: {}", r.dispatches_per_token);
+    let m = &r.memory;
+    println!(
+        "VRAM: {:.1} MiB allocated (weights {:.1}, KV {:.1}, recurrent {:.1}, activations {:.1}); {:.1} MiB predicted",
+        mib(m.vram_allocated as f64),
+        mib(m.weights as f64),
+        mib(m.kv as f64),
+        mib(m.recurrent_state as f64),
+        mib(m.activations as f64),
+        mib(m.vram_predicted)
+    );
+    if let Some(h) = m.host_anonymous {
+        println!(
+            "host: {:.1} MiB anonymous memory besides the file's map ({:.1} MiB file)",
+            mib(h as f64),
+            mib(m.file_bytes as f64)
+        );
+    }
+    for (name, profile) in [
+        ("decode step", &r.decode_profile),
+        ("prefill chunk", &r.prefill_profile),
+    ] {
+        let Some(p) = profile else { continue };
+        println!();
+        println!("{name}, per kernel (one submit per node, CPU-timed):");
+        println!("| kernel               | calls | dispatches |       ms |     % |");
+        println!("| -------------------- | ----: | ---------: | -------: | ----: |");
+        for k in p {
+            println!(
+                "| {:<20} | {:>5} | {:>10} | {:>8.3} | {:>5.1} |",
+                k.kernel, k.calls, k.dispatches, k.ms, k.percent
+            );
+        }
+    }
+}

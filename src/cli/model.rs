@@ -1,0 +1,167 @@
+//! What every model-running command shares: which model (a file or the embedded demo), which
+//! adapter, how the session is sized, and loading it with a progress bar.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use qwen_wgpu::error::Error;
+use qwen_wgpu::loader::presets;
+use qwen_wgpu::loader::tokenizer::GgufTokenizer;
+use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
+use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
+use qwen_wgpu::model::algebra::KvDtype;
+use qwen_wgpu::runtime::{AdapterChoice, GpuContext, GpuModel, Session, SessionOptions};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KvType {
+    F16,
+    F32,
+}
+
+impl From<KvType> for KvDtype {
+    fn from(k: KvType) -> KvDtype {
+        match k {
+            KvType::F16 => KvDtype::F16,
+            KvType::F32 => KvDtype::F32,
+        }
+    }
+}
+
+/// The model and how to run it.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// The GGUF model file.
+    #[arg(short, long, required_unless_present = "demo", conflicts_with = "demo")]
+    pub model: Option<PathBuf>,
+    /// Run the embedded demo model (a small synthetic Qwen3.5 MoE with the real vocabulary
+    /// and random weights, written to the cache directory on first use).
+    #[arg(long)]
+    pub demo: bool,
+    /// GPU adapter by index or name (see `qwen-wgpu devices`; also `QWEN_WGPU_ADAPTER`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Tokens of context the KV cache holds.
+    #[arg(short = 'c', long = "ctx", default_value_t = 4096)]
+    pub context: u32,
+    /// Most prompt tokens processed in one step.
+    #[arg(long, default_value_t = 128)]
+    pub ubatch: u32,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvType::F16)]
+    pub kv_type: KvType,
+}
+
+impl ModelArgs {
+    pub fn path(&self) -> Result<PathBuf, Error> {
+        match (&self.model, self.demo) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, true) => demo_model(),
+            (None, false) => Err(Error::InvalidArgument(
+                "give a model with -m FILE.gguf, or --demo".into(),
+            )),
+        }
+    }
+
+    pub fn session_options(&self, all_logits: bool) -> SessionOptions {
+        SessionOptions {
+            context: self.context,
+            ubatch: self.ubatch,
+            kv_dtype: self.kv_type.into(),
+            all_logits,
+        }
+    }
+}
+
+/// A model loaded on the GPU with one session, and its tokenizer.
+pub struct Loaded {
+    pub session: Session,
+    pub tokenizer: GgufTokenizer,
+    pub config: ModelConfig,
+    pub path: PathBuf,
+    /// Seconds the load took.
+    pub load_seconds: f64,
+}
+
+/// A progress bar over bytes, on stderr (hidden when stderr is not a terminal).
+pub fn byte_bar(message: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_string());
+    bar
+}
+
+pub fn open_gpu(args: &ModelArgs) -> Result<GpuContext, Error> {
+    let choice = args
+        .adapter
+        .as_deref()
+        .map_or_else(AdapterChoice::from_env, AdapterChoice::parse);
+    Ok(GpuContext::new(&choice)?)
+}
+
+/// Opens the file, checks it, uploads it and opens a session sized by `options`.
+pub fn load(args: &ModelArgs, options: SessionOptions) -> Result<Loaded, Error> {
+    let start = std::time::Instant::now();
+    let path = args.path()?;
+    let file = GgufFile::open(&path)?;
+    let config = ModelConfig::from_gguf(&file)?;
+    config.check_tensors(&file)?;
+    let tokenizer = GgufTokenizer::from_gguf(&file)?;
+    let gpu = open_gpu(args)?;
+    log::info!("{}", gpu.describe());
+    let bar = byte_bar("loading", 0);
+    let model = GpuModel::load(gpu, &file, &config, &options, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    let session = Session::new(Arc::clone(&model), options)?;
+    Ok(Loaded {
+        session,
+        tokenizer,
+        config,
+        path,
+        load_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where generated defaults live: `$XDG_CACHE_HOME/qwen-wgpu`, else `~/.cache/qwen-wgpu`.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("qwen-wgpu")
+}
+
+/// The preset the demo model takes.
+pub const DEMO_PRESET: &str = "demo-qwen35moe";
+
+/// The embedded default model, written on first use: Qwen3.5 MoE layers at a small width,
+/// the real Qwen3.5 vocabulary and chat template, random q8_0 weights.
+pub fn demo_model() -> Result<PathBuf, Error> {
+    let config = presets::preset(DEMO_PRESET)?;
+    let opts = SynthOptions {
+        weight_type: GgmlType::Q8_0,
+        vocabulary: Vocabulary::Qwen35,
+        ..SynthOptions::default()
+    };
+    let dir = cache_dir();
+    let path = dir.join(synthetic_file_name(&config, &opts));
+    if !path.exists() {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            context: format!("creating the cache directory {}", dir.display()),
+            source,
+        })?;
+        eprintln!("writing the demo model (random weights, real Qwen3.5 vocabulary) ...");
+        synthetic_model(&config, &opts)?.write_to(&path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(path)
+}
