@@ -6,8 +6,8 @@
 // it is the prefill form too.
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows (wg.z is the
-// expert slot); its WG invocations stride over a row's 32-element units (unit_dot, from the
-// type's file in linear/quant/), and workgroup_sum (common/reduce_*) adds their partials.
+// expert slot), WG / ROWS invocations per row striding over its 32-element units (unit_dot,
+// from the type's file in linear/quant/), their partials added in workgroup memory.
 // Mirrors model::reference::linear::matvec over loader::dequant::dequantize.
 
 struct Params {
@@ -42,23 +42,35 @@ struct Params {
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
 
 override WG: u32 = 64u;
-override ROWS: u32 = 2u;
+// Rows per workgroup; each row gets TPR = WG / ROWS invocations, which stride over its
+// units and add their partials in a short tree (enough work per invocation, one barrier
+// tree per workgroup rather than a full-workgroup reduction per row).
+override ROWS: u32 = 8u;
+override TPR: u32 = WG / ROWS;
+
+var<workgroup> partial: array<f32, WG>;
 
 fn rows_dot(first: u32, lid: u32, weight_base: u32, x_base: u32, y_base: u32) {
-    for (var r = 0u; r < ROWS; r++) {
-        let row = first + r;
-        var acc = 0.0;
-        if (row < params.rows) {
-            let base = weight_base + row * params.row_bytes;
-            for (var u = lid; u < params.units; u += WG) {
-                let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-                acc += unit_dot(block, u % UNITS_PER_BLOCK, x_base + 32u * u);
-            }
+    let lane = lid % TPR;
+    let row = first + lid / TPR;
+    var acc = 0.0;
+    if (row < params.rows) {
+        let base = weight_base + row * params.row_bytes;
+        for (var u = lane; u < params.units; u += TPR) {
+            let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+            acc += unit_dot(block, u % UNITS_PER_BLOCK, x_base + 32u * u);
         }
-        let total = workgroup_sum(acc, lid);
-        if (lid == 0u && row < params.rows) {
-            y[y_base + row] = total;
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) {
+            partial[lid] += partial[lid + s];
         }
+        workgroupBarrier();
+    }
+    if (lane == 0u && row < params.rows) {
+        y[y_base + row] = partial[lid];
     }
 }
 

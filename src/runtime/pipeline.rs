@@ -27,6 +27,11 @@ shader_files!(
     "common/reduce_subgroup.wgsl",
     "linear/matvec.wgsl",
     "linear/unit_dot.wgsl",
+    "linear/dot/f32.wgsl",
+    "linear/dot/f16.wgsl",
+    "linear/dot/q8_0.wgsl",
+    "linear/dot/q4_k.wgsl",
+    "linear/dot/q6_k.wgsl",
     "linear/embed.wgsl",
     "linear/matmul.wgsl",
     "linear/quant/f32.wgsl",
@@ -71,6 +76,19 @@ fn file(path: &str) -> &'static str {
 }
 
 /// The block decoder of a weight type (`linear/quant/<type>.wgsl`), after any helper it needs.
+/// The matvec's `unit_dot` for `ty`: a word-wise dot for the common quantizations, else
+/// the generic one over the decoder's `unit_values`.
+fn dot_file(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => "linear/dot/f32.wgsl",
+        GgmlType::F16 => "linear/dot/f16.wgsl",
+        GgmlType::Q8_0 => "linear/dot/q8_0.wgsl",
+        GgmlType::Q4K => "linear/dot/q4_k.wgsl",
+        GgmlType::Q6K => "linear/dot/q6_k.wgsl",
+        _ => "linear/unit_dot.wgsl",
+    }
+}
+
 fn quant_files(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
     let decoder = match ty {
         GgmlType::F32 => "linear/quant/f32.wgsl",
@@ -178,7 +196,7 @@ impl Kernel {
     /// Values of the kernel's `override` constants (workgroup size, rows per workgroup).
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
-            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 2)],
+            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 8)],
             Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine | Kernel::Embed(_) => {
                 &[("WG", 64)]
             }
@@ -314,7 +332,7 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
         Kernel::Matvec(ty) | Kernel::MatvecExperts(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
-            parts.push("linear/unit_dot.wgsl");
+            parts.push(dot_file(ty));
         }
         Kernel::Embed(ty) | Kernel::Matmul(ty) => {
             parts.push("common/bytes.wgsl");
