@@ -2,11 +2,10 @@
 // `rows` rows in its block format, Y [n_tokens, y_stride] f32 (this piece's rows at
 // y_offset..).
 //
-// Split: workgroup (row tile, token tile) computes TILE x TILE outputs, one per invocation.
-// Along the row length, 32-element units of TILE weight rows are dequantized once into
-// workgroup memory (unit_values) and shared by the TILE tokens, and the tokens' 32 inputs
-// are staged beside them, so each weight block is decoded once per token tile instead of
-// once per token. Mirrors model::reference::linear::matvec applied to each token.
+// Split: workgroup (row tile, token tile) computes TILE x TILE outputs, 16 per invocation
+// (4 rows x 4 tokens in registers). Along the row length, 32-element units of TILE weight
+// rows are dequantized once into workgroup memory (stage_unit, four invocations per row)
+// and shared by the TILE tokens, whose 32 inputs are staged beside them. Mirrors model::reference::linear::matvec applied to each token.
 
 struct Params {
     rows: u32,
@@ -20,7 +19,8 @@ struct Params {
     y_offset: u32,
 }
 
-const TILE: u32 = 16u;
+// Rows and tokens per workgroup; each invocation owns 4 rows x 4 tokens (strided by 16).
+const TILE: u32 = 64u;
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -38,18 +38,23 @@ var<workgroup> x_tile: array<array<f32, 32>, TILE>;
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = wg.x * TILE;
     let tok0 = wg.y * TILE;
-    let r = lid % TILE;
-    let t = lid / TILE;
-    var acc = 0.0;
+    let r = lid % 16u;
+    let t = lid / 16u;
+    // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.
+    let stage_row = lid / 4u;
+    let stage_part = lid % 4u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var u = 0u; u < params.units; u++) {
-        // TILE invocations decode one weight unit each; the others stage the inputs.
-        if (lid < TILE) {
-            let row = row0 + lid;
-            if (row < params.rows) {
-                let block = row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-                w_tile[lid] = unit_values(block, u % UNITS_PER_BLOCK);
-            } else {
-                w_tile[lid] = array<f32, 32>();
+        let row = row0 + stage_row;
+        if (row < params.rows) {
+            let block = row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+            stage_unit(block, u % UNITS_PER_BLOCK, stage_row, stage_part);
+        } else {
+            for (var l = 8u * stage_part; l < 8u * stage_part + 8u; l++) {
+                w_tile[stage_row][l] = 0.0;
             }
         }
         for (var i = lid; i < TILE * 32u; i += WG) {
@@ -64,13 +69,29 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         }
         workgroupBarrier();
         for (var l = 0u; l < 32u; l++) {
-            acc += w_tile[r][l] * x_tile[t][l];
+            let xv = vec4<f32>(x_tile[t][l], x_tile[t + 16u][l], x_tile[t + 32u][l], x_tile[t + 48u][l]);
+            acc0 += w_tile[r][l] * xv;
+            acc1 += w_tile[r + 16u][l] * xv;
+            acc2 += w_tile[r + 32u][l] * xv;
+            acc3 += w_tile[r + 48u][l] * xv;
         }
         workgroupBarrier();
     }
-    let row = row0 + r;
-    let tok = tok0 + t;
-    if (row < params.rows && tok < params.n_tokens) {
-        y[params.y_offset + tok * params.y_stride + row] = acc;
+    store_row(row0 + r, tok0 + t, acc0);
+    store_row(row0 + r + 16u, tok0 + t, acc1);
+    store_row(row0 + r + 32u, tok0 + t, acc2);
+    store_row(row0 + r + 48u, tok0 + t, acc3);
+}
+
+// Row `row`'s outputs for tokens tok, tok + 16, tok + 32, tok + 48.
+fn store_row(row: u32, tok: u32, v: vec4<f32>) {
+    if (row >= params.rows) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let tj = tok + 16u * j;
+        if (tj < params.n_tokens) {
+            y[params.y_offset + tj * params.y_stride + row] = v[j];
+        }
     }
 }

@@ -32,6 +32,12 @@ shader_files!(
     "linear/dot/q8_0.wgsl",
     "linear/dot/q4_k.wgsl",
     "linear/dot/q6_k.wgsl",
+    "linear/stage/generic.wgsl",
+    "linear/stage/f32.wgsl",
+    "linear/stage/f16.wgsl",
+    "linear/stage/q8_0.wgsl",
+    "linear/stage/q4_k.wgsl",
+    "linear/stage/q6_k.wgsl",
     "linear/embed.wgsl",
     "linear/matmul.wgsl",
     "linear/quant/f32.wgsl",
@@ -86,6 +92,18 @@ fn dot_file(ty: GgmlType) -> &'static str {
         GgmlType::Q4K => "linear/dot/q4_k.wgsl",
         GgmlType::Q6K => "linear/dot/q6_k.wgsl",
         _ => "linear/unit_dot.wgsl",
+    }
+}
+
+/// The matmul's `stage_unit` for `ty`, the same split as [`dot_file`].
+fn stage_file(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => "linear/stage/f32.wgsl",
+        GgmlType::F16 => "linear/stage/f16.wgsl",
+        GgmlType::Q8_0 => "linear/stage/q8_0.wgsl",
+        GgmlType::Q4K => "linear/stage/q4_k.wgsl",
+        GgmlType::Q6K => "linear/stage/q6_k.wgsl",
+        _ => "linear/stage/generic.wgsl",
     }
 }
 
@@ -196,7 +214,7 @@ impl Kernel {
     /// Values of the kernel's `override` constants (workgroup size, rows per workgroup).
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
-            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 8)],
+            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 16)],
             Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine | Kernel::Embed(_) => {
                 &[("WG", 64)]
             }
@@ -334,7 +352,12 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
             parts.extend(quant_files(ty)?);
             parts.push(dot_file(ty));
         }
-        Kernel::Embed(ty) | Kernel::Matmul(ty) => {
+        Kernel::Matmul(ty) => {
+            parts.push("common/bytes.wgsl");
+            parts.extend(quant_files(ty)?);
+            parts.push(stage_file(ty));
+        }
+        Kernel::Embed(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
         }

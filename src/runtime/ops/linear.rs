@@ -103,7 +103,7 @@ pub fn embed(
 }
 
 /// Tokens and rows per matmul workgroup (the shader's TILE).
-pub const MATMUL_TILE: u32 = 16;
+pub const MATMUL_TILE: u32 = 64;
 
 /// Rows of f32 in a buffer: row t starts at `offset + t * stride`.
 #[derive(Clone, Copy)]

@@ -1,0 +1,8 @@
+// The tiled matmul's staging for any type through its decoder's unit_values: values 8 * part .. + 8 of a unit into w_tile[r],
+// the same values as the type's decoder gives.
+fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
+    let v = unit_values(block, sub);
+    for (var j = 0u; j < 8u; j++) {
+        w_tile[r][8u * part + j] = v[8u * part + j];
+    }
+}
