@@ -139,14 +139,16 @@ pub fn with_bos(tokenizer: &GgufTokenizer, mut tokens: Vec<u32>) -> Vec<u32> {
     tokens
 }
 
-/// A conversation on one session: the text the model has seen, so a new turn is prefilled
-/// alone when the template renders the history unchanged.
+/// A conversation on one session. A new turn is prefilled alone: the model already holds
+/// everything up to its last reply, so it is fed the rest of that reply's turn as the
+/// template closes it, then the template's rendering of the new user turn (the difference
+/// between the conversation rendered with and without it, as llama-cli does).
 pub struct Conversation {
     pub messages: Vec<ChatMessage>,
-    /// The text equivalent of every token fed.
-    seen: String,
     /// The last sampled token, fed at the start of the next turn.
     pending: Option<u32>,
+    /// The text of the end token the last reply stopped on (fed with `pending`).
+    ended_with: Option<String>,
     pub think: bool,
     /// The last reply, for its speeds.
     pub last: Option<Reply>,
@@ -158,8 +160,8 @@ impl Conversation {
             messages: system
                 .map(|s| vec![ChatMessage::new("system", s)])
                 .unwrap_or_default(),
-            seen: String::new(),
             pending: None,
+            ended_with: None,
             think,
             last: None,
         }
@@ -168,13 +170,30 @@ impl Conversation {
     /// Forgets everything but the system message.
     pub fn reset(&mut self, session: &mut Session) {
         self.messages.retain(|m| m.role == "system");
-        self.seen.clear();
         self.pending = None;
+        self.ended_with = None;
+        self.last = None;
         session.reset();
     }
 
-    /// The tokens to feed for `user`'s turn: only what follows what the model has seen, or
-    /// the whole conversation again (after a reset) when the template rewrote the history.
+    /// What closes the last reply's turn in `rendered` (the conversation so far, without a
+    /// generation prompt) and has not been fed: `None` when the reply cannot be found there.
+    fn turn_tail<'a>(&self, rendered: &'a str) -> Option<&'a str> {
+        let reply = self.messages.last().filter(|m| m.role == "assistant")?;
+        let content = reply.content.as_str();
+        if content.is_empty() {
+            return None;
+        }
+        let rest = &rendered[rendered.rfind(content)? + content.len()..];
+        Some(match &self.ended_with {
+            Some(end) => rest.strip_prefix(end.as_str()).unwrap_or(rest),
+            None => rest,
+        })
+    }
+
+    /// The tokens to feed for `user`'s turn: only the new turn when the model holds the
+    /// conversation so far, else (first turn, or a history the template no longer renders
+    /// as a prefix) the whole conversation after a reset.
     pub fn turn_tokens(
         &mut self,
         session: &mut Session,
@@ -182,35 +201,45 @@ impl Conversation {
         template: &ChatTemplate,
         user: &str,
     ) -> Result<Vec<u32>, Error> {
+        let before = template.render(&self.messages, false, self.think)?;
+        let tail = self.turn_tail(&before);
         self.messages.push(ChatMessage::new("user", user));
         let full = template.render(&self.messages, true, self.think)?;
-        let tokens = match full.strip_prefix(self.seen.as_str()) {
-            Some(delta) if !self.seen.is_empty() => {
+        let incremental = if session.position() > 0 {
+            full.strip_prefix(before.as_str()).zip(tail)
+        } else {
+            None
+        };
+        let tokens = match incremental {
+            Some((turn, tail)) => {
                 let mut t: Vec<u32> = self.pending.take().into_iter().collect();
-                t.extend(tokenizer.encode(delta)?);
+                t.extend(tokenizer.encode(&format!("{tail}{turn}"))?);
                 t
             }
-            _ => {
+            None => {
                 if session.position() > 0 {
-                    log::info!("the template rewrote the history: prefilling it again");
+                    log::info!(
+                        "the template rewrote the history (prefix kept: {}, reply found: {}): \
+                         prefilling it again",
+                        full.starts_with(before.as_str()),
+                        tail.is_some()
+                    );
                 }
                 session.reset();
                 self.pending = None;
                 with_bos(tokenizer, tokenizer.encode(&full)?)
             }
         };
-        self.seen = full;
+        self.ended_with = None;
         Ok(tokens)
     }
 
     /// Adds the model's reply to the history.
     pub fn record(&mut self, tokenizer: &GgufTokenizer, reply: Reply) -> Result<(), Error> {
-        self.seen.push_str(&reply.text);
-        if reply.end == End::EndToken {
-            if let Some(t) = reply.pending {
-                self.seen.push_str(&tokenizer.decode(&[t])?);
-            }
-        }
+        self.ended_with = match (reply.end, reply.pending) {
+            (End::EndToken, Some(t)) => Some(tokenizer.decode(&[t])?),
+            _ => None,
+        };
         self.pending = reply.pending;
         self.messages
             .push(ChatMessage::new("assistant", reply.text.trim()));

@@ -1,0 +1,66 @@
+//! Conversations keep the model's state across turns: a new turn feeds only its own tokens,
+//! and the state it leaves equals a fresh session fed the same tokens at once.
+
+use qwen_wgpu::chat::{generate, Conversation, End, Flow};
+use qwen_wgpu::loader::gguf::GgufFile;
+use qwen_wgpu::loader::tokenizer::{ChatTemplate, GgufTokenizer};
+use qwen_wgpu::loader::writer::{synthetic_model, SynthOptions};
+use qwen_wgpu::model::algebra::KvDtype;
+use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
+
+use crate::common::{gpu_or_skip, tiny};
+
+/// Two turns of greedy chat; the second turn's prompt is only its own tokens, and the logits
+/// after it match a fresh session given the whole history in one prefill (1e-4 of the
+/// largest logit: the same tokens, grouped into other chunks).
+#[test]
+fn second_turn_prefills_only_itself() {
+    let config = tiny("tiny-qwen35moe");
+    let bytes = synthetic_model(&config, &SynthOptions::default())
+        .unwrap()
+        .to_bytes();
+    let file = GgufFile::from_bytes(bytes).unwrap();
+    let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
+    let template = ChatTemplate::new(tokenizer.chat_template.as_deref().unwrap()).unwrap();
+    let options = SessionOptions {
+        context: 256,
+        ubatch: 16,
+        kv_dtype: KvDtype::F32,
+        all_logits: false,
+    };
+    let Some(gpu) = gpu_or_skip() else { return };
+    let model = GpuModel::load(gpu, &file, &config, &options, &mut |_, _| {}).unwrap();
+    let mut session = Session::new(model.clone(), options).unwrap();
+    session.set_sampling(Sampling::greedy(), 0).unwrap();
+    let mut conv = Conversation::new(Some("be brief"), false);
+    let mut prompts = Vec::new();
+    for user in ["hello there", "and again"] {
+        let tokens = conv
+            .turn_tokens(&mut session, &tokenizer, &template, user)
+            .unwrap();
+        prompts.push(tokens.len());
+        let reply = generate(&mut session, &tokenizer, &tokens, Some(6), &mut |_| {
+            Ok(Flow::Continue)
+        })
+        .unwrap();
+        assert!(matches!(reply.end, End::Limit | End::EndToken));
+        conv.record(&tokenizer, reply).unwrap();
+    }
+    let history = session.history().to_vec();
+    assert!(
+        prompts[1] < history.len() / 2,
+        "second turn fed {} of {} tokens",
+        prompts[1],
+        history.len()
+    );
+    let held = session.logits().unwrap();
+    let mut fresh = Session::new(model, options).unwrap();
+    fresh.prefill(&history).unwrap();
+    let again = fresh.logits().unwrap();
+    let scale = again.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = held
+        .iter()
+        .zip(&again)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 1e-4 * scale, "{diff} vs {scale}");
+}
