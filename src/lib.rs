@@ -9,6 +9,7 @@
 //! - [`rng`]: the seeded generator behind every synthetic fixture.
 
 pub mod chat;
+pub mod demo;
 pub mod error;
 pub mod loader;
 pub mod model;

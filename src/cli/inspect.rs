@@ -14,7 +14,8 @@ use qwen_wgpu::report::{parse_rate, InspectOptions, InspectReport};
 use qwen_wgpu::runtime::gpu::list_adapters;
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 
-use crate::cli::model::{demo_model, KvType};
+use crate::cli::model::KvType;
+use qwen_wgpu::demo::demo_model;
 
 #[derive(Args)]
 pub struct InspectArgs {

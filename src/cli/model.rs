@@ -1,17 +1,16 @@
 //! What every model-running command shares: which model (a file or the embedded demo), which
 //! adapter, how the session is sized, and loading it with a progress bar.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use qwen_wgpu::demo::demo_model;
 use qwen_wgpu::error::Error;
-use qwen_wgpu::loader::presets;
 use qwen_wgpu::loader::tokenizer::GgufTokenizer;
-use qwen_wgpu::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
-use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
+use qwen_wgpu::loader::{GgufFile, ModelConfig};
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext, GpuModel, Session, SessionOptions};
 
@@ -129,39 +128,4 @@ pub fn load(args: &ModelArgs, options: SessionOptions) -> Result<Loaded, Error> 
         path,
         load_seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-/// Where generated defaults live: `$XDG_CACHE_HOME/qwen-wgpu`, else `~/.cache/qwen-wgpu`.
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("qwen-wgpu")
-}
-
-/// The preset the demo model takes.
-pub const DEMO_PRESET: &str = "demo-qwen35moe";
-
-/// The embedded default model, written on first use: Qwen3.5 MoE layers at a small width,
-/// the real Qwen3.5 vocabulary and chat template, random q8_0 weights.
-pub fn demo_model() -> Result<PathBuf, Error> {
-    let config = presets::preset(DEMO_PRESET)?;
-    let opts = SynthOptions {
-        weight_type: GgmlType::Q8_0,
-        vocabulary: Vocabulary::Qwen35,
-        ..SynthOptions::default()
-    };
-    let dir = cache_dir();
-    let path = dir.join(synthetic_file_name(&config, &opts));
-    if !path.exists() {
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            context: format!("creating the cache directory {}", dir.display()),
-            source,
-        })?;
-        eprintln!("writing the demo model (random weights, real Qwen3.5 vocabulary) ...");
-        synthetic_model(&config, &opts)?.write_to(&path)?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(path)
 }
