@@ -17,6 +17,12 @@ struct Params {
     y_stride: u32,
     x_offset: u32,
     y_offset: u32,
+    // matmul_experts: this buffer holds experts first_expert.. (each `rows` rows); slot s
+    // reads x row s / x_group and writes y row s.
+    first_expert: u32,
+    x_group: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // Rows and tokens per workgroup; each invocation owns 4 rows x 4 tokens (strided by 16).
@@ -30,14 +36,55 @@ const WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 // [n_tokens, y_stride] f32
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// matmul_experts: slot indices grouped by expert, and each expert's range (moe_group)
+@group(0) @binding(4) var<storage, read> order: array<u32>;
+@group(0) @binding(5) var<storage, read> offsets: array<u32>;
 
 var<workgroup> w_tile: array<array<f32, 32>, TILE>;
 var<workgroup> x_tile: array<array<f32, 32>, TILE>;
 
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row0 = wg.x * TILE;
-    let tok0 = wg.y * TILE;
+    let n = min(TILE, params.n_tokens - min(params.n_tokens, wg.y * TILE));
+    tile_product(wg.x * TILE, 0u, wg.y * TILE, n, false, lid);
+}
+
+var<workgroup> expert_range: vec2<u32>;
+
+// Workgroup (row tile, expert of this buffer, tile of that expert's slots): the slots come
+// from `order`, the weights from the expert's slab.
+@compute @workgroup_size(WG)
+fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (lid == 0u) {
+        let e = params.first_expert + wg.y;
+        expert_range = vec2<u32>(offsets[e], offsets[e + 1u]);
+    }
+    let range = workgroupUniformLoad(&expert_range);
+    let first = range.x + wg.z * TILE;
+    if (first >= range.y) {
+        return;
+    }
+    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TILE, range.y - first), true, lid);
+}
+
+// x row and y row of tile token tt: token tok0 + tt, or the slot order[tok0 + tt].
+fn x_row(tok0: u32, tt: u32, grouped: bool) -> u32 {
+    if (grouped) {
+        return order[tok0 + tt] / params.x_group;
+    }
+    return tok0 + tt;
+}
+
+fn y_row(tok0: u32, tt: u32, grouped: bool) -> u32 {
+    if (grouped) {
+        return order[tok0 + tt];
+    }
+    return tok0 + tt;
+}
+
+// The TILE x TILE outputs of rows row0.. and the `n` tile tokens from tok0, weights from
+// byte `slab` on.
+fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, grouped: bool, lid: u32) {
     let r = lid % 16u;
     let t = lid / 16u;
     // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.
@@ -50,7 +97,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var u = 0u; u < params.units; u++) {
         let row = row0 + stage_row;
         if (row < params.rows) {
-            let block = row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+            let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
             stage_unit(block, u % UNITS_PER_BLOCK, stage_row, stage_part);
         } else {
             for (var l = 8u * stage_part; l < 8u * stage_part + 8u; l++) {
@@ -60,10 +107,9 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         for (var i = lid; i < TILE * 32u; i += WG) {
             let tt = i / 32u;
             let l = i % 32u;
-            let tok = tok0 + tt;
             var v = 0.0;
-            if (tok < params.n_tokens) {
-                v = x[params.x_offset + tok * params.x_stride + 32u * u + l];
+            if (tt < n) {
+                v = x[params.x_offset + x_row(tok0, tt, grouped) * params.x_stride + 32u * u + l];
             }
             x_tile[tt][l] = v;
         }
@@ -77,21 +123,21 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         }
         workgroupBarrier();
     }
-    store_row(row0 + r, tok0 + t, acc0);
-    store_row(row0 + r + 16u, tok0 + t, acc1);
-    store_row(row0 + r + 32u, tok0 + t, acc2);
-    store_row(row0 + r + 48u, tok0 + t, acc3);
+    store_row(row0 + r, tok0, t, n, grouped, acc0);
+    store_row(row0 + r + 16u, tok0, t, n, grouped, acc1);
+    store_row(row0 + r + 32u, tok0, t, n, grouped, acc2);
+    store_row(row0 + r + 48u, tok0, t, n, grouped, acc3);
 }
 
-// Row `row`'s outputs for tokens tok, tok + 16, tok + 32, tok + 48.
-fn store_row(row: u32, tok: u32, v: vec4<f32>) {
+// Row `row`'s outputs for tile tokens t, t + 16, t + 32, t + 48 (of n).
+fn store_row(row: u32, tok0: u32, t: u32, n: u32, grouped: bool, v: vec4<f32>) {
     if (row >= params.rows) {
         return;
     }
     for (var j = 0u; j < 4u; j++) {
-        let tj = tok + 16u * j;
-        if (tj < params.n_tokens) {
-            y[params.y_offset + tj * params.y_stride + row] = v[j];
+        let tt = t + 16u * j;
+        if (tt < n) {
+            y[params.y_offset + y_row(tok0, tt, grouped) * params.y_stride + row] = v[j];
         }
     }
 }

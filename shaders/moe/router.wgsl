@@ -15,7 +15,6 @@ struct Params {
 }
 
 const MAX_EXPERTS: u32 = 512u;
-const MAX_K: u32 = 16u;
 const MIN_SUM: f32 = 6.1035156e-5;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -57,8 +56,9 @@ fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     if (lid != 0u) {
         return;
     }
-    var chosen: array<u32, MAX_K>;
-    var picked: array<f32, MAX_K>;
+    // Picks are written straight to the outputs (no per-invocation arrays: a CPU device
+    // spills those to memory), then rescaled once their sum is known.
+    let out = t * params.k;
     var sum = 0.0;
     for (var j = 0u; j < params.k; j++) {
         var best = 0u;
@@ -69,14 +69,15 @@ fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
                 best_p = probs[e];
             }
         }
-        chosen[j] = best;
-        picked[j] = best_p / total;
-        sum += picked[j];
+        ids[out + j] = best;
+        weights[out + j] = best_p / total;
+        sum += best_p / total;
         probs[best] = -2.0;
     }
-    let norm = select(1.0, 1.0 / max(sum, MIN_SUM), params.renormalise == 1u);
-    for (var j = 0u; j < params.k; j++) {
-        ids[t * params.k + j] = chosen[j];
-        weights[t * params.k + j] = picked[j] * norm;
+    if (params.renormalise == 1u) {
+        let norm = 1.0 / max(sum, MIN_SUM);
+        for (var j = 0u; j < params.k; j++) {
+            weights[out + j] *= norm;
+        }
     }
 }

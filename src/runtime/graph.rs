@@ -16,7 +16,7 @@ use crate::runtime::ops::attention::{
 use crate::runtime::ops::gdn::{causal_conv1d, delta_rule};
 use crate::runtime::ops::linear::{embed, matmul, Matvec, Strided};
 use crate::runtime::ops::moe::{
-    expert_matvec, moe_combine, moe_route, swiglu, SlotInput, SlotOutput,
+    expert_matmul, expert_matvec, moe_combine, moe_group, moe_route, swiglu, SlotInput, SlotOutput,
 };
 use crate::runtime::ops::norm::{add_rms_norm, gated_rms_norm, rms_norm, Rows};
 use crate::runtime::ops::Dispatch;
@@ -480,12 +480,34 @@ fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
                     &rs.weights,
                 ),
             )?;
+            if t > 1 {
+                g.one(
+                    "moe_group",
+                    moe_group(
+                        b.ctx,
+                        b.cache,
+                        m.n_expert,
+                        slots,
+                        &rs.ids,
+                        &rs.order,
+                        &rs.offsets,
+                    ),
+                )?;
+            }
             let token_input = SlotInput {
                 stride: e,
                 group: k,
             };
+            // One token: a matvec per routed expert; a chunk: each expert's slots as a matmul.
             let experts = |w: &QuantMatrix, rows: u32, input, xb, y, out| {
-                expert_matvec(b.ctx, b.cache, w, rows, slots, &rs.ids, xb, input, y, out)
+                if t == 1 {
+                    expert_matvec(b.ctx, b.cache, w, rows, slots, &rs.ids, xb, input, y, out)
+                } else {
+                    let (order, offsets) = (&rs.order, &rs.offsets);
+                    expert_matmul(
+                        b.ctx, b.cache, w, rows, t, order, offsets, xb, input, y, out,
+                    )
+                }
             };
             let gate_up_out = |offset| SlotOutput {
                 stride: 2 * fe,

@@ -159,8 +159,22 @@ pub struct MatmulParams {
     pub y_stride: u32,
     pub x_offset: u32,
     pub y_offset: u32,
+    /// `matmul_experts`: the first expert this buffer holds, and slots per x row.
+    pub first_expert: u32,
+    pub x_group: u32,
+    pub _pad: [u32; 2],
 }
-const _: () = assert!(size_of::<MatmulParams>() == 32);
+const _: () = assert!(size_of::<MatmulParams>() == 48);
+
+/// `shaders/moe/group.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct GroupParams {
+    pub n_expert: u32,
+    pub slots: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(size_of::<GroupParams>() == 16);
 
 /// `shaders/sample/top_k.wgsl` (both entry points).
 #[repr(C)]
@@ -226,4 +240,5 @@ pub const PARAMS_SIZES: &[(&str, usize)] = &[
     ("linear/matmul.wgsl", size_of::<MatmulParams>()),
     ("sample/top_k.wgsl", size_of::<TopKParams>()),
     ("sample/penalty.wgsl", size_of::<PenaltyParams>()),
+    ("moe/group.wgsl", size_of::<GroupParams>()),
 ];

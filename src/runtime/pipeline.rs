@@ -71,6 +71,7 @@ shader_files!(
     "sample/argmax.wgsl",
     "sample/top_k.wgsl",
     "sample/penalty.wgsl",
+    "moe/group.wgsl",
 );
 
 fn file(path: &str) -> &'static str {
@@ -147,6 +148,10 @@ pub enum Kernel {
     Matmul(GgmlType),
     /// `moe/router.wgsl`.
     MoeRoute,
+    /// `moe/group.wgsl`: a prefill chunk's slots grouped by expert.
+    MoeGroup,
+    /// `linear/matmul.wgsl`, entry `matmul_experts`: the grouped slots' expert matmul.
+    MatmulExperts(GgmlType),
     /// `moe/combine.wgsl`, entry `swiglu`.
     Swiglu,
     /// `moe/combine.wgsl`, entry `moe_combine`.
@@ -191,6 +196,8 @@ impl Kernel {
             Kernel::Embed(_) => "embed",
             Kernel::Matmul(_) => "matmul",
             Kernel::MoeRoute => "moe_route",
+            Kernel::MoeGroup => "moe_group",
+            Kernel::MatmulExperts(_) => "matmul_experts",
             Kernel::Swiglu => "swiglu",
             Kernel::MoeCombine => "moe_combine",
             Kernel::ArgmaxPartial => "argmax_partial",
@@ -226,6 +233,8 @@ impl Kernel {
             | Kernel::QkNormRope { .. } => &[("WG", 64)],
             Kernel::DeltaRule { .. }
             | Kernel::Matmul(_)
+            | Kernel::MatmulExperts(_)
+            | Kernel::MoeGroup
             | Kernel::FlashAttention { .. }
             | Kernel::FlashCombine
             | Kernel::FlashPrefill { .. }
@@ -250,8 +259,9 @@ impl Kernel {
         match self {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
             Kernel::Embed(_) => "linear/embed.wgsl",
-            Kernel::Matmul(_) => "linear/matmul.wgsl",
+            Kernel::Matmul(_) | Kernel::MatmulExperts(_) => "linear/matmul.wgsl",
             Kernel::MoeRoute => "moe/router.wgsl",
+            Kernel::MoeGroup => "moe/group.wgsl",
             Kernel::Swiglu | Kernel::MoeCombine => "moe/combine.wgsl",
             Kernel::ArgmaxPartial | Kernel::ArgmaxFinal => "sample/argmax.wgsl",
             Kernel::TopKPartial | Kernel::TopKSample => "sample/top_k.wgsl",
@@ -279,6 +289,7 @@ impl Kernel {
                     Kernel::MatvecExperts(t),
                     Kernel::Embed(t),
                     Kernel::Matmul(t),
+                    Kernel::MatmulExperts(t),
                 ]
             })
             .collect();
@@ -310,6 +321,7 @@ impl Kernel {
                 kv_f16: true,
             },
             Kernel::MoeRoute,
+            Kernel::MoeGroup,
             Kernel::Swiglu,
             Kernel::MoeCombine,
             Kernel::ArgmaxPartial,
@@ -352,7 +364,7 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
             parts.extend(quant_files(ty)?);
             parts.push(dot_file(ty));
         }
-        Kernel::Matmul(ty) => {
+        Kernel::Matmul(ty) | Kernel::MatmulExperts(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
             parts.push(stage_file(ty));

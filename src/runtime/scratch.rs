@@ -50,6 +50,10 @@ pub struct RouterScratch {
     pub weights: wgpu::Buffer,
     /// [ubatch * k, n_embd]: each routed expert's output.
     pub expert_out: wgpu::Buffer,
+    /// Prefill: the slots grouped by expert ([ubatch * k] u32) and each expert's range
+    /// ([n_expert + 1] u32).
+    pub order: wgpu::Buffer,
+    pub offsets: wgpu::Buffer,
 }
 
 pub struct SharedScratch {
@@ -198,6 +202,8 @@ impl Scratch {
                         ids: al.floats("expert_ids", slots)?,
                         weights: al.floats("expert_weights", slots)?,
                         expert_out: al.floats("expert_out", slots * e)?,
+                        order: al.floats("expert_order", slots)?,
+                        offsets: al.floats("expert_offsets", m.n_expert as u64 + 1)?,
                     }),
                     shared: match m.shared_ffn {
                         Some(fs) => {

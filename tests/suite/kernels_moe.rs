@@ -249,3 +249,112 @@ fn swiglu_and_combine_match_reference() {
         );
     }
 }
+
+/// The prefill expert path: slots grouped by expert on the GPU (`moe_group`), then one
+/// matmul per expert over its slots (`expert_matmul`), equals a matvec per slot on the CPU
+/// (2e-5 of the sum of |w x| per row, as the matvec). Covers experts with more slots than a
+/// tile (70 tokens), rows past a tile, pieces split on expert boundaries, inputs shared by
+/// a token's slots (group k) and per slot (group 1), and an output offset.
+#[test]
+fn grouped_expert_matmul_matches_per_slot_matvec() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(33);
+    for (ty, n_tokens, k, rows) in [
+        (GgmlType::Q4K, 5usize, 3usize, 20usize),
+        (GgmlType::Q8_0, 70, 2, 70),
+        (GgmlType::F32, 9, 2, 33),
+    ] {
+        let (n_experts, cols) = (6usize, 256usize);
+        let w = random_weights(ty, n_experts * rows, cols, &mut rng);
+        let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
+        // Each token's k distinct experts; expert 0 gets every token when k = 2.
+        let ids: Vec<u32> = (0..n_tokens)
+            .flat_map(|t| {
+                (0..k).map(move |j| {
+                    if j == 0 {
+                        0
+                    } else {
+                        ((t + j) % (n_experts - 1) + 1) as u32
+                    }
+                })
+            })
+            .collect();
+        let slots = ids.len();
+        let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids));
+        let order = f32_buffer(&gpu, "order", slots);
+        let offsets = f32_buffer(&gpu, "offsets", n_experts + 1);
+        let group = moe::moe_group(
+            &gpu,
+            &cache,
+            n_experts as u32,
+            slots as u32,
+            &ids_buf,
+            &order,
+            &offsets,
+        )
+        .unwrap();
+        let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
+        for (group_size, max_piece) in [(k, u64::MAX), (1, 4 * slab)] {
+            let m = QuantMatrix::upload_experts(
+                &gpu,
+                "experts",
+                ty,
+                cols as u32,
+                rows as u32,
+                n_experts as u32,
+                &w,
+                max_piece,
+            )
+            .unwrap();
+            let n_x = slots / group_size;
+            let x = random(n_x * cols, 1.0, &mut rng);
+            let xb = buf(&gpu, &x);
+            let (stride, offset) = (rows + 3, 2usize);
+            let y = f32_buffer(&gpu, "y", slots * stride);
+            let ds = moe::expert_matmul(
+                &gpu,
+                &cache,
+                &m,
+                rows as u32,
+                n_tokens as u32,
+                &order,
+                &offsets,
+                &xb,
+                moe::SlotInput {
+                    stride: cols as u32,
+                    group: group_size as u32,
+                },
+                &y,
+                moe::SlotOutput {
+                    stride: stride as u32,
+                    offset: offset as u32,
+                },
+            )
+            .unwrap();
+            let mut all = vec![&group];
+            all.extend(ds.iter());
+            run_dispatches(&gpu, &all);
+            let got = read_f32(&gpu, &y, slots * stride).unwrap();
+            for (s, &e) in ids.iter().enumerate() {
+                let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
+                let xs = &x[(s / group_size) * cols..(s / group_size + 1) * cols];
+                let expect = matvec(we, xs, rows, cols);
+                for r in 0..rows {
+                    let abs: f32 = we[r * cols..(r + 1) * cols]
+                        .iter()
+                        .zip(xs)
+                        .map(|(a, b)| (a * b).abs())
+                        .sum();
+                    let g = got[offset + s * stride + r];
+                    assert!(
+                        (g - expect[r]).abs() <= 2e-5 * abs,
+                        "{ty} tokens {n_tokens} k {k} group {group_size} pieces {} slot {s} row {r}: {g} vs {}",
+                        m.pieces.len(),
+                        expect[r]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -156,17 +156,23 @@ pub fn matmul(
                 y_stride: y.stride,
                 x_offset: x.offset,
                 y_offset: y.offset + piece.first_row,
+                first_expert: 0,
+                x_group: 1,
+                _pad: [0; 2],
             };
-            Dispatch::new_2d(
+            // The tile code shared with matmul_experts names its slot order (binding 4),
+            // which this entry point never reads: x stands in for it.
+            Dispatch::with_bindings(
                 ctx,
                 cache,
                 Kernel::Matmul(w.ty),
                 &params,
-                &[&piece.buffer, x.buffer, y.buffer],
-                (
+                &[(1, &piece.buffer), (2, x.buffer), (3, y.buffer), (4, x.buffer)],
+                [
                     piece.rows.div_ceil(MATMUL_TILE),
                     n_tokens.div_ceil(MATMUL_TILE),
-                ),
+                    1,
+                ],
             )
         })
         .collect()

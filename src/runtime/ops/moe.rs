@@ -2,8 +2,11 @@
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
+use crate::runtime::ops::linear::MATMUL_TILE;
 use crate::runtime::ops::Dispatch;
-use crate::runtime::params::{CombineParams, MatvecParams, RouterParams};
+use crate::runtime::params::{
+    CombineParams, GroupParams, MatmulParams, MatvecParams, RouterParams,
+};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
@@ -107,6 +110,92 @@ pub fn expert_matvec(
                 &params,
                 &[(1, &piece.buffer), (2, x), (3, y), (4, ids)],
                 [gx, gy, slots],
+            )
+        })
+        .collect()
+}
+
+/// Groups `slots` routed slots by expert: `order` (slot ids by expert) and `offsets`
+/// (`n_expert + 1` range starts), for [`expert_matmul`].
+pub fn moe_group(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    n_expert: u32,
+    slots: u32,
+    ids: &wgpu::Buffer,
+    order: &wgpu::Buffer,
+    offsets: &wgpu::Buffer,
+) -> Result<Dispatch, GpuError> {
+    if n_expert == 0 || n_expert > MAX_EXPERTS {
+        return Err(GpuError::Shape(format!(
+            "moe_group: {n_expert} experts (1..={MAX_EXPERTS})"
+        )));
+    }
+    let params = GroupParams {
+        n_expert,
+        slots,
+        _pad: [0; 2],
+    };
+    Dispatch::new(
+        ctx,
+        cache,
+        Kernel::MoeGroup,
+        &params,
+        &[ids, order, offsets],
+        1,
+    )
+}
+
+/// The prefill form of [`expert_matvec`] with the slots grouped by expert ([`moe_group`]):
+/// each expert's weights are read once per tile of its slots. Every token routes to an
+/// expert at most once, so an expert has at most `n_tokens` slots.
+#[allow(clippy::too_many_arguments)]
+pub fn expert_matmul(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    w: &QuantMatrix,
+    rows_per_expert: u32,
+    n_tokens: u32,
+    order: &wgpu::Buffer,
+    offsets: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    input: SlotInput,
+    y: &wgpu::Buffer,
+    output: SlotOutput,
+) -> Result<Vec<Dispatch>, GpuError> {
+    if input.group == 0 || input.stride < w.cols || output.stride < rows_per_expert {
+        return Err(GpuError::Shape(format!(
+            "expert_matmul: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
+            input.group, input.stride, w.cols, output.stride, rows_per_expert
+        )));
+    }
+    w.pieces
+        .iter()
+        .map(|piece| {
+            let params = MatmulParams {
+                rows: rows_per_expert,
+                units: w.cols / 32,
+                row_bytes: w.row_bytes,
+                n_tokens,
+                x_stride: input.stride,
+                y_stride: output.stride,
+                x_offset: 0,
+                y_offset: output.offset,
+                first_expert: piece.first_row / rows_per_expert,
+                x_group: input.group,
+                _pad: [0; 2],
+            };
+            Dispatch::with_bindings(
+                ctx,
+                cache,
+                Kernel::MatmulExperts(w.ty),
+                &params,
+                &[(1, &piece.buffer), (2, x), (3, y), (4, order), (5, offsets)],
+                [
+                    rows_per_expert.div_ceil(MATMUL_TILE),
+                    piece.rows / rows_per_expert,
+                    n_tokens.div_ceil(MATMUL_TILE),
+                ],
             )
         })
         .collect()
