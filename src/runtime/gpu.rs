@@ -61,6 +61,10 @@ pub struct GpuFeatures {
     pub subgroup: bool,
     /// Timestamp queries for per-kernel profiling.
     pub timestamp_query: bool,
+    /// Prompt chunks run each expert's tokens as one matmul (slots grouped by expert) rather
+    /// than a matvec per token and expert: what bandwidth-bound GPUs want; a CPU device,
+    /// bound by arithmetic, is faster per slot.
+    pub grouped_expert_prefill: bool,
 }
 
 /// An adapter as `list_adapters` reports it.
@@ -263,6 +267,7 @@ impl GpuContext {
             shader_f16: required_features.contains(wgpu::Features::SHADER_F16),
             subgroup: required_features.contains(wgpu::Features::SUBGROUP),
             timestamp_query: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            grouped_expert_prefill: info.device_type != wgpu::DeviceType::Cpu,
         };
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         Ok(GpuContext {

@@ -30,7 +30,21 @@ fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
 }
 
 fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Option<Arc<GpuModel>> {
-    let gpu = gpu_or_skip()?;
+    load_with(config, file, options, None)
+}
+
+/// `grouped` forces the MoE prefill form (grouped by expert, or per slot) whatever the
+/// adapter prefers.
+fn load_with(
+    config: &ModelConfig,
+    file: &GgufFile,
+    options: SessionOptions,
+    grouped: Option<bool>,
+) -> Option<Arc<GpuModel>> {
+    let mut gpu = gpu_or_skip()?;
+    if let Some(g) = grouped {
+        gpu.features.grouped_expert_prefill = g;
+    }
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
 
@@ -53,7 +67,13 @@ fn assert_logits_close(what: &str, gpu: &[f32], reference: &[f32], tol: f32) {
 /// 16 greedy decode steps. Both sides compute in f32 from the same blocks; the sums run in
 /// other orders, so logits agree to 1e-4 of the largest |logit| with an f32 KV cache and to
 /// 2e-3 with an f16 one (keys and values rounded to 11 bits).
-fn generate_like_reference(preset: &str, weight_type: GgmlType, kv_dtype: KvDtype, tol: f32) {
+fn generate_like_reference(
+    preset: &str,
+    weight_type: GgmlType,
+    kv_dtype: KvDtype,
+    tol: f32,
+    grouped: Option<bool>,
+) {
     let config = tiny(preset);
     let file = file_of(&config, weight_type);
     let options = SessionOptions {
@@ -62,7 +82,7 @@ fn generate_like_reference(preset: &str, weight_type: GgmlType, kv_dtype: KvDtyp
         kv_dtype,
         all_logits: false,
     };
-    let Some(model) = load(&config, &file, options) else {
+    let Some(model) = load_with(&config, &file, options, grouped) else {
         return;
     };
     let reference = ReferenceModel::load(&file, &config).unwrap();
@@ -71,7 +91,7 @@ fn generate_like_reference(preset: &str, weight_type: GgmlType, kv_dtype: KvDtyp
     let prompt: Vec<u32> = (0..21).map(|i| (i * 37 + 5) % config.n_vocab).collect();
     session.prefill(&prompt).unwrap();
     let expect = reference.forward(&prompt, &mut ref_state).unwrap();
-    let what = format!("{preset} {weight_type} kv {kv_dtype:?}");
+    let what = format!("{preset} {weight_type} kv {kv_dtype:?} grouped experts {grouped:?}");
     assert_logits_close(
         &format!("{what} after prefill"),
         &session.logits().unwrap(),
@@ -101,7 +121,13 @@ fn generate_like_reference(preset: &str, weight_type: GgmlType, kv_dtype: KvDtyp
 #[test]
 fn gpu_generates_the_reference_tokens_f32_kv() {
     for preset in TINY_PRESETS {
-        generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4);
+        generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, None);
+    }
+    // Both MoE prefill forms, whichever the adapter would pick.
+    for preset in ["tiny-qwen35moe", "tiny-qwen3moe"] {
+        for grouped in [true, false] {
+            generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, Some(grouped));
+        }
     }
 }
 
@@ -111,7 +137,7 @@ fn gpu_generates_the_reference_tokens_quantized_f16_kv() {
         .into_iter()
         .zip([GgmlType::Q4K, GgmlType::Q8_0, GgmlType::Q6K])
     {
-        generate_like_reference(preset, ty, KvDtype::F16, 2e-3);
+        generate_like_reference(preset, ty, KvDtype::F16, 2e-3, None);
     }
 }
 

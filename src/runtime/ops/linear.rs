@@ -167,7 +167,12 @@ pub fn matmul(
                 cache,
                 Kernel::Matmul(w.ty),
                 &params,
-                &[(1, &piece.buffer), (2, x.buffer), (3, y.buffer), (4, x.buffer)],
+                &[
+                    (1, &piece.buffer),
+                    (2, x.buffer),
+                    (3, y.buffer),
+                    (4, x.buffer),
+                ],
                 [
                     piece.rows.div_ceil(MATMUL_TILE),
                     n_tokens.div_ceil(MATMUL_TILE),
