@@ -3,8 +3,8 @@
 // (the sum clamped from below at MIN_SUM). Ids and weights stay in GPU buffers for the
 // expert kernels; nothing is read back.
 //
-// Split: one workgroup per token; the softmax is shared by the workgroup, the k selections
-// (k <= 16 rounds over at most 512 probabilities) are done by invocation 0.
+// Split: one workgroup per token; the softmax and the ranking are shared by the workgroup
+// (each invocation ranks its experts against all), invocation 0 normalises the k picks.
 // Mirrors model::reference::moe::moe_route.
 
 struct Params {
@@ -15,6 +15,7 @@ struct Params {
 }
 
 const MAX_EXPERTS: u32 = 512u;
+const MAX_K: u32 = 16u;
 const MIN_SUM: f32 = 6.1035156e-5;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -29,6 +30,8 @@ override WG: u32 = 64u;
 
 var<workgroup> probs: array<f32, MAX_EXPERTS>;
 var<workgroup> stat: f32;
+// The k picks' probabilities, by rank.
+var<workgroup> picked: array<f32, MAX_K>;
 
 @compute @workgroup_size(WG)
 fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -51,33 +54,37 @@ fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         probs[e] = p;
         s += p;
     }
-    let total = workgroup_sum(s, lid);
+    // The reductions' results are valid in invocation 0: it shares the sum.
+    let sum_all = workgroup_sum(s, lid);
+    if (lid == 0u) {
+        stat = sum_all;
+    }
+    workgroupBarrier();
+    let total = stat;
+    // Expert e's rank: how many experts come before it (more probable, or as probable
+    // with a lower index). The k of rank < k are the picks, in order.
+    for (var e = lid; e < n; e += WG) {
+        let p = probs[e];
+        var rank = 0u;
+        for (var o = 0u; o < n; o++) {
+            let q = probs[o];
+            rank += select(0u, 1u, q > p || (q == p && o < e));
+        }
+        if (rank < params.k) {
+            ids[t * params.k + rank] = e;
+            picked[rank] = p / total;
+        }
+    }
     workgroupBarrier();
     if (lid != 0u) {
         return;
     }
-    // Picks are written straight to the outputs (no per-invocation arrays: a CPU device
-    // spills those to memory), then rescaled once their sum is known.
-    let out = t * params.k;
     var sum = 0.0;
     for (var j = 0u; j < params.k; j++) {
-        var best = 0u;
-        var best_p = -1.0;
-        for (var e = 0u; e < n; e++) {
-            if (probs[e] > best_p) {
-                best = e;
-                best_p = probs[e];
-            }
-        }
-        ids[out + j] = best;
-        weights[out + j] = best_p / total;
-        sum += best_p / total;
-        probs[best] = -2.0;
+        sum += picked[j];
     }
-    if (params.renormalise == 1u) {
-        let norm = 1.0 / max(sum, MIN_SUM);
-        for (var j = 0u; j < params.k; j++) {
-            weights[out + j] *= norm;
-        }
+    let norm = select(1.0, 1.0 / max(sum, MIN_SUM), params.renormalise == 1u);
+    for (var j = 0u; j < params.k; j++) {
+        weights[t * params.k + j] = picked[j] * norm;
     }
 }

@@ -110,6 +110,8 @@ pub struct BenchReport {
     pub memory: Memory,
     pub decode_profile: Option<Vec<KernelShare>>,
     pub prefill_profile: Option<Vec<KernelShare>>,
+    /// How the profile was timed.
+    pub profile_timing: &'static str,
 }
 
 fn bar(len: u64, message: &str) -> ProgressBar {
@@ -307,6 +309,11 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         memory,
         decode_profile,
         prefill_profile,
+        profile_timing: if ctx.features.timestamp_query {
+            "GPU timestamp queries, one compute pass per node"
+        } else {
+            "CPU time around one submit per node"
+        },
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -370,7 +377,7 @@ fn print_report(r: &BenchReport) {
     ] {
         let Some(p) = profile else { continue };
         println!();
-        println!("{name}, per kernel (one submit per node, CPU-timed):");
+        println!("{name}, per kernel ({}):", r.profile_timing);
         println!("| kernel               | calls | dispatches |       ms |     % |");
         println!("| -------------------- | ----: | ---------: | -------: | ----: |");
         for k in p {

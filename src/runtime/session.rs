@@ -586,10 +586,10 @@ pub struct NodeTime {
 }
 
 impl Session {
-    /// Runs one decode step of `token` node by node, each in its own submit timed on the
-    /// CPU from submit to completion (on a GPU each node then also pays a submit's latency:
-    /// the sum bounds the fused step from above). Sampling is included; the step advances
-    /// the sequence like [`Session::decode`].
+    /// Runs one decode step of `token` node by node and times each node: with timestamp
+    /// queries where the adapter has them, else on the CPU around one submit per node (each
+    /// node then also pays a submit's latency). Sampling is included, timed on the CPU; the
+    /// step advances the sequence like [`Session::decode`].
     pub fn profile_decode(&mut self, token: u32) -> Result<(Vec<NodeTime>, u32), Error> {
         self.check_tokens(&[token])?;
         self.prepare_chunk(&[token], LogitRows::Last)?;
@@ -628,9 +628,14 @@ impl Session {
     }
 }
 
-/// Runs `graph` one node per submit, timing each from submit to completion.
+/// Times each node of `graph`: with timestamp queries (one compute pass per node, all in
+/// one submit) where the adapter has them, else one submit per node timed on the CPU from
+/// submit to completion.
 fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
     wait(ctx)?;
+    if ctx.features.timestamp_query {
+        return time_nodes_on_device(ctx, graph);
+    }
     graph
         .nodes
         .iter()
@@ -651,6 +656,70 @@ fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
             })
         })
         .collect()
+}
+
+fn time_nodes_on_device(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
+    let n = graph.nodes.len() as u32;
+    let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("profile"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2 * n,
+    });
+    let bytes = 16 * n as u64;
+    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile-resolve"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile-read"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(node.label),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &queries,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            }),
+        });
+        node.encode(&mut pass);
+    }
+    enc.resolve_query_set(&queries, 0..2 * n, &resolved, 0);
+    enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+    wait(ctx)?;
+    rx.recv()
+        .map_err(|e| GpuError::Device(format!("profile read-back never mapped: {e}")))?
+        .map_err(|e| GpuError::Device(format!("mapping the profile: {e}")))?;
+    let ticks: Vec<u64> = {
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
+        bytemuck::pod_collect_to_vec(&view)
+    };
+    let period_ns = ctx.queue.get_timestamp_period() as f64;
+    Ok(graph
+        .nodes
+        .iter()
+        .zip(ticks.chunks_exact(2))
+        .map(|(node, t)| NodeTime {
+            label: node.label,
+            layer: node.layer,
+            dispatches: node.dispatch_count(),
+            seconds: t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9,
+        })
+        .collect())
 }
 
 fn wait(ctx: &GpuContext) -> Result<(), GpuError> {
