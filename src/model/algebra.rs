@@ -277,33 +277,61 @@ pub fn all_weights_bytes_per_token(weights: &WeightBytes) -> f64 {
     weights.main()
 }
 
-/// Bytes of the activation buffers for `n_tokens` tokens in flight (a prefill chunk) and
-/// `n_seq` sequences' logits, in f32: the residual stream, its normed copy, the widest
-/// mixer intermediates (projections, conv input and output, attention output), the FFN's
-/// intermediates (router scores, k experts' gate/up, the shared expert) and the logits.
-pub fn activation_bytes(config: &ModelConfig, n_tokens: u64, n_seq: u64) -> u64 {
+/// Kernel constants the activation buffers depend on (the runtime's values; a test checks
+/// that the runtime allocates exactly [`sequence_activation_bytes`]).
+pub mod kernel_sizes {
+    /// KV positions per split-KV attention chunk (one partial per chunk and head).
+    pub const ATTENTION_CHUNK: u64 = 64;
+    /// Logits per argmax and top-k partial workgroup.
+    pub const SAMPLE_CHUNK: u64 = 4096;
+    /// Candidates the top-k sampler keeps.
+    pub const MAX_TOP_K: u64 = 64;
+    /// Token ids the repetition penalty can look back over.
+    pub const PENALTY_WINDOW: u64 = 1024;
+}
+
+/// Bytes of one sequence's activation buffers, as the runtime allocates them: a prefill
+/// chunk of `n_tokens` tokens through each mixer and the FFN (the attention layers' and the
+/// linear layers' buffers both, since a model has both), split-KV attention partials over
+/// `context` positions, one row of logits and the sampler's scratch.
+pub fn sequence_activation_bytes(config: &ModelConfig, n_tokens: u64, context: u64) -> u64 {
+    use kernel_sizes::*;
+    let t = n_tokens;
     let e = config.n_embd as u64;
     let a = &config.attention;
     let hd = a.head_dim as u64;
+    let nh = a.n_head as u64;
     let attn = if config.n_attention_layers() > 0 {
-        let q = a.n_head as u64 * hd * if a.output_gate { 2 } else { 1 };
-        q + 2 * a.n_head_kv as u64 * hd + a.n_head as u64 * hd
+        let q_in = nh * hd * if a.output_gate { 2 } else { 1 };
+        let kv = a.n_head_kv as u64 * hd;
+        let partials = nh * context.div_ceil(ATTENTION_CHUNK) * (hd + 2);
+        t * (q_in + 2 * kv + 2 * nh * hd) + partials
     } else {
         0
     };
-    let linear = config.gdn.as_ref().map_or(0, |g| {
-        2 * g.conv_channels() + 2 * g.value_dim() + 2 * g.n_v_heads as u64
-    });
+    let linear = match &config.gdn {
+        Some(g) if config.n_linear_layers() > 0 => {
+            t * (2 * g.conv_channels() + 3 * g.value_dim() + 2 * g.n_v_heads as u64)
+        }
+        _ => 0,
+    };
     let ffn = match &config.ffn {
-        FfnConfig::Dense { n_ff } => 2 * *n_ff as u64,
+        FfnConfig::Dense { n_ff } => 3 * t * *n_ff as u64,
         FfnConfig::Moe(m) => {
-            m.n_expert as u64
-                + 2 * m.n_expert_used as u64 * m.expert_ffn as u64
-                + 2 * m.shared_ffn.unwrap_or(0) as u64
+            let slots = t * m.n_expert_used as u64;
+            let fe = m.expert_ffn as u64;
+            let shared = m.shared_ffn.map_or(0, |fs| t * (3 * fs as u64 + e + 1));
+            3 * slots * fe + t * m.n_expert as u64 + 3 * slots + slots * e
+                + m.n_expert as u64
+                + 1
+                + shared
         }
     };
-    let per_token = 3 * e + attn.max(linear) + ffn;
-    4 * (n_tokens * per_token + n_seq * config.n_vocab as u64)
+    let v = config.n_vocab as u64;
+    let sample_partials = v.div_ceil(SAMPLE_CHUNK) * MAX_TOP_K * 2;
+    let floats = t + 3 * t * e + attn + linear + ffn + v + sample_partials + 1 + PENALTY_WINDOW;
+    // The sampled id's 4-byte mappable copy.
+    4 * floats + 4
 }
 
 /// Device memory needed to run a model: `M = weights + KV + recurrent state + activations`.
@@ -334,7 +362,7 @@ pub fn memory_plan(
         weights: weights.main(),
         kv: n_seq * kv_total_bytes(config, context, kv_dtype),
         recurrent_state: n_seq * recurrent_state_bytes(config).total(),
-        activations: activation_bytes(config, ubatch, n_seq),
+        activations: n_seq * sequence_activation_bytes(config, ubatch, context),
     }
 }
 

@@ -365,3 +365,30 @@ fn a_model_that_does_not_fit_gets_a_sized_error() {
         .to_string();
     assert!(err.contains("weights alone do not fit"), "{err}");
 }
+
+/// The memory `inspect` predicts is what a session allocates: its activation buffers equal
+/// the algebra's `sequence_activation_bytes` for the same batch and context.
+#[test]
+fn session_activations_equal_the_algebra() {
+    use qwen_wgpu::model::algebra::sequence_activation_bytes;
+    for preset in TINY_PRESETS {
+        let config = tiny(preset);
+        let file = file_of(&config, GgmlType::Q8_0);
+        let Some(model) = load(&config, &file, SessionOptions::default()) else {
+            return;
+        };
+        for (ubatch, context) in [(8u32, 96u32), (64, 1000)] {
+            let options = SessionOptions {
+                context,
+                ubatch,
+                ..SessionOptions::default()
+            };
+            let session = Session::new(model.clone(), options).unwrap();
+            assert_eq!(
+                session.scratch_bytes(),
+                sequence_activation_bytes(&config, ubatch as u64, context as u64),
+                "{preset} ubatch {ubatch} context {context}"
+            );
+        }
+    }
+}
