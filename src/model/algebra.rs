@@ -321,7 +321,10 @@ pub fn sequence_activation_bytes(config: &ModelConfig, n_tokens: u64, context: u
             let slots = t * m.n_expert_used as u64;
             let fe = m.expert_ffn as u64;
             let shared = m.shared_ffn.map_or(0, |fs| t * (3 * fs as u64 + e + 1));
-            3 * slots * fe + t * m.n_expert as u64 + 3 * slots + slots * e
+            3 * slots * fe
+                + t * m.n_expert as u64
+                + 3 * slots
+                + slots * e
                 + m.n_expert as u64
                 + 1
                 + shared

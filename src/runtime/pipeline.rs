@@ -142,6 +142,8 @@ pub enum Kernel {
     Matvec(GgmlType),
     /// `linear/matvec.wgsl`, entry `matvec_experts`: the routed experts' slabs.
     MatvecExperts(GgmlType),
+    /// The same entry for many slots (a prompt chunk's): more rows per workgroup.
+    MatvecSlots(GgmlType),
     /// `linear/embed.wgsl`: rows of a table of the given type.
     Embed(GgmlType),
     /// `linear/matmul.wgsl`: a block of tokens times weights of the given type.
@@ -192,7 +194,7 @@ impl Kernel {
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::Matvec(_) => "matvec",
-            Kernel::MatvecExperts(_) => "matvec_experts",
+            Kernel::MatvecExperts(_) | Kernel::MatvecSlots(_) => "matvec_experts",
             Kernel::Embed(_) => "embed",
             Kernel::Matmul(_) => "matmul",
             Kernel::MoeRoute => "moe_route",
@@ -222,6 +224,10 @@ impl Kernel {
     pub fn overrides(self) -> &'static [(&'static str, u32)] {
         match self {
             Kernel::Matvec(_) | Kernel::MatvecExperts(_) => &[("WG", 64), ("ROWS", 16)],
+            // Many slots fill the device on their own: more rows per workgroup, fewer
+            // workgroups (a CPU device pays per workgroup; pp128 of bench-qwen35moe on
+            // lavapipe 5.9 -> 6.2 tok/s, while decode's few slots want 16).
+            Kernel::MatvecSlots(_) => &[("WG", 64), ("ROWS", 64)],
             Kernel::MoeRoute | Kernel::Swiglu | Kernel::MoeCombine | Kernel::Embed(_) => {
                 &[("WG", 64)]
             }
@@ -257,7 +263,9 @@ impl Kernel {
     /// The kernel's own file under `shaders/`.
     pub fn file(self) -> &'static str {
         match self {
-            Kernel::Matvec(_) | Kernel::MatvecExperts(_) => "linear/matvec.wgsl",
+            Kernel::Matvec(_) | Kernel::MatvecExperts(_) | Kernel::MatvecSlots(_) => {
+                "linear/matvec.wgsl"
+            }
             Kernel::Embed(_) => "linear/embed.wgsl",
             Kernel::Matmul(_) | Kernel::MatmulExperts(_) => "linear/matmul.wgsl",
             Kernel::MoeRoute => "moe/router.wgsl",
@@ -287,6 +295,7 @@ impl Kernel {
                 [
                     Kernel::Matvec(t),
                     Kernel::MatvecExperts(t),
+                    Kernel::MatvecSlots(t),
                     Kernel::Embed(t),
                     Kernel::Matmul(t),
                     Kernel::MatmulExperts(t),
@@ -359,7 +368,7 @@ pub fn assemble(kernel: Kernel, variant: Variant) -> Result<String, GpuError> {
     };
     let mut parts = Vec::new();
     match kernel {
-        Kernel::Matvec(ty) | Kernel::MatvecExperts(ty) => {
+        Kernel::Matvec(ty) | Kernel::MatvecExperts(ty) | Kernel::MatvecSlots(ty) => {
             parts.push("common/bytes.wgsl");
             parts.extend(quant_files(ty)?);
             parts.push(dot_file(ty));

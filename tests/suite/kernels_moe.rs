@@ -358,3 +358,79 @@ fn grouped_expert_matmul_matches_per_slot_matvec() {
         }
     }
 }
+
+/// A prompt chunk's many slots take the many-slot kernel (more rows per workgroup): the
+/// same results as per slot on the CPU, bound as the matvec (2e-5 of the sum of |w x|).
+#[test]
+fn many_slot_expert_matvec_matches_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(34);
+    let (n_experts, rows, cols) = (5usize, 100usize, 256usize);
+    let slots = moe::MANY_SLOTS as usize + 6;
+    for ty in [GgmlType::Q4K, GgmlType::F16] {
+        let w = random_weights(ty, n_experts * rows, cols, &mut rng);
+        let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
+        let ids: Vec<u32> = (0..slots)
+            .map(|_| rng.below(n_experts as u64) as u32)
+            .collect();
+        let x = random(slots * cols, 1.0, &mut rng);
+        let m = QuantMatrix::upload_experts(
+            &gpu,
+            "e",
+            ty,
+            cols as u32,
+            rows as u32,
+            n_experts as u32,
+            &w,
+            u64::MAX,
+        )
+        .unwrap();
+        let (ids_buf, xb) = (
+            storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids)),
+            buf(&gpu, &x),
+        );
+        let y = f32_buffer(&gpu, "y", slots * rows);
+        let input = moe::SlotInput {
+            stride: cols as u32,
+            group: 1,
+        };
+        let output = moe::SlotOutput {
+            stride: rows as u32,
+            offset: 0,
+        };
+        let ds = moe::expert_matvec(
+            &gpu,
+            &cache,
+            &m,
+            rows as u32,
+            slots as u32,
+            &ids_buf,
+            &xb,
+            input,
+            &y,
+            output,
+        )
+        .unwrap();
+        run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
+        let got = read_f32(&gpu, &y, slots * rows).unwrap();
+        for (s, &e) in ids.iter().enumerate() {
+            let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
+            let xs = &x[s * cols..(s + 1) * cols];
+            let expect = matvec(we, xs, rows, cols);
+            for r in 0..rows {
+                let abs: f32 = we[r * cols..(r + 1) * cols]
+                    .iter()
+                    .zip(xs)
+                    .map(|(a, b)| (a * b).abs())
+                    .sum();
+                let g = got[s * rows + r];
+                assert!(
+                    (g - expect[r]).abs() <= 2e-5 * abs,
+                    "{ty} slot {s} row {r}: {g} vs {}",
+                    expect[r]
+                );
+            }
+        }
+    }
+}

@@ -48,6 +48,9 @@ pub fn moe_route(
     )
 }
 
+/// Slots from which [`expert_matvec`] takes the many-slot kernel.
+pub const MANY_SLOTS: u32 = 64;
+
 /// How the slots of [`expert_matvec`] find their inputs: x row `s / group` of `stride`
 /// floats (group = k when a token's k experts share its input, 1 when each slot has its own).
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +85,12 @@ pub fn expert_matvec(
     if input.group == 0 {
         return Err(GpuError::Shape("expert_matvec: slot group 0".into()));
     }
-    let kernel = Kernel::MatvecExperts(w.ty);
+    // A prompt chunk's many slots keep the device busy with fewer, longer workgroups.
+    let kernel = if slots >= MANY_SLOTS {
+        Kernel::MatvecSlots(w.ty)
+    } else {
+        Kernel::MatvecExperts(w.ty)
+    };
     let groups = rows_per_expert.div_ceil(kernel.override_value("ROWS"));
     w.pieces
         .iter()
