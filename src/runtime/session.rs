@@ -21,7 +21,7 @@ use crate::runtime::ops::sample::{
 };
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
-use crate::runtime::state::SequenceState;
+use crate::runtime::state::{check_kv_binding, SequenceState};
 use crate::runtime::tensor::read_f32;
 use crate::runtime::weights::{self, ModelWeights, Progress};
 
@@ -158,6 +158,8 @@ impl GpuModel {
         plan_for: &SessionOptions,
         progress: Progress<'_>,
     ) -> Result<Arc<GpuModel>, Error> {
+        // The KV cache's own limit first: past it no budget matters.
+        check_kv_binding(&ctx, config, plan_for.context, plan_for.kv_dtype)?;
         let wb = WeightBytes::from_file(config, file);
         let plan = plan_for.memory_plan(config, &wb);
         if let Some(budget) = ctx.memory_budget() {
@@ -196,7 +198,7 @@ pub fn check_fits(
         "the weights alone do not fit: use a smaller quantization or a larger device".into()
     };
     Err(GpuError::OutOfMemory(format!(
-        "the model needs {:.2} GiB (weights {:.2}, KV cache {:.2} for {context} tokens, state          and activations {:.2}) but {device} has {:.2} GiB available, {:.2} GiB short; {hint}",
+        "the model needs {:.2} GiB (weights {:.2}, KV cache {:.2} for {context} tokens, state and activations {:.2}) but {device} has {:.2} GiB available, {:.2} GiB short; {hint}",
         need / GIB,
         plan.weights / GIB,
         plan.kv as f64 / GIB,
@@ -230,11 +232,15 @@ pub struct Session {
 
 impl Session {
     pub fn new(model: Arc<GpuModel>, options: SessionOptions) -> Result<Session, Error> {
-        if options.context == 0 || options.ubatch == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "context {} and batch {} must be positive",
-                options.context, options.ubatch
-            )));
+        if options.context == 0 {
+            return Err(Error::InvalidArgument(
+                "--ctx must be at least 1 token".into(),
+            ));
+        }
+        if options.ubatch == 0 {
+            return Err(Error::InvalidArgument(
+                "--ubatch must be at least 1 token".into(),
+            ));
         }
         let ctx = &model.ctx;
         let config = &model.config;

@@ -48,6 +48,26 @@ pub fn kv_buffer_bytes(config: &ModelConfig, capacity: u32, dtype: KvDtype) -> u
     capacity as u64 * a.n_head_kv as u64 * a.head_dim as u64 * dtype.bytes()
 }
 
+/// Refuses a context whose per-layer K (or V) cache would exceed one buffer binding, naming
+/// the longest context that fits.
+pub fn check_kv_binding(
+    ctx: &GpuContext,
+    config: &ModelConfig,
+    capacity: u32,
+    kv_dtype: KvDtype,
+) -> Result<(), GpuError> {
+    let kv = kv_buffer_bytes(config, capacity, kv_dtype);
+    let limit = crate::runtime::weights::max_piece_bytes(ctx);
+    if kv > limit && config.n_attention_layers() > 0 {
+        let fits = limit / (kv / capacity.max(1) as u64).max(1);
+        return Err(GpuError::OutOfMemory(format!(
+            "one attention layer's K cache for {capacity} positions is {kv} bytes, over the \
+             adapter's {limit}-byte buffer limit; use a context of at most {fits} tokens (--ctx)"
+        )));
+    }
+    Ok(())
+}
+
 impl SequenceState {
     /// Zeroed caches for `capacity` positions (wgpu zero-initialises new buffers).
     pub fn new(
@@ -63,15 +83,8 @@ impl SequenceState {
                 a.n_head_kv, a.head_dim
             )));
         }
+        check_kv_binding(ctx, config, capacity, kv_dtype)?;
         let kv = kv_buffer_bytes(config, capacity, kv_dtype);
-        let limit = crate::runtime::weights::max_piece_bytes(ctx);
-        if kv > limit && config.n_attention_layers() > 0 {
-            let fits = limit / (kv / capacity as u64).max(1);
-            return Err(GpuError::OutOfMemory(format!(
-                "one attention layer's K cache for {capacity} positions is {kv} bytes, over the \
-                 adapter's {limit}-byte buffer limit; use a context of at most {fits} tokens"
-            )));
-        }
         let layers = config
             .layers
             .iter()
