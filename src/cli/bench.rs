@@ -8,11 +8,12 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use qwen_wgpu::error::{Error, GpuError};
+use qwen_wgpu::error::Error;
 use qwen_wgpu::loader::GgufFile;
 use qwen_wgpu::model::algebra::{decode_bytes_per_token, WeightBytes};
 use qwen_wgpu::report::parse_rate;
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::gpu::host_anonymous_memory;
 use qwen_wgpu::runtime::session::NodeTime;
 use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
 
@@ -140,12 +141,6 @@ pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64, Error> {
         })
     };
     let (a, b) = (make("copy-a"), make("copy-b"));
-    let wait = || {
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::from(GpuError::Device(format!("copy benchmark: {e}"))))
-    };
     let copies = |n: u32| -> Result<f64, Error> {
         let start = Instant::now();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -154,21 +149,13 @@ pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64, Error> {
             enc.copy_buffer_to_buffer(src, 0, dst, 0, size);
         }
         ctx.queue.submit([enc.finish()]);
-        wait()?;
+        ctx.wait()?;
         Ok(start.elapsed().as_secs_f64())
     };
     copies(1)?;
     let n = 6;
     let seconds = copies(n)?;
     Ok(2.0 * size as f64 * n as f64 / seconds)
-}
-
-/// `RssAnon` of /proc/self/status (Linux): host memory not backed by a file.
-fn host_anonymous_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Sums node times by kernel family.
@@ -288,7 +275,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
             + state.recurrent_bytes()
             + session.scratch_bytes(),
         vram_predicted: plan.total(),
-        host_anonymous: host_anonymous_bytes(),
+        host_anonymous: host_anonymous_memory(),
         file_bytes: std::fs::metadata(&loaded.path).map_or(0, |m| m.len()),
     };
     let report = BenchReport {

@@ -164,8 +164,7 @@ pub fn devices(adapter: Option<&str>) -> Result<(), Error> {
     for a in list_adapters() {
         println!("{a}");
     }
-    let choice = adapter.map_or_else(AdapterChoice::from_env, AdapterChoice::parse);
-    let gpu = GpuContext::new(&choice)?;
+    let gpu = GpuContext::new(&AdapterChoice::from_flag(adapter))?;
     println!("selected: {}", gpu.describe());
     Ok(())
 }

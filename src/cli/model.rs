@@ -97,11 +97,9 @@ pub fn byte_bar(message: &str, total: u64) -> ProgressBar {
 }
 
 pub fn open_gpu(args: &ModelArgs) -> Result<GpuContext, Error> {
-    let choice = args
-        .adapter
-        .as_deref()
-        .map_or_else(AdapterChoice::from_env, AdapterChoice::parse);
-    Ok(GpuContext::new(&choice)?)
+    Ok(GpuContext::new(&AdapterChoice::from_flag(
+        args.adapter.as_deref(),
+    ))?)
 }
 
 /// Opens the file, checks it, uploads it and opens a session sized by `options`.

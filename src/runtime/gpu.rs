@@ -45,6 +45,11 @@ impl AdapterChoice {
     }
 
     /// From [`ADAPTER_ENV`], or `Auto` when unset.
+    /// The `--adapter` flag when given, else `QWEN_WGPU_ADAPTER`.
+    pub fn from_flag(flag: Option<&str>) -> AdapterChoice {
+        flag.map_or_else(AdapterChoice::from_env, AdapterChoice::parse)
+    }
+
     pub fn from_env() -> AdapterChoice {
         std::env::var(ADAPTER_ENV)
             .map(|v| AdapterChoice::parse(&v))
@@ -298,6 +303,14 @@ impl GpuContext {
         None
     }
 
+    /// Blocks until the device has finished everything submitted.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Device(format!("waiting for the device: {e}")))
+    }
+
     /// A one-line description for logs and reports.
     pub fn describe(&self) -> String {
         format!(
@@ -312,12 +325,26 @@ impl GpuContext {
     }
 }
 
-/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
-pub fn host_available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+/// A `Key:   N kB` line of a /proc file (Linux), in bytes.
+fn proc_kib(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+pub fn host_available_memory() -> Option<u64> {
+    proc_kib("/proc/meminfo", "MemAvailable")
+}
+
+/// This process's anonymous resident memory (`RssAnon`): host memory not backed by a file,
+/// so a memory-mapped model does not count.
+pub fn host_anonymous_memory() -> Option<u64> {
+    proc_kib("/proc/self/status", "RssAnon")
 }
 
 #[cfg(test)]

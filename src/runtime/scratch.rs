@@ -8,6 +8,7 @@ use crate::runtime::ops::attention::FLASH_CHUNK;
 use crate::runtime::ops::sample::{
     argmax_partials_bytes, top_k_partials_bytes, MAX_PENALTY_WINDOW, MAX_TOP_K,
 };
+use crate::runtime::tensor::{f32_buffer, read_back_buffer};
 
 /// Buffers of the attention layers, [ubatch, width] each.
 pub struct AttentionScratch {
@@ -95,18 +96,10 @@ struct Alloc<'a> {
 }
 
 impl Alloc<'_> {
+    /// A zeroed storage buffer of `n` f32 (or u32) values, within one binding.
     fn floats(&mut self, label: &str, n: u64) -> Result<wgpu::Buffer, GpuError> {
-        self.bytes_buffer(label, 4 * n, wgpu::BufferUsages::STORAGE)
-    }
-
-    fn bytes_buffer(
-        &mut self,
-        label: &str,
-        bytes: u64,
-        usage: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer, GpuError> {
-        let size = bytes.max(4).div_ceil(4) * 4;
-        if size > self.limit && usage.contains(wgpu::BufferUsages::STORAGE) {
+        let size = 4 * n.max(1);
+        if size > self.limit {
             return Err(GpuError::OutOfMemory(format!(
                 "the {label} buffer needs {size} bytes, over the adapter's {}-byte binding \
                  limit; use a smaller batch (ubatch)",
@@ -114,19 +107,7 @@ impl Alloc<'_> {
             )));
         }
         self.bytes += size;
-        self.ctx.created.buffer();
-        // Mappable buffers may only be copy destinations besides.
-        let copies = if usage.contains(wgpu::BufferUsages::MAP_READ) {
-            wgpu::BufferUsages::COPY_DST
-        } else {
-            wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC
-        };
-        Ok(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: usage | copies,
-            mapped_at_creation: false,
-        }))
+        Ok(f32_buffer(self.ctx, label, n as usize))
     }
 }
 
@@ -233,13 +214,12 @@ impl Scratch {
             ffn,
             logits: al.floats("logits", logit_rows as u64 * v as u64)?,
             logit_rows,
-            sample_partials: al.bytes_buffer(
-                "sample_partials",
-                partials,
-                wgpu::BufferUsages::STORAGE,
-            )?,
+            sample_partials: al.floats("sample_partials", partials / 4)?,
             sampled: al.floats("sampled", 1)?,
-            sampled_read: al.bytes_buffer("sampled_read", 4, wgpu::BufferUsages::MAP_READ)?,
+            sampled_read: {
+                al.bytes += 4;
+                read_back_buffer(ctx, "sampled_read", 4)
+            },
             recent: al.floats("recent", MAX_PENALTY_WINDOW as u64)?,
             bytes: al.bytes,
         })

@@ -22,7 +22,7 @@ use crate::runtime::ops::sample::{
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{check_kv_binding, SequenceState};
-use crate::runtime::tensor::read_f32;
+use crate::runtime::tensor::{map_read, read_back_buffer, read_f32};
 use crate::runtime::weights::{self, ModelWeights, Progress};
 
 /// How a session is sized.
@@ -320,9 +320,14 @@ impl Session {
         self.scratch.bytes
     }
 
-    /// Dispatches of one decode step, sampling included.
+    /// Dispatches of one decode step with the current sampling: the forward pass, the
+    /// repetition penalty when on, and the sampler's two passes.
     pub fn decode_dispatches(&self) -> usize {
-        self.decode.dispatch_count() + 2
+        self.decode.dispatch_count() + usize::from(self.penalises()) + 2
+    }
+
+    fn penalises(&self) -> bool {
+        self.sampling.repeat_penalty != 1.0 && self.sampling.repeat_last_n > 0
     }
 
     pub fn decode_graph(&self) -> &Graph {
@@ -534,7 +539,7 @@ impl Session {
     fn submit_step(&mut self, with_forward: bool) -> Result<u32, Error> {
         let ctx = &self.model.ctx;
         let sp = self.sampling;
-        let penalise = sp.repeat_penalty != 1.0 && sp.repeat_last_n > 0;
+        let penalise = self.penalises();
         if penalise {
             let start = self.history.len().saturating_sub(sp.repeat_last_n as usize);
             let recent = &self.history[start..];
@@ -578,7 +583,8 @@ impl Session {
         }
         enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.sampled_read, 0, 4);
         ctx.queue.submit([enc.finish()]);
-        read_token(ctx, &self.scratch.sampled_read)
+        let id = map_read(ctx, &self.scratch.sampled_read, 4)?;
+        Ok(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
     }
 }
 
@@ -638,7 +644,7 @@ impl Session {
 /// one submit) where the adapter has them, else one submit per node timed on the CPU from
 /// submit to completion.
 fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
-    wait(ctx)?;
+    ctx.wait()?;
     if ctx.features.timestamp_query {
         return time_nodes_on_device(ctx, graph);
     }
@@ -653,7 +659,7 @@ fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
                 node.encode(&mut pass);
             }
             ctx.queue.submit([enc.finish()]);
-            wait(ctx)?;
+            ctx.wait()?;
             Ok(NodeTime {
                 label: node.label,
                 layer: node.layer,
@@ -678,12 +684,7 @@ fn time_nodes_on_device(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("profile-read"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let staging = read_back_buffer(ctx, "profile-read", bytes);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     for (i, node) in graph.nodes.iter().enumerate() {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -699,21 +700,7 @@ fn time_nodes_on_device(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>
     enc.resolve_query_set(&queries, 0..2 * n, &resolved, 0);
     enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
     ctx.queue.submit([enc.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
-    wait(ctx)?;
-    rx.recv()
-        .map_err(|e| GpuError::Device(format!("profile read-back never mapped: {e}")))?
-        .map_err(|e| GpuError::Device(format!("mapping the profile: {e}")))?;
-    let ticks: Vec<u64> = {
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
-        bytemuck::pod_collect_to_vec(&view)
-    };
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(ctx, &staging, bytes)?);
     let period_ns = ctx.queue.get_timestamp_period() as f64;
     Ok(graph
         .nodes
@@ -726,34 +713,4 @@ fn time_nodes_on_device(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>
             seconds: t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9,
         })
         .collect())
-}
-
-fn wait(ctx: &GpuContext) -> Result<(), GpuError> {
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map(|_| ())
-        .map_err(|e| GpuError::Device(format!("waiting for the device: {e}")))
-}
-
-/// Maps the 4-byte read-back buffer and returns the token id in it.
-fn read_token(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<u32, Error> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    buffer
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Device(format!("waiting for the step: {e}")))?;
-    rx.recv()
-        .map_err(|e| GpuError::Device(format!("token read-back never mapped: {e}")))?
-        .map_err(|e| GpuError::Device(format!("mapping the token read-back: {e}")))?;
-    let token = {
-        let view = buffer
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
-        u32::from_le_bytes([view[0], view[1], view[2], view[3]])
-    };
-    buffer.unmap();
-    Ok(token)
 }

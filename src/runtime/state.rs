@@ -6,6 +6,7 @@ use crate::error::GpuError;
 use crate::loader::config::{LayerKind, ModelConfig};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
+use crate::runtime::tensor::f32_buffer;
 
 /// One layer's share of the state.
 pub enum LayerState {
@@ -30,16 +31,9 @@ pub struct SequenceState {
     pub pos: u32,
 }
 
+/// A zeroed buffer of `bytes` (a multiple of 4: f32 states, f16 pairs or f32 KV elements).
 fn zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
-    ctx.created.buffer();
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(4).div_ceil(4) * 4,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    })
+    f32_buffer(ctx, label, bytes.div_ceil(4) as usize)
 }
 
 /// Bytes of one attention layer's K (or V) cache for `capacity` positions.

@@ -55,34 +55,45 @@ pub fn uniform_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T
         })
 }
 
-/// Copies `n` f32 values out of `buffer` (tests, and the 4-byte token read-back later).
-pub fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>, GpuError> {
-    let size = (4 * n) as u64;
+/// A mappable buffer of `bytes` for reading results back.
+pub fn read_back_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
     ctx.created.buffer();
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("read-back"),
-        size,
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4).div_ceil(4) * 4,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-    ctx.queue.submit([enc.finish()]);
+    })
+}
+
+/// Waits for the submitted work, maps `buffer` (a [`read_back_buffer`]) and returns its
+/// first `bytes` bytes, leaving it unmapped for the next use.
+pub fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    let slice = buffer.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Device(format!("waiting for the read-back: {e}")))?;
+    slice.map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+    ctx.wait()?;
     rx.recv()
         .map_err(|e| GpuError::Device(format!("read-back never mapped: {e}")))?
         .map_err(|e| GpuError::Device(format!("mapping the read-back: {e}")))?;
-    let view = staging
-        .slice(..)
+    let data = slice
         .get_mapped_range()
-        .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?;
-    Ok(bytemuck::cast_slice(&view).to_vec())
+        .map_err(|e| GpuError::Device(format!("mapped range: {e}")))?
+        .to_vec();
+    buffer.unmap();
+    Ok(data)
+}
+
+/// Copies `n` f32 values out of `buffer` (tests and tools; generation reads only a token id).
+pub fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Result<Vec<f32>, GpuError> {
+    let size = (4 * n) as u64;
+    let staging = read_back_buffer(ctx, "read-back", size);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    ctx.queue.submit([enc.finish()]);
+    Ok(bytemuck::pod_collect_to_vec(&map_read(
+        ctx, &staging, size,
+    )?))
 }
 
 /// Rows `first_row..first_row + rows` of a matrix in one buffer.

@@ -24,6 +24,40 @@ fn buf(gpu: &GpuContext, v: &[f32]) -> wgpu::Buffer {
     storage_buffer(gpu, "t", bytemuck::cast_slice(v))
 }
 
+/// Where slot outputs sit in a `y` buffer, and the shapes of the expert slabs.
+struct SlotLayout {
+    rows: usize,
+    cols: usize,
+    /// Slots sharing one x row (k for a token's experts, 1 when each slot has its own).
+    group: usize,
+    stride: usize,
+    offset: usize,
+}
+
+/// Each slot's outputs against the CPU matvec of its expert `ids[s]` (dequantized `wf`)
+/// with its input row: within 2e-5 of the row's sum of |w x|, the matvec bound.
+fn assert_slots_match(what: &str, got: &[f32], ids: &[u32], wf: &[f32], x: &[f32], l: &SlotLayout) {
+    let (rows, cols) = (l.rows, l.cols);
+    for (s, &e) in ids.iter().enumerate() {
+        let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
+        let xs = &x[(s / l.group) * cols..(s / l.group + 1) * cols];
+        let expect = matvec(we, xs, rows, cols);
+        for r in 0..rows {
+            let abs: f32 = we[r * cols..(r + 1) * cols]
+                .iter()
+                .zip(xs)
+                .map(|(a, b)| (a * b).abs())
+                .sum();
+            let g = got[l.offset + s * l.stride + r];
+            assert!(
+                (g - expect[r]).abs() <= 2e-5 * abs,
+                "{what} slot {s} row {r}: {g} vs {}",
+                expect[r]
+            );
+        }
+    }
+}
+
 /// Ids must be identical (random logits have no ties); weights are f32 softmax values
 /// computed with the GPU's exp: atol 1e-7, rtol 1e-5.
 fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
@@ -141,28 +175,15 @@ fn expert_matvec_reads_the_routed_experts() {
                 .unwrap();
                 run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
                 let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
-                for (s, &e) in slot_ids.iter().enumerate() {
-                    let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
-                    let xs = &x[(s / group) * cols..(s / group + 1) * cols];
-                    let expect = matvec(we, xs, rows, cols);
-                    for r in 0..rows {
-                        let abs: f32 = we[r * cols..(r + 1) * cols]
-                            .iter()
-                            .zip(xs)
-                            .map(|(a, b)| (a * b).abs())
-                            .sum();
-                        let g = got[s * rows + r];
-                        let what = format!(
-                            "{ty} pieces {} group {group} slot {s} row {r}",
-                            m.pieces.len()
-                        );
-                        assert!(
-                            (g - expect[r]).abs() <= 2e-5 * abs,
-                            "{what}: {g} vs {}",
-                            expect[r]
-                        );
-                    }
-                }
+                let layout = SlotLayout {
+                    rows,
+                    cols,
+                    group,
+                    stride: rows,
+                    offset: 0,
+                };
+                let what = format!("{ty} pieces {} group {group}", m.pieces.len());
+                assert_slots_match(&what, &got, &slot_ids, &wf, &x, &layout);
             }
         }
     }
@@ -336,25 +357,30 @@ fn grouped_expert_matmul_matches_per_slot_matvec() {
             all.extend(ds.iter());
             run_dispatches(&gpu, &all);
             let got = read_f32(&gpu, &y, slots * stride).unwrap();
-            for (s, &e) in ids.iter().enumerate() {
-                let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
-                let xs = &x[(s / group_size) * cols..(s / group_size + 1) * cols];
-                let expect = matvec(we, xs, rows, cols);
-                for r in 0..rows {
-                    let abs: f32 = we[r * cols..(r + 1) * cols]
-                        .iter()
-                        .zip(xs)
-                        .map(|(a, b)| (a * b).abs())
-                        .sum();
-                    let g = got[offset + s * stride + r];
-                    assert!(
-                        (g - expect[r]).abs() <= 2e-5 * abs,
-                        "{ty} tokens {n_tokens} k {k} group {group_size} pieces {} slot {s} row {r}: {g} vs {}",
-                        m.pieces.len(),
-                        expect[r]
-                    );
-                }
-            }
+            // The grouping itself, exactly: a stable counting sort of the slots by expert.
+            let mut expect_order: Vec<u32> = (0..slots as u32).collect();
+            expect_order.sort_by_key(|&s| ids[s as usize]);
+            let expect_offsets: Vec<u32> = (0..=n_experts as u32)
+                .map(|e| ids.iter().filter(|&&i| i < e).count() as u32)
+                .collect();
+            let as_u32 = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(as_u32(read_f32(&gpu, &order, slots).unwrap()), expect_order);
+            assert_eq!(
+                as_u32(read_f32(&gpu, &offsets, n_experts + 1).unwrap()),
+                expect_offsets
+            );
+            let layout = SlotLayout {
+                rows,
+                cols,
+                group: group_size,
+                stride,
+                offset,
+            };
+            let what = format!(
+                "{ty} tokens {n_tokens} k {k} group {group_size} pieces {}",
+                m.pieces.len()
+            );
+            assert_slots_match(&what, &got, &ids, &wf, &x, &layout);
         }
     }
 }
@@ -414,23 +440,13 @@ fn many_slot_expert_matvec_matches_reference() {
         .unwrap();
         run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
         let got = read_f32(&gpu, &y, slots * rows).unwrap();
-        for (s, &e) in ids.iter().enumerate() {
-            let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
-            let xs = &x[s * cols..(s + 1) * cols];
-            let expect = matvec(we, xs, rows, cols);
-            for r in 0..rows {
-                let abs: f32 = we[r * cols..(r + 1) * cols]
-                    .iter()
-                    .zip(xs)
-                    .map(|(a, b)| (a * b).abs())
-                    .sum();
-                let g = got[s * rows + r];
-                assert!(
-                    (g - expect[r]).abs() <= 2e-5 * abs,
-                    "{ty} slot {s} row {r}: {g} vs {}",
-                    expect[r]
-                );
-            }
-        }
+        let layout = SlotLayout {
+            rows,
+            cols,
+            group: 1,
+            stride: rows,
+            offset: 0,
+        };
+        assert_slots_match(&format!("{ty} many slots"), &got, &ids, &wf, &x, &layout);
     }
 }
