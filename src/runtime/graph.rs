@@ -78,8 +78,6 @@ impl Node {
 }
 
 pub struct Graph {
-    pub n_tokens: u32,
-    pub logits: LogitRows,
     pub nodes: Vec<Node>,
 }
 
@@ -276,11 +274,7 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
             Strided::rows(&s.logits, v),
         )?,
     }
-    Ok(Graph {
-        n_tokens,
-        logits,
-        nodes: g.nodes,
-    })
+    Ok(Graph { nodes: g.nodes })
 }
 
 fn attention(

@@ -330,10 +330,6 @@ impl Session {
         self.sampling.repeat_penalty != 1.0 && self.sampling.repeat_last_n > 0
     }
 
-    pub fn decode_graph(&self) -> &Graph {
-        &self.decode
-    }
-
     /// Forgets the sequence (the next token is at position 0).
     pub fn reset(&mut self) {
         let ctx = &self.model.ctx;
@@ -465,23 +461,23 @@ impl Session {
     }
 
     /// Writes the chunk's tokens and moves its plan to the current position.
-    fn prepare_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
+    /// Writes the chunk's tokens and returns its plan, moved to the current position.
+    fn prepare_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<&mut Graph, Error> {
         let pos = self.state.pos;
         let model = Arc::clone(&self.model);
         model
             .ctx
             .queue
             .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(chunk));
-        self.plan(chunk.len() as u32, rows)?
-            .set_position(&model.ctx.queue, pos)?;
-        Ok(())
+        let graph = self.plan(chunk.len() as u32, rows)?;
+        graph.set_position(&model.ctx.queue, pos)?;
+        Ok(graph)
     }
 
     fn run_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
-        self.prepare_chunk(chunk, rows)?;
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
-        let graph = self.plan(chunk.len() as u32, rows)?;
+        let graph = self.prepare_chunk(chunk, rows)?;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -520,10 +516,7 @@ impl Session {
     /// Runs `token` at the next position and draws the token after it, in one submit.
     pub fn decode(&mut self, token: u32) -> Result<u32, Error> {
         self.check_tokens(&[token])?;
-        let ctx = &self.model.ctx;
-        ctx.queue
-            .write_buffer(&self.scratch.tokens, 0, bytemuck::bytes_of(&token));
-        self.decode.set_position(&ctx.queue, self.state.pos)?;
+        self.prepare_chunk(&[token], LogitRows::Last)?;
         self.history.push(token);
         let next = self.submit_step(true);
         if next.is_err() {
@@ -630,9 +623,8 @@ impl Session {
                 self.options.ubatch
             )));
         }
-        self.prepare_chunk(chunk, LogitRows::Last)?;
         let model = Arc::clone(&self.model);
-        let times = time_nodes(&model.ctx, self.plan(chunk.len() as u32, LogitRows::Last)?)?;
+        let times = time_nodes(&model.ctx, self.prepare_chunk(chunk, LogitRows::Last)?)?;
         self.state.pos += chunk.len() as u32;
         self.history.extend_from_slice(chunk);
         self.last_row = Some(0);
