@@ -3,7 +3,7 @@
 use crate::error::GpuError;
 use crate::loader::config::AttentionConfig;
 use crate::runtime::gpu::GpuContext;
-use crate::runtime::ops::Dispatch;
+use crate::runtime::ops::{Dispatch, PositionParams, Positioned};
 use crate::runtime::params::{FlashAttentionParams, FlashPrefillParams, QkNormRopeParams};
 use crate::runtime::pipeline::{prefill_query_tile, Kernel, PipelineCache};
 
@@ -28,20 +28,23 @@ fn check_geometry(a: &AttentionConfig) -> Result<(), GpuError> {
     Ok(())
 }
 
-/// The q/k preparation of one attention layer: its dispatch and the params it rewrites when
-/// the position moves.
-pub struct QkNormRope {
-    pub dispatch: Dispatch,
-    params: QkNormRopeParams,
-}
-
-impl QkNormRope {
-    /// Moves the tokens to positions `pos0..` (rotary angles and cache rows).
-    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) {
-        self.params.pos0 = pos0;
-        self.dispatch.write_params(queue, &self.params);
+impl PositionParams for QkNormRopeParams {
+    fn set_pos0(&mut self, pos0: u32) {
+        self.pos0 = pos0;
     }
 }
+
+impl PositionParams for FlashPrefillParams {
+    fn set_pos0(&mut self, pos0: u32) {
+        self.pos0 = pos0;
+    }
+}
+
+/// The q/k preparation of one attention layer (rotary angles and cache rows follow the
+/// position).
+pub type QkNormRope = Positioned<QkNormRopeParams>;
+/// The tiled prefill attention of one layer (the causal mask follows the position).
+pub type FlashPrefill = Positioned<FlashPrefillParams>;
 
 /// Norm + rotary of the q and k heads of `n_tokens` tokens at `pos0..`, and the append of
 /// their k and v rows to the caches.
@@ -84,7 +87,7 @@ pub fn qk_norm_rope(
         ],
         (a.n_head + 2 * a.n_head_kv, n_tokens),
     )?;
-    Ok(QkNormRope { dispatch, params })
+    Ok(Positioned::new(dispatch, params))
 }
 
 /// The two passes of causal flash attention for `n_tokens` queries at `pos0..`.
@@ -181,19 +184,6 @@ impl FlashAttention {
     }
 }
 
-/// The tiled prefill attention of one layer, with the params it rewrites per chunk.
-pub struct FlashPrefill {
-    pub dispatch: Dispatch,
-    params: FlashPrefillParams,
-}
-
-impl FlashPrefill {
-    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) {
-        self.params.pos0 = pos0;
-        self.dispatch.write_params(queue, &self.params);
-    }
-}
-
 /// Tiled causal flash attention for `n_tokens` queries at `pos0..` (prefill), gate included.
 #[allow(clippy::too_many_arguments)]
 pub fn flash_prefill(
@@ -233,5 +223,5 @@ pub fn flash_prefill(
         &[q, k_cache, v_cache, q_in, out],
         (a.n_head, tiles),
     )?;
-    Ok(FlashPrefill { dispatch, params })
+    Ok(Positioned::new(dispatch, params))
 }
