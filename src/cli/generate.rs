@@ -182,14 +182,18 @@ fn describe_load(loaded: &Loaded) {
     );
 }
 
-pub fn run(args: RunArgs) -> Result<(), Error> {
+/// Ctrl-C handling, the model loaded and described, the sampling set; returns the seed.
+fn start(model: &ModelArgs, sampling: &SamplingArgs) -> Result<(Loaded, u64), Error> {
     install_ctrl_c();
-    let mut loaded = load(&args.model, args.model.session_options(false))?;
+    let mut loaded = load(model, model.session_options(false))?;
     describe_load(&loaded);
-    let seed = args.sampling.seed();
-    loaded
-        .session
-        .set_sampling(args.sampling.sampling(), seed)?;
+    let seed = sampling.seed();
+    loaded.session.set_sampling(sampling.sampling(), seed)?;
+    Ok((loaded, seed))
+}
+
+pub fn run(args: RunArgs) -> Result<(), Error> {
+    let (mut loaded, seed) = start(&args.model, &args.sampling)?;
     let template = template_of(&loaded)?;
     let text = match (&template, args.raw) {
         (Some(t), false) => {
@@ -244,13 +248,7 @@ fn print_stats(loaded: &Loaded, conv: &Conversation) {
 }
 
 pub fn chat(args: ChatArgs) -> Result<(), Error> {
-    install_ctrl_c();
-    let mut loaded = load(&args.model, args.model.session_options(false))?;
-    describe_load(&loaded);
-    let seed = args.sampling.seed();
-    loaded
-        .session
-        .set_sampling(args.sampling.sampling(), seed)?;
+    let (mut loaded, _) = start(&args.model, &args.sampling)?;
     let template = match template_of(&loaded)? {
         Some(t) => t,
         None => ChatTemplate::new(qwen_wgpu::loader::vocab::CHATML_TEMPLATE)?,
