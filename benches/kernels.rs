@@ -27,6 +27,12 @@ use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 const REPS: usize = 10;
 
 fn time(gpu: &GpuContext, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer) {
+    // `cargo bench --bench kernels -- WORD` times only the kernels whose name holds WORD.
+    if let Some(word) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {
+        if !name.contains(&word) {
+            return;
+        }
+    }
     let run = || {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
@@ -286,6 +292,57 @@ fn main() {
         "matmul q4_K 2048 x 2048 x 64 tokens",
         &ds.iter().collect::<Vec<_>>(),
         &ys,
+    );
+    // A 128-token prompt chunk: its 1024 expert slots over 32 experts (the per-slot form),
+    // and the matmul at the GDN input projection's shape.
+    let slot_ids: Vec<u32> = (0..1024u32).map(|s| (s % 8 + 5 * (s / 8)) % 32).collect();
+    let slot_ids = storage_buffer(&gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
+    let chunk = buf(&random(128 * e as usize, 1.0, &mut rng));
+    let chunk_up = f32_buffer(&gpu, "chunk up", 1024 * 512);
+    let ds = expert_matvec(
+        &gpu,
+        &cache,
+        &m,
+        512,
+        1024,
+        &slot_ids,
+        &chunk,
+        SlotInput {
+            stride: e,
+            group: 8,
+        },
+        &chunk_up,
+        SlotOutput {
+            stride: 512,
+            offset: 0,
+        },
+    )
+    .unwrap();
+    time(
+        &gpu,
+        "prefill expert matvec q4_K 1024 slots x 512 x 2048",
+        &ds.iter().collect::<Vec<_>>(),
+        &chunk_up,
+    );
+    let qkv_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * 8192)
+        .map(|_| (rng.next_u64() & 0x3F) as u8)
+        .collect();
+    let qkv = QuantMatrix::upload(&gpu, "qkv", ty, e, 8192, &qkv_bytes, max_piece).unwrap();
+    let chunk_qkv = f32_buffer(&gpu, "chunk qkv", 128 * 8192);
+    let ds = matmul(
+        &gpu,
+        &cache,
+        &qkv,
+        128,
+        Strided::rows(&chunk, e),
+        Strided::rows(&chunk_qkv, 8192),
+    )
+    .unwrap();
+    time(
+        &gpu,
+        "prefill matmul q4_K 8192 x 2048 x 128 tokens",
+        &ds.iter().collect::<Vec<_>>(),
+        &chunk_qkv,
     );
     let vocab = 248_320u32;
     let table_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * vocab as usize)

@@ -38,3 +38,14 @@ fn u32_at(b: u32) -> u32 {
 fn i8_of(v: u32) -> f32 {
     return f32(i32(v << 24u) >> 24u);
 }
+
+// The four bytes of a word as unsigned values, lowest byte first.
+fn bytes_f32(q: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(0xFFu));
+}
+
+// The four bytes of a word as signed (two's complement) values, lowest byte first.
+fn bytes_i8_f32(q: u32) -> vec4<f32> {
+    let shifted = vec4<i32>(bitcast<i32>(q << 24u), bitcast<i32>(q << 16u), bitcast<i32>(q << 8u), bitcast<i32>(q));
+    return vec4<f32>(shifted >> vec4<u32>(24u));
+}

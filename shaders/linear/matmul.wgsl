@@ -40,8 +40,22 @@ const WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read> order: array<u32>;
 @group(0) @binding(5) var<storage, read> offsets: array<u32>;
 
-var<workgroup> w_tile: array<array<f32, 32>, TILE>;
-var<workgroup> x_tile: array<array<f32, 32>, TILE>;
+// Packed for the product loop: w_tile[l][r] holds element l of rows r, r + 16, r + 32,
+// r + 48 and x_tile[l][t] element l of tile tokens t, t + 16, t + 32, t + 48, so each step
+// of that loop reads two vectors instead of eight scalars (on CPU devices every
+// workgroup-memory read is a per-lane gather).
+var<workgroup> w_tile: array<array<vec4<f32>, 16>, 32>;
+var<workgroup> x_tile: array<array<vec4<f32>, 16>, 32>;
+
+// Elements l.. l + 3 of tile row r (stage_unit's output).
+fn stage4(r: u32, l: u32, v: vec4<f32>) {
+    let q = r % 16u;
+    let c = r / 16u;
+    w_tile[l][q][c] = v.x;
+    w_tile[l + 1u][q][c] = v.y;
+    w_tile[l + 2u][q][c] = v.z;
+    w_tile[l + 3u][q][c] = v.w;
+}
 
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -100,9 +114,8 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, grouped: bool, lid: u32
             let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
             stage_unit(block, u % UNITS_PER_BLOCK, stage_row, stage_part);
         } else {
-            for (var l = 8u * stage_part; l < 8u * stage_part + 8u; l++) {
-                w_tile[stage_row][l] = 0.0;
-            }
+            stage4(stage_row, 8u * stage_part, vec4<f32>(0.0));
+            stage4(stage_row, 8u * stage_part + 4u, vec4<f32>(0.0));
         }
         for (var i = lid; i < TILE * 32u; i += WG) {
             let tt = i / 32u;
@@ -111,15 +124,16 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, grouped: bool, lid: u32
             if (tt < n) {
                 v = x[params.x_offset + x_row(tok0, tt, grouped) * params.x_stride + 32u * u + l];
             }
-            x_tile[tt][l] = v;
+            x_tile[l][tt % 16u][tt / 16u] = v;
         }
         workgroupBarrier();
         for (var l = 0u; l < 32u; l++) {
-            let xv = vec4<f32>(x_tile[t][l], x_tile[t + 16u][l], x_tile[t + 32u][l], x_tile[t + 48u][l]);
-            acc0 += w_tile[r][l] * xv;
-            acc1 += w_tile[r + 16u][l] * xv;
-            acc2 += w_tile[r + 32u][l] * xv;
-            acc3 += w_tile[r + 48u][l] * xv;
+            let xv = x_tile[l][t];
+            let wv = w_tile[l][r];
+            acc0 += wv.x * xv;
+            acc1 += wv.y * xv;
+            acc2 += wv.z * xv;
+            acc3 += wv.w * xv;
         }
         workgroupBarrier();
     }

@@ -34,8 +34,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 // [rows, row_bytes] GGUF blocks (matvec_experts: [n_experts, rows, row_bytes]), as u32 words
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
-// [cols] f32 (matvec_experts: [slots, x_stride])
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+// [cols] f32 (matvec_experts: [slots, x_stride]), read four floats at a time: one vector
+// load per four weights rather than four scalar loads (x_offset and x_stride are multiples
+// of 4).
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 // [rows] f32 (matvec_experts: [slots, y_stride])
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 // [slots] u32: the routed experts (matvec_experts)

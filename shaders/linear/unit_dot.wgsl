@@ -2,9 +2,9 @@
 // unit's values as the type's decoder (linear/quant/<type>.wgsl) expands them in registers.
 fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     let v = unit_values(block, sub);
-    var acc = 0.0;
-    for (var l = 0u; l < 32u; l++) {
-        acc += v[l] * x[xb + l];
+    var acc = vec4<f32>(0.0);
+    for (var l = 0u; l < 32u; l += 4u) {
+        acc += vec4<f32>(v[l], v[l + 1u], v[l + 2u], v[l + 3u]) * x[(xb + l) >> 2u];
     }
-    return acc;
+    return acc.x + acc.y + acc.z + acc.w;
 }

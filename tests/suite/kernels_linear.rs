@@ -65,11 +65,11 @@ fn gpu_matvec(
     let cols = x.len();
     let m = QuantMatrix::upload(gpu, "w", ty, cols as u32, rows as u32, w, max_piece).unwrap();
     // x sits at an offset in a larger buffer, y likewise, as in the executor's scratch.
-    let mut xs = vec![0.0f32; 5];
+    let mut xs = vec![0.0f32; 8];
     xs.extend_from_slice(x);
     let xb = storage_buffer(gpu, "x", bytemuck::cast_slice(&xs));
     let yb = f32_buffer(gpu, "y", rows + 3);
-    let op = Matvec::new(gpu, cache, &m, &xb, 5, &yb, 3).unwrap();
+    let op = Matvec::new(gpu, cache, &m, &xb, 8, &yb, 3).unwrap();
     let mut enc = gpu.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -170,6 +170,15 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
     let w = vec![0u8; 4 * 64];
     assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 100).is_err());
     assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 16, 4, &w, 1 << 20).is_err());
+    // The kernel reads x as vec4s: an input offset that is not a multiple of 4 floats is
+    // refused rather than read shifted.
+    let m = QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 1 << 20).unwrap();
+    let xb = f32_buffer(&gpu, "x", 70);
+    let yb = f32_buffer(&gpu, "y", 1);
+    let err = Matvec::new(&gpu, &cache, &m, &xb, 5, &yb, 0)
+        .err()
+        .expect("offset 5 refused");
+    assert!(err.to_string().contains("multiples of 4"), "{err}");
 }
 
 /// Dequantized rows must equal the CPU's up to the GPU contracting `a * q - b` into one

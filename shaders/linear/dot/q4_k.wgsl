@@ -11,9 +11,9 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     var sx = vec4<f32>(0.0);
     for (var j = 0u; j < 8u; j++) {
         let q = (weights[qs + j] >> shift) & 0x0F0F0F0Fu;
-        let w = vec4<f32>(vec4<u32>(q & 0xFFu, (q >> 8u) & 0xFFu, (q >> 16u) & 0xFFu, q >> 24u));
+        let w = bytes_f32(q);
         let b = xb + 4u * j;
-        let xv = vec4<f32>(x[b], x[b + 1u], x[b + 2u], x[b + 3u]);
+        let xv = x[b >> 2u];
         qx += w * xv;
         sx += xv;
     }

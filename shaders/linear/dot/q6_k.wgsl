@@ -13,8 +13,8 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         let lo = (u32_at(ql + j) >> lo_shift) & 0x0F0F0F0Fu;
         let hi = ((u32_at(qh + j) >> hi_shift) & 0x03030303u) << 4u;
         let q = lo | hi;
-        let w = vec4<f32>(vec4<i32>(vec4<u32>(q & 0xFFu, (q >> 8u) & 0xFFu, (q >> 16u) & 0xFFu, q >> 24u)) - vec4<i32>(32));
-        let xv = vec4<f32>(x[xb + j], x[xb + j + 1u], x[xb + j + 2u], x[xb + j + 3u]);
+        let w = bytes_f32(q) - 32.0;
+        let xv = x[(xb + j) >> 2u];
         let p = w * xv;
         halves[j / 16u] += p.x + p.y + p.z + p.w;
     }

@@ -1,17 +1,11 @@
 // unit_dot for q8_0 without materialising the unit: four quants per word, sign-extended
-// by shifts, multiplied with x four at a time. Same values as quant/q8_0.wgsl's decoder.
+// by shifts (bytes_i8_f32), multiplied with x four at a time. Same values as quant/q8_0.wgsl's decoder.
 fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     let d = f16_at(block);
     var acc = vec4<f32>(0.0);
     for (var j = 0u; j < 32u; j += 4u) {
         let q = u32_at(block + 2u + j);
-        let qi = vec4<i32>(
-            bitcast<i32>(q << 24u),
-            bitcast<i32>(q << 16u),
-            bitcast<i32>(q << 8u),
-            bitcast<i32>(q),
-        ) >> vec4<u32>(24u);
-        acc += vec4<f32>(qi) * vec4<f32>(x[xb + j], x[xb + j + 1u], x[xb + j + 2u], x[xb + j + 3u]);
+        acc += bytes_i8_f32(q) * x[(xb + j) >> 2u];
     }
     return d * (acc.x + acc.y + acc.z + acc.w);
 }

@@ -9,9 +9,6 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
     for (var j = 0u; j < 2u; j++) {
         let l = 8u * part + 4u * j;
         let q = (weights[qs + 2u * part + j] >> shift) & 0x0F0F0F0Fu;
-        w_tile[r][l] = dl * f32(q & 0xFFu) - ml;
-        w_tile[r][l + 1u] = dl * f32((q >> 8u) & 0xFFu) - ml;
-        w_tile[r][l + 2u] = dl * f32((q >> 16u) & 0xFFu) - ml;
-        w_tile[r][l + 3u] = dl * f32(q >> 24u) - ml;
+        stage4(r, l, dl * bytes_f32(q) - ml);
     }
 }

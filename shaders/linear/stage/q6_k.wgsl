@@ -12,9 +12,6 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
         let lo = (u32_at(ql + l) >> (4u * (k / 2u))) & 0x0F0F0F0Fu;
         let hi = ((u32_at(qh + l) >> (2u * k)) & 0x03030303u) << 4u;
         let q = lo | hi;
-        w_tile[r][l] = ds * f32(i32(q & 0xFFu) - 32);
-        w_tile[r][l + 1u] = ds * f32(i32((q >> 8u) & 0xFFu) - 32);
-        w_tile[r][l + 2u] = ds * f32(i32((q >> 16u) & 0xFFu) - 32);
-        w_tile[r][l + 3u] = ds * f32(i32(q >> 24u) - 32);
+        stage4(r, l, ds * (bytes_f32(q) - 32.0));
     }
 }

@@ -5,9 +5,6 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
     for (var j = 0u; j < 8u; j += 4u) {
         let l = 8u * part + j;
         let q = u32_at(block + 2u + l);
-        w_tile[r][l] = i8_of(q & 0xFFu) * d;
-        w_tile[r][l + 1u] = i8_of((q >> 8u) & 0xFFu) * d;
-        w_tile[r][l + 2u] = i8_of((q >> 16u) & 0xFFu) * d;
-        w_tile[r][l + 3u] = i8_of(q >> 24u) * d;
+        stage4(r, l, d * bytes_i8_f32(q));
     }
 }

@@ -7,6 +7,17 @@ use crate::runtime::params::{EmbedParams, MatmulParams, MatvecParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
+/// The matvec kernels read x four floats at a time, so its offset and row stride must be
+/// multiples of 4 floats.
+pub(crate) fn check_vec4_input(kernel: &str, offset: u32, stride: u32) -> Result<(), GpuError> {
+    if offset % 4 != 0 || stride % 4 != 0 {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: input offset {offset} and stride {stride} must be multiples of 4 floats"
+        )));
+    }
+    Ok(())
+}
+
 /// `y[y_offset..] = W x[x_offset..]`, one dispatch per piece of W.
 pub struct Matvec {
     pieces: Vec<Dispatch>,
@@ -22,6 +33,7 @@ impl Matvec {
         y: &wgpu::Buffer,
         y_offset: u32,
     ) -> Result<Matvec, GpuError> {
+        check_vec4_input("matvec", x_offset, 0)?;
         let kernel = Kernel::Matvec(w.ty);
         let rows_per_group = kernel.override_value("ROWS");
         let pieces = w

@@ -85,6 +85,7 @@ pub fn expert_matvec(
     if input.group == 0 {
         return Err(GpuError::Shape("expert_matvec: slot group 0".into()));
     }
+    super::linear::check_vec4_input("expert_matvec", 0, input.stride)?;
     // A prompt chunk's many slots keep the device busy with fewer, longer workgroups.
     let kernel = if slots >= MANY_SLOTS {
         Kernel::MatvecSlots(w.ty)
