@@ -30,7 +30,7 @@ const WG: u32 = 64u;
 const MAX_HEAD_DIM: u32 = 512u;
 const NEG_BIG: f32 = -3.4028235e38;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, n_head, head_dim] f32: normalised, rotated queries
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 // [capacity, n_head_kv, head_dim] KV elements

@@ -26,7 +26,7 @@ const KT: u32 = 16u;
 const DPT: u32 = (HD + WG - 1u) / WG;
 const NEG_BIG: f32 = -3.4028235e38;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, n_head, HD] f32: normalised, rotated queries
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 // [capacity, n_head_kv, HD] KV elements

@@ -30,7 +30,7 @@ struct Params {
 
 const MAX_HEAD_DIM: u32 = 512u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, q_stride] f32: attn_q output
 @group(0) @binding(1) var<storage, read> q_in: array<f32>;
 // [n_tokens, n_head_kv, head_dim] f32

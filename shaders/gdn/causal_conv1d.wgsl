@@ -16,7 +16,7 @@ struct Params {
 
 const MAX_TAPS: u32 = 8u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, channels] f32: the qkv projections
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 // [channels, taps] f32: ssm_conv1d

@@ -28,7 +28,7 @@ const SLICES: u32 = 4u;
 const WG: u32 = 128u;
 const RPT: u32 = D_K / SLICES;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, channels] f32: conv output after SiLU, q | k | v
 @group(0) @binding(1) var<storage, read> conv_out: array<f32>;
 // [n_tokens, n_v] f32: ssm_beta projection (before the sigmoid)

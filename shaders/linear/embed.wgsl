@@ -17,7 +17,7 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [rows, row_bytes] GGUF blocks, as u32 words
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
 // [n_tokens] u32

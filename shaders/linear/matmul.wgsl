@@ -29,7 +29,7 @@ struct Params {
 const TILE: u32 = 64u;
 const WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [rows, row_bytes] GGUF blocks, as u32 words
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
 // [n_tokens, x_stride] f32

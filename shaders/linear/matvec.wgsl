@@ -31,7 +31,7 @@ struct Params {
     _pad0: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [rows, row_bytes] GGUF blocks (matvec_experts: [n_experts, rows, row_bytes]), as u32 words
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
 // [cols] f32 (matvec_experts: [slots, x_stride]), read four floats at a time: one vector

@@ -19,7 +19,7 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // swiglu: [slots, slot_stride] f32 holding gate (at 0) and up (at up_offset)
 @group(0) @binding(1) var<storage, read> gate_up: array<f32>;
 // swiglu: [slots, width] f32

@@ -15,7 +15,7 @@ struct Params {
 const MAX_EXPERTS: u32 = 512u;
 const WG: u32 = 256u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [slots] u32: the routed expert of each slot (moe_route's ids)
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 // [slots] u32

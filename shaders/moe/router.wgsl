@@ -18,7 +18,7 @@ const MAX_EXPERTS: u32 = 512u;
 const MAX_K: u32 = 16u;
 const MIN_SUM: f32 = 6.1035156e-5;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, n_expert] f32: ffn_gate_inp x
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 // [n_tokens, k] u32

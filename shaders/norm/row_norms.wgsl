@@ -16,7 +16,7 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [rows, n] f32: the rows to normalise, or the block output add_rms_norm adds
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 // [n] f32 (not read by l2_norm)

@@ -15,7 +15,7 @@ const WG: u32 = 256u;
 // Logits per partial workgroup.
 const CHUNK: u32 = 4096u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n] f32
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 // [n_partials] (value, index as f32 bits)

@@ -13,7 +13,7 @@ struct Params {
 
 const WG: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n_vocab] f32
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
 // [n_recent] u32 token ids, oldest first

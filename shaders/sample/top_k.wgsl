@@ -27,7 +27,7 @@ const MAX_K: u32 = 64u;
 const NEG_BIG: f32 = -3.4028235e38;
 const NO_INDEX: u32 = 0xFFFFFFFFu;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<storage, read> params: Params;
 // [n] f32
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 // [n_partials, k] (value, index as f32 bits), best first

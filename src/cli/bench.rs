@@ -87,8 +87,13 @@ pub struct Memory {
     pub kv: u64,
     pub recurrent_state: u64,
     pub activations: u64,
-    /// Anonymous host memory of this process (the file's map is not counted).
+    /// Anonymous host memory of this process after the benchmark (the file's map is not
+    /// counted).
     pub host_anonymous: Option<u64>,
+    /// Anonymous host memory the weight upload added and kept, less the weights themselves
+    /// where the device's memory is host memory (a CPU device): the host copy a load leaves
+    /// behind.
+    pub host_kept_by_load: Option<i64>,
     pub file_bytes: u64,
 }
 
@@ -276,6 +281,15 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
             + session.scratch_bytes(),
         vram_predicted: plan.total(),
         host_anonymous: host_anonymous_memory(),
+        host_kept_by_load: session.model().host_memory_at_load.map(|(before, after)| {
+            let device_is_host = ctx.info.device_type == wgpu::DeviceType::Cpu;
+            let weights = if device_is_host {
+                session.model().weights.bytes
+            } else {
+                0
+            };
+            after as i64 - before as i64 - weights as i64
+        }),
         file_bytes: std::fs::metadata(&loaded.path).map_or(0, |m| m.len()),
     };
     let report = BenchReport {
@@ -351,11 +365,18 @@ fn print_report(r: &BenchReport) {
         mib(m.activations as f64),
         mib(m.vram_predicted)
     );
+    if let Some(kept) = m.host_kept_by_load {
+        println!(
+            "host: loading kept {:.1} MiB beyond the weights in device memory ({:.1}% of the {:.1} MiB file)",
+            mib(kept as f64),
+            100.0 * kept as f64 / m.file_bytes.max(1) as f64,
+            mib(m.file_bytes as f64)
+        );
+    }
     if let Some(h) = m.host_anonymous {
         println!(
-            "host: {:.1} MiB anonymous memory besides the file's map ({:.1} MiB file)",
+            "host: {:.1} MiB anonymous memory after the benchmark, besides the file's map",
             mib(h as f64),
-            mib(m.file_bytes as f64)
         );
     }
     for (name, profile) in [

@@ -12,11 +12,12 @@ use crate::error::GpuError;
 /// Environment variable that picks an adapter by index or name, like `--adapter`.
 pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
 
-/// The limits below which no kernel of ours can run; anything a Vulkan 1.1, Metal or DX12
-/// device reports clears them.
+/// The limits below which no kernel of ours can run; what desktop Vulkan, Metal and DX12
+/// devices report clears them (the storage-buffer count is qk_norm_rope's: its params and
+/// nine tensors).
 const MIN_WORKGROUP_SIZE: u32 = 256;
 const MIN_WORKGROUP_STORAGE: u32 = 16 * 1024;
-const MIN_STORAGE_BUFFERS: u32 = 8;
+pub const MIN_STORAGE_BUFFERS: u32 = 10;
 const MIN_STORAGE_BINDING: u64 = 16 << 20;
 
 /// How to pick an adapter.
@@ -70,6 +71,9 @@ pub struct GpuFeatures {
     /// than a matvec per token and expert: what bandwidth-bound GPUs want; a CPU device,
     /// bound by arithmetic, is faster per slot.
     pub grouped_expert_prefill: bool,
+    /// Weights are written straight into their mapped buffers rather than through staging:
+    /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
+    pub mapped_upload: bool,
 }
 
 /// An adapter as `list_adapters` reports it.
@@ -103,7 +107,12 @@ pub struct GpuContext {
     /// GPU objects created through the runtime's helpers, so a test can show that the
     /// per-token path creates none.
     pub created: Creations,
+    /// Bytes queued by [`GpuContext::write_buffer`] since the last submit.
+    queued_writes: std::sync::atomic::AtomicU64,
 }
+
+/// The most bytes of queued writes held in host memory at once while uploading.
+const UPLOAD_WINDOW: u64 = 32 << 20;
 
 /// Running counts of created buffers and bind groups.
 #[derive(Debug, Default)]
@@ -253,10 +262,15 @@ impl GpuContext {
         let limits = adapter.limits();
         check_limits(&limits)?;
         let have = adapter.features();
-        let wanted = wgpu::Features::SHADER_F16
+        let mut wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        // Mappable storage buffers are slow on a discrete GPU, free where device memory is
+        // host memory.
+        if info.device_type == wgpu::DeviceType::Cpu {
+            wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+        }
         let required_features = have & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("qwen-wgpu"),
@@ -273,6 +287,7 @@ impl GpuContext {
             subgroup: required_features.contains(wgpu::Features::SUBGROUP),
             timestamp_query: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
             grouped_expert_prefill: info.device_type != wgpu::DeviceType::Cpu,
+            mapped_upload: required_features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         };
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         Ok(GpuContext {
@@ -283,6 +298,7 @@ impl GpuContext {
             features,
             limits,
             created: Creations::default(),
+            queued_writes: Default::default(),
         })
     }
 
@@ -309,6 +325,66 @@ impl GpuContext {
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
             .map_err(|e| GpuError::Device(format!("waiting for the device: {e}")))
+    }
+
+    /// Writes `bytes` into `buffer` from byte `offset` (a multiple of 4), a short tail padded
+    /// with zeros to a whole word. wgpu copies each queued write into a host staging buffer
+    /// that lives until a submit retires it, and its allocator keeps that memory for reuse:
+    /// writing a model's weights at once would leave a host copy of all of them behind. So
+    /// the writes go in slices, with a submit and a wait whenever UPLOAD_WINDOW bytes are
+    /// queued, and uploading leaves at most about one window of staging memory.
+    pub fn write_buffer(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), GpuError> {
+        self.write_buffer_windowed(buffer, offset, bytes, UPLOAD_WINDOW)
+    }
+
+    /// [`GpuContext::write_buffer`] with at most `window` bytes (at least 4) queued at once.
+    pub fn write_buffer_windowed(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: &[u8],
+        window: u64,
+    ) -> Result<(), GpuError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let window = window.max(4);
+        let whole = bytes.len() / 4 * 4;
+        let mut done = 0;
+        while done < bytes.len() {
+            let room = window.saturating_sub(self.queued_writes.load(Relaxed));
+            if room < 4 {
+                self.finish_writes()?;
+                continue;
+            }
+            let at = offset + done as u64;
+            if done < whole {
+                let n = (whole - done).min(room as usize / 4 * 4);
+                self.queue.write_buffer(buffer, at, &bytes[done..done + n]);
+                done += n;
+                self.queued_writes.fetch_add(n as u64, Relaxed);
+            } else {
+                let mut tail = [0u8; 4];
+                tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+                self.queue.write_buffer(buffer, at, &tail);
+                done = bytes.len();
+                self.queued_writes.fetch_add(4, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits the queued writes and waits for them, releasing their staging memory.
+    pub fn finish_writes(&self) -> Result<(), GpuError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.queued_writes.swap(0, Relaxed) > 0 {
+            self.queue.submit([]);
+            self.wait()?;
+        }
+        Ok(())
     }
 
     /// A one-line description for logs and reports.

@@ -14,7 +14,7 @@ use crate::loader::gguf::GgufFile;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::reference::sample::Draw;
 use crate::rng::SplitMix64;
-use crate::runtime::gpu::GpuContext;
+use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
 use crate::runtime::ops::sample::{
     Argmax, RepetitionPenalty, TopKSampler, MAX_PENALTY_WINDOW, MAX_TOP_K,
@@ -144,6 +144,9 @@ pub struct GpuModel {
     pub cache: PipelineCache,
     pub config: ModelConfig,
     pub weights: ModelWeights,
+    /// Anonymous host memory (bytes) just before and just after the upload, where the OS
+    /// reports it: what loading kept on the host besides the file's map.
+    pub host_memory_at_load: Option<(u64, u64)>,
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -165,12 +168,15 @@ impl GpuModel {
         if let Some(budget) = ctx.memory_budget() {
             check_fits(&plan, plan_for.context, budget, &ctx.info.name)?;
         }
+        let before = host_anonymous_memory();
         let weights = weights::upload(&ctx, file, config, progress)?;
+        let host_memory_at_load = before.zip(host_anonymous_memory());
         Ok(Arc::new(GpuModel {
             ctx,
             cache: PipelineCache::default(),
             config: config.clone(),
             weights,
+            host_memory_at_load,
         }))
     }
 }

@@ -31,6 +31,46 @@ pub fn storage_buffer(ctx: &GpuContext, label: &str, bytes: &[u8]) -> wgpu::Buff
         })
 }
 
+/// A read-only storage buffer holding `bytes` (a tensor of the model file), written so that
+/// no host copy of it stays behind: in place where the device maps it
+/// ([`GpuFeatures::mapped_upload`](crate::runtime::GpuFeatures)), else through
+/// [`GpuContext::write_buffer`]'s bounded staging.
+pub fn upload_buffer(
+    ctx: &GpuContext,
+    label: &str,
+    bytes: &[u8],
+) -> Result<wgpu::Buffer, GpuError> {
+    ctx.created.buffer();
+    let mapped = ctx.features.mapped_upload;
+    let mut usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+    if mapped {
+        usage |= wgpu::BufferUsages::MAP_WRITE;
+    }
+    let size = (bytes.len().div_ceil(4).max(1) * 4) as u64;
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: mapped,
+    });
+    if mapped {
+        {
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Device(format!("mapping {label} for upload: {e}")))?;
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+            view.slice(bytes.len()..)
+                .copy_from_slice(&[0; 4][..size as usize - bytes.len()]);
+        }
+        buffer.unmap();
+    } else {
+        ctx.write_buffer(&buffer, 0, bytes)?;
+    }
+    Ok(buffer)
+}
+
 /// A zeroed f32 storage buffer of `n` values that kernels write and tests read back.
 pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
     ctx.created.buffer();
@@ -44,14 +84,14 @@ pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
     })
 }
 
-/// A uniform buffer holding one params struct.
-pub fn uniform_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+/// A kernel's params struct, bound as read-only storage (see `Dispatch`).
+pub fn params_buffer<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
     ctx.created.buffer();
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         })
 }
 
@@ -197,7 +237,7 @@ impl QuantMatrix {
             let start = first_row as usize * row_bytes as usize;
             let end = start + n as usize * row_bytes as usize;
             pieces.push(MatrixPiece {
-                buffer: storage_buffer(ctx, name, &bytes[start..end]),
+                buffer: upload_buffer(ctx, name, &bytes[start..end])?,
                 first_row,
                 rows: n,
             });

@@ -9,7 +9,7 @@ use crate::loader::gguf::GgufFile;
 use crate::loader::names::{self, blk, layer as t};
 use crate::model::reference::rope::rope_frequencies;
 use crate::runtime::gpu::GpuContext;
-use crate::runtime::tensor::{storage_buffer, QuantMatrix};
+use crate::runtime::tensor::{upload_buffer, QuantMatrix};
 
 pub struct AttentionWeights {
     pub q: QuantMatrix,
@@ -172,7 +172,7 @@ impl Uploader<'_, '_> {
         let (info, bytes) = self.bytes(name)?;
         let values = dequantize(info.ggml_type, bytes, info.n_elements() as usize)
             .map_err(|e| Error::InvalidArgument(format!("tensor '{name}': {e}")))?;
-        let buffer = storage_buffer(self.ctx, name, bytemuck::cast_slice(&values));
+        let buffer = upload_buffer(self.ctx, name, bytemuck::cast_slice(&values))?;
         self.advance(bytes.len());
         Ok(buffer)
     }
@@ -213,7 +213,10 @@ pub fn upload(
         total,
         progress,
     };
-    let weights = upload_all(&mut up, config);
+    let weights = upload_all(&mut up, config).and_then(|w| {
+        ctx.finish_writes()?;
+        Ok(w)
+    });
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(GpuError::OutOfMemory(format!(
             "uploading {:.2} GiB of weights: {e}",
@@ -241,7 +244,7 @@ fn upload_all(up: &mut Uploader<'_, '_>, config: &ModelConfig) -> Result<ModelWe
         token_embd,
         output,
         output_norm,
-        rope_freqs: storage_buffer(up.ctx, "rope_freqs", bytemuck::cast_slice(&freqs)),
+        rope_freqs: upload_buffer(up.ctx, "rope_freqs", bytemuck::cast_slice(&freqs))?,
         layers,
         bytes: up.done,
     })

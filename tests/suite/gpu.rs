@@ -81,3 +81,53 @@ fn a_compute_dispatch_round_trips() {
         assert_eq!(*y, 2.0 * x + 1.0, "element {i}");
     }
 }
+
+/// The whole buffer's bytes, copied back.
+fn buffer_bytes(gpu: &qwen_wgpu::runtime::GpuContext, buffer: &wgpu::Buffer) -> Vec<u8> {
+    use qwen_wgpu::runtime::tensor::{map_read, read_back_buffer};
+    let back = read_back_buffer(gpu, "back", buffer.size());
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &back, 0, buffer.size());
+    gpu.queue.submit([enc.finish()]);
+    map_read(gpu, &back, buffer.size()).unwrap()
+}
+
+/// Weights go up mapped in place (CPU devices) or through bounded staging: both give the
+/// file's bytes exactly, a ragged tail padded with zeros to a whole word.
+#[test]
+fn uploads_give_the_exact_bytes_mapped_and_staged() {
+    use qwen_wgpu::runtime::tensor::upload_buffer;
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let modes: Vec<bool> = if gpu.features.mapped_upload {
+        vec![true, false]
+    } else {
+        vec![false]
+    };
+    for mapped in modes {
+        gpu.features.mapped_upload = mapped;
+        for len in [0usize, 1, 3, 4, 5, 1023, 4099] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let buffer = upload_buffer(&gpu, "t", &bytes).unwrap();
+            let got = buffer_bytes(&gpu, &buffer);
+            assert_eq!(
+                got.len(),
+                len.div_ceil(4).max(1) * 4,
+                "mapped {mapped}, {len} bytes"
+            );
+            assert_eq!(&got[..len], &bytes[..], "mapped {mapped}, {len} bytes");
+            assert!(
+                got[len..].iter().all(|&b| b == 0),
+                "mapped {mapped}: padding"
+            );
+        }
+    }
+    // Staged writes in windows smaller than the data: several submits, same bytes.
+    let bytes: Vec<u8> = (0..1001).map(|i| (i * 13 + 1) as u8).collect();
+    let buffer = qwen_wgpu::runtime::tensor::f32_buffer(&gpu, "w", 260);
+    gpu.write_buffer_windowed(&buffer, 8, &bytes, 64).unwrap();
+    gpu.finish_writes().unwrap();
+    let got = buffer_bytes(&gpu, &buffer);
+    assert!(got[..8].iter().all(|&b| b == 0));
+    assert_eq!(&got[8..8 + 1001], &bytes[..]);
+    assert!(got[8 + 1001..].iter().all(|&b| b == 0));
+}

@@ -1,5 +1,5 @@
 //! Kernel launchers, one module per shader family. Each op builds its pipeline, params
-//! uniform and bind group once; afterwards it only records dispatches.
+//! buffer and bind group once; afterwards it only records dispatches.
 
 pub mod attention;
 pub mod gdn;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::pipeline::{Kernel, PipelineCache, Variant};
-use crate::runtime::tensor::uniform_buffer;
+use crate::runtime::tensor::params_buffer;
 
 /// Splits `n` workgroups into a 2-D grid within the per-dimension limit (kernels recover
 /// the index as `wg.x + wg.y * num_workgroups.x` and bound-check it).
@@ -25,8 +25,9 @@ pub fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
     }
 }
 
-/// One recorded dispatch: a pipeline, its bind group (binding 0 the params uniform, then
-/// the buffers) and the workgroup grid.
+/// One recorded dispatch: a pipeline, its bind group (binding 0 the params, then the
+/// buffers) and the workgroup grid. Params are a read-only storage buffer rather than a
+/// uniform one: lavapipe recompiles a shader at every dispatch whose uniform values changed.
 pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
@@ -83,7 +84,7 @@ impl Dispatch {
         }
         let variant = Variant::for_features(&ctx.features);
         let pipeline = cache.get(&ctx.device, kernel, variant)?;
-        let params_buf = uniform_buffer(ctx, kernel.entry_point(), params);
+        let params_buf = params_buffer(ctx, kernel.entry_point(), params);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: params_buf.as_entire_binding(),
