@@ -368,8 +368,8 @@ fn print_report(r: &BenchReport) {
     if let Some(kept) = m.host_kept_by_load {
         println!(
             "host: loading kept {:.1} MiB beyond the weights in device memory ({:.1}% of the {:.1} MiB file)",
-            mib(kept as f64),
-            100.0 * kept as f64 / m.file_bytes.max(1) as f64,
+            mib(kept.max(0) as f64),
+            100.0 * kept.max(0) as f64 / m.file_bytes.max(1) as f64,
             mib(m.file_bytes as f64)
         );
     }

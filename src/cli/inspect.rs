@@ -68,7 +68,8 @@ pub struct SynthArgs {
     output: PathBuf,
     #[arg(long, default_value_t = SynthOptions::default().seed)]
     seed: u64,
-    /// Type of the large weights: f32, f16, bf16, q8_0, q4_0, q4_K or q6_K.
+    /// Type of the large weights: f32, f16, bf16, q8_0, q4_0, q4_K or q6_K; or q4_K_M, q4_K
+    /// with q6_K where llama-quantize's Q4_K_M puts it.
     #[arg(long = "type", default_value = "f32")]
     weight_type: String,
 }
@@ -132,9 +133,16 @@ fn print_report(report: &InspectReport, json: bool) -> Result<(), Error> {
 
 pub fn synth(args: SynthArgs) -> Result<(), Error> {
     let config = presets::preset(&args.preset)?;
+    // Q4_K_M is a mix over q4_K, not a ggml type of its own.
+    let q4_k_m = args.weight_type.eq_ignore_ascii_case("q4_k_m");
     let opts = SynthOptions {
         seed: args.seed,
-        weight_type: parse_type(&args.weight_type)?,
+        weight_type: if q4_k_m {
+            GgmlType::Q4K
+        } else {
+            parse_type(&args.weight_type)?
+        },
+        q4_k_m,
         vocabulary: if args.qwen35_vocab {
             Vocabulary::Qwen35
         } else {

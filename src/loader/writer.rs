@@ -243,6 +243,9 @@ pub struct SynthOptions {
     /// q4_0, q4_K, q6_K); a tensor whose rows are not whole blocks of it falls back to q8_0,
     /// else f16 (as llama-quantize falls back).
     pub weight_type: GgmlType,
+    /// With `weight_type` q4_K: the tensors llama-quantize's Q4_K_M gives more bits get q6_K
+    /// (see [`q4_k_m_upgrade`]), so a benchmark reads the same mix as a real Q4_K_M file.
+    pub q4_k_m: bool,
     /// Write `attention.recurrent_layers` instead of `full_attention_interval`.
     pub explicit_schedule: bool,
     pub vocabulary: Vocabulary,
@@ -262,6 +265,7 @@ impl Default for SynthOptions {
         SynthOptions {
             seed: 0x5EED,
             weight_type: GgmlType::F32,
+            q4_k_m: false,
             explicit_schedule: false,
             vocabulary: Vocabulary::Bytes,
         }
@@ -271,6 +275,12 @@ impl Default for SynthOptions {
 /// A writer holding a random model of `config`'s architecture and shapes. MTP blocks are
 /// not synthesised, so the file's `block_count` is the trunk's.
 pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<GgufWriter, Error> {
+    if opts.q4_k_m && opts.weight_type != GgmlType::Q4K {
+        return Err(Error::InvalidArgument(format!(
+            "the Q4_K_M mix is built on q4_K weights, not {}",
+            opts.weight_type
+        )));
+    }
     if !SYNTH_TYPES.contains(&opts.weight_type) {
         let names: Vec<&str> = SYNTH_TYPES.iter().map(|t| t.name()).collect();
         return Err(Error::InvalidArgument(format!(
@@ -294,6 +304,8 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
         let values = synthetic_values(&spec, &mut rng);
         let ty = if spec.role.kept_f32() {
             GgmlType::F32
+        } else if opts.q4_k_m && q4_k_m_upgrade(config, &spec.name) {
+            storage_type(GgmlType::Q6K, spec.dims[0])
         } else {
             storage_type(opts.weight_type, spec.dims[0])
         };
@@ -323,8 +335,32 @@ fn storage_type(wanted: GgmlType, ne0: u64) -> GgmlType {
         .unwrap_or(GgmlType::F32)
 }
 
+/// Whether llama-quantize's Q4_K_M writes tensor `name` as q6_K rather than q4_K: the output
+/// head (and the embedding when it is tied to it), every attn_v, and attn_qkv and the
+/// ffn_down family in the layers its `use_more_bits` picks (the first and last eighth of
+/// the stack and every third layer between).
+pub fn q4_k_m_upgrade(config: &ModelConfig, name: &str) -> bool {
+    if name == names::OUTPUT || (name == names::TOKEN_EMBD && config.tied_embeddings) {
+        return true;
+    }
+    let Some((layer, tensor)) = name
+        .strip_prefix("blk.")
+        .and_then(|rest| rest.split_once('.'))
+        .and_then(|(i, t)| Some((i.parse::<usize>().ok()?, t)))
+    else {
+        return false;
+    };
+    let n = config.layers.len();
+    let more_bits = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+    tensor.starts_with("attn_v.")
+        || (more_bits && (tensor.starts_with("attn_qkv.") || tensor.starts_with("ffn_down")))
+}
+
 /// `general.file_type` (`enum llama_ftype`) of a file whose weights are mostly `ty`.
-fn file_type(ty: GgmlType) -> u32 {
+fn file_type(ty: GgmlType, q4_k_m: bool) -> u32 {
+    if q4_k_m {
+        return 15;
+    }
     match ty {
         GgmlType::F16 => 1,
         GgmlType::Q4_0 => 2,
@@ -342,7 +378,10 @@ fn write_model_metadata(w: &mut GgufWriter, c: &ModelConfig, opts: &SynthOptions
     w.set(general::ARCHITECTURE, MetaValue::String(arch.into()));
     w.set(general::NAME, MetaValue::String(c.name.clone()));
     w.set(ALIGNMENT_KEY, u32v(DEFAULT_ALIGNMENT as u32));
-    w.set(general::FILE_TYPE, u32v(file_type(opts.weight_type)));
+    w.set(
+        general::FILE_TYPE,
+        u32v(file_type(opts.weight_type, opts.q4_k_m)),
+    );
     w.set(general::QUANTIZATION_VERSION, u32v(2));
     let mut put = |suffix: &str, v: MetaValue| w.set(&names::arch_key(arch, suffix), v);
     put(k::CONTEXT_LENGTH, u32v(c.n_ctx_train));
@@ -440,9 +479,10 @@ pub fn encode_floats(values: &[f32], ty: GgmlType) -> Vec<u8> {
 /// A file name that says which synthetic model a file holds (`tiny-qwen35moe-f32-seed24301.gguf`).
 pub fn synthetic_file_name(config: &ModelConfig, opts: &SynthOptions) -> String {
     format!(
-        "{}-{}-seed{}.gguf",
+        "{}-{}{}-seed{}.gguf",
         config.name.to_ascii_lowercase().replace(' ', "-"),
         opts.weight_type,
+        if opts.q4_k_m { "_M" } else { "" },
         opts.seed
     )
 }
@@ -460,5 +500,30 @@ mod tests {
         ] {
             assert_eq!(Architecture::from_gguf_name(a.gguf_name()), Some(a));
         }
+    }
+
+    /// The reference's Q4_K_M of a 4-layer qwen35moe: output and attn_v at q6_K, attn_qkv
+    /// and the ffn_down family at q6_K in layers 2 and 3 only, the rest q4_K.
+    #[test]
+    fn q4_k_m_upgrades_what_llama_quantize_does() {
+        let config = crate::loader::presets::preset("bench-qwen35moe").unwrap();
+        let upgraded: Vec<String> = config
+            .tensor_specs()
+            .into_iter()
+            .filter(|s| !s.role.kept_f32() && super::q4_k_m_upgrade(&config, &s.name))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            upgraded,
+            [
+                "output.weight",
+                "blk.2.attn_qkv.weight",
+                "blk.2.ffn_down_exps.weight",
+                "blk.2.ffn_down_shexp.weight",
+                "blk.3.attn_v.weight",
+                "blk.3.ffn_down_exps.weight",
+                "blk.3.ffn_down_shexp.weight",
+            ]
+        );
     }
 }
