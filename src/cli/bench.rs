@@ -94,6 +94,8 @@ pub struct Memory {
     /// where the device's memory is host memory (a CPU device): the host copy a load leaves
     /// behind.
     pub host_kept_by_load: Option<i64>,
+    /// Anonymous host memory added per token over the timed decode runs (bytes).
+    pub host_growth_per_decode_token: Option<f64>,
     pub file_bytes: u64,
 }
 
@@ -232,13 +234,22 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
             pp.push(rate);
         }
     }
+    let mut host_after_warm_up = None;
     for rep in 0..=reps {
         let rate = decode_once(session, args.n_gen.max(1), prompt[0])?;
         progress.inc(1);
         if rep > 0 {
             tg.push(rate);
+        } else {
+            host_after_warm_up = host_anonymous_memory();
         }
     }
+    // Host memory must not grow with the tokens decoded (it did, 3 MiB a token, while
+    // lavapipe recompiled shaders per dispatch).
+    let decoded = (reps * args.n_gen.max(1)) as f64;
+    let host_growth_per_token = host_after_warm_up
+        .zip(host_anonymous_memory())
+        .map(|(before, after)| (after as f64 - before as f64) / decoded);
     progress.finish_and_clear();
     let (decode_profile, prefill_profile) = if args.profile {
         session.reset();
@@ -281,6 +292,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
             + session.scratch_bytes(),
         vram_predicted: plan.total(),
         host_anonymous: host_anonymous_memory(),
+        host_growth_per_decode_token: host_growth_per_token,
         host_kept_by_load: session.model().host_memory_at_load.map(|(before, after)| {
             let device_is_host = ctx.info.device_type == wgpu::DeviceType::Cpu;
             let weights = if device_is_host {
@@ -377,6 +389,12 @@ fn print_report(r: &BenchReport) {
         println!(
             "host: {:.1} MiB anonymous memory after the benchmark, besides the file's map",
             mib(h as f64),
+        );
+    }
+    if let Some(g) = m.host_growth_per_decode_token {
+        println!(
+            "host: {:+.1} KiB per decode token over the timed runs",
+            g / 1024.0
         );
     }
     for (name, profile) in [
