@@ -76,7 +76,7 @@ pub fn recurrent_state_bytes(config: &ModelConfig) -> RecurrentStateBytes {
         return RecurrentStateBytes { conv: 0, delta: 0 };
     };
     let layers = config.n_linear_layers() as u64;
-    let conv = (g.conv_kernel as u64 - 1) * g.conv_channels() * 4;
+    let conv = g.conv_state_len() * 4;
     let delta = g.n_v_heads as u64 * g.d_k as u64 * g.d_v as u64 * 4;
     RecurrentStateBytes {
         conv: layers * conv,
@@ -302,10 +302,8 @@ pub fn sequence_activation_bytes(config: &ModelConfig, n_tokens: u64, context: u
     let hd = a.head_dim as u64;
     let nh = a.n_head as u64;
     let attn = if config.n_attention_layers() > 0 {
-        let q_in = nh * hd * if a.output_gate { 2 } else { 1 };
-        let kv = a.n_head_kv as u64 * hd;
         let partials = nh * context.div_ceil(ATTENTION_CHUNK) * (hd + 2);
-        t * (q_in + 2 * kv + 2 * nh * hd) + partials
+        t * (a.q_rows() + 2 * a.kv_width() + 2 * nh * hd) + partials
     } else {
         0
     };

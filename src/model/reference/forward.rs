@@ -269,7 +269,7 @@ impl ReferenceModel {
             .iter()
             .map(|kind| match (kind, &c.gdn) {
                 (LayerKind::Linear, Some(g)) => LayerState::Linear {
-                    conv: vec![0.0; (g.conv_kernel as usize - 1) * g.conv_channels() as usize],
+                    conv: vec![0.0; g.conv_state_len() as usize],
                     delta: vec![0.0; (g.n_v_heads * g.d_k * g.d_v) as usize],
                 },
                 _ => LayerState::Attention {
@@ -348,7 +348,7 @@ impl ReferenceModel {
         for (t, x) in xs.iter().enumerate() {
             let pos = pos0 + t;
             let q_rows = w.q.apply(x);
-            let per_head = if a.output_gate { 2 * hd } else { hd };
+            let per_head = a.q_head_stride() as usize;
             let mut q = Vec::with_capacity(nh * hd);
             let mut gate = Vec::with_capacity(nh * hd);
             for h in 0..nh {
@@ -368,7 +368,7 @@ impl ReferenceModel {
             values.extend(w.v.apply(x));
             queries.push((q, gate));
         }
-        let row = nkv * hd;
+        let row = a.kv_width() as usize;
         queries
             .into_iter()
             .enumerate()
