@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::loader::presets;
-use crate::loader::writer::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
+use crate::loader::synth::{synthetic_file_name, synthetic_model, SynthOptions, Vocabulary};
 use crate::loader::GgmlType;
 
 /// Where generated defaults live: `$XDG_CACHE_HOME/qwen-wgpu`, else `~/.cache/qwen-wgpu`.

@@ -7,7 +7,7 @@ use clap::Args;
 
 use qwen_wgpu::error::Error;
 use qwen_wgpu::loader::presets::{self, PRESET_NAMES};
-use qwen_wgpu::loader::writer::{synthetic_model, SynthOptions, Vocabulary};
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions, Vocabulary};
 use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
 use qwen_wgpu::model::algebra::Roofline;
 use qwen_wgpu::report::{parse_rate, InspectOptions, InspectReport};

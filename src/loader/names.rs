@@ -109,8 +109,3 @@ pub mod layer {
 pub fn blk(i: usize, suffix: &str) -> String {
     format!("blk.{i}.{suffix}")
 }
-
-/// The block index of a `blk.{i}.*` tensor name.
-pub fn block_index(name: &str) -> Option<usize> {
-    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
-}

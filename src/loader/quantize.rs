@@ -1,9 +1,10 @@
 //! Quantizers for fixtures: Q8_0 and Q4_0 exactly as ggml's reference quantizers
 //! (`quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`), Q4_K and Q6_K with a direct
 //! min/max fit (ggml's `make_qkx2_quants` search gives slightly lower error; any valid block
-//! is an equally good test of a dequantizer).
+//! is an equally good test of a dequantizer). The float types (f32, f16, bf16) are written
+//! as plain little-endian values by [`encode_floats`].
 
-use half::f16;
+use half::{bf16, f16};
 
 use crate::loader::dequant::{BlockQ4K, BlockQ4_0, BlockQ6K, BlockQ8_0, QK_K};
 use crate::loader::quant::GgmlType;
@@ -190,9 +191,22 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>, QuantizeError> 
         GgmlType::Q4_0 => blocks(values, 32, q4_0),
         GgmlType::Q4K => blocks(values, QK_K, q4_k),
         GgmlType::Q6K => blocks(values, QK_K, q6_k),
-        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
-            crate::loader::writer::encode_floats(values, ty)
-        }
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => encode_floats(values, ty),
         _ => return Err(QuantizeError::Unsupported(ty)),
     })
+}
+
+/// f32 values in an unquantized ggml type.
+pub fn encode_floats(values: &[f32], ty: GgmlType) -> Vec<u8> {
+    match ty {
+        GgmlType::F16 => values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect(),
+        GgmlType::Bf16 => values
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
 }

@@ -13,8 +13,8 @@ use base64::Engine;
 
 use crate::error::Error;
 use crate::loader::gguf::{MetaArray, MetaValue};
+use crate::loader::gguf_writer::GgufWriter;
 use crate::loader::names::tokenizer as tok;
-use crate::loader::writer::GgufWriter;
 
 /// The Qwen3.5 / Qwen3.6 ranks, embedded so a fresh machine can build a real tokenizer.
 pub const QWEN35_TIKTOKEN: &str = include_str!("../../data/qwen35.tiktoken");

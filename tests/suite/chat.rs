@@ -3,8 +3,8 @@
 
 use qwen_wgpu::chat::{generate, Conversation, End, Flow};
 use qwen_wgpu::loader::gguf::GgufFile;
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::tokenizer::{ChatTemplate, GgufTokenizer};
-use qwen_wgpu::loader::writer::{synthetic_model, SynthOptions};
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 

@@ -1,8 +1,9 @@
 //! Fixtures shared by the suite.
 
 use qwen_wgpu::loader::gguf::TensorInfo;
+use qwen_wgpu::loader::gguf_writer::GgufWriter;
 use qwen_wgpu::loader::presets::preset;
-use qwen_wgpu::loader::writer::{synthetic_model, GgufWriter, SynthOptions};
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::ModelConfig;
 
 /// The three tiny architecture presets.

@@ -4,9 +4,11 @@
 use qwen_wgpu::error::ConfigError;
 use qwen_wgpu::loader::config::{ExpertStorage, FfnConfig, LayerKind};
 use qwen_wgpu::loader::gguf::{MetaArray, MetaValue};
+use qwen_wgpu::loader::gguf_writer::GgufWriter;
 use qwen_wgpu::loader::names::{arch_key, blk, layer};
 use qwen_wgpu::loader::presets::{preset, PRESET_NAMES};
-use qwen_wgpu::loader::writer::{encode_floats, synthetic_model, GgufWriter, SynthOptions};
+use qwen_wgpu::loader::quantize::encode_floats;
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::{GgmlType, GgufFile, ModelConfig};
 
 use crate::common::*;

@@ -8,7 +8,7 @@ use qwen_wgpu::loader::config::LayerKind;
 use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::presets::preset;
 use qwen_wgpu::loader::quant::GgmlType;
-use qwen_wgpu::loader::writer::{synthetic_model, SynthOptions};
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::ModelConfig;
 use qwen_wgpu::model::algebra::{kv_total_bytes, recurrent_state_bytes, KvDtype};
 use qwen_wgpu::model::algebra::{memory_plan, WeightBytes};

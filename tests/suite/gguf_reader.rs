@@ -3,7 +3,8 @@
 
 use qwen_wgpu::error::GgufError;
 use qwen_wgpu::loader::gguf::{GgufFile, MetaArray, MetaValue};
-use qwen_wgpu::loader::writer::{encode_floats, GgufWriter};
+use qwen_wgpu::loader::gguf_writer::GgufWriter;
+use qwen_wgpu::loader::quantize::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::rng::SplitMix64;
 
@@ -100,11 +101,11 @@ fn every_metadata_type_round_trips() {
 fn synthetic_models_round_trip_metadata_and_tensor_bytes() {
     for name in TINY_PRESETS {
         for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Bf16] {
-            let opts = qwen_wgpu::loader::writer::SynthOptions {
+            let opts = qwen_wgpu::loader::synth::SynthOptions {
                 weight_type: ty,
                 ..Default::default()
             };
-            let w = qwen_wgpu::loader::writer::synthetic_model(&tiny(name), &opts).unwrap();
+            let w = qwen_wgpu::loader::synth::synthetic_model(&tiny(name), &opts).unwrap();
             let bytes = w.to_bytes();
             let f = GgufFile::from_bytes(bytes.clone()).unwrap();
             // Writing what was read gives the same bytes: metadata, tensor infos and data.

@@ -3,7 +3,7 @@
 //! without subgroups, and with the matrix split into pieces.
 
 use qwen_wgpu::loader::dequant::dequantize;
-use qwen_wgpu::loader::writer::encode_floats;
+use qwen_wgpu::loader::quantize::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;

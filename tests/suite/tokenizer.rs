@@ -6,12 +6,12 @@ use std::sync::OnceLock;
 
 use qwen_wgpu::error::TokenizerError;
 use qwen_wgpu::loader::gguf::MetaValue;
+use qwen_wgpu::loader::gguf_writer::GgufWriter;
 use qwen_wgpu::loader::tokenizer::{ChatMessage, ChatTemplate, GgufTokenizer};
 use qwen_wgpu::loader::vocab::{
     merges_from_ranks, parse_tiktoken, write_qwen35_vocabulary, QWEN35_TIKTOKEN,
 };
 use qwen_wgpu::loader::vocab::{write_byte_vocabulary, CHATML_TEMPLATE};
-use qwen_wgpu::loader::writer::GgufWriter;
 use qwen_wgpu::loader::GgufFile;
 
 fn from_writer(w: &GgufWriter) -> Result<GgufTokenizer, TokenizerError> {

@@ -271,3 +271,18 @@ impl ModelConfig {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::Architecture;
+
+    #[test]
+    fn architecture_names_round_trip() {
+        for a in [
+            Architecture::Qwen35Moe,
+            Architecture::Qwen35,
+            Architecture::Qwen3Moe,
+        ] {
+            assert_eq!(Architecture::from_gguf_name(a.gguf_name()), Some(a));
+        }
+    }
+}
