@@ -12,12 +12,15 @@ use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::sample::Draw;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::attention::{
-    flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
+    flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefillIo,
+    QkNormRopeIo, FLASH_CHUNK,
 };
-use qwen_wgpu::runtime::ops::linear::{embed, matmul, Strided};
-use qwen_wgpu::runtime::ops::moe::{expert_matvec, moe_route, SlotInput, SlotOutput};
+use qwen_wgpu::runtime::ops::linear::{
+    embed, matmul, matvec_experts, ExpertWeights, SlotInput, SlotOutput, Strided,
+};
+use qwen_wgpu::runtime::ops::moe::{moe_route, MoeRouteIo, RouteShape};
 use qwen_wgpu::runtime::ops::sample::{
-    argmax_partials_bytes, top_k_partials_bytes, Argmax, TopKSampler,
+    argmax_partials_bytes, top_k_partials_bytes, Argmax, SampleBuffers, TopKSampler,
 };
 use qwen_wgpu::runtime::ops::{gdn, norm, Dispatch};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
@@ -76,19 +79,17 @@ fn main() {
     let x = buf(&random(e as usize, 1.0, &mut rng));
     let w = buf(&random(e as usize, 1.0, &mut rng));
     let y = f32_buffer(&gpu, "y", e as usize);
-    let d = norm::rms_norm(
-        &gpu,
-        &cache,
-        norm::Rows {
-            n: e,
-            rows: 1,
-            eps: 1e-6,
-        },
-        &x,
-        &w,
-        &y,
-    )
-    .unwrap();
+    let rows = norm::Rows {
+        n: e,
+        rows: 1,
+        eps: 1e-6,
+    };
+    let io = norm::RmsNormIo {
+        src: &x,
+        w: &w,
+        y: &y,
+    };
+    let d = norm::rms_norm(&gpu, &cache, rows, io).unwrap();
     time(&gpu, "rms_norm 1 x 2048", &[&d], &y);
 
     // Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.
@@ -105,18 +106,18 @@ fn main() {
         let cw = buf(&random(ch * 4, 0.5, &mut rng));
         let conv_out = f32_buffer(&gpu, "conv", n_tokens * ch);
         let state = buf(&vec![0.0; 3 * ch]);
-        let d = gdn::causal_conv1d(
-            &gpu,
-            &cache,
-            ch as u32,
-            n_tokens as u32,
-            4,
-            &qkv,
-            &cw,
-            &conv_out,
-            &state,
-        )
-        .unwrap();
+        let shape = gdn::ConvShape {
+            channels: ch as u32,
+            n_tokens: n_tokens as u32,
+            taps: 4,
+        };
+        let io = gdn::CausalConv1dIo {
+            x: &qkv,
+            w: &cw,
+            out: &conv_out,
+            state: &state,
+        };
+        let d = gdn::causal_conv1d(&gpu, &cache, shape, io).unwrap();
         time(
             &gpu,
             &format!("causal_conv1d {ch} channels x {n_tokens} tokens"),
@@ -130,21 +131,16 @@ fn main() {
         let ab = buf(&a);
         let o = f32_buffer(&gpu, "o", n_tokens * 32 * 128);
         let s = buf(&vec![0.0; 32 * 128 * 128]);
-        let d = gdn::delta_rule(
-            &gpu,
-            &cache,
-            &g,
-            n_tokens as u32,
-            1e-6,
-            &conv_out,
-            &beta,
-            &alpha,
-            &dt,
-            &ab,
-            &o,
-            &s,
-        )
-        .unwrap();
+        let io = gdn::DeltaRuleIo {
+            conv_out: &conv_out,
+            beta_raw: &beta,
+            alpha: &alpha,
+            dt_bias: &dt,
+            a_neg: &ab,
+            out: &o,
+            state: &s,
+        };
+        let d = gdn::delta_rule(&gpu, &cache, &g, n_tokens as u32, 1e-6, io).unwrap();
         time(
             &gpu,
             &format!("delta_rule 32 heads 128x128 x {n_tokens} tokens"),
@@ -171,20 +167,24 @@ fn main() {
     let q = f32_buffer(&gpu, "q", 16 * 256);
     let kc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
     let vc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
-    let d = qk_norm_rope(
-        &gpu,
-        &cache,
-        &att,
-        true,
-        1,
-        (ctx_len - 1) as u32,
-        1e-6,
-        [&q_in, &kv_in, &kv_in, &norms, &norms, &freqs],
-        &q,
-        &kc,
-        &vc,
-    )
-    .unwrap();
+    let step = AttentionStep {
+        config: &att,
+        kv_f16: true,
+        n_tokens: 1,
+        pos0: (ctx_len - 1) as u32,
+    };
+    let io = QkNormRopeIo {
+        q_in: &q_in,
+        k_in: &kv_in,
+        v_in: &kv_in,
+        q_norm: &norms,
+        k_norm: &norms,
+        freqs: &freqs,
+        q_out: &q,
+        k_cache: &kc,
+        v_cache: &vc,
+    };
+    let d = qk_norm_rope(&gpu, &cache, step, 1e-6, io).unwrap();
     time(
         &gpu,
         "qk_norm_rope 16+2+2 heads x 256 (decode)",
@@ -194,46 +194,55 @@ fn main() {
     let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
     let partials = f32_buffer(&gpu, "p", 16 * chunks * 258);
     let out = f32_buffer(&gpu, "out", 16 * 256);
-    let fa = FlashAttention::new(
-        &gpu,
-        &cache,
-        &att,
-        true,
-        1,
-        (ctx_len - 1) as u32,
-        &q,
-        &kc,
-        &vc,
-        &partials,
-        &q_in,
-        &out,
-    )
-    .unwrap();
+    let buffers = FlashDecodeBuffers {
+        q: &q,
+        k_cache: &kc,
+        v_cache: &vc,
+        partials: &partials,
+        q_in: &q_in,
+        out: &out,
+    };
+    let fa = FlashDecode::new(&gpu, &cache, step, buffers).unwrap();
     time(
         &gpu,
-        "flash attention decode, 1024 positions (2 passes)",
+        "flash_decode, 1024 positions (2 passes)",
         &[&fa.partial, &fa.combine],
         &out,
     );
     let q64 = buf(&random(64 * 16 * 256, 1.0, &mut rng));
     let q_in64 = buf(&random(64 * 16 * 512, 1.0, &mut rng));
     let out64 = f32_buffer(&gpu, "out64", 64 * 16 * 256);
-    let d = flash_prefill(
-        &gpu, &cache, &att, true, 64, 0, &q64, &kc, &vc, &q_in64, &out64,
-    )
-    .unwrap();
-    time(
-        &gpu,
-        "tiled flash attention prefill, 64 tokens",
-        &[&d.dispatch],
-        &out64,
-    );
+    let step = AttentionStep {
+        n_tokens: 64,
+        pos0: 0,
+        ..step
+    };
+    let io = FlashPrefillIo {
+        q: &q64,
+        k_cache: &kc,
+        v_cache: &vc,
+        q_in: &q_in64,
+        out: &out64,
+    };
+    let d = flash_prefill(&gpu, &cache, step, io).unwrap();
+    time(&gpu, "flash_prefill, 64 tokens", &[&d.dispatch], &out64);
 
     // MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
     let logits = buf(&random(256, 2.0, &mut rng));
     let ids = f32_buffer(&gpu, "ids", 8);
     let wts = f32_buffer(&gpu, "w", 8);
-    let d = moe_route(&gpu, &cache, 256, 8, 1, true, &logits, &ids, &wts).unwrap();
+    let shape = RouteShape {
+        n_expert: 256,
+        k: 8,
+        n_tokens: 1,
+        renormalise: true,
+    };
+    let io = MoeRouteIo {
+        logits: &logits,
+        ids: &ids,
+        weights: &wts,
+    };
+    let d = moe_route(&gpu, &cache, shape, io).unwrap();
     time(&gpu, "moe_route 8 of 256", &[&d], &wts);
     let ty = GgmlType::Q4K;
     let experts_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * 512 * 256)
@@ -244,29 +253,25 @@ fn main() {
             .unwrap();
     let hidden = buf(&random(e as usize, 1.0, &mut rng));
     let up = f32_buffer(&gpu, "up", 8 * 512);
-    let ds = expert_matvec(
-        &gpu,
-        &cache,
-        &m,
-        512,
-        8,
-        &ids,
-        &hidden,
-        SlotInput {
-            stride: e,
-            group: 8,
-        },
-        &up,
-        SlotOutput {
-            stride: 512,
-            offset: 0,
-        },
-    )
-    .unwrap();
+    let experts = ExpertWeights {
+        w: &m,
+        rows_per_expert: 512,
+    };
+    let input = SlotInput {
+        buffer: &hidden,
+        stride: e,
+        group: 8,
+    };
+    let output = SlotOutput {
+        buffer: &up,
+        stride: 512,
+        offset: 0,
+    };
+    let ds = matvec_experts(&gpu, &cache, experts, 8, &ids, input, output).unwrap();
     let refs: Vec<&Dispatch> = ds.iter().collect();
     time(
         &gpu,
-        &format!("expert matvec q4_K 8 x 512 x 2048 ({} pieces)", ds.len()),
+        &format!("matvec_experts q4_K 8 x 512 x 2048 ({} pieces)", ds.len()),
         &refs,
         &up,
     );
@@ -299,28 +304,20 @@ fn main() {
     let slot_ids = storage_buffer(&gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
     let chunk = buf(&random(128 * e as usize, 1.0, &mut rng));
     let chunk_up = f32_buffer(&gpu, "chunk up", 1024 * 512);
-    let ds = expert_matvec(
-        &gpu,
-        &cache,
-        &m,
-        512,
-        1024,
-        &slot_ids,
-        &chunk,
-        SlotInput {
-            stride: e,
-            group: 8,
-        },
-        &chunk_up,
-        SlotOutput {
-            stride: 512,
-            offset: 0,
-        },
-    )
-    .unwrap();
+    let input = SlotInput {
+        buffer: &chunk,
+        stride: e,
+        group: 8,
+    };
+    let output = SlotOutput {
+        buffer: &chunk_up,
+        stride: 512,
+        offset: 0,
+    };
+    let ds = matvec_experts(&gpu, &cache, experts, 1024, &slot_ids, input, output).unwrap();
     time(
         &gpu,
-        "prefill expert matvec q4_K 1024 slots x 512 x 2048",
+        "prefill matvec_experts q4_K 1024 slots x 512 x 2048",
         &ds.iter().collect::<Vec<_>>(),
         &chunk_up,
     );
@@ -362,7 +359,17 @@ fn main() {
     let lg = buf(&random(vocab as usize, 8.0, &mut rng));
     let token = f32_buffer(&gpu, "token", 1);
     let ap = f32_buffer(&gpu, "ap", (argmax_partials_bytes(vocab) / 4) as usize);
-    let am = Argmax::new(&gpu, &cache, vocab, &lg, &ap, &token).unwrap();
+    let am = Argmax::new(
+        &gpu,
+        &cache,
+        vocab,
+        SampleBuffers {
+            logits: &lg,
+            partials: &ap,
+            token: &token,
+        },
+    )
+    .unwrap();
     time(
         &gpu,
         "argmax over 248,320 logits (2 passes)",
@@ -370,7 +377,12 @@ fn main() {
         &token,
     );
     let tp = f32_buffer(&gpu, "tp", (top_k_partials_bytes(vocab, 40) / 4) as usize);
-    let mut sampler = TopKSampler::new(&gpu, &cache, vocab, 40, &lg, &tp, &token).unwrap();
+    let b = SampleBuffers {
+        logits: &lg,
+        partials: &tp,
+        token: &token,
+    };
+    let mut sampler = TopKSampler::new(&gpu, &cache, vocab, 40, b).unwrap();
     sampler
         .set_draw(
             &gpu.queue,

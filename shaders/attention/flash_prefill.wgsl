@@ -9,6 +9,7 @@
 // QT queries. Each invocation holds DPT head dims of every query's accumulator in
 // registers; HD and QT are fixed when the shader is assembled.
 // Mirrors model::reference::attention::attend (and the gate of reference::forward).
+// HD, QT, KT and WG come from Rust (ops/attention/flash_prefill.rs).
 
 struct Params {
     n_tokens: u32,
@@ -21,8 +22,6 @@ struct Params {
     gated: u32,
 }
 
-const WG: u32 = 64u;
-const KT: u32 = 16u;
 const DPT: u32 = (HD + WG - 1u) / WG;
 const NEG_BIG: f32 = -3.4028235e38;
 

@@ -10,6 +10,7 @@
 // n_head_kv v heads. The normalised head is staged in workgroup memory so every invocation
 // can write two adjacent outputs (packed when the cache is f16).
 // Mirrors the q/k path of model::reference::forward (rms_norm, rope::rope_neox).
+// WG and MAX_HEAD_DIM come from Rust (ops/attention/).
 
 struct Params {
     n_tokens: u32,
@@ -27,8 +28,6 @@ struct Params {
     _pad1: u32,
     _pad2: u32,
 }
-
-const MAX_HEAD_DIM: u32 = 512u;
 
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, q_stride] f32: attn_q output
@@ -49,8 +48,6 @@ const MAX_HEAD_DIM: u32 = 512u;
 @group(0) @binding(8) var<storage, read_write> k_cache: array<KvWord>;
 // [capacity, n_head_kv, head_dim] KV elements
 @group(0) @binding(9) var<storage, read_write> v_cache: array<KvWord>;
-
-override WG: u32 = 64u;
 
 var<workgroup> staged: array<f32, MAX_HEAD_DIM>;
 var<workgroup> inv_rms: f32;

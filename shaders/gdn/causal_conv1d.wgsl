@@ -5,6 +5,7 @@
 //
 // Split: one invocation per channel, walking the tokens in order with the window in
 // registers. Mirrors silu(model::reference::gdn::causal_conv1d).
+// WG and MAX_TAPS come from Rust (ops/gdn/causal_conv1d.rs).
 
 struct Params {
     channels: u32,
@@ -13,8 +14,6 @@ struct Params {
     taps: u32,
     _pad: u32,
 }
-
-const MAX_TAPS: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, channels] f32: the qkv projections
@@ -25,8 +24,6 @@ const MAX_TAPS: u32 = 8u;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // [taps - 1, channels] f32, oldest first
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn causal_conv1d(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -10,6 +10,7 @@
 // fixed when the shader is assembled, so the register array has a compile-time size), and
 // the S^T k and S^T q sums over a column add the slices through workgroup memory.
 // Mirrors model::reference::gdn::delta_rule.
+// D_K, COLS, SLICES and WG come from Rust (ops/gdn/delta_rule.rs).
 
 struct Params {
     n_k_heads: u32,
@@ -23,9 +24,6 @@ struct Params {
     _pad1: u32,
 }
 
-const COLS: u32 = 32u;
-const SLICES: u32 = 4u;
-const WG: u32 = 128u;
 const RPT: u32 = D_K / SLICES;
 
 @group(0) @binding(0) var<storage, read> params: Params;

@@ -4,7 +4,7 @@
 // dispatch fills the tokens whose rows it holds.
 //
 // Split: one invocation per (token, 32-element unit). Mirrors a row of
-// loader::dequant::dequantize.
+// loader::dequant::dequantize. WG comes from Rust (ops/linear/embed.rs).
 
 struct Params {
     n_tokens: u32,
@@ -24,8 +24,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
 // [n_tokens, units * 32] f32
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn embed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -7,24 +7,34 @@
 //! ([`Graph::set_position`]: rotary angles, cache rows, KV length) and records it.
 
 use crate::error::{Error, GpuError};
-use crate::loader::config::{FfnConfig, ModelConfig};
+use crate::loader::config::{FfnConfig, ModelConfig, MoeConfig};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
-    flash_prefill, qk_norm_rope, FlashAttention, FlashPrefill, QkNormRope,
+    flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefill,
+    FlashPrefillIo, QkNormRope, QkNormRopeIo,
 };
-use crate::runtime::ops::gdn::{causal_conv1d, delta_rule};
-use crate::runtime::ops::linear::{embed, matmul, Matvec, Strided};
+use crate::runtime::ops::gdn::{causal_conv1d, delta_rule, CausalConv1dIo, ConvShape, DeltaRuleIo};
+use crate::runtime::ops::linear::{
+    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, Matvec, SlotInput,
+    SlotOutput, Strided,
+};
 use crate::runtime::ops::moe::{
-    expert_matmul, expert_matvec, moe_combine, moe_group, moe_route, swiglu, SlotInput, SlotOutput,
+    moe_combine, moe_group, moe_route, swiglu, CombineShape, MoeGroupIo, MoeRouteIo, RouteShape,
+    RoutedOutputs, SharedOutput, SwigluIo, SwigluShape,
 };
-use crate::runtime::ops::norm::{add_rms_norm, gated_rms_norm, rms_norm, Rows};
+use crate::runtime::ops::norm::{
+    add_rms_norm, gated_rms_norm, rms_norm, AddRmsNormIo, GatedRmsNormIo, RmsNormIo, Rows,
+};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{LayerState, SequenceState};
 use crate::runtime::tensor::QuantMatrix;
-use crate::runtime::weights::{ExpertGateUp, FfnWeights, MixerWeights, ModelWeights};
+use crate::runtime::weights::{
+    AttentionWeights, ExpertGateUp, FfnWeights, LinearWeights, MixerWeights, ModelWeights,
+    MoeWeights,
+};
 
 /// Which tokens' logits a step computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +52,7 @@ pub enum Op {
     Dispatches(Vec<Dispatch>),
     Matvec(Matvec),
     QkNormRope(QkNormRope),
-    FlashDecode(FlashAttention),
+    FlashDecode(FlashDecode),
     FlashPrefill(FlashPrefill),
 }
 
@@ -59,10 +69,7 @@ impl Node {
             Op::Dispatches(ds) => ds.iter().for_each(|d| d.encode(pass)),
             Op::Matvec(m) => m.encode(pass),
             Op::QkNormRope(r) => r.dispatch.encode(pass),
-            Op::FlashDecode(f) => {
-                f.partial.encode(pass);
-                f.combine.encode(pass);
-            }
+            Op::FlashDecode(f) => f.encode(pass),
             Op::FlashPrefill(f) => f.dispatch.encode(pass),
         }
     }
@@ -156,6 +163,20 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The residual add of a block's output, then the norm of the next block's input.
+    fn add_rms_norm(&mut self, w: &wgpu::Buffer) -> Result<(), GpuError> {
+        let s = self.b.scratch;
+        let io = AddRmsNormIo {
+            src: &s.block_out,
+            w,
+            y: &s.normed,
+            x: &s.stream,
+        };
+        let r = self.rows(self.b.config.n_embd, self.n_tokens);
+        let d = add_rms_norm(self.b.ctx, self.b.cache, r, io);
+        self.one("add_rms_norm", d)
+    }
+
     fn rows(&self, n: u32, rows: u32) -> Rows {
         Rows {
             n,
@@ -183,8 +204,6 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         ))
         .into());
     }
-    let c = b.config;
-    let e = c.n_embd;
     let mut g = Builder {
         b,
         n_tokens,
@@ -202,90 +221,75 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
     )?;
     g.push("embed", Op::Dispatches(ds));
     let first_norm = w.layers.first().map_or(&w.output_norm, |l| &l.attn_norm);
-    let r = g.rows(e, n_tokens);
-    g.one(
-        "rms_norm",
-        rms_norm(b.ctx, b.cache, r, &s.stream, first_norm, &s.normed),
-    )?;
-    for (i, (layer, layer_state)) in w.layers.iter().zip(&b.state.layers).enumerate() {
+    let io = RmsNormIo {
+        src: &s.stream,
+        w: first_norm,
+        y: &s.normed,
+    };
+    let r = g.rows(b.config.n_embd, n_tokens);
+    g.one("rms_norm", rms_norm(b.ctx, b.cache, r, io))?;
+    for i in 0..w.layers.len() {
         g.layer = Some(i);
-        match (&layer.mixer, layer_state) {
-            (MixerWeights::Attention(aw), LayerState::Attention { keys, values }) => {
-                attention(&mut g, aw, keys, values)?
-            }
-            (MixerWeights::Linear(lw), LayerState::Linear { conv, delta }) => {
-                gated_delta_net(&mut g, lw, conv, delta)?
-            }
-            _ => {
-                return Err(GpuError::Shape(format!(
-                    "layer {i}: the state was built for another schedule"
-                ))
-                .into())
-            }
-        }
-        g.one(
-            "add_rms_norm",
-            add_rms_norm(
-                b.ctx,
-                b.cache,
-                r,
-                &s.block_out,
-                &layer.ffn_norm,
-                &s.stream,
-                &s.normed,
-            ),
-        )?;
-        ffn(&mut g, &layer.ffn)?;
-        let next_norm = w.layers.get(i + 1).map_or(&w.output_norm, |l| &l.attn_norm);
-        g.one(
-            "add_rms_norm",
-            add_rms_norm(
-                b.ctx,
-                b.cache,
-                r,
-                &s.block_out,
-                next_norm,
-                &s.stream,
-                &s.normed,
-            ),
-        )?;
+        layer(&mut g, i)?;
     }
     g.layer = None;
-    let head = w.lm_head();
-    let v = c.n_vocab;
+    lm_head(&mut g, logits)?;
+    Ok(Graph { nodes: g.nodes })
+}
+
+/// Layer `i`: its mixer, the FFN, each followed by the residual add fused into the next norm.
+fn layer(g: &mut Builder<'_>, i: usize) -> Result<(), GpuError> {
+    let w = g.b.weights;
+    let layer = &w.layers[i];
+    match (&layer.mixer, &g.b.state.layers[i]) {
+        (MixerWeights::Attention(aw), LayerState::Attention { keys, values }) => {
+            attention(g, aw, keys, values)?
+        }
+        (MixerWeights::Linear(lw), LayerState::Linear { conv, delta }) => {
+            gated_delta_net(g, lw, conv, delta)?
+        }
+        _ => {
+            return Err(GpuError::Shape(format!(
+                "layer {i}: the state was built for another schedule"
+            )))
+        }
+    }
+    g.add_rms_norm(&layer.ffn_norm)?;
+    ffn(g, &layer.ffn)?;
+    let next_norm = w.layers.get(i + 1).map_or(&w.output_norm, |l| &l.attn_norm);
+    g.add_rms_norm(next_norm)
+}
+
+/// The output head over the normed last token (generation) or every token (scoring).
+fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
+    let (b, s) = (g.b, g.b.scratch);
+    let head = b.weights.lm_head();
+    let e = b.config.n_embd;
     match logits {
-        LogitRows::None => {}
+        LogitRows::None => Ok(()),
         LogitRows::Last => {
-            let m = Matvec::new(
-                b.ctx,
-                b.cache,
-                head,
-                &s.normed,
-                (n_tokens - 1) * e,
-                &s.logits,
-                0,
-            )?;
+            let x_offset = (g.n_tokens - 1) * e;
+            let m = Matvec::new(b.ctx, b.cache, head, &s.normed, x_offset, &s.logits, 0)?;
             g.push("lm_head", Op::Matvec(m));
+            Ok(())
         }
         LogitRows::All => g.project(
             "lm_head",
             head,
             Strided::rows(&s.normed, e),
-            Strided::rows(&s.logits, v),
-        )?,
+            Strided::rows(&s.logits, b.config.n_vocab),
+        ),
     }
-    Ok(Graph { nodes: g.nodes })
 }
 
 fn attention(
     g: &mut Builder<'_>,
-    w: &crate::runtime::weights::AttentionWeights,
+    w: &AttentionWeights,
     keys: &wgpu::Buffer,
     values: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
     let b = g.b;
     let s = b.scratch;
-    let a = &b.config.attention;
     let Some(sa) = &s.attention else {
         return Err(GpuError::Shape(
             "attention layer without attention scratch".into(),
@@ -296,49 +300,45 @@ fn attention(
     g.project("attn_q", &w.q, x, Strided::rows(&sa.q_in, w.q.rows))?;
     g.project("attn_k", &w.k, x, Strided::rows(&sa.k_in, w.k.rows))?;
     g.project("attn_v", &w.v, x, Strided::rows(&sa.v_in, w.v.rows))?;
-    let kv_f16 = b.state.kv_dtype == KvDtype::F16;
-    let t = g.n_tokens;
-    let rope = qk_norm_rope(
-        b.ctx,
-        b.cache,
-        a,
-        kv_f16,
-        t,
-        0,
-        b.config.rms_eps,
-        [
-            &sa.q_in,
-            &sa.k_in,
-            &sa.v_in,
-            &w.q_norm,
-            &w.k_norm,
-            &b.weights.rope_freqs,
-        ],
-        &sa.q,
-        keys,
-        values,
-    )?;
+    let step = AttentionStep {
+        config: &b.config.attention,
+        kv_f16: b.state.kv_dtype == KvDtype::F16,
+        n_tokens: g.n_tokens,
+        pos0: 0,
+    };
+    let io = QkNormRopeIo {
+        q_in: &sa.q_in,
+        k_in: &sa.k_in,
+        v_in: &sa.v_in,
+        q_norm: &w.q_norm,
+        k_norm: &w.k_norm,
+        freqs: &b.weights.rope_freqs,
+        q_out: &sa.q,
+        k_cache: keys,
+        v_cache: values,
+    };
+    let rope = qk_norm_rope(b.ctx, b.cache, step, b.config.rms_eps, io)?;
     g.push("qk_norm_rope", Op::QkNormRope(rope));
-    if t == 1 {
-        let f = FlashAttention::new(
-            b.ctx,
-            b.cache,
-            a,
-            kv_f16,
-            1,
-            0,
-            &sa.q,
-            keys,
-            values,
-            &sa.partials,
-            &sa.q_in,
-            &sa.out,
-        )?;
-        g.push("flash_attention", Op::FlashDecode(f));
+    if g.n_tokens == 1 {
+        let buffers = FlashDecodeBuffers {
+            q: &sa.q,
+            k_cache: keys,
+            v_cache: values,
+            partials: &sa.partials,
+            q_in: &sa.q_in,
+            out: &sa.out,
+        };
+        let f = FlashDecode::new(b.ctx, b.cache, step, buffers)?;
+        g.push("flash_decode", Op::FlashDecode(f));
     } else {
-        let f = flash_prefill(
-            b.ctx, b.cache, a, kv_f16, t, 0, &sa.q, keys, values, &sa.q_in, &sa.out,
-        )?;
+        let io = FlashPrefillIo {
+            q: &sa.q,
+            k_cache: keys,
+            v_cache: values,
+            q_in: &sa.q_in,
+            out: &sa.out,
+        };
+        let f = flash_prefill(b.ctx, b.cache, step, io)?;
         g.push("flash_prefill", Op::FlashPrefill(f));
     }
     g.project(
@@ -351,7 +351,7 @@ fn attention(
 
 fn gated_delta_net(
     g: &mut Builder<'_>,
-    w: &crate::runtime::weights::LinearWeights,
+    w: &LinearWeights,
     conv_state: &wgpu::Buffer,
     delta_state: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
@@ -366,49 +366,39 @@ fn gated_delta_net(
     g.project("attn_qkv", &w.qkv, x, Strided::rows(&sl.qkv, w.qkv.rows))?;
     g.project("attn_gate", &w.gate, x, Strided::rows(&sl.z, w.gate.rows))?;
     g.project("ssm_beta", &w.beta, x, Strided::rows(&sl.beta, w.beta.rows))?;
-    g.project(
-        "ssm_alpha",
-        &w.alpha,
-        x,
-        Strided::rows(&sl.alpha, w.alpha.rows),
-    )?;
-    let channels = gc.conv_channels() as u32;
-    g.one(
-        "causal_conv1d",
-        causal_conv1d(
-            b.ctx,
-            b.cache,
-            channels,
-            t,
-            gc.conv_kernel,
-            &sl.qkv,
-            &w.conv,
-            &sl.conv_out,
-            conv_state,
-        ),
-    )?;
-    g.one(
-        "delta_rule",
-        delta_rule(
-            b.ctx,
-            b.cache,
-            gc,
-            t,
-            b.config.rms_eps,
-            &sl.conv_out,
-            &sl.beta,
-            &sl.alpha,
-            &w.dt_bias,
-            &w.a,
-            &sl.delta_out,
-            delta_state,
-        ),
-    )?;
+    let alpha_out = Strided::rows(&sl.alpha, w.alpha.rows);
+    g.project("ssm_alpha", &w.alpha, x, alpha_out)?;
+    let shape = ConvShape {
+        channels: gc.conv_channels() as u32,
+        n_tokens: t,
+        taps: gc.conv_kernel,
+    };
+    let io = CausalConv1dIo {
+        x: &sl.qkv,
+        w: &w.conv,
+        out: &sl.conv_out,
+        state: conv_state,
+    };
+    g.one("causal_conv1d", causal_conv1d(b.ctx, b.cache, shape, io))?;
+    let io = DeltaRuleIo {
+        conv_out: &sl.conv_out,
+        beta_raw: &sl.beta,
+        alpha: &sl.alpha,
+        dt_bias: &w.dt_bias,
+        a_neg: &w.a,
+        out: &sl.delta_out,
+        state: delta_state,
+    };
+    let eps = b.config.rms_eps;
+    g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+    let io = GatedRmsNormIo {
+        src: &sl.delta_out,
+        w: &w.norm,
+        z: &sl.z,
+        y: &sl.normed,
+    };
     let r = g.rows(gc.d_v, t * gc.n_v_heads);
-    g.one(
-        "gated_rms_norm",
-        gated_rms_norm(b.ctx, b.cache, r, &sl.delta_out, &sl.z, &w.norm, &sl.normed),
-    )?;
+    g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
     g.project(
         "ssm_out",
         &w.out,
@@ -418,189 +408,209 @@ fn gated_delta_net(
 }
 
 fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
-    let b = g.b;
-    let s = b.scratch;
-    let e = b.config.n_embd;
-    let t = g.n_tokens;
-    let x = Strided::rows(&s.normed, e);
-    let f = &s.ffn;
-    match (w, &b.config.ffn) {
+    match (w, &g.b.config.ffn) {
         (FfnWeights::Dense { gate, up, down }, FfnConfig::Dense { n_ff }) => {
-            let n = *n_ff;
-            g.project("ffn_gate", gate, x, Strided::rows(&f.gate_up, 2 * n))?;
-            g.project("ffn_up", up, x, Strided::rows(&f.gate_up, 2 * n).at(n))?;
-            g.one(
-                "swiglu",
-                swiglu(b.ctx, b.cache, t, n, 2 * n, n, &f.gate_up, &f.h),
-            )?;
-            g.project(
-                "ffn_down",
+            let f = &g.b.scratch.ffn;
+            let gated = GatedFfn {
+                labels: ["ffn_gate", "ffn_up", "ffn_down"],
+                gate,
+                up,
                 down,
-                Strided::rows(&f.h, n),
-                Strided::rows(&s.block_out, e),
-            )
+                width: *n_ff,
+                gate_up: &f.gate_up,
+                h: &f.h,
+            };
+            let e = g.b.config.n_embd;
+            gated_ffn(g, gated, Strided::rows(&g.b.scratch.block_out, e))
         }
-        (
-            FfnWeights::Moe {
-                router,
-                gate_up,
-                down,
-                shared,
-            },
-            FfnConfig::Moe(m),
-        ) => {
-            let Some(rs) = &f.router else {
-                return Err(GpuError::Shape("MoE layer without router scratch".into()));
-            };
-            let (k, fe) = (m.n_expert_used, m.expert_ffn);
-            let slots = t * k;
-            g.project(
-                "ffn_gate_inp",
-                router,
-                x,
-                Strided::rows(&rs.logits, m.n_expert),
-            )?;
-            g.one(
-                "moe_route",
-                moe_route(
-                    b.ctx,
-                    b.cache,
-                    m.n_expert,
-                    k,
-                    t,
-                    m.norm_top_k,
-                    &rs.logits,
-                    &rs.ids,
-                    &rs.weights,
-                ),
-            )?;
-            // A prompt chunk's slots grouped by expert read each expert's weights once per
-            // tile of its tokens instead of once per slot: the bandwidth a GPU is bound by.
-            // A CPU device is bound by arithmetic instead, where the half-empty tiles of
-            // random routing cost more than the reads they save (pp128 of bench-qwen35moe
-            // on lavapipe: 5.5 tok/s per slot, 3.3 grouped), so it keeps the per-slot form.
-            let grouped = t > 1 && b.ctx.features.grouped_expert_prefill;
-            if grouped {
-                g.one(
-                    "moe_group",
-                    moe_group(
-                        b.ctx,
-                        b.cache,
-                        m.n_expert,
-                        slots,
-                        &rs.ids,
-                        &rs.order,
-                        &rs.offsets,
-                    ),
-                )?;
-            }
-            let token_input = SlotInput {
-                stride: e,
-                group: k,
-            };
-            let experts = |w: &QuantMatrix, rows: u32, input, xb, y, out| {
-                if grouped {
-                    let (order, offsets) = (&rs.order, &rs.offsets);
-                    expert_matmul(
-                        b.ctx, b.cache, w, rows, t, order, offsets, xb, input, y, out,
-                    )
-                } else {
-                    expert_matvec(b.ctx, b.cache, w, rows, slots, &rs.ids, xb, input, y, out)
-                }
-            };
-            let gate_up_out = |offset| SlotOutput {
-                stride: 2 * fe,
-                offset,
-            };
-            match gate_up {
-                ExpertGateUp::Fused(wgu) => {
-                    let ds = experts(
-                        wgu,
-                        2 * fe,
-                        token_input,
-                        &s.normed,
-                        &f.gate_up,
-                        gate_up_out(0),
-                    )?;
-                    g.push("ffn_gate_up_exps", Op::Dispatches(ds));
-                }
-                ExpertGateUp::Separate { gate, up } => {
-                    let ds = experts(gate, fe, token_input, &s.normed, &f.gate_up, gate_up_out(0))?;
-                    g.push("ffn_gate_exps", Op::Dispatches(ds));
-                    let ds = experts(up, fe, token_input, &s.normed, &f.gate_up, gate_up_out(fe))?;
-                    g.push("ffn_up_exps", Op::Dispatches(ds));
-                }
-            }
-            g.one(
-                "swiglu",
-                swiglu(b.ctx, b.cache, slots, fe, 2 * fe, fe, &f.gate_up, &f.h),
-            )?;
-            let ds = experts(
-                down,
-                e,
-                SlotInput {
-                    stride: fe,
-                    group: 1,
-                },
-                &f.h,
-                &rs.expert_out,
-                SlotOutput {
-                    stride: e,
-                    offset: 0,
-                },
-            )?;
-            g.push("ffn_down_exps", Op::Dispatches(ds));
-            let shared_out = match (shared, &f.shared, m.shared_ffn) {
-                (Some(sw), Some(ss), Some(fs)) => {
-                    g.project(
-                        "ffn_gate_inp_shexp",
-                        &sw.gate_inp,
-                        x,
-                        Strided::rows(&ss.logit, 1),
-                    )?;
-                    g.project(
-                        "ffn_gate_shexp",
-                        &sw.gate,
-                        x,
-                        Strided::rows(&ss.gate_up, 2 * fs),
-                    )?;
-                    g.project(
-                        "ffn_up_shexp",
-                        &sw.up,
-                        x,
-                        Strided::rows(&ss.gate_up, 2 * fs).at(fs),
-                    )?;
-                    g.one(
-                        "swiglu",
-                        swiglu(b.ctx, b.cache, t, fs, 2 * fs, fs, &ss.gate_up, &ss.h),
-                    )?;
-                    g.project(
-                        "ffn_down_shexp",
-                        &sw.down,
-                        Strided::rows(&ss.h, fs),
-                        Strided::rows(&ss.out, e),
-                    )?;
-                    Some((&ss.out, &ss.logit))
-                }
-                _ => None,
-            };
-            g.one(
-                "moe_combine",
-                moe_combine(
-                    b.ctx,
-                    b.cache,
-                    t,
-                    e,
-                    k,
-                    &rs.expert_out,
-                    &rs.weights,
-                    shared_out,
-                    &s.block_out,
-                ),
-            )
-        }
+        (FfnWeights::Moe(moe), FfnConfig::Moe(m)) => moe_ffn(g, moe, m),
         _ => Err(GpuError::Shape(
             "FFN weights do not match the config's FFN".into(),
         )),
     }
+}
+
+/// A gated FFN of one token-wide input: `down(silu(gate x) * up x)`.
+struct GatedFfn<'a> {
+    /// What the profile calls the gate, up and down projections.
+    labels: [&'static str; 3],
+    gate: &'a QuantMatrix,
+    up: &'a QuantMatrix,
+    down: &'a QuantMatrix,
+    width: u32,
+    /// `[n_tokens, 2 * width]`: gate then up per token.
+    gate_up: &'a wgpu::Buffer,
+    /// `[n_tokens, width]`.
+    h: &'a wgpu::Buffer,
+}
+
+/// The dense FFN or the shared expert, into `out`.
+fn gated_ffn(g: &mut Builder<'_>, f: GatedFfn<'_>, out: Strided<'_>) -> Result<(), GpuError> {
+    let (b, n) = (g.b, f.width);
+    let x = Strided::rows(&b.scratch.normed, b.config.n_embd);
+    let gate_up = Strided::rows(f.gate_up, 2 * n);
+    let [gate_label, up_label, down_label] = f.labels;
+    g.project(gate_label, f.gate, x, gate_up)?;
+    g.project(up_label, f.up, x, gate_up.at(n))?;
+    let shape = SwigluShape {
+        slots: g.n_tokens,
+        width: n,
+        slot_stride: 2 * n,
+        up_offset: n,
+    };
+    let io = SwigluIo {
+        gate_up: f.gate_up,
+        h: f.h,
+    };
+    g.one("swiglu", swiglu(b.ctx, b.cache, shape, io))?;
+    let h = Strided::rows(f.h, n);
+    g.project(down_label, f.down, h, out)
+}
+
+/// A MoE block: router, top-k, the routed experts (per slot, or grouped by expert for a
+/// prompt chunk on a GPU), the shared expert, and their weighted sum.
+fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), GpuError> {
+    let b = g.b;
+    let (s, t, e) = (b.scratch, g.n_tokens, b.config.n_embd);
+    let Some(rs) = &s.ffn.router else {
+        return Err(GpuError::Shape("MoE layer without router scratch".into()));
+    };
+    let x = Strided::rows(&s.normed, e);
+    g.project(
+        "ffn_gate_inp",
+        &w.router,
+        x,
+        Strided::rows(&rs.logits, m.n_expert),
+    )?;
+    let shape = RouteShape {
+        n_expert: m.n_expert,
+        k: m.n_expert_used,
+        n_tokens: t,
+        renormalise: m.norm_top_k,
+    };
+    let io = MoeRouteIo {
+        logits: &rs.logits,
+        ids: &rs.ids,
+        weights: &rs.weights,
+    };
+    g.one("moe_route", moe_route(b.ctx, b.cache, shape, io))?;
+    routed_experts(g, w, m)?;
+    let shared = match (&w.shared, &s.ffn.shared, m.shared_ffn) {
+        (Some(sw), Some(ss), Some(fs)) => {
+            let logit = Strided::rows(&ss.logit, 1);
+            g.project("ffn_gate_inp_shexp", &sw.gate_inp, x, logit)?;
+            let gated = GatedFfn {
+                labels: ["ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"],
+                gate: &sw.gate,
+                up: &sw.up,
+                down: &sw.down,
+                width: fs,
+                gate_up: &ss.gate_up,
+                h: &ss.h,
+            };
+            gated_ffn(g, gated, Strided::rows(&ss.out, e))?;
+            Some(SharedOutput {
+                out: &ss.out,
+                logit: &ss.logit,
+            })
+        }
+        _ => None,
+    };
+    let shape = CombineShape {
+        n_tokens: t,
+        width: e,
+        k: m.n_expert_used,
+    };
+    let routed = RoutedOutputs {
+        expert_out: &rs.expert_out,
+        expert_w: &rs.weights,
+    };
+    let d = moe_combine(b.ctx, b.cache, shape, routed, shared, &s.block_out);
+    g.one("moe_combine", d)
+}
+
+/// The routed experts' gate/up, SwiGLU and down over the step's `n_tokens * k` slots.
+fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), GpuError> {
+    let b = g.b;
+    let (s, t, e) = (b.scratch, g.n_tokens, b.config.n_embd);
+    let (f, k, fe) = (&s.ffn, m.n_expert_used, m.expert_ffn);
+    let Some(rs) = &f.router else {
+        return Err(GpuError::Shape("MoE layer without router scratch".into()));
+    };
+    let slots = t * k;
+    // A prompt chunk's slots grouped by expert read each expert's weights once per
+    // tile of its tokens instead of once per slot: the bandwidth a GPU is bound by.
+    // A CPU device is bound by arithmetic instead, where the half-empty tiles of
+    // random routing cost more than the reads they save (pp128 of bench-qwen35moe
+    // on lavapipe: 7.47 tok/s per slot, 5.84 grouped), so it keeps the per-slot form.
+    let grouped = t > 1 && b.ctx.features.grouped_expert_prefill;
+    let groups = ExpertGroups {
+        order: &rs.order,
+        offsets: &rs.offsets,
+    };
+    if grouped {
+        let io = MoeGroupIo {
+            ids: &rs.ids,
+            order: &rs.order,
+            offsets: &rs.offsets,
+        };
+        g.one(
+            "moe_group",
+            moe_group(b.ctx, b.cache, m.n_expert, slots, io),
+        )?;
+    }
+    let experts = |w: &QuantMatrix, rows_per_expert, x: SlotInput<'_>, y: SlotOutput<'_>| {
+        let ew = ExpertWeights { w, rows_per_expert };
+        if grouped {
+            matmul_experts(b.ctx, b.cache, ew, t, groups, x, y)
+        } else {
+            matvec_experts(b.ctx, b.cache, ew, slots, &rs.ids, x, y)
+        }
+    };
+    let token_input = SlotInput {
+        buffer: &s.normed,
+        stride: e,
+        group: k,
+    };
+    let gate_up_out = |offset| SlotOutput {
+        buffer: &f.gate_up,
+        stride: 2 * fe,
+        offset,
+    };
+    match &w.gate_up {
+        ExpertGateUp::Fused(wgu) => {
+            let ds = experts(wgu, 2 * fe, token_input, gate_up_out(0))?;
+            g.push("ffn_gate_up_exps", Op::Dispatches(ds));
+        }
+        ExpertGateUp::Separate { gate, up } => {
+            let ds = experts(gate, fe, token_input, gate_up_out(0))?;
+            g.push("ffn_gate_exps", Op::Dispatches(ds));
+            let ds = experts(up, fe, token_input, gate_up_out(fe))?;
+            g.push("ffn_up_exps", Op::Dispatches(ds));
+        }
+    }
+    let shape = SwigluShape {
+        slots,
+        width: fe,
+        slot_stride: 2 * fe,
+        up_offset: fe,
+    };
+    let io = SwigluIo {
+        gate_up: &f.gate_up,
+        h: &f.h,
+    };
+    g.one("swiglu", swiglu(b.ctx, b.cache, shape, io))?;
+    let h = SlotInput {
+        buffer: &f.h,
+        stride: fe,
+        group: 1,
+    };
+    let out = SlotOutput {
+        buffer: &rs.expert_out,
+        stride: e,
+        offset: 0,
+    };
+    let ds = experts(&w.down, e, h, out)?;
+    g.push("ffn_down_exps", Op::Dispatches(ds));
+    Ok(())
 }

@@ -3,8 +3,8 @@
 
 pub mod gpu;
 pub mod graph;
+pub mod kernel;
 pub mod ops;
-pub mod params;
 pub mod pipeline;
 pub mod scratch;
 pub mod session;

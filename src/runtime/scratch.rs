@@ -6,7 +6,7 @@ use crate::loader::config::{FfnConfig, ModelConfig};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::FLASH_CHUNK;
 use crate::runtime::ops::sample::{
-    argmax_partials_bytes, top_k_partials_bytes, MAX_PENALTY_WINDOW, MAX_TOP_K,
+    argmax_partials_bytes, top_k_partials_bytes, SampleBuffers, MAX_PENALTY_WINDOW, MAX_TOP_K,
 };
 use crate::runtime::tensor::{f32_buffer, read_back_buffer};
 
@@ -131,8 +131,7 @@ impl Scratch {
         let a = &config.attention;
         let hd = a.head_dim as u64;
         let attention = if config.n_attention_layers() > 0 {
-            let q_width = a.n_head as u64 * hd * if a.output_gate { 2 } else { 1 };
-            let kv_width = a.n_head_kv as u64 * hd;
+            let (q_width, kv_width) = (a.q_rows(), a.kv_width());
             let chunks = capacity.div_ceil(FLASH_CHUNK) as u64;
             Some(AttentionScratch {
                 q_in: al.floats("q_in", t * q_width)?,
@@ -223,5 +222,16 @@ impl Scratch {
             recent: al.floats("recent", MAX_PENALTY_WINDOW as u64)?,
             bytes: al.bytes,
         })
+    }
+}
+
+impl Scratch {
+    /// What the samplers read and write: the logits, their partials, the sampled id.
+    pub fn sample_buffers(&self) -> SampleBuffers<'_> {
+        SampleBuffers {
+            logits: &self.logits,
+            partials: &self.sample_partials,
+            token: &self.sampled,
+        }
     }
 }

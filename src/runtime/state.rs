@@ -39,7 +39,7 @@ fn zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
 /// Bytes of one attention layer's K (or V) cache for `capacity` positions.
 pub fn kv_buffer_bytes(config: &ModelConfig, capacity: u32, dtype: KvDtype) -> u64 {
     let a = &config.attention;
-    capacity as u64 * a.n_head_kv as u64 * a.head_dim as u64 * dtype.bytes()
+    capacity as u64 * a.kv_width() * dtype.bytes()
 }
 
 /// Refuses a context whose per-layer K (or V) cache would exceed one buffer binding, naming
@@ -71,7 +71,7 @@ impl SequenceState {
         kv_dtype: KvDtype,
     ) -> Result<SequenceState, GpuError> {
         let a = &config.attention;
-        if kv_dtype == KvDtype::F16 && (a.n_head_kv * a.head_dim) % 2 != 0 {
+        if kv_dtype == KvDtype::F16 && a.kv_width() % 2 != 0 {
             return Err(GpuError::Shape(format!(
                 "an f16 KV cache packs pairs: {} KV heads x {} is odd",
                 a.n_head_kv, a.head_dim
@@ -85,11 +85,7 @@ impl SequenceState {
             .enumerate()
             .map(|(i, kind)| match (kind, &config.gdn) {
                 (LayerKind::Linear, Some(g)) => LayerState::Linear {
-                    conv: zeroed(
-                        ctx,
-                        &format!("blk.{i}.conv_state"),
-                        (g.conv_kernel as u64 - 1) * g.conv_channels() * 4,
-                    ),
+                    conv: zeroed(ctx, &format!("blk.{i}.conv_state"), g.conv_state_len() * 4),
                     delta: zeroed(
                         ctx,
                         &format!("blk.{i}.delta_state"),

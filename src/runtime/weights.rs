@@ -62,12 +62,14 @@ pub enum FfnWeights {
         up: QuantMatrix,
         down: QuantMatrix,
     },
-    Moe {
-        router: QuantMatrix,
-        gate_up: ExpertGateUp,
-        down: QuantMatrix,
-        shared: Option<SharedExpert>,
-    },
+    Moe(MoeWeights),
+}
+
+pub struct MoeWeights {
+    pub router: QuantMatrix,
+    pub gate_up: ExpertGateUp,
+    pub down: QuantMatrix,
+    pub shared: Option<SharedExpert>,
 }
 
 pub struct LayerWeights {
@@ -291,7 +293,7 @@ fn upload_layer(
             up: up.matrix(&blk(i, t::FFN_UP))?,
             down: up.matrix(&blk(i, t::FFN_DOWN))?,
         },
-        FfnConfig::Moe(m) => FfnWeights::Moe {
+        FfnConfig::Moe(m) => FfnWeights::Moe(MoeWeights {
             router: up.matrix(&blk(i, t::FFN_GATE_INP))?,
             gate_up: match m.storage {
                 ExpertStorage::Fused => {
@@ -312,7 +314,7 @@ fn upload_layer(
                 }),
                 None => None,
             },
-        },
+        }),
     };
     Ok(LayerWeights {
         attn_norm,

@@ -9,7 +9,8 @@ use qwen_wgpu::model::reference::norm::{rms_norm, sigmoid};
 use qwen_wgpu::model::reference::rope::{rope_frequencies, rope_neox};
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::attention::{
-    flash_prefill, qk_norm_rope, FlashAttention, FLASH_CHUNK,
+    flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefillIo,
+    QkNormRopeIo, FLASH_CHUNK,
 };
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
@@ -105,28 +106,24 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let words = capacity * nkv_ * hd_ / if f16_cache { 2 } else { 1 };
                 let (kc, vc) = (f32_buffer(gpu, "k", words), f32_buffer(gpu, "v", words));
                 let q_out = f32_buffer(gpu, "q", n_tokens * nh_ * hd_);
-                let inputs = [
-                    &buf(gpu, &q_in),
-                    &buf(gpu, &k_in),
-                    &buf(gpu, &v_in),
-                    &buf(gpu, &q_norm),
-                    &buf(gpu, &k_norm),
-                    &buf(gpu, &freqs),
-                ];
-                let d = qk_norm_rope(
-                    gpu,
-                    cache,
-                    &a,
-                    f16_cache,
-                    n_tokens as u32,
-                    pos0 as u32,
-                    EPS,
-                    inputs,
-                    &q_out,
-                    &kc,
-                    &vc,
-                )
-                .unwrap();
+                let step = AttentionStep {
+                    config: &a,
+                    kv_f16: f16_cache,
+                    n_tokens: n_tokens as u32,
+                    pos0: pos0 as u32,
+                };
+                let io = QkNormRopeIo {
+                    q_in: &buf(gpu, &q_in),
+                    k_in: &buf(gpu, &k_in),
+                    v_in: &buf(gpu, &v_in),
+                    q_norm: &buf(gpu, &q_norm),
+                    k_norm: &buf(gpu, &k_norm),
+                    freqs: &buf(gpu, &freqs),
+                    q_out: &q_out,
+                    k_cache: &kc,
+                    v_cache: &vc,
+                };
+                let d = qk_norm_rope(gpu, cache, step, EPS, io).unwrap();
                 run_dispatches(gpu, &[&d.dispatch]);
 
                 let mut q_ref = Vec::new();
@@ -224,21 +221,21 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let partials = f32_buffer(gpu, "partials", n_tokens * nh_ * n_chunks * (hd_ + 2));
                 let out = f32_buffer(gpu, "out", n_tokens * nh_ * hd_);
                 let (qb, qib) = (buf(gpu, &q), buf(gpu, &q_in));
-                let fa = FlashAttention::new(
-                    gpu,
-                    cache,
-                    &a,
-                    f16_cache,
-                    n_tokens as u32,
-                    pos0 as u32,
-                    &qb,
-                    &kc,
-                    &vc,
-                    &partials,
-                    &qib,
-                    &out,
-                )
-                .unwrap();
+                let step = AttentionStep {
+                    config: &a,
+                    kv_f16: f16_cache,
+                    n_tokens: n_tokens as u32,
+                    pos0: pos0 as u32,
+                };
+                let buffers = FlashDecodeBuffers {
+                    q: &qb,
+                    k_cache: &kc,
+                    v_cache: &vc,
+                    partials: &partials,
+                    q_in: &qib,
+                    out: &out,
+                };
+                let fa = FlashDecode::new(gpu, cache, step, buffers).unwrap();
                 run_dispatches(gpu, &[&fa.partial, &fa.combine]);
 
                 let mut expect = Vec::new();
@@ -273,20 +270,14 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 );
                 // The tiled prefill kernel computes the same for the same block.
                 let tiled = f32_buffer(gpu, "tiled", n_tokens * nh_ * hd_);
-                let d = flash_prefill(
-                    gpu,
-                    cache,
-                    &a,
-                    f16_cache,
-                    n_tokens as u32,
-                    pos0 as u32,
-                    &qb,
-                    &kc,
-                    &vc,
-                    &qib,
-                    &tiled,
-                )
-                .unwrap();
+                let io = FlashPrefillIo {
+                    q: &qb,
+                    k_cache: &kc,
+                    v_cache: &vc,
+                    q_in: &qib,
+                    out: &tiled,
+                };
+                let d = flash_prefill(gpu, cache, step, io).unwrap();
                 run_dispatches(gpu, &[&d.dispatch]);
                 let got = read_f32(gpu, &tiled, expect.len()).unwrap();
                 assert_close(&format!("tiled {what}"), &got, &expect, 1e-5, 1e-4);
@@ -296,7 +287,7 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 }
 
 #[test]
-fn flash_attention_matches_reference() {
+fn flash_decode_matches_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(22);

@@ -38,18 +38,18 @@ fn causal_conv1d_matches_reference() {
         for n_tokens in [1, 63, 64, 65, 1] {
             let x = random(n_tokens * channels, 2.0, &mut rng);
             let (xb, out) = (buf(&gpu, &x), f32_buffer(&gpu, "out", n_tokens * channels));
-            let d = gdn::causal_conv1d(
-                &gpu,
-                &cache,
-                channels as u32,
-                n_tokens as u32,
-                taps as u32,
-                &xb,
-                &wb,
-                &out,
-                &state,
-            )
-            .unwrap();
+            let shape = gdn::ConvShape {
+                channels: channels as u32,
+                n_tokens: n_tokens as u32,
+                taps: taps as u32,
+            };
+            let io = gdn::CausalConv1dIo {
+                x: &xb,
+                w: &wb,
+                out: &out,
+                state: &state,
+            };
+            let d = gdn::causal_conv1d(&gpu, &cache, shape, io).unwrap();
             run_dispatches(&gpu, &[&d]);
             let expect: Vec<f32> = causal_conv1d(&x, &w, &mut ref_state, channels, taps)
                 .into_iter()
@@ -73,7 +73,18 @@ fn causal_conv1d_matches_reference() {
         }
     }
     let dummy = f32_buffer(&gpu, "d", 4);
-    assert!(gdn::causal_conv1d(&gpu, &cache, 1, 1, 9, &dummy, &dummy, &dummy, &dummy).is_err());
+    let shape = gdn::ConvShape {
+        channels: 1,
+        n_tokens: 1,
+        taps: 9,
+    };
+    let io = gdn::CausalConv1dIo {
+        x: &dummy,
+        w: &dummy,
+        out: &dummy,
+        state: &dummy,
+    };
+    assert!(gdn::causal_conv1d(&gpu, &cache, shape, io).is_err());
 }
 
 /// The recurrence compounds rounding over the tokens; f32 on both sides with the same
@@ -117,21 +128,16 @@ fn delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix6
             let alpha = random(n_tokens * nv_, 2.0, rng);
             let (cb, bb, alb) = (buf(gpu, &conv), buf(gpu, &beta), buf(gpu, &alpha));
             let out = f32_buffer(gpu, "o", n_tokens * nv_ * dv_);
-            let d = gdn::delta_rule(
-                gpu,
-                cache,
-                &g,
-                n_tokens as u32,
-                1e-6,
-                &cb,
-                &bb,
-                &alb,
-                &dtb,
-                &ab,
-                &out,
-                &state,
-            )
-            .unwrap();
+            let io = gdn::DeltaRuleIo {
+                conv_out: &cb,
+                beta_raw: &bb,
+                alpha: &alb,
+                dt_bias: &dtb,
+                a_neg: &ab,
+                out: &out,
+                state: &state,
+            };
+            let d = gdn::delta_rule(gpu, cache, &g, n_tokens as u32, 1e-6, io).unwrap();
             run_dispatches(gpu, &[&d]);
             let expect = delta_rule(&g, &conv, &beta, &alpha, &dt_bias, &a, 1e-6, &mut ref_state);
             let what = format!("delta rule nk {nk} nv {nv} dk {dk} dv {dv}, {n_tokens} tokens");

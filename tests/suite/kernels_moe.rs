@@ -8,7 +8,7 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::model::reference::moe::moe_route;
 use qwen_wgpu::model::reference::norm::{sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::moe;
+use qwen_wgpu::runtime::ops::{linear, moe};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
@@ -71,18 +71,18 @@ fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
         let logits = random(n_tokens * n_expert, 4.0, rng);
         let ids = f32_buffer(gpu, "ids", n_tokens * k);
         let weights = f32_buffer(gpu, "w", n_tokens * k);
-        let d = moe::moe_route(
-            gpu,
-            cache,
-            n_expert as u32,
-            k as u32,
-            n_tokens as u32,
+        let shape = moe::RouteShape {
+            n_expert: n_expert as u32,
+            k: k as u32,
+            n_tokens: n_tokens as u32,
             renormalise,
-            &buf(gpu, &logits),
-            &ids,
-            &weights,
-        )
-        .unwrap();
+        };
+        let io = moe::MoeRouteIo {
+            logits: &buf(gpu, &logits),
+            ids: &ids,
+            weights: &weights,
+        };
+        let d = moe::moe_route(gpu, cache, shape, io).unwrap();
         run_dispatches(gpu, &[&d]);
         let got_ids: Vec<u32> = read_f32(gpu, &ids, n_tokens * k)
             .unwrap()
@@ -117,13 +117,25 @@ fn moe_route_matches_reference() {
     let mut rng = SplitMix64::new(31);
     for_each_variant(&mut gpu, |gpu| route_cases(gpu, &cache, &mut rng));
     let dummy = f32_buffer(&gpu, "d", 4);
-    assert!(moe::moe_route(&gpu, &cache, 600, 8, 1, true, &dummy, &dummy, &dummy).is_err());
-    assert!(moe::moe_route(&gpu, &cache, 8, 17, 1, true, &dummy, &dummy, &dummy).is_err());
+    let io = moe::MoeRouteIo {
+        logits: &dummy,
+        ids: &dummy,
+        weights: &dummy,
+    };
+    for (n_expert, k) in [(600, 8), (8, 17)] {
+        let shape = moe::RouteShape {
+            n_expert,
+            k,
+            n_tokens: 1,
+            renormalise: true,
+        };
+        assert!(moe::moe_route(&gpu, &cache, shape, io).is_err());
+    }
 }
 
 /// Same bound as the plain matvec: 2e-5 of the sum of |w x| per row.
 #[test]
-fn expert_matvec_reads_the_routed_experts() {
+fn matvec_experts_reads_the_routed_experts() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(32);
@@ -153,26 +165,24 @@ fn expert_matvec_reads_the_routed_experts() {
             .unwrap();
             for group in [1usize, 3] {
                 let y = f32_buffer(&gpu, "y", slot_ids.len() * rows);
-                let input = moe::SlotInput {
+                let input = linear::SlotInput {
+                    buffer: &xb,
                     stride: cols as u32,
                     group: group as u32,
                 };
-                let ds = moe::expert_matvec(
-                    &gpu,
-                    &cache,
-                    &m,
-                    rows as u32,
-                    slot_ids.len() as u32,
-                    &ids_buf,
-                    &xb,
-                    input,
-                    &y,
-                    moe::SlotOutput {
-                        stride: rows as u32,
-                        offset: 0,
-                    },
-                )
-                .unwrap();
+                let output = linear::SlotOutput {
+                    buffer: &y,
+                    stride: rows as u32,
+                    offset: 0,
+                };
+                let experts = linear::ExpertWeights {
+                    w: &m,
+                    rows_per_expert: rows as u32,
+                };
+                let n_slots = slot_ids.len() as u32;
+                let ds =
+                    linear::matvec_experts(&gpu, &cache, experts, n_slots, &ids_buf, input, output)
+                        .unwrap();
                 run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
                 let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
                 let layout = SlotLayout {
@@ -199,17 +209,17 @@ fn swiglu_and_combine_match_reference() {
     // Fused layout: each slot holds [gate | up] (ffn_gate_up_exps rows, or two matvecs).
     let gate_up = random(slots * 2 * width, 4.0, &mut rng);
     let h = f32_buffer(&gpu, "h", slots * width);
-    let d = moe::swiglu(
-        &gpu,
-        &cache,
-        slots as u32,
-        width as u32,
-        2 * width as u32,
-        width as u32,
-        &buf(&gpu, &gate_up),
-        &h,
-    )
-    .unwrap();
+    let shape = moe::SwigluShape {
+        slots: slots as u32,
+        width: width as u32,
+        slot_stride: 2 * width as u32,
+        up_offset: width as u32,
+    };
+    let io = moe::SwigluIo {
+        gate_up: &buf(&gpu, &gate_up),
+        h: &h,
+    };
+    let d = moe::swiglu(&gpu, &cache, shape, io).unwrap();
     run_dispatches(&gpu, &[&d]);
     let expect: Vec<f32> = (0..slots * width)
         .map(|i| {
@@ -233,19 +243,21 @@ fn swiglu_and_combine_match_reference() {
     for with_shared in [true, false] {
         let y = f32_buffer(&gpu, "y", n_tokens * width);
         let (sb, lb) = (buf(&gpu, &sh_out), buf(&gpu, &sh_logit));
-        let shared = with_shared.then_some((&sb, &lb));
-        let d = moe::moe_combine(
-            &gpu,
-            &cache,
-            n_tokens as u32,
-            width as u32,
-            k as u32,
-            &buf(&gpu, &e_out),
-            &buf(&gpu, &e_w),
-            shared,
-            &y,
-        )
-        .unwrap();
+        let shared = with_shared.then_some(moe::SharedOutput {
+            out: &sb,
+            logit: &lb,
+        });
+        let shape = moe::CombineShape {
+            n_tokens: n_tokens as u32,
+            width: width as u32,
+            k: k as u32,
+        };
+        let (eb, ewb) = (buf(&gpu, &e_out), buf(&gpu, &e_w));
+        let routed = moe::RoutedOutputs {
+            expert_out: &eb,
+            expert_w: &ewb,
+        };
+        let d = moe::moe_combine(&gpu, &cache, shape, routed, shared, &y).unwrap();
         run_dispatches(&gpu, &[&d]);
         let expect: Vec<f32> = (0..n_tokens * width)
             .map(|i| {
@@ -272,12 +284,12 @@ fn swiglu_and_combine_match_reference() {
 }
 
 /// The prefill expert path: slots grouped by expert on the GPU (`moe_group`), then one
-/// matmul per expert over its slots (`expert_matmul`), equals a matvec per slot on the CPU
+/// matmul per expert over its slots (`matmul_experts`), equals a matvec per slot on the CPU
 /// (2e-5 of the sum of |w x| per row, as the matvec). Covers experts with more slots than a
 /// tile (70 tokens), rows past a tile, pieces split on expert boundaries, inputs shared by
 /// a token's slots (group k) and per slot (group 1), and an output offset.
 #[test]
-fn grouped_expert_matmul_matches_per_slot_matvec() {
+fn matmul_experts_matches_per_slot_matvec() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(33);
@@ -305,16 +317,12 @@ fn grouped_expert_matmul_matches_per_slot_matvec() {
         let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids));
         let order = f32_buffer(&gpu, "order", slots);
         let offsets = f32_buffer(&gpu, "offsets", n_experts + 1);
-        let group = moe::moe_group(
-            &gpu,
-            &cache,
-            n_experts as u32,
-            slots as u32,
-            &ids_buf,
-            &order,
-            &offsets,
-        )
-        .unwrap();
+        let io = moe::MoeGroupIo {
+            ids: &ids_buf,
+            order: &order,
+            offsets: &offsets,
+        };
+        let group = moe::moe_group(&gpu, &cache, n_experts as u32, slots as u32, io).unwrap();
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
         for (group_size, max_piece) in [(k, u64::MAX), (1, 4 * slab)] {
             let m = QuantMatrix::upload_experts(
@@ -333,24 +341,32 @@ fn grouped_expert_matmul_matches_per_slot_matvec() {
             let xb = buf(&gpu, &x);
             let (stride, offset) = (rows + 3, 2usize);
             let y = f32_buffer(&gpu, "y", slots * stride);
-            let ds = moe::expert_matmul(
+            let experts = linear::ExpertWeights {
+                w: &m,
+                rows_per_expert: rows as u32,
+            };
+            let groups = linear::ExpertGroups {
+                order: &order,
+                offsets: &offsets,
+            };
+            let input = linear::SlotInput {
+                buffer: &xb,
+                stride: cols as u32,
+                group: group_size as u32,
+            };
+            let output = linear::SlotOutput {
+                buffer: &y,
+                stride: stride as u32,
+                offset: offset as u32,
+            };
+            let ds = linear::matmul_experts(
                 &gpu,
                 &cache,
-                &m,
-                rows as u32,
+                experts,
                 n_tokens as u32,
-                &order,
-                &offsets,
-                &xb,
-                moe::SlotInput {
-                    stride: cols as u32,
-                    group: group_size as u32,
-                },
-                &y,
-                moe::SlotOutput {
-                    stride: stride as u32,
-                    offset: offset as u32,
-                },
+                groups,
+                input,
+                output,
             )
             .unwrap();
             let mut all = vec![&group];
@@ -388,12 +404,12 @@ fn grouped_expert_matmul_matches_per_slot_matvec() {
 /// A prompt chunk's many slots take the many-slot kernel (more rows per workgroup): the
 /// same results as per slot on the CPU, bound as the matvec (2e-5 of the sum of |w x|).
 #[test]
-fn many_slot_expert_matvec_matches_reference() {
+fn many_slot_matvec_experts_matches_reference() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(34);
     let (n_experts, rows, cols) = (5usize, 100usize, 256usize);
-    let slots = moe::MANY_SLOTS as usize + 6;
+    let slots = linear::MANY_SLOTS as usize + 6;
     for ty in [GgmlType::Q4K, GgmlType::F16] {
         let w = random_weights(ty, n_experts * rows, cols, &mut rng);
         let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
@@ -417,27 +433,23 @@ fn many_slot_expert_matvec_matches_reference() {
             buf(&gpu, &x),
         );
         let y = f32_buffer(&gpu, "y", slots * rows);
-        let input = moe::SlotInput {
+        let input = linear::SlotInput {
+            buffer: &xb,
             stride: cols as u32,
             group: 1,
         };
-        let output = moe::SlotOutput {
+        let output = linear::SlotOutput {
+            buffer: &y,
             stride: rows as u32,
             offset: 0,
         };
-        let ds = moe::expert_matvec(
-            &gpu,
-            &cache,
-            &m,
-            rows as u32,
-            slots as u32,
-            &ids_buf,
-            &xb,
-            input,
-            &y,
-            output,
-        )
-        .unwrap();
+        let experts = linear::ExpertWeights {
+            w: &m,
+            rows_per_expert: rows as u32,
+        };
+        let n_slots = slots as u32;
+        let ds = linear::matvec_experts(&gpu, &cache, experts, n_slots, &ids_buf, input, output)
+            .unwrap();
         run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
         let got = read_f32(&gpu, &y, slots * rows).unwrap();
         let layout = SlotLayout {

@@ -1,10 +1,11 @@
-//! `shaders/sample/argmax.wgsl`: the exact index of the largest logit (ties to the lowest),
+//! `shaders/sample/`: argmax, the exact index of the largest logit (ties to the lowest),
 //! over a 248k vocabulary, for any length.
 
 use qwen_wgpu::model::reference::sample::{apply_repetition_penalty, sample_top_k_top_p, Draw};
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::sample::{
-    argmax_partials_bytes, top_k_partials_bytes, Argmax, RepetitionPenalty, TopKSampler,
+    argmax_partials_bytes, top_k_partials_bytes, Argmax, RepetitionPenalty, SampleBuffers,
+    TopKSampler,
 };
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
@@ -32,7 +33,12 @@ fn argmax_matches_reference() {
             (argmax_partials_bytes(n as u32) / 4) as usize,
         );
         let token = f32_buffer(&gpu, "token", 1);
-        let am = Argmax::new(&gpu, &cache, n as u32, &lb, &partials, &token).unwrap();
+        let b = SampleBuffers {
+            logits: &lb,
+            partials: &partials,
+            token: &token,
+        };
+        let am = Argmax::new(&gpu, &cache, n as u32, b).unwrap();
         run_dispatches(&gpu, &[&am.partial, &am.reduce]);
         let got = read_f32(&gpu, &token, 1).unwrap()[0].to_bits();
         assert_eq!(got, expect, "argmax of {n} logits");
@@ -56,8 +62,12 @@ fn top_k_top_p_sampling_matches_reference() {
             (top_k_partials_bytes(n as u32, k) / 4) as usize,
         );
         let token = f32_buffer(&gpu, "token", 1);
-        let mut sampler =
-            TopKSampler::new(&gpu, &cache, n as u32, k, &lb, &partials, &token).unwrap();
+        let b = SampleBuffers {
+            logits: &lb,
+            partials: &partials,
+            token: &token,
+        };
+        let mut sampler = TopKSampler::new(&gpu, &cache, n as u32, k, b).unwrap();
         let settings = [
             (1.0f32, 1.0f32, 0.0f32),
             (0.7, 0.9, 0.0),
@@ -83,7 +93,12 @@ fn top_k_top_p_sampling_matches_reference() {
         }
     }
     let dummy = f32_buffer(&gpu, "d", 4);
-    assert!(TopKSampler::new(&gpu, &cache, 100, 65, &dummy, &dummy, &dummy).is_err());
+    let b = SampleBuffers {
+        logits: &dummy,
+        partials: &dummy,
+        token: &dummy,
+    };
+    assert!(TopKSampler::new(&gpu, &cache, 100, 65, b).is_err());
 }
 
 /// The penalty touches exactly the distinct recent tokens (duplicates once, ids past the

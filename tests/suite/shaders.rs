@@ -1,26 +1,27 @@
-//! Every shader variant the crate can build is parsed and validated by naga, its `override`
-//! constants resolved, and translated to SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12), so a
-//! shader that would break on another backend fails here; and every `Params` struct has the
-//! size of its `#[repr(C)]` Rust mirror.
+//! Every shader variant the crate can build is parsed and validated by naga and translated
+//! to SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12), so a shader that would break on another
+//! backend fails here; and every kernel's WGSL matches its Rust declaration: the bindings
+//! its entry point uses (names, order, access) and the field offsets of its `Params`.
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
-use qwen_wgpu::runtime::params::PARAMS_SIZES;
+use qwen_wgpu::runtime::kernel::{Access, Declaration};
 use qwen_wgpu::runtime::pipeline::{assemble, Kernel, Variant, SHADER_FILES};
 
-fn constants(kernel: Kernel) -> naga::back::PipelineConstants {
-    let mut c = naga::back::PipelineConstants::default();
-    for &(name, value) in kernel.overrides() {
-        c.insert(name.to_string(), value as f64);
-    }
-    c
+fn parse(kernel: Kernel, variant: Variant) -> (Declaration, String, naga::Module) {
+    let decl = kernel.declaration().unwrap();
+    let source = assemble(&decl, variant).unwrap();
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|e| panic!("{kernel:?}: {}", e.emit_to_string(&source)));
+    (decl, source, module)
 }
 
-fn translate(kernel: Kernel, variant: Variant) {
-    let name = format!("{kernel:?} {variant:?}");
-    let source = assemble(kernel, variant).unwrap();
-    let module = naga::front::wgsl::parse_str(&source)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
+fn validate(
+    name: &str,
+    source: &str,
+    module: &naga::Module,
+    variant: Variant,
+) -> naga::valid::ModuleInfo {
     // unpack2x16float is core WGSL; naga files it under SHADER_FLOAT16_IN_FLOAT32, which
     // every Vulkan, Metal and DX12 adapter has.
     let base = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
@@ -29,19 +30,18 @@ fn translate(kernel: Kernel, variant: Variant) {
     } else {
         base
     };
-    let info = Validator::new(ValidationFlags::all(), caps)
+    Validator::new(ValidationFlags::all(), caps)
         .subgroup_stages(ShaderStages::COMPUTE)
         .subgroup_operations(SubgroupOperationSet::all())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&source)));
-    let entry = (naga::ShaderStage::Compute, kernel.entry_point());
-    let (module, info) = naga::back::pipeline_constants::process_overrides(
-        &module,
-        &info,
-        Some(entry),
-        &constants(kernel),
-    )
-    .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+        .validate(module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)))
+}
+
+fn translate(kernel: Kernel, variant: Variant) {
+    let name = format!("{kernel:?} {variant:?}");
+    let (decl, source, module) = parse(kernel, variant);
+    let info = validate(&name, &source, &module, variant);
+    let entry = decl.entry.to_string();
 
     let spv_options = spv::Options {
         lang_version: (1, 3),
@@ -49,7 +49,7 @@ fn translate(kernel: Kernel, variant: Variant) {
     };
     let spv_pipeline = spv::PipelineOptions {
         shader_stage: naga::ShaderStage::Compute,
-        entry_point: kernel.entry_point().to_string(),
+        entry_point: entry.clone(),
     };
     let words = spv::write_vec(&module, &info, &spv_options, Some(&spv_pipeline))
         .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
@@ -60,7 +60,7 @@ fn translate(kernel: Kernel, variant: Variant) {
         ..Default::default()
     };
     let msl_pipeline = msl::PipelineOptions {
-        entry_point: Some((naga::ShaderStage::Compute, kernel.entry_point().to_string())),
+        entry_point: Some((naga::ShaderStage::Compute, entry.clone())),
         ..Default::default()
     };
     msl::write_string(&module, &info, &msl_options, &msl_pipeline)
@@ -71,7 +71,7 @@ fn translate(kernel: Kernel, variant: Variant) {
         ..Default::default()
     };
     let hlsl_pipeline = hlsl::PipelineOptions {
-        entry_point: Some((naga::ShaderStage::Compute, kernel.entry_point().to_string())),
+        entry_point: Some((naga::ShaderStage::Compute, entry)),
     };
     let mut out = String::new();
     hlsl::Writer::new(&mut out, &hlsl_options, &hlsl_pipeline)
@@ -88,41 +88,125 @@ fn every_shader_translates_to_spirv_msl_and_hlsl() {
     }
 }
 
-/// The byte size of the WGSL struct `Params` in a kernel file, by naga's layouter.
-fn wgsl_params_size(path: &str) -> u32 {
-    let kernel = Kernel::all()
-        .into_iter()
-        .find(|k| {
-            assemble(*k, Variant { subgroups: false })
-                .unwrap()
-                .contains(path)
-        })
-        .unwrap_or_else(|| panic!("no kernel assembles {path}"));
-    let source = assemble(kernel, Variant { subgroups: false }).unwrap();
-    let module = naga::front::wgsl::parse_str(&source).unwrap();
-    let mut layouter = naga::proc::Layouter::default();
-    layouter.update(module.to_ctx()).unwrap();
-    let (handle, _) = module
-        .types
-        .iter()
-        .find(|(_, t)| t.name.as_deref() == Some("Params"))
-        .unwrap_or_else(|| panic!("{path} has no struct Params"));
-    layouter[handle].size
+/// One resource the entry point uses: its binding, variable name and access.
+#[derive(Debug, PartialEq)]
+struct Used {
+    binding: u32,
+    name: String,
+    access: Access,
 }
 
-#[test]
-fn params_structs_match_their_rust_mirrors() {
-    for &(path, rust_size) in PARAMS_SIZES {
-        assert_eq!(wgsl_params_size(path) as usize, rust_size, "{path}");
-    }
-    // Every kernel file with a Params struct has a Rust mirror.
-    for (path, src) in SHADER_FILES {
-        if src.contains("struct Params") {
-            assert!(
-                PARAMS_SIZES.iter().any(|(p, _)| p == path),
-                "{path} has no Rust mirror"
+/// The storage buffers the kernel's entry point statically uses, by binding.
+fn used_bindings(
+    decl: &Declaration,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+) -> Vec<Used> {
+    let index = module
+        .entry_points
+        .iter()
+        .position(|e| e.name == decl.entry)
+        .unwrap_or_else(|| panic!("{}: no entry point {}", decl.file, decl.entry));
+    let entry_info = info.get_entry_point(index);
+    let mut used: Vec<Used> = module
+        .global_variables
+        .iter()
+        .filter(|(handle, _)| !entry_info[*handle].is_empty())
+        .filter_map(|(_, var)| {
+            let binding = var.binding.as_ref()?;
+            assert_eq!(
+                binding.group, 0,
+                "{}: {:?} outside group 0",
+                decl.entry, var.name
             );
-        }
+            let naga::AddressSpace::Storage { access } = var.space else {
+                panic!("{}: {:?} is not a storage buffer", decl.entry, var.name);
+            };
+            let access = if access.contains(naga::StorageAccess::STORE) {
+                Access::ReadWrite
+            } else {
+                Access::Read
+            };
+            Some(Used {
+                binding: binding.binding,
+                name: var.name.clone().unwrap_or_default(),
+                access,
+            })
+        })
+        .collect();
+    used.sort_by_key(|u| u.binding);
+    used
+}
+
+/// The entry point binds `params` (read-only) at 0, then exactly the declaration's
+/// bindings at 1.. in order, with the declared access; `Params` has the declared size and
+/// every non-padding field at the declared offset.
+#[test]
+fn bindings_and_params_match_declarations() {
+    for kernel in Kernel::all() {
+        let variant = Variant { subgroups: false };
+        let (decl, source, module) = parse(kernel, variant);
+        let info = validate(decl.entry, &source, &module, variant);
+        let mut expect = vec![Used {
+            binding: 0,
+            name: "params".into(),
+            access: Access::Read,
+        }];
+        expect.extend(decl.bindings.iter().enumerate().map(|(i, b)| Used {
+            binding: i as u32 + 1,
+            name: b.name.into(),
+            access: b.access,
+        }));
+        assert_eq!(used_bindings(&decl, &module, &info), expect, "{kernel:?}");
+
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Params"))
+            .unwrap_or_else(|| panic!("{kernel:?}: no struct Params"));
+        assert_eq!(
+            layouter[handle].size as usize, decl.params_size,
+            "{kernel:?} Params size"
+        );
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+            panic!("{kernel:?}: Params is not a struct");
+        };
+        let wgsl: Vec<(String, usize)> = members
+            .iter()
+            .filter_map(|m| m.name.clone().map(|n| (n, m.offset as usize)))
+            .filter(|(n, _)| !n.starts_with('_'))
+            .collect();
+        let rust: Vec<(String, usize)> = decl
+            .params
+            .iter()
+            .filter(|f| !f.name.starts_with('_'))
+            .map(|f| (f.name.to_string(), f.offset))
+            .collect();
+        assert_eq!(wgsl, rust, "{kernel:?} Params fields");
+    }
+}
+
+/// Every file under `shaders/` is some kernel's own file or one of its includes (no dead
+/// shader), and every kernel file has exactly the one entry point.
+#[test]
+fn every_shader_file_is_used() {
+    let decls: Vec<Declaration> = Kernel::all()
+        .into_iter()
+        .map(|k| k.declaration().unwrap())
+        .collect();
+    let reductions = ["common/reduce_shared.wgsl", "common/reduce_subgroup.wgsl"];
+    for (path, _) in SHADER_FILES {
+        let used = reductions.contains(path)
+            || decls
+                .iter()
+                .any(|d| d.file == *path || d.includes.contains(path));
+        assert!(used, "shaders/{path} belongs to no kernel");
+    }
+    for decl in &decls {
+        let (_, src) = SHADER_FILES.iter().find(|(p, _)| *p == decl.file).unwrap();
+        assert_eq!(src.matches("@compute").count(), 1, "{}", decl.file);
     }
 }
 
@@ -135,8 +219,7 @@ fn params_structs_match_their_rust_mirrors() {
 fn kernels_bind_no_uniforms_and_few_enough_storage_buffers() {
     use qwen_wgpu::runtime::gpu::MIN_STORAGE_BUFFERS;
     for kernel in Kernel::all() {
-        let source = assemble(kernel, Variant { subgroups: false }).unwrap();
-        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let (_, _, module) = parse(kernel, Variant { subgroups: false });
         let mut storage = 0;
         for (_, var) in module.global_variables.iter() {
             assert!(

@@ -1,5 +1,7 @@
-//! Kernel launchers, one module per shader family. Each op builds its pipeline, params
-//! buffer and bind group once; afterwards it only records dispatches.
+//! Kernel launchers, one folder per shader family and one file per kernel: its params,
+//! its bindings by name, its [`Declaration`](crate::runtime::kernel::Declaration) and the
+//! launcher. Each op builds its pipeline, params buffer and bind group once; afterwards it
+//! only records dispatches.
 
 pub mod attention;
 pub mod gdn;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{KernelIo, KernelParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache, Variant};
 use crate::runtime::tensor::params_buffer;
 
@@ -26,8 +29,9 @@ pub fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
 }
 
 /// One recorded dispatch: a pipeline, its bind group (binding 0 the params, then the
-/// buffers) and the workgroup grid. Params are a read-only storage buffer rather than a
-/// uniform one: lavapipe recompiles a shader at every dispatch whose uniform values changed.
+/// kernel's bindings struct in order) and the workgroup grid. Params are a read-only storage
+/// buffer rather than a uniform one: lavapipe recompiles a shader at every dispatch whose
+/// uniform values changed.
 pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
@@ -37,65 +41,59 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// `workgroups` in a line (laid out as a 2-D grid past the per-dimension limit).
-    pub fn new<P: bytemuck::Pod>(
+    pub fn line<P: KernelParams, Io: KernelIo>(
         ctx: &GpuContext,
         cache: &PipelineCache,
         kernel: Kernel,
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        io: &Io,
         workgroups: u32,
     ) -> Result<Dispatch, GpuError> {
-        let g = grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension);
-        Self::new_2d(ctx, cache, kernel, params, buffers, g)
+        let (x, y) = grid(workgroups, ctx.limits.max_compute_workgroups_per_dimension);
+        Self::new(ctx, cache, kernel, params, io, [x, y, 1])
     }
 
-    /// An explicit `(x, y)` grid, for kernels that index two dimensions.
-    pub fn new_2d<P: bytemuck::Pod>(
+    /// `kernel` over an explicit grid, its bindings from `io`, which must be the kernel's
+    /// bindings struct and `params` its params struct.
+    pub fn new<P: KernelParams, Io: KernelIo>(
         ctx: &GpuContext,
         cache: &PipelineCache,
         kernel: Kernel,
         params: &P,
-        buffers: &[&wgpu::Buffer],
-        grid: (u32, u32),
-    ) -> Result<Dispatch, GpuError> {
-        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32 + 1, *b))
-            .collect();
-        Self::with_bindings(ctx, cache, kernel, params, &numbered, [grid.0, grid.1, 1])
-    }
-
-    /// Buffers at explicit binding numbers, for an entry point that uses only some of its
-    /// module's bindings (its layout then has gaps).
-    pub fn with_bindings<P: bytemuck::Pod>(
-        ctx: &GpuContext,
-        cache: &PipelineCache,
-        kernel: Kernel,
-        params: &P,
-        bindings: &[(u32, &wgpu::Buffer)],
+        io: &Io,
         grid: [u32; 3],
     ) -> Result<Dispatch, GpuError> {
+        let decl = kernel.declaration()?;
+        if decl.bindings != Io::BINDINGS || decl.params != P::FIELDS {
+            return Err(GpuError::Pipeline(format!(
+                "{}: bound with {} and {}, which are not its bindings and params",
+                decl.entry,
+                std::any::type_name::<Io>(),
+                std::any::type_name::<P>()
+            )));
+        }
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         if grid.iter().any(|&g| g > max) {
             return Err(GpuError::Shape(format!(
-                "{kernel:?}: grid {grid:?} exceeds {max} workgroups per dimension"
+                "{}: grid {grid:?} exceeds {max} workgroups per dimension",
+                decl.entry
             )));
         }
         let variant = Variant::for_features(&ctx.features);
         let pipeline = cache.get(&ctx.device, kernel, variant)?;
-        let params_buf = params_buffer(ctx, kernel.entry_point(), params);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params_buf.as_entire_binding(),
-        }];
-        entries.extend(bindings.iter().map(|&(binding, b)| wgpu::BindGroupEntry {
-            binding,
-            resource: b.as_entire_binding(),
-        }));
+        let params_buf = params_buffer(ctx, decl.entry, params);
+        let buffers = io.buffers();
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = std::iter::once(&params_buf)
+            .chain(buffers)
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
         ctx.created.bind_group();
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry_point()),
+            label: Some(decl.entry),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });

@@ -3,6 +3,7 @@
 // otherwise (llama.cpp's rule). A token listed twice is penalised once: invocation i skips
 // a token that an earlier slot of `recent` already holds.
 // Mirrors model::reference::sample::apply_repetition_penalty.
+// WG comes from Rust (ops/sample/repetition_penalty.rs).
 
 struct Params {
     n_recent: u32,
@@ -10,8 +11,6 @@ struct Params {
     penalty: f32,
     _pad: u32,
 }
-
-const WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_vocab] f32

@@ -6,6 +6,7 @@
 // Split: one workgroup per token; the softmax and the ranking are shared by the workgroup
 // (each invocation ranks its experts against all), invocation 0 normalises the k picks.
 // Mirrors model::reference::moe::moe_route.
+// WG, MAX_EXPERTS and MAX_K come from Rust (ops/moe/moe_route.rs).
 
 struct Params {
     n_expert: u32,
@@ -14,8 +15,6 @@ struct Params {
     renormalise: u32,
 }
 
-const MAX_EXPERTS: u32 = 512u;
-const MAX_K: u32 = 16u;
 const MIN_SUM: f32 = 6.1035156e-5;
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -25,8 +24,6 @@ const MIN_SUM: f32 = 6.1035156e-5;
 @group(0) @binding(2) var<storage, read_write> ids: array<u32>;
 // [n_tokens, k] f32
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
-
-override WG: u32 = 64u;
 
 var<workgroup> probs: array<f32, MAX_EXPERTS>;
 var<workgroup> stat: f32;

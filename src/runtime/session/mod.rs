@@ -22,8 +22,12 @@ use crate::runtime::ops::sample::{
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{check_kv_binding, SequenceState};
-use crate::runtime::tensor::{map_read, read_back_buffer, read_f32};
+use crate::runtime::tensor::{map_read, read_f32};
 use crate::runtime::weights::{self, ModelWeights, Progress};
+
+mod profile;
+
+pub use profile::NodeTime;
 
 /// How a session is sized.
 #[derive(Debug, Clone, Copy)]
@@ -275,14 +279,7 @@ impl Session {
             scratch: &scratch,
         };
         let decode = graph::build(&bindings, 1, LogitRows::Last)?;
-        let argmax = Argmax::new(
-            ctx,
-            &model.cache,
-            config.n_vocab,
-            &scratch.logits,
-            &scratch.sample_partials,
-            &scratch.sampled,
-        )?;
+        let argmax = Argmax::new(ctx, &model.cache, config.n_vocab, scratch.sample_buffers())?;
         let penalty = RepetitionPenalty::new(
             ctx,
             &model.cache,
@@ -365,9 +362,7 @@ impl Session {
                 &self.model.cache,
                 self.model.config.n_vocab,
                 k,
-                &self.scratch.logits,
-                &self.scratch.sample_partials,
-                &self.scratch.sampled,
+                self.scratch.sample_buffers(),
             )?);
         }
         self.sampling = sampling;
@@ -585,130 +580,4 @@ impl Session {
         let id = map_read(ctx, &self.scratch.sampled_read, 4)?;
         Ok(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
     }
-}
-
-/// The time one node of a plan took.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NodeTime {
-    pub label: &'static str,
-    pub layer: Option<usize>,
-    pub dispatches: usize,
-    pub seconds: f64,
-}
-
-impl Session {
-    /// Runs one decode step of `token` node by node and times each node: with timestamp
-    /// queries where the adapter has them, else on the CPU around one submit per node (each
-    /// node then also pays a submit's latency). Sampling is included, timed on the CPU; the
-    /// step advances the sequence like [`Session::decode`].
-    pub fn profile_decode(&mut self, token: u32) -> Result<(Vec<NodeTime>, u32), Error> {
-        self.check_tokens(&[token])?;
-        self.prepare_chunk(&[token], LogitRows::Last)?;
-        let mut times = time_nodes(&self.model.ctx, &self.decode)?;
-        self.history.push(token);
-        let start = std::time::Instant::now();
-        let next = self.submit_step(false)?;
-        times.push(NodeTime {
-            label: "sample",
-            layer: None,
-            dispatches: 2,
-            seconds: start.elapsed().as_secs_f64(),
-        });
-        self.state.pos += 1;
-        self.last_row = Some(0);
-        Ok((times, next))
-    }
-
-    /// Runs one prefill chunk (at most the batch size) node by node, timed like
-    /// [`Session::profile_decode`].
-    pub fn profile_prefill(&mut self, chunk: &[u32]) -> Result<Vec<NodeTime>, Error> {
-        self.check_tokens(chunk)?;
-        if chunk.is_empty() || chunk.len() > self.options.ubatch as usize {
-            return Err(Error::InvalidArgument(format!(
-                "a profiled chunk holds 1 to {} tokens",
-                self.options.ubatch
-            )));
-        }
-        let model = Arc::clone(&self.model);
-        let times = time_nodes(&model.ctx, self.prepare_chunk(chunk, LogitRows::Last)?)?;
-        self.state.pos += chunk.len() as u32;
-        self.history.extend_from_slice(chunk);
-        self.last_row = Some(0);
-        Ok(times)
-    }
-}
-
-/// Times each node of `graph`: with timestamp queries (one compute pass per node, all in
-/// one submit) where the adapter has them, else one submit per node timed on the CPU from
-/// submit to completion.
-fn time_nodes(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
-    ctx.wait()?;
-    if ctx.features.timestamp_query {
-        return time_nodes_on_device(ctx, graph);
-    }
-    graph
-        .nodes
-        .iter()
-        .map(|node| {
-            let start = std::time::Instant::now();
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                node.encode(&mut pass);
-            }
-            ctx.queue.submit([enc.finish()]);
-            ctx.wait()?;
-            Ok(NodeTime {
-                label: node.label,
-                layer: node.layer,
-                dispatches: node.dispatch_count(),
-                seconds: start.elapsed().as_secs_f64(),
-            })
-        })
-        .collect()
-}
-
-fn time_nodes_on_device(ctx: &GpuContext, graph: &Graph) -> Result<Vec<NodeTime>, Error> {
-    let n = graph.nodes.len() as u32;
-    let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("profile"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2 * n,
-    });
-    let bytes = 16 * n as u64;
-    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("profile-resolve"),
-        size: bytes,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let staging = read_back_buffer(ctx, "profile-read", bytes);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(node.label),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &queries,
-                beginning_of_pass_write_index: Some(2 * i as u32),
-                end_of_pass_write_index: Some(2 * i as u32 + 1),
-            }),
-        });
-        node.encode(&mut pass);
-    }
-    enc.resolve_query_set(&queries, 0..2 * n, &resolved, 0);
-    enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
-    ctx.queue.submit([enc.finish()]);
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(ctx, &staging, bytes)?);
-    let period_ns = ctx.queue.get_timestamp_period() as f64;
-    Ok(graph
-        .nodes
-        .iter()
-        .zip(ticks.chunks_exact(2))
-        .map(|(node, t)| NodeTime {
-            label: node.label,
-            layer: node.layer,
-            dispatches: node.dispatch_count(),
-            seconds: t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9,
-        })
-        .collect())
 }

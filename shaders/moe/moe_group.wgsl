@@ -4,6 +4,7 @@
 //   order: slot indices (token * k + j), by expert, in slot order within an expert.
 // Split: one workgroup; the counts are atomic in workgroup memory, the prefix sum and the
 // scatter (a few thousand steps at most) are done by invocation 0, so the order is stable.
+// WG and MAX_EXPERTS come from Rust (ops/moe/moe_group.rs).
 
 struct Params {
     n_expert: u32,
@@ -11,9 +12,6 @@ struct Params {
     _pad0: u32,
     _pad1: u32,
 }
-
-const MAX_EXPERTS: u32 = 512u;
-const WG: u32 = 256u;
 
 @group(0) @binding(0) var<storage, read> params: Params;
 // [slots] u32: the routed expert of each slot (moe_route's ids)

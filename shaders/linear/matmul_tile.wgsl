@@ -1,0 +1,103 @@
+// The tile product both matmul kernels share. Workgroup (row tile, token tile) computes
+// TILE x TILE outputs, 16 per invocation (4 rows x 4 tokens in registers, strided by 16).
+// Along the row length, 32-element units of TILE weight rows are dequantized once into
+// workgroup memory (stage_unit, four invocations per row) and shared by the TILE tokens,
+// whose 32 inputs are staged beside them. TILE and WG come from Rust
+// (ops/linear/matmul.rs); the kernel's file defines x_row and y_row (which x and y row tile
+// token tt of the tile from tok0 reads and writes) and the globals `params`, `weights`,
+// `x`, `y`.
+
+struct Params {
+    rows: u32,
+    units: u32,
+    row_bytes: u32,
+    n_tokens: u32,
+    // Floats per token in x, and in y.
+    x_stride: u32,
+    y_stride: u32,
+    x_offset: u32,
+    y_offset: u32,
+    // matmul_experts: this buffer holds experts first_expert.. (each `rows` rows); slot s
+    // reads x row s / x_group and writes y row s.
+    first_expert: u32,
+    x_group: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+// Packed for the product loop: w_tile[l][r] holds element l of rows r, r + 16, r + 32,
+// r + 48 and x_tile[l][t] element l of tile tokens t, t + 16, t + 32, t + 48, so each step
+// of that loop reads two vectors instead of eight scalars (on CPU devices every
+// workgroup-memory read is a per-lane gather).
+var<workgroup> w_tile: array<array<vec4<f32>, 16>, 32>;
+var<workgroup> x_tile: array<array<vec4<f32>, 16>, 32>;
+
+// Elements l.. l + 3 of tile row r (stage_unit's output).
+fn stage4(r: u32, l: u32, v: vec4<f32>) {
+    let q = r % 16u;
+    let c = r / 16u;
+    w_tile[l][q][c] = v.x;
+    w_tile[l + 1u][q][c] = v.y;
+    w_tile[l + 2u][q][c] = v.z;
+    w_tile[l + 3u][q][c] = v.w;
+}
+
+// The TILE x TILE outputs of rows row0.. and the `n` tile tokens from tok0, weights from
+// byte `slab` on.
+fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
+    let r = lid % 16u;
+    let t = lid / 16u;
+    // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.
+    let stage_row = lid / 4u;
+    let stage_part = lid % 4u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var u = 0u; u < params.units; u++) {
+        let row = row0 + stage_row;
+        if (row < params.rows) {
+            let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+            stage_unit(block, u % UNITS_PER_BLOCK, stage_row, stage_part);
+        } else {
+            stage4(stage_row, 8u * stage_part, vec4<f32>(0.0));
+            stage4(stage_row, 8u * stage_part + 4u, vec4<f32>(0.0));
+        }
+        for (var i = lid; i < TILE * 32u; i += WG) {
+            let tt = i / 32u;
+            let l = i % 32u;
+            var v = 0.0;
+            if (tt < n) {
+                v = x[params.x_offset + x_row(tok0, tt) * params.x_stride + 32u * u + l];
+            }
+            x_tile[l][tt % 16u][tt / 16u] = v;
+        }
+        workgroupBarrier();
+        for (var l = 0u; l < 32u; l++) {
+            let xv = x_tile[l][t];
+            let wv = w_tile[l][r];
+            acc0 += wv.x * xv;
+            acc1 += wv.y * xv;
+            acc2 += wv.z * xv;
+            acc3 += wv.w * xv;
+        }
+        workgroupBarrier();
+    }
+    store_row(row0 + r, tok0, t, n, acc0);
+    store_row(row0 + r + 16u, tok0, t, n, acc1);
+    store_row(row0 + r + 32u, tok0, t, n, acc2);
+    store_row(row0 + r + 48u, tok0, t, n, acc3);
+}
+
+// Row `row`'s outputs for tile tokens t, t + 16, t + 32, t + 48 (of n).
+fn store_row(row: u32, tok0: u32, t: u32, n: u32, v: vec4<f32>) {
+    if (row >= params.rows) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let tt = t + 16u * j;
+        if (tt < n) {
+            y[params.y_offset + y_row(tok0, tt) * params.y_stride + row] = v[j];
+        }
+    }
+}

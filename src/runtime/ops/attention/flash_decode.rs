@@ -1,0 +1,181 @@
+//! `shaders/attention/flash_decode.wgsl` and `flash_decode_combine.wgsl`: causal attention
+//! split over the KV length (flash-decoding), partials first, then their combination.
+
+use crate::error::GpuError;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::ops::attention::qk_norm_rope::kv_file;
+use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
+use crate::runtime::ops::Dispatch;
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+
+/// KV positions per flash_decode workgroup.
+pub const FLASH_CHUNK: u32 = 64;
+/// Invocations per workgroup of both passes.
+const WG: u32 = 64;
+
+kernel_params! {
+    /// `shaders/attention/flash_decode_params.wgsl`'s `Params`, shared by both passes.
+    pub struct FlashDecodeParams {
+        pub n_tokens: u32,
+        pub n_head: u32,
+        pub n_head_kv: u32,
+        pub head_dim: u32,
+        pub pos0: u32,
+        pub n_chunks: u32,
+        pub q_stride: u32,
+        pub q_head_stride: u32,
+        pub gated: u32,
+        pub _pad: [u32; 3],
+    }
+}
+
+kernel_io! {
+    /// The buffers of the first pass.
+    pub struct FlashDecodeIo {
+        q: Read "[n_tokens, n_head, head_dim] f32: normalised, rotated queries",
+        k_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
+        v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
+        partials: ReadWrite "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
+    }
+}
+
+kernel_io! {
+    /// The buffers of the combining pass.
+    pub struct FlashDecodeCombineIo {
+        partials: Read "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
+        q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
+        out: ReadWrite "[n_tokens, n_head, head_dim] f32",
+    }
+}
+
+pub fn declaration(kv_f16: bool) -> Declaration {
+    Declaration::of::<FlashDecodeParams, FlashDecodeIo>(
+        "flash_decode",
+        "attention/flash_decode.wgsl",
+    )
+    .include([kv_file(kv_f16), "attention/flash_decode_params.wgsl"])
+    .constant("CHUNK", FLASH_CHUNK)
+    .constant("WG", WG)
+    .constant("MAX_HEAD_DIM", MAX_HEAD_DIM)
+}
+
+pub fn combine_declaration() -> Declaration {
+    Declaration::of::<FlashDecodeParams, FlashDecodeCombineIo>(
+        "flash_decode_combine",
+        "attention/flash_decode_combine.wgsl",
+    )
+    .include(["attention/flash_decode_params.wgsl"])
+    .constant("WG", WG)
+}
+
+/// Every buffer of the two passes, by role.
+#[derive(Clone, Copy)]
+pub struct FlashDecodeBuffers<'a> {
+    pub q: &'a wgpu::Buffer,
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    /// Room for `n_tokens * n_head * n_chunks * (head_dim + 2)` floats, with `n_chunks =
+    /// ceil((pos0 + n_tokens) / FLASH_CHUNK)` at the furthest position.
+    pub partials: &'a wgpu::Buffer,
+    pub q_in: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+}
+
+/// The two passes of causal flash attention for a step's queries.
+pub struct FlashDecode {
+    pub partial: Dispatch,
+    pub combine: Dispatch,
+    params: FlashDecodeParams,
+    /// Chunks the partials buffer has room for.
+    max_chunks: u32,
+}
+
+impl FlashDecode {
+    pub fn new(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        step: AttentionStep<'_>,
+        b: FlashDecodeBuffers<'_>,
+    ) -> Result<FlashDecode, GpuError> {
+        step.check_geometry()?;
+        let a = step.config;
+        let (n_tokens, pos0) = (step.n_tokens, step.pos0);
+        let (q_stride, q_head_stride) = step.q_strides();
+        let n_chunks = (pos0 + n_tokens).div_ceil(FLASH_CHUNK);
+        let per_chunk = 4 * (n_tokens * a.n_head) as u64 * (a.head_dim + 2) as u64;
+        let max_chunks = (b.partials.size() / per_chunk).min(u32::MAX as u64) as u32;
+        if n_chunks > max_chunks {
+            return Err(GpuError::Shape(format!(
+                "flash_decode: {n_chunks} chunks of partials needed, room for {max_chunks}"
+            )));
+        }
+        let params = FlashDecodeParams {
+            n_tokens,
+            n_head: a.n_head,
+            n_head_kv: a.n_head_kv,
+            head_dim: a.head_dim,
+            pos0,
+            n_chunks,
+            q_stride,
+            q_head_stride,
+            gated: u32::from(a.output_gate),
+            _pad: [0; 3],
+        };
+        let heads = n_tokens * a.n_head;
+        let partial_io = FlashDecodeIo {
+            q: b.q,
+            k_cache: b.k_cache,
+            v_cache: b.v_cache,
+            partials: b.partials,
+        };
+        let kernel = Kernel::FlashDecode {
+            kv_f16: step.kv_f16,
+        };
+        let partial = Dispatch::new(
+            ctx,
+            cache,
+            kernel,
+            &params,
+            &partial_io,
+            [heads, n_chunks, 1],
+        )?;
+        let combine_io = FlashDecodeCombineIo {
+            partials: b.partials,
+            q_in: b.q_in,
+            out: b.out,
+        };
+        let kernel = Kernel::FlashDecodeCombine;
+        let combine = Dispatch::new(ctx, cache, kernel, &params, &combine_io, [heads, 1, 1])?;
+        Ok(FlashDecode {
+            partial,
+            combine,
+            params,
+            max_chunks,
+        })
+    }
+
+    /// Moves the queries to positions `pos0..`: the KV length, and with it the number of
+    /// chunks (the grid's second dimension), follow.
+    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) -> Result<(), GpuError> {
+        let n_chunks = (pos0 + self.params.n_tokens).div_ceil(FLASH_CHUNK);
+        if n_chunks > self.max_chunks {
+            return Err(GpuError::Shape(format!(
+                "flash_decode at position {pos0}: {n_chunks} chunks, room for {}",
+                self.max_chunks
+            )));
+        }
+        self.params.pos0 = pos0;
+        self.params.n_chunks = n_chunks;
+        self.partial.write_params(queue, &self.params);
+        self.combine.write_params(queue, &self.params);
+        let heads = self.params.n_tokens * self.params.n_head;
+        self.partial.set_grid([heads, n_chunks, 1]);
+        Ok(())
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.partial.encode(pass);
+        self.combine.encode(pass);
+    }
+}

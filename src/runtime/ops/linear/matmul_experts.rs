@@ -1,0 +1,92 @@
+//! `shaders/linear/matmul_experts.wgsl`: the prefill form of matvec_experts with the slots
+//! grouped by expert (moe_group).
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, Declaration};
+use crate::runtime::ops::linear::matmul::{tiled, MatmulParams, TILE};
+use crate::runtime::ops::linear::{ExpertWeights, SlotInput, SlotOutput};
+use crate::runtime::ops::Dispatch;
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+
+kernel_io! {
+    /// The buffers of one piece of [`matmul_experts`].
+    pub struct MatmulExpertsIo {
+        weights: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
+        x: Read "[slots / x_group, x_stride] f32",
+        y: ReadWrite "[slots, y_stride] f32",
+        order: Read "[slots] u32: slot indices grouped by expert",
+        offsets: Read "[n_expert + 1] u32: each expert's range in order",
+    }
+}
+
+pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+    tiled(
+        Declaration::of::<MatmulParams, MatmulExpertsIo>(
+            "matmul_experts",
+            "linear/matmul_experts.wgsl",
+        ),
+        ty,
+    )
+}
+
+/// The slots grouped by expert, as `moe_group` writes them.
+#[derive(Clone, Copy)]
+pub struct ExpertGroups<'a> {
+    /// `[slots]` u32: slot ids by expert.
+    pub order: &'a wgpu::Buffer,
+    /// `[n_expert + 1]` u32: range starts in `order`.
+    pub offsets: &'a wgpu::Buffer,
+}
+
+/// Each expert's weights are read once per tile of its slots. Every token routes to an
+/// expert at most once, so an expert has at most `n_tokens` slots.
+pub fn matmul_experts(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    experts: ExpertWeights<'_>,
+    n_tokens: u32,
+    groups: ExpertGroups<'_>,
+    x: SlotInput<'_>,
+    y: SlotOutput<'_>,
+) -> Result<Vec<Dispatch>, GpuError> {
+    let ExpertWeights { w, rows_per_expert } = experts;
+    if x.group == 0 || x.stride < w.cols || y.stride < rows_per_expert {
+        return Err(GpuError::Shape(format!(
+            "matmul_experts: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
+            x.group, x.stride, w.cols, y.stride, rows_per_expert
+        )));
+    }
+    w.pieces
+        .iter()
+        .map(|piece| {
+            let params = MatmulParams {
+                rows: rows_per_expert,
+                units: w.cols / 32,
+                row_bytes: w.row_bytes,
+                n_tokens,
+                x_stride: x.stride,
+                y_stride: y.stride,
+                x_offset: 0,
+                y_offset: y.offset,
+                first_expert: piece.first_row / rows_per_expert,
+                x_group: x.group,
+                _pad: [0; 2],
+            };
+            let io = MatmulExpertsIo {
+                weights: &piece.buffer,
+                x: x.buffer,
+                y: y.buffer,
+                order: groups.order,
+                offsets: groups.offsets,
+            };
+            let grid = [
+                rows_per_expert.div_ceil(TILE),
+                piece.rows / rows_per_expert,
+                n_tokens.div_ceil(TILE),
+            ];
+            Dispatch::new(ctx, cache, Kernel::MatmulExperts(w.ty), &params, &io, grid)
+        })
+        .collect()
+}

@@ -1,0 +1,123 @@
+//! `shaders/linear/matvec_experts.wgsl`: the matvec of each routed expert slot.
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, Declaration};
+use crate::runtime::ops::linear::matvec::{MatvecParams, ROWS, WG};
+use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
+use crate::runtime::ops::{grid, Dispatch};
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+use crate::runtime::tensor::QuantMatrix;
+
+/// Slots from which [`matvec_experts`] takes the many-slot form.
+pub const MANY_SLOTS: u32 = 64;
+/// Rows per workgroup of the many-slot form: a prompt chunk's many slots fill the device on
+/// their own, so fewer, longer workgroups (a CPU device pays per workgroup; pp128 of
+/// bench-qwen35moe on lavapipe 5.9 -> 6.2 tok/s, while decode's few slots want ROWS).
+pub const MANY_SLOT_ROWS: u32 = 64;
+
+kernel_io! {
+    /// The buffers of one piece of [`matvec_experts`].
+    pub struct MatvecExpertsIo {
+        weights: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
+        x: Read "[slots / x_group, x_stride] f32, read as vec4",
+        y: ReadWrite "[slots, y_stride] f32",
+        ids: Read "[slots] u32: the routed experts",
+    }
+}
+
+fn rows_per_workgroup(many_slots: bool) -> u32 {
+    if many_slots {
+        MANY_SLOT_ROWS
+    } else {
+        ROWS
+    }
+}
+
+pub fn declaration(ty: GgmlType, many_slots: bool) -> Result<Declaration, GpuError> {
+    Ok(Declaration::of::<MatvecParams, MatvecExpertsIo>(
+        "matvec_experts",
+        "linear/matvec_experts.wgsl",
+    )
+    .include(weight_includes(ty, WeightUse::Dot)?)
+    .include(["linear/matvec_rows.wgsl"])
+    .constant("WG", WG)
+    .constant("ROWS", rows_per_workgroup(many_slots)))
+}
+
+/// The routed experts' weights: `w` holds slabs of `rows_per_expert` rows, one per expert
+/// (split on expert boundaries).
+#[derive(Clone, Copy)]
+pub struct ExpertWeights<'a> {
+    pub w: &'a QuantMatrix,
+    pub rows_per_expert: u32,
+}
+
+/// How the slots find their inputs: x row `s / group` of `stride` floats (group = k when a
+/// token's k experts share its input, 1 when each slot has its own).
+#[derive(Clone, Copy)]
+pub struct SlotInput<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub stride: u32,
+    pub group: u32,
+}
+
+/// Where slot s writes: `offset + s * stride`.
+#[derive(Clone, Copy)]
+pub struct SlotOutput<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub stride: u32,
+    pub offset: u32,
+}
+
+/// For each of `slots` routed experts (ids read on the GPU): `y[s] = W_{ids[s]} x[s / group]`.
+/// `slots = n_tokens * k` makes it the prefill form.
+pub fn matvec_experts(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    experts: ExpertWeights<'_>,
+    slots: u32,
+    ids: &wgpu::Buffer,
+    x: SlotInput<'_>,
+    y: SlotOutput<'_>,
+) -> Result<Vec<Dispatch>, GpuError> {
+    if x.group == 0 {
+        return Err(GpuError::Shape("matvec_experts: slot group 0".into()));
+    }
+    check_vec4_input("matvec_experts", 0, x.stride)?;
+    let ExpertWeights { w, rows_per_expert } = experts;
+    let many_slots = slots >= MANY_SLOTS;
+    let kernel = Kernel::MatvecExperts {
+        ty: w.ty,
+        many_slots,
+    };
+    let groups = rows_per_expert.div_ceil(rows_per_workgroup(many_slots));
+    let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
+    w.pieces
+        .iter()
+        .map(|piece| {
+            let params = MatvecParams {
+                rows: rows_per_expert,
+                units: w.cols / 32,
+                row_bytes: w.row_bytes,
+                weight_offset: 0,
+                x_offset: 0,
+                y_offset: y.offset,
+                first_expert: piece.first_row / rows_per_expert,
+                n_experts: piece.rows / rows_per_expert,
+                x_stride: x.stride,
+                y_stride: y.stride,
+                x_group: x.group,
+                _pad: 0,
+            };
+            let io = MatvecExpertsIo {
+                weights: &piece.buffer,
+                x: x.buffer,
+                y: y.buffer,
+                ids,
+            };
+            Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, slots])
+        })
+        .collect()
+}

@@ -1,0 +1,103 @@
+//! Launchers of `shaders/linear/`: the kernels that read a weight matrix kept in its GGUF
+//! block format (matvec, matmul and their expert forms, embedding rows).
+
+pub mod embed;
+pub mod matmul;
+pub mod matmul_experts;
+pub mod matvec;
+pub mod matvec_experts;
+
+pub use embed::embed;
+pub use matmul::{matmul, Strided};
+pub use matmul_experts::{matmul_experts, ExpertGroups};
+pub use matvec::Matvec;
+pub use matvec_experts::{matvec_experts, ExpertWeights, SlotInput, SlotOutput, MANY_SLOTS};
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+
+/// How a kernel consumes the weight type's blocks, which picks the files it includes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WeightUse {
+    /// A row dot product (`unit_dot`): the matvec kernels.
+    Dot,
+    /// Units staged into workgroup tiles (`stage_unit`): the matmul kernels.
+    Stage,
+    /// Units decoded to floats (`unit_values`): embedding rows.
+    Decode,
+}
+
+/// The shared pieces a kernel over weights of type `ty` includes: byte helpers, the block
+/// decoder (`linear/quant/<type>.wgsl`, after any helper it needs), then the dot or stage.
+pub(crate) fn weight_includes(
+    ty: GgmlType,
+    weight_use: WeightUse,
+) -> Result<Vec<&'static str>, GpuError> {
+    let decoder = match ty {
+        GgmlType::F32 => "linear/quant/f32.wgsl",
+        GgmlType::F16 => "linear/quant/f16.wgsl",
+        GgmlType::Bf16 => "linear/quant/bf16.wgsl",
+        GgmlType::Q4_0 => "linear/quant/q4_0.wgsl",
+        GgmlType::Q4_1 => "linear/quant/q4_1.wgsl",
+        GgmlType::Q5_0 => "linear/quant/q5_0.wgsl",
+        GgmlType::Q5_1 => "linear/quant/q5_1.wgsl",
+        GgmlType::Q8_0 => "linear/quant/q8_0.wgsl",
+        GgmlType::Q2K => "linear/quant/q2_k.wgsl",
+        GgmlType::Q3K => "linear/quant/q3_k.wgsl",
+        GgmlType::Q4K => "linear/quant/q4_k.wgsl",
+        GgmlType::Q5K => "linear/quant/q5_k.wgsl",
+        GgmlType::Q6K => "linear/quant/q6_k.wgsl",
+        GgmlType::Q8K => "linear/quant/q8_k.wgsl",
+        GgmlType::Iq4Nl => "linear/quant/iq4_nl.wgsl",
+        GgmlType::Iq4Xs => "linear/quant/iq4_xs.wgsl",
+        GgmlType::Mxfp4 => "linear/quant/mxfp4.wgsl",
+        other => return Err(GpuError::UnsupportedType(other)),
+    };
+    let mut files = vec!["common/bytes.wgsl"];
+    if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
+        files.push("linear/quant/k4_scales.wgsl");
+    }
+    files.push(decoder);
+    match weight_use {
+        WeightUse::Dot => files.push(dot_file(ty)),
+        WeightUse::Stage => files.push(stage_file(ty)),
+        WeightUse::Decode => {}
+    }
+    Ok(files)
+}
+
+/// The matvec's `unit_dot` for `ty`: a word-wise dot for the common quantizations, else
+/// the generic one over the decoder's `unit_values`.
+fn dot_file(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => "linear/dot/f32.wgsl",
+        GgmlType::F16 => "linear/dot/f16.wgsl",
+        GgmlType::Q8_0 => "linear/dot/q8_0.wgsl",
+        GgmlType::Q4K => "linear/dot/q4_k.wgsl",
+        GgmlType::Q6K => "linear/dot/q6_k.wgsl",
+        _ => "linear/unit_dot.wgsl",
+    }
+}
+
+/// The matmul's `stage_unit` for `ty`, the same split as [`dot_file`].
+fn stage_file(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::F32 => "linear/stage/f32.wgsl",
+        GgmlType::F16 => "linear/stage/f16.wgsl",
+        GgmlType::Q8_0 => "linear/stage/q8_0.wgsl",
+        GgmlType::Q4K => "linear/stage/q4_k.wgsl",
+        GgmlType::Q6K => "linear/stage/q6_k.wgsl",
+        _ => "linear/stage/generic.wgsl",
+    }
+}
+
+/// The matvec kernels read x four floats at a time, so its offset and row stride must be
+/// multiples of 4 floats.
+pub(crate) fn check_vec4_input(kernel: &str, offset: u32, stride: u32) -> Result<(), GpuError> {
+    if offset % 4 != 0 || stride % 4 != 0 {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: input offset {offset} and stride {stride} must be multiples of 4 floats"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `shaders/sample/repetition_penalty.wgsl`: the repetition penalty over the last tokens,
+//! applied to the logits before sampling.
+
+use crate::error::GpuError;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::ops::Dispatch;
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+
+const WG: u32 = 64;
+
+kernel_params! {
+    /// `shaders/sample/repetition_penalty.wgsl`'s `Params`.
+    pub struct PenaltyParams {
+        pub n_recent: u32,
+        pub n_vocab: u32,
+        pub penalty: f32,
+        pub _pad: u32,
+    }
+}
+
+kernel_io! {
+    /// The buffers of [`RepetitionPenalty`].
+    pub struct RepetitionPenaltyIo {
+        logits: ReadWrite "[n_vocab] f32, penalised in place",
+        recent: Read "[window] u32: the most recent token ids",
+    }
+}
+
+pub fn declaration() -> Declaration {
+    Declaration::of::<PenaltyParams, RepetitionPenaltyIo>(
+        "repetition_penalty",
+        "sample/repetition_penalty.wgsl",
+    )
+    .constant("WG", WG)
+}
+
+/// Most recent tokens the repetition penalty looks back over.
+pub const MAX_PENALTY_WINDOW: u32 = 1024;
+
+/// The repetition penalty over the last tokens, applied to the logits before sampling. The
+/// window of recent ids is a buffer the session rewrites (4 bytes per token) each step.
+pub struct RepetitionPenalty {
+    pub dispatch: Dispatch,
+    params: PenaltyParams,
+    window: u32,
+}
+
+impl RepetitionPenalty {
+    /// `recent` must hold `window` u32 ids.
+    pub fn new(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
+        n_vocab: u32,
+        window: u32,
+        logits: &wgpu::Buffer,
+        recent: &wgpu::Buffer,
+    ) -> Result<RepetitionPenalty, GpuError> {
+        if window == 0 || window > MAX_PENALTY_WINDOW || recent.size() < 4 * window as u64 {
+            return Err(GpuError::Shape(format!(
+                "repetition penalty over {window} tokens (1..={MAX_PENALTY_WINDOW}) with a {}-byte window buffer",
+                recent.size()
+            )));
+        }
+        let params = PenaltyParams {
+            n_recent: 0,
+            n_vocab,
+            penalty: 1.0,
+            _pad: 0,
+        };
+        let io = RepetitionPenaltyIo { logits, recent };
+        let kernel = Kernel::RepetitionPenalty;
+        let dispatch = Dispatch::new(ctx, cache, kernel, &params, &io, [1, 1, 1])?;
+        Ok(RepetitionPenalty {
+            dispatch,
+            params,
+            window,
+        })
+    }
+
+    /// Sets the penalty and how many ids of the window buffer are in use.
+    pub fn set(
+        &mut self,
+        queue: &wgpu::Queue,
+        penalty: f32,
+        n_recent: u32,
+    ) -> Result<(), GpuError> {
+        if penalty.is_nan() || penalty <= 0.0 || n_recent > self.window {
+            return Err(GpuError::Shape(format!(
+                "repetition penalty {penalty} (> 0) over {n_recent} of {} tokens",
+                self.window
+            )));
+        }
+        self.params.penalty = penalty;
+        self.params.n_recent = n_recent;
+        self.dispatch.write_params(queue, &self.params);
+        Ok(())
+    }
+}
