@@ -208,14 +208,19 @@ pub fn human_bytes(n: f64) -> String {
     format!("{n:.0} B")
 }
 
-impl fmt::Display for InspectReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.config;
-        let mut out = String::new();
-        let mut row = |k: &str, v: String| {
-            let _ = writeln!(out, "  {k:<28} {v}");
-        };
-        row("model", format!("{} ({})", c.name, c.arch));
+/// The rows of the `inspect` table, one `key value` line each.
+struct Table(String);
+
+impl Table {
+    fn row(&mut self, k: &str, v: String) {
+        let _ = writeln!(self.0, "  {k:<28} {v}");
+    }
+}
+
+impl InspectReport {
+    /// The file's header and its tensors by type.
+    fn file_rows(&self, t: &mut Table) {
+        let mut row = |k: &str, v: String| t.row(k, v);
         if let Some(file) = &self.file {
             row("file", file.path.clone());
             row(
@@ -238,6 +243,12 @@ impl fmt::Display for InspectReport {
                 );
             }
         }
+    }
+
+    /// Layers, widths, heads, experts and the head.
+    fn architecture_rows(&self, t: &mut Table) {
+        let c = &self.config;
+        let mut row = |k: &str, v: String| t.row(k, v);
         row(
             "layers",
             format!(
@@ -304,6 +315,11 @@ impl fmt::Display for InspectReport {
             .into(),
         );
         row("context (trained)", c.n_ctx_train.to_string());
+    }
+
+    /// Parameters, memory, FLOPs, bytes per token and the roofline.
+    fn cost_rows(&self, t: &mut Table) {
+        let mut row = |k: &str, v: String| t.row(k, v);
         row(
             "parameters",
             format!(
@@ -365,7 +381,18 @@ impl fmt::Display for InspectReport {
                 ),
             );
         }
-        f.write_str(&out)
+    }
+}
+
+impl fmt::Display for InspectReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        let mut t = Table(String::new());
+        t.row("model", format!("{} ({})", c.name, c.arch));
+        self.file_rows(&mut t);
+        self.architecture_rows(&mut t);
+        self.cost_rows(&mut t);
+        f.write_str(&t.0)
     }
 }
 

@@ -17,7 +17,7 @@ use qwen_wgpu::runtime::gpu::host_anonymous_memory;
 use qwen_wgpu::runtime::session::NodeTime;
 use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
 
-use crate::cli::model::{load, ModelArgs};
+use crate::cli::model::{load, Loaded, ModelArgs};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -214,21 +214,21 @@ fn decode_once(session: &mut Session, n: u32, first: u32) -> Result<f64, Error> 
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-pub fn bench(args: BenchArgs) -> Result<(), Error> {
-    let mut margs = args.model.clone();
-    // Room for the longer test.
-    margs.context = margs.context.max(args.n_prompt.max(args.n_gen + 1));
-    let mut loaded = load(&margs, margs.session_options(false))?;
-    let session = &mut loaded.session;
-    session.set_sampling(Sampling::greedy(), 0)?;
-    let vocab = loaded.config.n_vocab;
+/// The timed runs: prefill and decode rates after one warm-up each, and the host memory
+/// decode added per token.
+struct Runs {
+    pp: Vec<f64>,
+    tg: Vec<f64>,
+    host_growth_per_token: Option<f64>,
+}
+
+fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result<Runs, Error> {
     let reps = args.repetitions.max(1);
     let progress = bar(2 * (reps as u64 + 1), "benchmarking");
-    let prompt = random_tokens(args.n_prompt.max(1), vocab, 1);
     let mut pp = Vec::new();
     let mut tg = Vec::new();
     for rep in 0..=reps {
-        let rate = prefill_once(session, &prompt)?;
+        let rate = prefill_once(session, prompt)?;
         progress.inc(1);
         if rep > 0 {
             pp.push(rate);
@@ -251,16 +251,73 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         .zip(host_anonymous_memory())
         .map(|(before, after)| (after as f64 - before as f64) / decoded);
     progress.finish_and_clear();
-    let (decode_profile, prefill_profile) = if args.profile {
-        session.reset();
-        let chunk = &prompt[..prompt.len().min(session.options.ubatch as usize)];
-        let prefill = shares(&session.profile_prefill(chunk)?);
-        let token = session.sample()?;
-        let (decode, _) = session.profile_decode(token)?;
-        (Some(shares(&decode)), Some(prefill))
-    } else {
-        (None, None)
-    };
+    Ok(Runs {
+        pp,
+        tg,
+        host_growth_per_token,
+    })
+}
+
+/// Per-node shares of one decode step and one prefill chunk (`--profile`).
+type Profiles = (Option<Vec<KernelShare>>, Option<Vec<KernelShare>>);
+
+fn profiles(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result<Profiles, Error> {
+    if !args.profile {
+        return Ok((None, None));
+    }
+    session.reset();
+    let chunk = &prompt[..prompt.len().min(session.options.ubatch as usize)];
+    let prefill = shares(&session.profile_prefill(chunk)?);
+    let token = session.sample()?;
+    let (decode, _) = session.profile_decode(token)?;
+    Ok((Some(shares(&decode)), Some(prefill)))
+}
+
+/// What the session allocated against what the algebra predicted, and what the host kept.
+fn memory(
+    session: &Session,
+    loaded: &Loaded,
+    weights: &WeightBytes,
+    host_growth_per_token: Option<f64>,
+) -> Memory {
+    let state = session.state();
+    let model = session.model();
+    let plan = session.options.memory_plan(&loaded.config, weights);
+    Memory {
+        weights: model.weights.bytes,
+        kv: state.kv_bytes(),
+        recurrent_state: state.recurrent_bytes(),
+        activations: session.scratch_bytes(),
+        vram_allocated: model.weights.bytes
+            + state.kv_bytes()
+            + state.recurrent_bytes()
+            + session.scratch_bytes(),
+        vram_predicted: plan.total(),
+        host_anonymous: host_anonymous_memory(),
+        host_growth_per_decode_token: host_growth_per_token,
+        host_kept_by_load: model.host_memory_at_load.map(|(before, after)| {
+            let device_is_host = model.ctx.info.device_type == wgpu::DeviceType::Cpu;
+            let weights = if device_is_host {
+                model.weights.bytes
+            } else {
+                0
+            };
+            after as i64 - before as i64 - weights as i64
+        }),
+        file_bytes: std::fs::metadata(&loaded.path).map_or(0, |m| m.len()),
+    }
+}
+
+pub fn bench(args: BenchArgs) -> Result<(), Error> {
+    let mut margs = args.model.clone();
+    // Room for the longer test.
+    margs.context = margs.context.max(args.n_prompt.max(args.n_gen + 1));
+    let mut loaded = load(&margs, margs.session_options(false))?;
+    loaded.session.set_sampling(Sampling::greedy(), 0)?;
+    let prompt = random_tokens(args.n_prompt.max(1), loaded.config.n_vocab, 1);
+    let runs = timed_runs(&mut loaded.session, &args, &prompt)?;
+    let (decode_profile, prefill_profile) = profiles(&mut loaded.session, &args, &prompt)?;
+    let session = &loaded.session;
     let ctx = &session.model().ctx;
     let (bandwidth, measured) = match &args.bandwidth {
         Some(b) => (parse_rate(b, "B")?, false),
@@ -278,40 +335,15 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
     );
     let bytes_per_token = traffic.total();
     let roofline = bandwidth / bytes_per_token;
-    let decode = Stat::of(&tg);
-    let state = session.state();
-    let plan = session.options.memory_plan(&loaded.config, &weights);
-    let memory = Memory {
-        weights: session.model().weights.bytes,
-        kv: state.kv_bytes(),
-        recurrent_state: state.recurrent_bytes(),
-        activations: session.scratch_bytes(),
-        vram_allocated: session.model().weights.bytes
-            + state.kv_bytes()
-            + state.recurrent_bytes()
-            + session.scratch_bytes(),
-        vram_predicted: plan.total(),
-        host_anonymous: host_anonymous_memory(),
-        host_growth_per_decode_token: host_growth_per_token,
-        host_kept_by_load: session.model().host_memory_at_load.map(|(before, after)| {
-            let device_is_host = ctx.info.device_type == wgpu::DeviceType::Cpu;
-            let weights = if device_is_host {
-                session.model().weights.bytes
-            } else {
-                0
-            };
-            after as i64 - before as i64 - weights as i64
-        }),
-        file_bytes: std::fs::metadata(&loaded.path).map_or(0, |m| m.len()),
-    };
+    let decode = Stat::of(&runs.tg);
     let report = BenchReport {
         model: loaded.config.name.clone(),
         file: loaded.path.display().to_string(),
         adapter: ctx.describe(),
         n_prompt: args.n_prompt,
         n_gen: args.n_gen,
-        repetitions: reps,
-        prefill_tok_s: Stat::of(&pp),
+        repetitions: args.repetitions.max(1),
+        prefill_tok_s: Stat::of(&runs.pp),
         decode_tok_s: decode,
         dispatches_per_token: session.decode_dispatches(),
         bandwidth_bytes_s: bandwidth,
@@ -319,7 +351,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         bytes_per_token,
         roofline_tok_s: roofline,
         roofline_percent: 100.0 * decode.mean / roofline,
-        memory,
+        memory: memory(session, &loaded, &weights, runs.host_growth_per_token),
         decode_profile,
         prefill_profile,
         profile_timing: if ctx.features.timestamp_query {

@@ -11,9 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::ConfigError;
-use crate::loader::config::{
-    ExpertStorage, FfnConfig, LayerKind, ModelConfig, TensorRole, TensorSpec,
-};
+use crate::loader::config::{ExpertStorage, LayerKind, ModelConfig, TensorRole, TensorSpec};
 use crate::loader::gguf::GgufFile;
 use crate::loader::names::{self, blk, layer as t};
 use crate::loader::quant::GgmlType;
@@ -277,62 +275,13 @@ pub fn all_weights_bytes_per_token(weights: &WeightBytes) -> f64 {
     weights.main()
 }
 
-/// Kernel constants the activation buffers depend on (the runtime's values; a test checks
-/// that the runtime allocates exactly [`sequence_activation_bytes`]).
-pub mod kernel_sizes {
-    /// KV positions per split-KV attention chunk (one partial per chunk and head).
-    pub const ATTENTION_CHUNK: u64 = 64;
-    /// Logits per argmax and top-k partial workgroup.
-    pub const SAMPLE_CHUNK: u64 = 4096;
-    /// Candidates the top-k sampler keeps.
-    pub const MAX_TOP_K: u64 = 64;
-    /// Token ids the repetition penalty can look back over.
-    pub const PENALTY_WINDOW: u64 = 1024;
-}
+pub use crate::model::activations::kernel_sizes;
 
-/// Bytes of one sequence's activation buffers, as the runtime allocates them: a prefill
-/// chunk of `n_tokens` tokens through each mixer and the FFN (the attention layers' and the
-/// linear layers' buffers both, since a model has both), split-KV attention partials over
-/// `context` positions, one row of logits and the sampler's scratch.
+/// Bytes of one sequence's activation buffers, as the runtime allocates them: the sum of
+/// [`activation_slots`](crate::model::activations::activation_slots) for a prefill chunk of
+/// `n_tokens` tokens, one row of logits and decode attention over `context` positions.
 pub fn sequence_activation_bytes(config: &ModelConfig, n_tokens: u64, context: u64) -> u64 {
-    use kernel_sizes::*;
-    let t = n_tokens;
-    let e = config.n_embd as u64;
-    let a = &config.attention;
-    let hd = a.head_dim as u64;
-    let nh = a.n_head as u64;
-    let attn = if config.n_attention_layers() > 0 {
-        let partials = nh * context.div_ceil(ATTENTION_CHUNK) * (hd + 2);
-        t * (a.q_rows() + 2 * a.kv_width() + 2 * nh * hd) + partials
-    } else {
-        0
-    };
-    let linear = match &config.gdn {
-        Some(g) if config.n_linear_layers() > 0 => {
-            t * (2 * g.conv_channels() + 3 * g.value_dim() + 2 * g.n_v_heads as u64)
-        }
-        _ => 0,
-    };
-    let ffn = match &config.ffn {
-        FfnConfig::Dense { n_ff } => 3 * t * *n_ff as u64,
-        FfnConfig::Moe(m) => {
-            let slots = t * m.n_expert_used as u64;
-            let fe = m.expert_ffn as u64;
-            let shared = m.shared_ffn.map_or(0, |fs| t * (3 * fs as u64 + e + 1));
-            3 * slots * fe
-                + t * m.n_expert as u64
-                + 3 * slots
-                + slots * e
-                + m.n_expert as u64
-                + 1
-                + shared
-        }
-    };
-    let v = config.n_vocab as u64;
-    let sample_partials = v.div_ceil(SAMPLE_CHUNK) * MAX_TOP_K * 2;
-    let floats = t + 3 * t * e + attn + linear + ffn + v + sample_partials + 1 + PENALTY_WINDOW;
-    // The sampled id's 4-byte mappable copy.
-    4 * floats + 4
+    crate::model::activations::activation_slots(config, n_tokens, 1, context).bytes()
 }
 
 /// Device memory needed to run a model: `M = weights + KV + recurrent state + activations`.
@@ -399,20 +348,19 @@ pub fn forward_shapes(config: &ModelConfig, seq_len: u64) -> Result<Vec<ShapeSte
     forward_shapes_of(config, &config.tensor_specs(), seq_len)
 }
 
-/// [`forward_shapes`] over a given tensor list (e.g. shapes read from a file).
-pub fn forward_shapes_of(
-    config: &ModelConfig,
-    tensors: &[TensorSpec],
-    seq_len: u64,
-) -> Result<Vec<ShapeStep>, ConfigError> {
-    let specs: BTreeMap<&str, &TensorSpec> = tensors.iter().map(|s| (s.name.as_str(), s)).collect();
-    let get = |name: &str| {
-        specs
+/// The tensor list [`forward_shapes_of`] walks, by name.
+struct ShapeWalk<'a> {
+    config: &'a ModelConfig,
+    specs: BTreeMap<&'a str, &'a TensorSpec>,
+}
+
+impl ShapeWalk<'_> {
+    /// `x W^T` for the weight `name`: its input width must be the activation's.
+    fn matmul(&self, x: [u64; 2], name: &str) -> Result<[u64; 2], ConfigError> {
+        let w = self
+            .specs
             .get(name)
-            .ok_or_else(|| ConfigError::MissingTensor(name.to_string()))
-    };
-    let matmul = |x: [u64; 2], name: &str| -> Result<[u64; 2], ConfigError> {
-        let w = get(name)?;
+            .ok_or_else(|| ConfigError::MissingTensor(name.to_string()))?;
         if w.dims[0] != x[1] {
             return Err(ConfigError::Geometry(format!(
                 "{name} {:?} cannot multiply an activation of shape {x:?}",
@@ -420,71 +368,97 @@ pub fn forward_shapes_of(
             )));
         }
         Ok([x[0], w.dims[1]])
+    }
+
+    /// The output shape of block `i`'s mixer.
+    fn mixer(&self, i: usize, kind: LayerKind, x: [u64; 2]) -> Result<[u64; 2], ConfigError> {
+        match kind {
+            LayerKind::Attention => {
+                self.matmul(x, &blk(i, t::ATTN_K))?;
+                self.matmul(x, &blk(i, t::ATTN_V))?;
+                let q = self.matmul(x, &blk(i, t::ATTN_Q))?;
+                let heads = if self.config.attention.output_gate {
+                    q[1] / 2
+                } else {
+                    q[1]
+                };
+                self.matmul([x[0], heads], &blk(i, t::ATTN_OUTPUT))
+            }
+            LayerKind::Linear => {
+                self.matmul(x, &blk(i, t::ATTN_QKV))?;
+                let z = self.matmul(x, &blk(i, t::ATTN_GATE))?;
+                self.matmul(x, &blk(i, t::SSM_BETA))?;
+                self.matmul(x, &blk(i, t::SSM_ALPHA))?;
+                self.matmul(z, &blk(i, t::SSM_OUT))
+            }
+        }
+    }
+
+    /// The output shape of block `i`'s FFN.
+    fn ffn(&self, i: usize, x: [u64; 2]) -> Result<[u64; 2], ConfigError> {
+        let Some(m) = self.config.moe() else {
+            let h = self.matmul(x, &blk(i, t::FFN_UP))?;
+            return self.matmul(h, &blk(i, t::FFN_DOWN));
+        };
+        self.matmul(x, &blk(i, t::FFN_GATE_INP))?;
+        let up_name = match m.storage {
+            ExpertStorage::Separate => t::FFN_UP_EXPS,
+            ExpertStorage::Fused => t::FFN_GATE_UP_EXPS,
+        };
+        let up = self.matmul(x, &blk(i, up_name))?;
+        let h = [x[0], m.expert_ffn as u64];
+        if up[1] % h[1] != 0 {
+            return Err(ConfigError::Geometry(format!(
+                "block {i}: expert up width {} is not a multiple of {}",
+                up[1], h[1]
+            )));
+        }
+        let routed = self.matmul(h, &blk(i, t::FFN_DOWN_EXPS))?;
+        if let Some(fs) = m.shared_ffn {
+            let shared = self.matmul([x[0], fs as u64], &blk(i, t::FFN_DOWN_SHEXP))?;
+            same_as_residual(i, "shared expert", shared, routed)?;
+        }
+        Ok(routed)
+    }
+}
+
+/// A block's output must hand the residual stream back in its shape.
+fn same_as_residual(
+    i: usize,
+    what: &str,
+    y: [u64; 2],
+    x: [u64; 2],
+) -> Result<[u64; 2], ConfigError> {
+    if y != x {
+        return Err(ConfigError::Geometry(format!(
+            "block {i}: {what} output {y:?} does not match the residual stream {x:?}"
+        )));
+    }
+    Ok(y)
+}
+
+/// [`forward_shapes`] over a given tensor list (e.g. shapes read from a file).
+pub fn forward_shapes_of(
+    config: &ModelConfig,
+    tensors: &[TensorSpec],
+    seq_len: u64,
+) -> Result<Vec<ShapeStep>, ConfigError> {
+    let walk = ShapeWalk {
+        config,
+        specs: tensors.iter().map(|s| (s.name.as_str(), s)).collect(),
     };
-    let embd = get(names::TOKEN_EMBD)?;
+    let embd = walk
+        .specs
+        .get(names::TOKEN_EMBD)
+        .ok_or_else(|| ConfigError::MissingTensor(names::TOKEN_EMBD.to_string()))?;
     let mut x = [seq_len, embd.dims[0]];
     let mut steps = vec![ShapeStep {
         what: "token_embd".into(),
         shape: x,
     }];
-    let residual = |i: usize, what: &str, y: [u64; 2], x: [u64; 2]| {
-        if y != x {
-            return Err(ConfigError::Geometry(format!(
-                "block {i}: {what} output {y:?} does not match the residual stream {x:?}"
-            )));
-        }
-        Ok(y)
-    };
-    for (i, kind) in config.layers.iter().enumerate() {
-        let mixed = match kind {
-            LayerKind::Attention => {
-                matmul(x, &blk(i, t::ATTN_K))?;
-                matmul(x, &blk(i, t::ATTN_V))?;
-                let q = matmul(x, &blk(i, t::ATTN_Q))?;
-                let heads = if config.attention.output_gate {
-                    q[1] / 2
-                } else {
-                    q[1]
-                };
-                matmul([x[0], heads], &blk(i, t::ATTN_OUTPUT))?
-            }
-            LayerKind::Linear => {
-                matmul(x, &blk(i, t::ATTN_QKV))?;
-                let z = matmul(x, &blk(i, t::ATTN_GATE))?;
-                matmul(x, &blk(i, t::SSM_BETA))?;
-                matmul(x, &blk(i, t::SSM_ALPHA))?;
-                matmul(z, &blk(i, t::SSM_OUT))?
-            }
-        };
-        x = residual(i, "mixer", mixed, x)?;
-        let ffn = match config.moe() {
-            Some(m) => {
-                matmul(x, &blk(i, t::FFN_GATE_INP))?;
-                let up_name = match m.storage {
-                    ExpertStorage::Separate => t::FFN_UP_EXPS,
-                    ExpertStorage::Fused => t::FFN_GATE_UP_EXPS,
-                };
-                let up = matmul(x, &blk(i, up_name))?;
-                let h = [x[0], m.expert_ffn as u64];
-                if up[1] % h[1] != 0 {
-                    return Err(ConfigError::Geometry(format!(
-                        "block {i}: expert up width {} is not a multiple of {}",
-                        up[1], h[1]
-                    )));
-                }
-                let routed = matmul(h, &blk(i, t::FFN_DOWN_EXPS))?;
-                if let Some(fs) = m.shared_ffn {
-                    let shared = matmul([x[0], fs as u64], &blk(i, t::FFN_DOWN_SHEXP))?;
-                    residual(i, "shared expert", shared, routed)?;
-                }
-                routed
-            }
-            None => {
-                let h = matmul(x, &blk(i, t::FFN_UP))?;
-                matmul(h, &blk(i, t::FFN_DOWN))?
-            }
-        };
-        x = residual(i, "ffn", ffn, x)?;
+    for (i, &kind) in config.layers.iter().enumerate() {
+        x = same_as_residual(i, "mixer", walk.mixer(i, kind, x)?, x)?;
+        x = same_as_residual(i, "ffn", walk.ffn(i, x)?, x)?;
         steps.push(ShapeStep {
             what: format!("blk.{i} ({kind:?})"),
             shape: x,
@@ -495,7 +469,7 @@ pub fn forward_shapes_of(
     } else {
         names::OUTPUT
     };
-    let logits = matmul(x, head)?;
+    let logits = walk.matmul(x, head)?;
     steps.push(ShapeStep {
         what: format!("lm head ({head})"),
         shape: logits,

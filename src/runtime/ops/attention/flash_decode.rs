@@ -2,6 +2,7 @@
 //! split over the KV length (flash-decoding), partials first, then their combination.
 
 use crate::error::GpuError;
+use crate::model::activations::kernel_sizes;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
@@ -9,8 +10,8 @@ use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
-/// KV positions per flash_decode workgroup.
-pub const FLASH_CHUNK: u32 = 64;
+/// KV positions per flash_decode workgroup (the activation list sizes the partials by it).
+pub const FLASH_CHUNK: u32 = kernel_sizes::ATTENTION_CHUNK;
 /// Invocations per workgroup of both passes.
 const WG: u32 = 64;
 

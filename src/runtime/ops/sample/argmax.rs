@@ -2,13 +2,14 @@
 //! `token[0] = argmax(logits[..n])`.
 
 use crate::error::GpuError;
+use crate::model::activations::kernel_sizes;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
-/// Logits per partial workgroup.
-pub const ARGMAX_CHUNK: u32 = 4096;
+/// Logits per partial workgroup (the activation list sizes the partials by it).
+pub const ARGMAX_CHUNK: u32 = kernel_sizes::SAMPLE_CHUNK;
 const WG: u32 = 256;
 
 kernel_params! {

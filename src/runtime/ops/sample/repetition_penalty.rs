@@ -2,6 +2,7 @@
 //! applied to the logits before sampling.
 
 use crate::error::GpuError;
+use crate::model::activations::kernel_sizes;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::Dispatch;
@@ -35,8 +36,9 @@ pub fn declaration() -> Declaration {
     .constant("WG", WG)
 }
 
-/// Most recent tokens the repetition penalty looks back over.
-pub const MAX_PENALTY_WINDOW: u32 = 1024;
+/// Most recent tokens the repetition penalty looks back over (the activation list sizes the
+/// window buffer by it).
+pub const MAX_PENALTY_WINDOW: u32 = kernel_sizes::PENALTY_WINDOW;
 
 /// The repetition penalty over the last tokens, applied to the logits before sampling. The
 /// window of recent ids is a buffer the session rewrites (4 bytes per token) each step.

@@ -2,6 +2,7 @@
 //! sampling at a temperature, `token[0]` drawn from the `k` best logits.
 
 use crate::error::GpuError;
+use crate::model::activations::kernel_sizes;
 use crate::model::reference::sample::Draw;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
@@ -9,9 +10,10 @@ use crate::runtime::ops::sample::SampleBuffers;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
-/// Logits per partial workgroup, and the largest k the kernels keep.
-pub const TOP_K_CHUNK: u32 = 4096;
-pub const MAX_TOP_K: u32 = 64;
+/// Logits per partial workgroup, and the largest k the kernels keep (the activation list
+/// sizes the partials by both).
+pub const TOP_K_CHUNK: u32 = kernel_sizes::SAMPLE_CHUNK;
+pub const MAX_TOP_K: u32 = kernel_sizes::MAX_TOP_K;
 /// Each of the k rounds ends in a workgroup reduction, log2(WG) barriers; on a CPU device a
 /// barrier switches through every 8-lane batch of the workgroup, so a narrow workgroup is
 /// what pays (256 -> 64 took sampled decode of the demo from 10.6 to 14.4 tok/s on
