@@ -396,7 +396,7 @@ fn main() {
         .unwrap();
     time(
         &gpu,
-        "top-k 40 / top-p sampling over 248,320 (2 passes)",
+        "top_k 40 / top-p sampling over 248,320 (2 passes)",
         &[&sampler.partial, &sampler.sample],
         &token,
     );

@@ -3,8 +3,9 @@
 //   k head:  RMSNorm(k) * k_norm, rotary -> K cache row pos
 //   v head:  copied -> V cache row pos
 // attn_q's rows per head are [query | gate] when the model gates its attention output (the
-// gate is read later, by flash_combine). Rotary pair p = (i, i + n_rot/2) turns by
-// pos * freqs[p] (freqs carry the mRoPE sections: 0 for pairs no text stream drives).
+// gate is read later, by flash_decode_combine or flash_prefill). Rotary pair
+// p = (i, i + n_rot/2) turns by pos * freqs[p] (freqs carry the mRoPE sections: 0 for pairs
+// no text stream drives).
 //
 // Split: workgroup (slot, token); slot < n_head is a q head, then n_head_kv k heads, then
 // n_head_kv v heads. The normalised head is staged in workgroup memory so every invocation

@@ -198,7 +198,7 @@ pub fn assemble(decl: &Declaration, variant: Variant) -> Result<String, GpuError
     Ok(source)
 }
 
-/// A pipeline's identity: the kernel (which fixes its `override` values) and the variant.
+/// A pipeline's identity: the kernel variant (which fixes its declaration) and the reduction.
 type PipelineKey = (Kernel, Variant);
 
 /// Compute pipelines by [`PipelineKey`], created on first use.

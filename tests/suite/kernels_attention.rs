@@ -287,7 +287,7 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 }
 
 #[test]
-fn flash_decode_matches_reference() {
+fn flash_decode_and_flash_prefill_match_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(22);

@@ -201,7 +201,7 @@ fn matvec_experts_reads_the_routed_experts() {
 
 /// Element-wise f32 with the GPU's exp: atol 1e-6, rtol 1e-5.
 #[test]
-fn swiglu_and_combine_match_reference() {
+fn swiglu_and_moe_combine_match_reference() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(33);

@@ -110,7 +110,7 @@ fn check_all(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 }
 
 #[test]
-fn norms_match_reference() {
+fn rms_norms_match_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(7);
