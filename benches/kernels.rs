@@ -24,7 +24,7 @@ use qwen_wgpu::runtime::ops::sample::{
 };
 use qwen_wgpu::runtime::ops::{gdn, norm, Dispatch};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
-use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 
 const REPS: usize = 10;
@@ -60,6 +60,50 @@ fn random(n: usize, scale: f32, rng: &mut SplitMix64) -> Vec<f32> {
     (0..n).map(|_| scale * rng.symmetric_f32()).collect()
 }
 
+/// What every section shares: the device, the pipelines, one random stream.
+struct Bench {
+    gpu: GpuContext,
+    cache: PipelineCache,
+    rng: SplitMix64,
+    max_piece: u64,
+}
+
+impl Bench {
+    fn buf(&self, v: &[f32]) -> wgpu::Buffer {
+        storage_buffer(&self.gpu, "b", bytemuck::cast_slice(v))
+    }
+
+    /// A buffer of `n` random values in `[-scale, scale]`.
+    fn random_buf(&mut self, n: usize, scale: f32) -> wgpu::Buffer {
+        let v = random(n, scale, &mut self.rng);
+        self.buf(&v)
+    }
+
+    /// Random bytes for `rows` rows of `ty` blocks of hidden width (scales kept small).
+    fn random_weights(&mut self, ty: GgmlType, rows: usize) -> Vec<u8> {
+        (0..ty.row_bytes(HIDDEN as u64).unwrap() as usize * rows)
+            .map(|_| (self.rng.next_u64() & 0x3F) as u8)
+            .collect()
+    }
+
+    fn matrix(&mut self, name: &str, ty: GgmlType, rows: u32) -> QuantMatrix {
+        let bytes = self.random_weights(ty, rows as usize);
+        let shape = MatrixShape {
+            ty,
+            cols: HIDDEN,
+            rows,
+        };
+        QuantMatrix::upload(&self.gpu, name, shape, &bytes, self.max_piece).unwrap()
+    }
+
+    fn time(&self, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer) {
+        time(&self.gpu, name, dispatches, sync);
+    }
+}
+
+/// The hidden width.
+const HIDDEN: u32 = 2048;
+
 fn main() {
     let gpu = match GpuContext::new(&AdapterChoice::from_env()) {
         Ok(g) => g,
@@ -69,16 +113,27 @@ fn main() {
         }
     };
     println!("adapter: {}", gpu.describe());
-    let cache = PipelineCache::default();
-    let mut rng = SplitMix64::new(3);
-    let buf = |v: &[f32]| storage_buffer(&gpu, "b", bytemuck::cast_slice(v));
     let max_piece = gpu.limits.max_storage_buffer_binding_size;
-    let e = 2048u32;
+    let mut b = Bench {
+        gpu,
+        cache: PipelineCache::default(),
+        rng: SplitMix64::new(3),
+        max_piece,
+    };
+    norms(&mut b);
+    gated_delta_net(&mut b);
+    attention(&mut b);
+    let up_exps = moe(&mut b);
+    prefill(&mut b, &up_exps);
+    embed_and_sample(&mut b);
+}
 
-    // Norms over the hidden state.
-    let x = buf(&random(e as usize, 1.0, &mut rng));
-    let w = buf(&random(e as usize, 1.0, &mut rng));
-    let y = f32_buffer(&gpu, "y", e as usize);
+/// Norms over the hidden state.
+fn norms(b: &mut Bench) {
+    let e = HIDDEN;
+    let x = b.random_buf(e as usize, 1.0);
+    let w = b.random_buf(e as usize, 1.0);
+    let y = f32_buffer(&b.gpu, "y", e as usize);
     let rows = norm::Rows {
         n: e,
         rows: 1,
@@ -89,10 +144,12 @@ fn main() {
         w: &w,
         y: &y,
     };
-    let d = norm::rms_norm(&gpu, &cache, rows, io).unwrap();
-    time(&gpu, "rms_norm 1 x 2048", &[&d], &y);
+    let d = norm::rms_norm(&b.gpu, &b.cache, rows, io).unwrap();
+    b.time("rms_norm 1 x 2048", &[&d], &y);
+}
 
-    // Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.
+/// Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.
+fn gated_delta_net(b: &mut Bench) {
     let g = GdnConfig {
         n_k_heads: 16,
         n_v_heads: 32,
@@ -102,10 +159,10 @@ fn main() {
     };
     let ch = g.conv_channels() as usize;
     for n_tokens in [1usize, 64] {
-        let qkv = buf(&random(n_tokens * ch, 1.0, &mut rng));
-        let cw = buf(&random(ch * 4, 0.5, &mut rng));
-        let conv_out = f32_buffer(&gpu, "conv", n_tokens * ch);
-        let state = buf(&vec![0.0; 3 * ch]);
+        let qkv = b.random_buf(n_tokens * ch, 1.0);
+        let cw = b.random_buf(ch * 4, 0.5);
+        let conv_out = f32_buffer(&b.gpu, "conv", n_tokens * ch);
+        let state = b.buf(&vec![0.0; 3 * ch]);
         let shape = gdn::ConvShape {
             channels: ch as u32,
             n_tokens: n_tokens as u32,
@@ -117,20 +174,19 @@ fn main() {
             out: &conv_out,
             state: &state,
         };
-        let d = gdn::causal_conv1d(&gpu, &cache, shape, io).unwrap();
-        time(
-            &gpu,
-            &format!("causal_conv1d {ch} channels x {n_tokens} tokens"),
-            &[&d],
-            &conv_out,
-        );
-        let beta = buf(&random(n_tokens * 32, 1.0, &mut rng));
-        let alpha = buf(&random(n_tokens * 32, 1.0, &mut rng));
-        let dt = buf(&random(32, 0.5, &mut rng));
-        let a: Vec<f32> = random(32, 1.0, &mut rng).iter().map(|u| -u.exp()).collect();
-        let ab = buf(&a);
-        let o = f32_buffer(&gpu, "o", n_tokens * 32 * 128);
-        let s = buf(&vec![0.0; 32 * 128 * 128]);
+        let d = gdn::causal_conv1d(&b.gpu, &b.cache, shape, io).unwrap();
+        let what = format!("causal_conv1d {ch} channels x {n_tokens} tokens");
+        b.time(&what, &[&d], &conv_out);
+        let beta = b.random_buf(n_tokens * 32, 1.0);
+        let alpha = b.random_buf(n_tokens * 32, 1.0);
+        let dt = b.random_buf(32, 0.5);
+        let a: Vec<f32> = random(32, 1.0, &mut b.rng)
+            .iter()
+            .map(|u| -u.exp())
+            .collect();
+        let ab = b.buf(&a);
+        let o = f32_buffer(&b.gpu, "o", n_tokens * 32 * 128);
+        let s = b.buf(&vec![0.0; 32 * 128 * 128]);
         let io = gdn::DeltaRuleIo {
             conv_out: &conv_out,
             beta_raw: &beta,
@@ -140,16 +196,15 @@ fn main() {
             out: &o,
             state: &s,
         };
-        let d = gdn::delta_rule(&gpu, &cache, &g, n_tokens as u32, 1e-6, io).unwrap();
-        time(
-            &gpu,
-            &format!("delta_rule 32 heads 128x128 x {n_tokens} tokens"),
-            &[&d],
-            &o,
-        );
+        let d = gdn::delta_rule(&b.gpu, &b.cache, &g, n_tokens as u32, 1e-6, io).unwrap();
+        let what = format!("delta_rule 32 heads 128x128 x {n_tokens} tokens");
+        b.time(&what, &[&d], &o);
     }
+}
 
-    // Attention: 16 query / 2 KV heads of 256, f16 cache, decode at 1024 tokens of context.
+/// Attention: 16 query / 2 KV heads of 256, f16 cache, decode at 1024 tokens of context,
+/// and a 64-token prefill over the same cache.
+fn attention(b: &mut Bench) {
     let att = AttentionConfig {
         n_head: 16,
         n_head_kv: 2,
@@ -160,13 +215,13 @@ fn main() {
         output_gate: true,
     };
     let ctx_len = 1024usize;
-    let q_in = buf(&random(16 * 512, 1.0, &mut rng));
-    let kv_in = buf(&random(2 * 256, 1.0, &mut rng));
-    let norms = buf(&vec![1.0; 256]);
-    let freqs = buf(&random(32, 0.5, &mut rng));
-    let q = f32_buffer(&gpu, "q", 16 * 256);
-    let kc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
-    let vc = buf(&random(ctx_len * 2 * 256 / 2, 0.01, &mut rng));
+    let q_in = b.random_buf(16 * 512, 1.0);
+    let kv_in = b.random_buf(2 * 256, 1.0);
+    let norms = b.buf(&vec![1.0; 256]);
+    let freqs = b.random_buf(32, 0.5);
+    let q = f32_buffer(&b.gpu, "q", 16 * 256);
+    let kc = b.random_buf(ctx_len * 2 * 256 / 2, 0.01);
+    let vc = b.random_buf(ctx_len * 2 * 256 / 2, 0.01);
     let step = AttentionStep {
         config: &att,
         kv_f16: true,
@@ -184,16 +239,15 @@ fn main() {
         k_cache: &kc,
         v_cache: &vc,
     };
-    let d = qk_norm_rope(&gpu, &cache, step, 1e-6, io).unwrap();
-    time(
-        &gpu,
+    let d = qk_norm_rope(&b.gpu, &b.cache, step, 1e-6, io).unwrap();
+    b.time(
         "qk_norm_rope 16+2+2 heads x 256 (decode)",
         &[&d.dispatch],
         &q,
     );
     let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
-    let partials = f32_buffer(&gpu, "p", 16 * chunks * 258);
-    let out = f32_buffer(&gpu, "out", 16 * 256);
+    let partials = f32_buffer(&b.gpu, "p", 16 * chunks * 258);
+    let out = f32_buffer(&b.gpu, "out", 16 * 256);
     let buffers = FlashDecodeBuffers {
         q: &q,
         k_cache: &kc,
@@ -202,16 +256,12 @@ fn main() {
         q_in: &q_in,
         out: &out,
     };
-    let fa = FlashDecode::new(&gpu, &cache, step, buffers).unwrap();
-    time(
-        &gpu,
-        "flash_decode, 1024 positions (2 passes)",
-        &[&fa.partial, &fa.combine],
-        &out,
-    );
-    let q64 = buf(&random(64 * 16 * 256, 1.0, &mut rng));
-    let q_in64 = buf(&random(64 * 16 * 512, 1.0, &mut rng));
-    let out64 = f32_buffer(&gpu, "out64", 64 * 16 * 256);
+    let fa = FlashDecode::new(&b.gpu, &b.cache, step, buffers).unwrap();
+    let what = "flash_decode, 1024 positions (2 passes)";
+    b.time(what, &[&fa.partial, &fa.combine], &out);
+    let q64 = b.random_buf(64 * 16 * 256, 1.0);
+    let q_in64 = b.random_buf(64 * 16 * 512, 1.0);
+    let out64 = f32_buffer(&b.gpu, "out64", 64 * 16 * 256);
     let step = AttentionStep {
         n_tokens: 64,
         pos0: 0,
@@ -224,13 +274,17 @@ fn main() {
         q_in: &q_in64,
         out: &out64,
     };
-    let d = flash_prefill(&gpu, &cache, step, io).unwrap();
-    time(&gpu, "flash_prefill, 64 tokens", &[&d.dispatch], &out64);
+    let d = flash_prefill(&b.gpu, &b.cache, step, io).unwrap();
+    b.time("flash_prefill, 64 tokens", &[&d.dispatch], &out64);
+}
 
-    // MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
-    let logits = buf(&random(256, 2.0, &mut rng));
-    let ids = f32_buffer(&gpu, "ids", 8);
-    let wts = f32_buffer(&gpu, "w", 8);
+/// MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
+/// Returns the up projections for the prefill section.
+fn moe(b: &mut Bench) -> QuantMatrix {
+    let e = HIDDEN;
+    let logits = b.random_buf(256, 2.0);
+    let ids = f32_buffer(&b.gpu, "ids", 8);
+    let wts = f32_buffer(&b.gpu, "w", 8);
     let shape = RouteShape {
         n_expert: 256,
         k: 8,
@@ -242,17 +296,19 @@ fn main() {
         ids: &ids,
         weights: &wts,
     };
-    let d = moe_route(&gpu, &cache, shape, io).unwrap();
-    time(&gpu, "moe_route 8 of 256", &[&d], &wts);
+    let d = moe_route(&b.gpu, &b.cache, shape, io).unwrap();
+    b.time("moe_route 8 of 256", &[&d], &wts);
     let ty = GgmlType::Q4K;
-    let experts_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * 512 * 256)
-        .map(|_| (rng.next_u64() & 0x3F) as u8)
-        .collect();
-    let m =
-        QuantMatrix::upload_experts(&gpu, "up_exps", ty, e, 512, 256, &experts_bytes, max_piece)
-            .unwrap();
-    let hidden = buf(&random(e as usize, 1.0, &mut rng));
-    let up = f32_buffer(&gpu, "up", 8 * 512);
+    let experts_bytes = b.random_weights(ty, 512 * 256);
+    let shape = MatrixShape {
+        ty,
+        cols: e,
+        rows: 512,
+    };
+    let m = QuantMatrix::upload_experts(&b.gpu, "up_exps", shape, 256, &experts_bytes, b.max_piece)
+        .unwrap();
+    let hidden = b.random_buf(e as usize, 1.0);
+    let up = f32_buffer(&b.gpu, "up", 8 * 512);
     let experts = ExpertWeights {
         w: &m,
         rows_per_expert: 512,
@@ -267,43 +323,33 @@ fn main() {
         stride: 512,
         offset: 0,
     };
-    let ds = matvec_experts(&gpu, &cache, experts, 8, &ids, input, output).unwrap();
+    let ds = matvec_experts(&b.gpu, &b.cache, experts, 8, &ids, input, output).unwrap();
     let refs: Vec<&Dispatch> = ds.iter().collect();
-    time(
-        &gpu,
-        &format!("matvec_experts q4_K 8 x 512 x 2048 ({} pieces)", ds.len()),
-        &refs,
-        &up,
-    );
+    let what = format!("matvec_experts q4_K 8 x 512 x 2048 ({} pieces)", ds.len());
+    b.time(&what, &refs, &up);
+    m
+}
 
-    // Prefill matmul, embedding, sampling.
-    let wq: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * e as usize)
-        .map(|_| (rng.next_u64() & 0x3F) as u8)
-        .collect();
-    let wm = QuantMatrix::upload(&gpu, "w", ty, e, e, &wq, max_piece).unwrap();
-    let xs = buf(&random(64 * e as usize, 1.0, &mut rng));
-    let ys = f32_buffer(&gpu, "ys", 64 * e as usize);
-    let ds = matmul(
-        &gpu,
-        &cache,
-        &wm,
-        64,
-        Strided::rows(&xs, e),
-        Strided::rows(&ys, e),
-    )
-    .unwrap();
-    time(
-        &gpu,
-        "matmul q4_K 2048 x 2048 x 64 tokens",
-        &ds.iter().collect::<Vec<_>>(),
-        &ys,
-    );
-    // A 128-token prompt chunk: its 1024 expert slots over 32 experts (the per-slot form),
-    // and the matmul at the GDN input projection's shape.
+/// Prefill: the matmul over 64 tokens; a 128-token prompt chunk's 1024 expert slots over 32
+/// experts of `up_exps` (the per-slot form), and the matmul at the GDN input projection's
+/// shape.
+fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
+    let (e, ty) = (HIDDEN, GgmlType::Q4K);
+    let wm = b.matrix("w", ty, e);
+    let xs = b.random_buf(64 * e as usize, 1.0);
+    let ys = f32_buffer(&b.gpu, "ys", 64 * e as usize);
+    let (x, y) = (Strided::rows(&xs, e), Strided::rows(&ys, e));
+    let ds = matmul(&b.gpu, &b.cache, &wm, 64, x, y).unwrap();
+    let what = "matmul q4_K 2048 x 2048 x 64 tokens";
+    b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
     let slot_ids: Vec<u32> = (0..1024u32).map(|s| (s % 8 + 5 * (s / 8)) % 32).collect();
-    let slot_ids = storage_buffer(&gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
-    let chunk = buf(&random(128 * e as usize, 1.0, &mut rng));
-    let chunk_up = f32_buffer(&gpu, "chunk up", 1024 * 512);
+    let slot_ids = storage_buffer(&b.gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
+    let chunk = b.random_buf(128 * e as usize, 1.0);
+    let chunk_up = f32_buffer(&b.gpu, "chunk up", 1024 * 512);
+    let experts = ExpertWeights {
+        w: up_exps,
+        rows_per_expert: 512,
+    };
     let input = SlotInput {
         buffer: &chunk,
         stride: e,
@@ -314,90 +360,51 @@ fn main() {
         stride: 512,
         offset: 0,
     };
-    let ds = matvec_experts(&gpu, &cache, experts, 1024, &slot_ids, input, output).unwrap();
-    time(
-        &gpu,
-        "prefill matvec_experts q4_K 1024 slots x 512 x 2048",
-        &ds.iter().collect::<Vec<_>>(),
-        &chunk_up,
-    );
-    let qkv_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * 8192)
-        .map(|_| (rng.next_u64() & 0x3F) as u8)
-        .collect();
-    let qkv = QuantMatrix::upload(&gpu, "qkv", ty, e, 8192, &qkv_bytes, max_piece).unwrap();
-    let chunk_qkv = f32_buffer(&gpu, "chunk qkv", 128 * 8192);
-    let ds = matmul(
-        &gpu,
-        &cache,
-        &qkv,
-        128,
-        Strided::rows(&chunk, e),
-        Strided::rows(&chunk_qkv, 8192),
-    )
-    .unwrap();
-    time(
-        &gpu,
-        "prefill matmul q4_K 8192 x 2048 x 128 tokens",
-        &ds.iter().collect::<Vec<_>>(),
-        &chunk_qkv,
-    );
+    let ds = matvec_experts(&b.gpu, &b.cache, experts, 1024, &slot_ids, input, output).unwrap();
+    let what = "prefill matvec_experts q4_K 1024 slots x 512 x 2048";
+    b.time(what, &ds.iter().collect::<Vec<_>>(), &chunk_up);
+    let qkv = b.matrix("qkv", ty, 8192);
+    let chunk_qkv = f32_buffer(&b.gpu, "chunk qkv", 128 * 8192);
+    let (x, y) = (Strided::rows(&chunk, e), Strided::rows(&chunk_qkv, 8192));
+    let ds = matmul(&b.gpu, &b.cache, &qkv, 128, x, y).unwrap();
+    let what = "prefill matmul q4_K 8192 x 2048 x 128 tokens";
+    b.time(what, &ds.iter().collect::<Vec<_>>(), &chunk_qkv);
+}
+
+/// The embedding lookup in a q4_K table of the real vocabulary, and sampling over it.
+fn embed_and_sample(b: &mut Bench) {
     let vocab = 248_320u32;
-    let table_bytes: Vec<u8> = (0..ty.row_bytes(e as u64).unwrap() as usize * vocab as usize)
-        .map(|_| (rng.next_u64() & 0x3F) as u8)
-        .collect();
-    let table =
-        QuantMatrix::upload(&gpu, "token_embd", ty, e, vocab, &table_bytes, max_piece).unwrap();
-    let tok = storage_buffer(&gpu, "tok", bytemuck::cast_slice(&[123_456u32]));
-    let emb = f32_buffer(&gpu, "emb", e as usize);
-    let ds = embed(&gpu, &cache, &table, 1, &tok, &emb).unwrap();
-    time(
-        &gpu,
-        &format!("embed q4_K row of 2048 ({} pieces)", ds.len()),
-        &ds.iter().collect::<Vec<_>>(),
-        &emb,
-    );
-    let lg = buf(&random(vocab as usize, 8.0, &mut rng));
-    let token = f32_buffer(&gpu, "token", 1);
-    let ap = f32_buffer(&gpu, "ap", (argmax_partials_bytes(vocab) / 4) as usize);
-    let am = Argmax::new(
-        &gpu,
-        &cache,
-        vocab,
-        SampleBuffers {
-            logits: &lg,
-            partials: &ap,
-            token: &token,
-        },
-    )
-    .unwrap();
-    time(
-        &gpu,
-        "argmax over 248,320 logits (2 passes)",
-        &[&am.partial, &am.reduce],
-        &token,
-    );
-    let tp = f32_buffer(&gpu, "tp", (top_k_partials_bytes(vocab, 40) / 4) as usize);
-    let b = SampleBuffers {
+    let table = b.matrix("token_embd", GgmlType::Q4K, vocab);
+    let tok = storage_buffer(&b.gpu, "tok", bytemuck::cast_slice(&[123_456u32]));
+    let emb = f32_buffer(&b.gpu, "emb", HIDDEN as usize);
+    let ds = embed(&b.gpu, &b.cache, &table, 1, &tok, &emb).unwrap();
+    let what = format!("embed q4_K row of 2048 ({} pieces)", ds.len());
+    b.time(&what, &ds.iter().collect::<Vec<_>>(), &emb);
+    let lg = b.random_buf(vocab as usize, 8.0);
+    let token = f32_buffer(&b.gpu, "token", 1);
+    let ap = f32_buffer(&b.gpu, "ap", (argmax_partials_bytes(vocab) / 4) as usize);
+    let buffers = SampleBuffers {
+        logits: &lg,
+        partials: &ap,
+        token: &token,
+    };
+    let am = Argmax::new(&b.gpu, &b.cache, vocab, buffers).unwrap();
+    let what = "argmax over 248,320 logits (2 passes)";
+    b.time(what, &[&am.partial, &am.reduce], &token);
+    let tp = f32_buffer(&b.gpu, "tp", (top_k_partials_bytes(vocab, 40) / 4) as usize);
+    let buffers = SampleBuffers {
         logits: &lg,
         partials: &tp,
         token: &token,
     };
-    let mut sampler = TopKSampler::new(&gpu, &cache, vocab, 40, b).unwrap();
-    sampler
-        .set_draw(
-            &gpu.queue,
-            &Draw {
-                temperature: 0.8,
-                top_p: 0.95,
-                min_p: 0.05,
-                u: 0.5,
-            },
-        )
-        .unwrap();
-    time(
-        &gpu,
-        "top_k 40 / top-p sampling over 248,320 (2 passes)",
-        &[&sampler.partial, &sampler.sample],
-        &token,
-    );
+    let mut sampler = TopKSampler::new(&b.gpu, &b.cache, vocab, 40, buffers).unwrap();
+    let draw = Draw {
+        temperature: 0.8,
+        top_p: 0.95,
+        min_p: 0.05,
+        u: 0.5,
+    };
+    sampler.set_draw(&b.gpu.queue, &draw).unwrap();
+    let what = "top_k 40 / top-p sampling over 248,320 (2 passes)";
+    b.time(what, &[&sampler.partial, &sampler.sample], &token);
 }

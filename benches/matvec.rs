@@ -9,7 +9,7 @@ use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::linear::Matvec;
 use qwen_wgpu::runtime::pipeline::PipelineCache;
-use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 
 const REPS: usize = 20;
@@ -44,16 +44,13 @@ fn main() {
             .expect("cols is a multiple of 256") as usize
             * rows;
         let w: Vec<u8> = (0..bytes).map(|_| (rng.next_u64() & 0x3F) as u8).collect();
-        let m = QuantMatrix::upload(
-            &gpu,
-            "w",
+        let shape = MatrixShape {
             ty,
-            cols as u32,
-            rows as u32,
-            &w,
-            gpu.limits.max_storage_buffer_binding_size,
-        )
-        .expect("upload");
+            cols: cols as u32,
+            rows: rows as u32,
+        };
+        let max_piece = gpu.limits.max_storage_buffer_binding_size;
+        let m = QuantMatrix::upload(&gpu, "w", shape, &w, max_piece).expect("upload");
         let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
         let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
         let yb = f32_buffer(&gpu, "y", rows);

@@ -7,7 +7,8 @@
 //! ([`Graph::set_position`]: rotary angles, cache rows, KV length) and records it.
 
 use crate::error::{Error, GpuError};
-use crate::loader::config::{FfnConfig, ModelConfig, MoeConfig};
+use crate::loader::config::{ExpertGateUp, FfnConfig, ModelConfig, MoeConfig};
+use crate::model::activations::RouterActivations;
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
@@ -32,8 +33,7 @@ use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{LayerState, SequenceState};
 use crate::runtime::tensor::QuantMatrix;
 use crate::runtime::weights::{
-    AttentionWeights, ExpertGateUp, FfnWeights, LinearWeights, MixerWeights, ModelWeights,
-    MoeWeights,
+    AttentionWeights, FfnWeights, LinearWeights, MixerWeights, ModelWeights, MoeWeights,
 };
 
 /// Which tokens' logits a step computes.
@@ -529,6 +529,36 @@ fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), Gpu
     g.one("moe_combine", d)
 }
 
+/// Whether the step's routed experts run grouped by expert, recording the grouping of its
+/// slots (`moe_group`) when they do.
+///
+/// A prompt chunk's slots grouped by expert read each expert's weights once per tile of its
+/// tokens instead of once per slot: the bandwidth a GPU is bound by. A CPU device is bound
+/// by arithmetic instead, where the half-empty tiles of random routing cost more than the
+/// reads they save (pp128 of bench-qwen35moe on lavapipe: 7.47 tok/s per slot, 5.84
+/// grouped), so it keeps the per-slot form.
+fn group_slots(
+    g: &mut Builder<'_>,
+    rs: &RouterActivations<wgpu::Buffer>,
+    m: &MoeConfig,
+) -> Result<bool, GpuError> {
+    let b = g.b;
+    let grouped = g.n_tokens > 1 && b.ctx.features.grouped_expert_prefill;
+    if grouped {
+        let io = MoeGroupIo {
+            ids: &rs.ids,
+            order: &rs.order,
+            offsets: &rs.offsets,
+        };
+        let slots = g.n_tokens * m.n_expert_used;
+        g.one(
+            "moe_group",
+            moe_group(b.ctx, b.cache, m.n_expert, slots, io),
+        )?;
+    }
+    Ok(grouped)
+}
+
 /// The routed experts' gate/up, SwiGLU and down over the step's `n_tokens * k` slots.
 fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), GpuError> {
     let b = g.b;
@@ -538,27 +568,11 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
         return Err(GpuError::Shape("MoE layer without router scratch".into()));
     };
     let slots = t * k;
-    // A prompt chunk's slots grouped by expert read each expert's weights once per
-    // tile of its tokens instead of once per slot: the bandwidth a GPU is bound by.
-    // A CPU device is bound by arithmetic instead, where the half-empty tiles of
-    // random routing cost more than the reads they save (pp128 of bench-qwen35moe
-    // on lavapipe: 7.47 tok/s per slot, 5.84 grouped), so it keeps the per-slot form.
-    let grouped = t > 1 && b.ctx.features.grouped_expert_prefill;
+    let grouped = group_slots(g, rs, m)?;
     let groups = ExpertGroups {
         order: &rs.order,
         offsets: &rs.offsets,
     };
-    if grouped {
-        let io = MoeGroupIo {
-            ids: &rs.ids,
-            order: &rs.order,
-            offsets: &rs.offsets,
-        };
-        g.one(
-            "moe_group",
-            moe_group(b.ctx, b.cache, m.n_expert, slots, io),
-        )?;
-    }
     let experts = |w: &QuantMatrix, rows_per_expert, x: SlotInput<'_>, y: SlotOutput<'_>| {
         let ew = ExpertWeights { w, rows_per_expert };
         if grouped {

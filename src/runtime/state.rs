@@ -3,24 +3,14 @@
 //! A model can serve several sequences, each with its own `SequenceState`.
 
 use crate::error::GpuError;
-use crate::loader::config::{LayerKind, ModelConfig};
+use crate::loader::config::{self, LayerKind, ModelConfig};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::tensor::f32_buffer;
 
-/// One layer's share of the state.
-pub enum LayerState {
-    /// [capacity, n_head_kv, head_dim] each, f16 packed in pairs or f32.
-    Attention {
-        keys: wgpu::Buffer,
-        values: wgpu::Buffer,
-    },
-    /// conv: [conv_kernel - 1, conv_channels] f32; delta: [n_v_heads, d_k, d_v] f32.
-    Linear {
-        conv: wgpu::Buffer,
-        delta: wgpu::Buffer,
-    },
-}
+/// One layer's share of the state in VRAM: the KV cache ([capacity, n_head_kv, head_dim]
+/// each, f16 packed in pairs or f32) or the conv and delta states (f32).
+pub type LayerState = config::LayerState<wgpu::Buffer>;
 
 pub struct SequenceState {
     pub layers: Vec<LayerState>,

@@ -152,64 +152,59 @@ pub struct QuantMatrix {
     pub pieces: Vec<MatrixPiece>,
 }
 
+/// A weight's layout: `rows` rows of `cols` elements of `ty` (for an expert tensor, the
+/// rows of one expert).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatrixShape {
+    pub ty: GgmlType,
+    pub cols: u32,
+    pub rows: u32,
+}
+
 impl QuantMatrix {
     /// Uploads `bytes` (a GGUF tensor of ggml shape {cols, rows}), split on row boundaries
     /// into pieces of at most `max_piece_bytes` (the adapter's storage binding limit).
     pub fn upload(
         ctx: &GpuContext,
         name: &str,
-        ty: GgmlType,
-        cols: u32,
-        rows: u32,
+        shape: MatrixShape,
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
-        Self::upload_split(ctx, name, ty, cols, rows, 1, bytes, max_piece_bytes)
+        Self::upload_split(ctx, name, shape, 1, bytes, max_piece_bytes)
     }
 
-    /// A 3-D expert tensor ({cols, rows_per_expert, n_experts}): expert e's rows are
-    /// `e * rows_per_expert..`; pieces split on expert boundaries, so each expert's slab
-    /// sits whole in one buffer.
-    #[allow(clippy::too_many_arguments)]
+    /// A 3-D expert tensor ({cols, rows_per_expert, n_experts}, `shape` holding one
+    /// expert's rows): expert e's rows are `e * rows_per_expert..`; pieces split on expert
+    /// boundaries, so each expert's slab sits whole in one buffer.
     pub fn upload_experts(
         ctx: &GpuContext,
         name: &str,
-        ty: GgmlType,
-        cols: u32,
-        rows_per_expert: u32,
+        shape: MatrixShape,
         n_experts: u32,
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
+        let rows_per_expert = shape.rows;
         let rows = rows_per_expert
             .checked_mul(n_experts)
             .ok_or(GpuError::Shape(format!(
                 "{name}: {n_experts} experts of {rows_per_expert} rows"
             )))?;
-        Self::upload_split(
-            ctx,
-            name,
-            ty,
-            cols,
-            rows,
-            rows_per_expert,
-            bytes,
-            max_piece_bytes,
-        )
+        let all = MatrixShape { rows, ..shape };
+        Self::upload_split(ctx, name, all, rows_per_expert, bytes, max_piece_bytes)
     }
 
     /// Splits into pieces that hold whole groups of `granularity` rows.
-    #[allow(clippy::too_many_arguments)]
     fn upload_split(
         ctx: &GpuContext,
         name: &str,
-        ty: GgmlType,
-        cols: u32,
-        rows: u32,
+        shape: MatrixShape,
         granularity: u32,
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
+        let MatrixShape { ty, cols, rows } = shape;
         let row_bytes =
             ty.row_bytes(cols as u64)
                 .filter(|_| cols % 32 == 0)

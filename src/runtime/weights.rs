@@ -1,83 +1,29 @@
 //! The model's weights in VRAM: every matrix uploaded once in its GGUF block format (the
 //! matvec and matmul kernels dequantize on the fly), the small per-channel tensors (norms,
-//! conv taps, dt bias, A) as f32.
+//! conv taps, dt bias, A) as f32. A layer's weights are the loader's description of it
+//! ([`ModelConfig::layer_tensors`]) loaded through the uploader, so they have its fields.
 
 use crate::error::{Error, GpuError};
-use crate::loader::config::{ExpertStorage, FfnConfig, LayerKind, ModelConfig};
+use crate::loader::config::{
+    AttentionTensors, FfnTensors, LayerTensors, LinearTensors, MixerTensors, ModelConfig,
+    MoeTensors, SharedExpertTensors, TensorSource, TensorSpec,
+};
 use crate::loader::dequant::dequantize;
-use crate::loader::gguf::GgufFile;
-use crate::loader::names::{self, blk, layer as t};
+use crate::loader::gguf::{GgufFile, TensorInfo};
+use crate::loader::names;
 use crate::model::reference::rope::rope_frequencies;
 use crate::runtime::gpu::GpuContext;
-use crate::runtime::tensor::{upload_buffer, QuantMatrix};
+use crate::runtime::tensor::{upload_buffer, MatrixShape, QuantMatrix};
 
-pub struct AttentionWeights {
-    pub q: QuantMatrix,
-    pub k: QuantMatrix,
-    pub v: QuantMatrix,
-    pub o: QuantMatrix,
-    pub q_norm: wgpu::Buffer,
-    pub k_norm: wgpu::Buffer,
-}
-
-pub struct LinearWeights {
-    pub qkv: QuantMatrix,
-    pub gate: QuantMatrix,
-    pub beta: QuantMatrix,
-    pub alpha: QuantMatrix,
-    pub out: QuantMatrix,
-    /// [conv_channels, conv_kernel] f32.
-    pub conv: wgpu::Buffer,
-    pub dt_bias: wgpu::Buffer,
-    pub a: wgpu::Buffer,
-    pub norm: wgpu::Buffer,
-}
-
-pub enum MixerWeights {
-    Attention(AttentionWeights),
-    Linear(LinearWeights),
-}
-
-/// The routed experts' gate and up projections, as the file stores them.
-pub enum ExpertGateUp {
-    /// One tensor, each expert's slab `[gate rows | up rows]`.
-    Fused(QuantMatrix),
-    Separate {
-        gate: QuantMatrix,
-        up: QuantMatrix,
-    },
-}
-
-pub struct SharedExpert {
-    /// One row: the logit of the shared expert's sigmoid gate.
-    pub gate_inp: QuantMatrix,
-    pub gate: QuantMatrix,
-    pub up: QuantMatrix,
-    pub down: QuantMatrix,
-}
-
-pub enum FfnWeights {
-    Dense {
-        gate: QuantMatrix,
-        up: QuantMatrix,
-        down: QuantMatrix,
-    },
-    Moe(MoeWeights),
-}
-
-pub struct MoeWeights {
-    pub router: QuantMatrix,
-    pub gate_up: ExpertGateUp,
-    pub down: QuantMatrix,
-    pub shared: Option<SharedExpert>,
-}
-
-pub struct LayerWeights {
-    pub attn_norm: wgpu::Buffer,
-    pub mixer: MixerWeights,
-    pub ffn_norm: wgpu::Buffer,
-    pub ffn: FfnWeights,
-}
+/// Every weight of one layer: matrices and expert tensors in block format, small tensors
+/// as f32 buffers (conv taps [conv_channels, conv_kernel]).
+pub type LayerWeights = LayerTensors<QuantMatrix, QuantMatrix, wgpu::Buffer>;
+pub type MixerWeights = MixerTensors<QuantMatrix, wgpu::Buffer>;
+pub type AttentionWeights = AttentionTensors<QuantMatrix, wgpu::Buffer>;
+pub type LinearWeights = LinearTensors<QuantMatrix, wgpu::Buffer>;
+pub type FfnWeights = FfnTensors<QuantMatrix, QuantMatrix>;
+pub type MoeWeights = MoeTensors<QuantMatrix, QuantMatrix>;
+pub type SharedExpert = SharedExpertTensors<QuantMatrix>;
 
 pub struct ModelWeights {
     pub token_embd: QuantMatrix,
@@ -112,7 +58,7 @@ struct Uploader<'a, 'p> {
 }
 
 impl Uploader<'_, '_> {
-    fn bytes(&self, name: &str) -> Result<(&crate::loader::gguf::TensorInfo, &[u8]), Error> {
+    fn bytes(&self, name: &str) -> Result<(&TensorInfo, &[u8]), Error> {
         let info = self
             .file
             .tensor(name)
@@ -129,25 +75,20 @@ impl Uploader<'_, '_> {
     }
 
     /// A 2-D (or 1-D, as one row) weight in its block format.
-    fn matrix(&mut self, name: &str) -> Result<QuantMatrix, Error> {
+    fn upload_matrix(&mut self, name: &str) -> Result<QuantMatrix, Error> {
         let (info, bytes) = self.bytes(name)?;
-        let cols = info.dims[0];
-        let rows = info.dims[1..].iter().product::<u64>();
-        let m = QuantMatrix::upload(
-            self.ctx,
-            name,
-            info.ggml_type,
-            dim(name, cols)?,
-            dim(name, rows)?,
-            bytes,
-            self.max_piece,
-        )?;
+        let shape = MatrixShape {
+            ty: info.ggml_type,
+            cols: dim(name, info.dims[0])?,
+            rows: dim(name, info.dims[1..].iter().product::<u64>())?,
+        };
+        let m = QuantMatrix::upload(self.ctx, name, shape, bytes, self.max_piece)?;
         self.advance(bytes.len());
         Ok(m)
     }
 
     /// A 3-D expert tensor {cols, rows_per_expert, n_experts}.
-    fn experts(&mut self, name: &str) -> Result<QuantMatrix, Error> {
+    fn upload_experts(&mut self, name: &str) -> Result<QuantMatrix, Error> {
         let (info, bytes) = self.bytes(name)?;
         let [cols, rows, n] = info.dims[..] else {
             return Err(Error::InvalidArgument(format!(
@@ -155,28 +96,45 @@ impl Uploader<'_, '_> {
                 info.dims
             )));
         };
-        let m = QuantMatrix::upload_experts(
-            self.ctx,
-            name,
-            info.ggml_type,
-            dim(name, cols)?,
-            dim(name, rows)?,
-            dim(name, n)?,
-            bytes,
-            self.max_piece,
-        )?;
+        let shape = MatrixShape {
+            ty: info.ggml_type,
+            cols: dim(name, cols)?,
+            rows: dim(name, rows)?,
+        };
+        let n = dim(name, n)?;
+        let m = QuantMatrix::upload_experts(self.ctx, name, shape, n, bytes, self.max_piece)?;
         self.advance(bytes.len());
         Ok(m)
     }
 
     /// A small tensor dequantized to f32 (norms, conv taps: whatever type the file chose).
-    fn vector(&mut self, name: &str) -> Result<wgpu::Buffer, Error> {
+    fn upload_vector(&mut self, name: &str) -> Result<wgpu::Buffer, Error> {
         let (info, bytes) = self.bytes(name)?;
         let values = dequantize(info.ggml_type, bytes, info.n_elements() as usize)
             .map_err(|e| Error::InvalidArgument(format!("tensor '{name}': {e}")))?;
         let buffer = upload_buffer(self.ctx, name, bytemuck::cast_slice(&values))?;
         self.advance(bytes.len());
         Ok(buffer)
+    }
+}
+
+/// A layer's tensors, read by the names of their specs (the file was checked against them).
+impl TensorSource for Uploader<'_, '_> {
+    type Matrix = QuantMatrix;
+    type Experts = QuantMatrix;
+    type Vector = wgpu::Buffer;
+    type Error = Error;
+
+    fn matrix(&mut self, spec: &TensorSpec) -> Result<QuantMatrix, Error> {
+        self.upload_matrix(&spec.name)
+    }
+
+    fn experts(&mut self, spec: &TensorSpec) -> Result<QuantMatrix, Error> {
+        self.upload_experts(&spec.name)
+    }
+
+    fn vector(&mut self, spec: &TensorSpec) -> Result<wgpu::Buffer, Error> {
+        self.upload_vector(&spec.name)
     }
 }
 
@@ -230,15 +188,15 @@ pub fn upload(
 }
 
 fn upload_all(up: &mut Uploader<'_, '_>, config: &ModelConfig) -> Result<ModelWeights, Error> {
-    let token_embd = up.matrix(names::TOKEN_EMBD)?;
+    let token_embd = up.upload_matrix(names::TOKEN_EMBD)?;
     let output = if config.tied_embeddings {
         None
     } else {
-        Some(up.matrix(names::OUTPUT)?)
+        Some(up.upload_matrix(names::OUTPUT)?)
     };
-    let output_norm = up.vector(names::OUTPUT_NORM)?;
+    let output_norm = up.upload_vector(names::OUTPUT_NORM)?;
     let layers = (0..config.layers.len())
-        .map(|i| upload_layer(up, config, i))
+        .map(|i| config.layer_tensors(i)?.load(up))
         .collect::<Result<Vec<_>, _>>()?;
     let a = &config.attention;
     let freqs = rope_frequencies(a.n_rot as usize, a.rope_base, a.rope_sections);
@@ -249,77 +207,5 @@ fn upload_all(up: &mut Uploader<'_, '_>, config: &ModelConfig) -> Result<ModelWe
         rope_freqs: upload_buffer(up.ctx, "rope_freqs", bytemuck::cast_slice(&freqs))?,
         layers,
         bytes: up.done,
-    })
-}
-
-fn upload_layer(
-    up: &mut Uploader<'_, '_>,
-    config: &ModelConfig,
-    i: usize,
-) -> Result<LayerWeights, Error> {
-    let attn_norm = up.vector(&blk(i, t::ATTN_NORM))?;
-    let mixer = match config.layers[i] {
-        LayerKind::Attention => MixerWeights::Attention(AttentionWeights {
-            q: up.matrix(&blk(i, t::ATTN_Q))?,
-            k: up.matrix(&blk(i, t::ATTN_K))?,
-            v: up.matrix(&blk(i, t::ATTN_V))?,
-            o: up.matrix(&blk(i, t::ATTN_OUTPUT))?,
-            q_norm: up.vector(&blk(i, t::ATTN_Q_NORM))?,
-            k_norm: up.vector(&blk(i, t::ATTN_K_NORM))?,
-        }),
-        LayerKind::Linear => MixerWeights::Linear(LinearWeights {
-            qkv: up.matrix(&blk(i, t::ATTN_QKV))?,
-            gate: up.matrix(&blk(i, t::ATTN_GATE))?,
-            beta: up.matrix(&blk(i, t::SSM_BETA))?,
-            alpha: up.matrix(&blk(i, t::SSM_ALPHA))?,
-            out: up.matrix(&blk(i, t::SSM_OUT))?,
-            conv: up.vector(&blk(i, t::SSM_CONV1D))?,
-            dt_bias: up.vector(&blk(i, t::SSM_DT_BIAS))?,
-            a: up.vector(&blk(i, t::SSM_A))?,
-            norm: up.vector(&blk(i, t::SSM_NORM))?,
-        }),
-    };
-    let ffn_norm = up.vector(&blk(
-        i,
-        if config.arch.is_hybrid() {
-            t::POST_ATTENTION_NORM
-        } else {
-            t::FFN_NORM
-        },
-    ))?;
-    let ffn = match &config.ffn {
-        FfnConfig::Dense { .. } => FfnWeights::Dense {
-            gate: up.matrix(&blk(i, t::FFN_GATE))?,
-            up: up.matrix(&blk(i, t::FFN_UP))?,
-            down: up.matrix(&blk(i, t::FFN_DOWN))?,
-        },
-        FfnConfig::Moe(m) => FfnWeights::Moe(MoeWeights {
-            router: up.matrix(&blk(i, t::FFN_GATE_INP))?,
-            gate_up: match m.storage {
-                ExpertStorage::Fused => {
-                    ExpertGateUp::Fused(up.experts(&blk(i, t::FFN_GATE_UP_EXPS))?)
-                }
-                ExpertStorage::Separate => ExpertGateUp::Separate {
-                    gate: up.experts(&blk(i, t::FFN_GATE_EXPS))?,
-                    up: up.experts(&blk(i, t::FFN_UP_EXPS))?,
-                },
-            },
-            down: up.experts(&blk(i, t::FFN_DOWN_EXPS))?,
-            shared: match m.shared_ffn {
-                Some(_) => Some(SharedExpert {
-                    gate_inp: up.matrix(&blk(i, t::FFN_GATE_INP_SHEXP))?,
-                    gate: up.matrix(&blk(i, t::FFN_GATE_SHEXP))?,
-                    up: up.matrix(&blk(i, t::FFN_UP_SHEXP))?,
-                    down: up.matrix(&blk(i, t::FFN_DOWN_SHEXP))?,
-                }),
-                None => None,
-            },
-        }),
-    };
-    Ok(LayerWeights {
-        attn_norm,
-        mixer,
-        ffn_norm,
-        ffn,
     })
 }

@@ -3,7 +3,7 @@
 //! across calls, head geometries with 2 and 3 value heads per key head.
 
 use qwen_wgpu::loader::config::GdnConfig;
-use qwen_wgpu::model::reference::gdn::{causal_conv1d, delta_rule};
+use qwen_wgpu::model::reference::gdn::{causal_conv1d, delta_rule, DeltaRuleInputs};
 use qwen_wgpu::model::reference::norm::silu;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::gdn;
@@ -139,7 +139,14 @@ fn delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix6
             };
             let d = gdn::delta_rule(gpu, cache, &g, n_tokens as u32, 1e-6, io).unwrap();
             run_dispatches(gpu, &[&d]);
-            let expect = delta_rule(&g, &conv, &beta, &alpha, &dt_bias, &a, 1e-6, &mut ref_state);
+            let inputs = DeltaRuleInputs {
+                conv_out: &conv,
+                beta_raw: &beta,
+                alpha: &alpha,
+                dt_bias: &dt_bias,
+                a: &a,
+            };
+            let expect = delta_rule(&g, inputs, 1e-6, &mut ref_state);
             let what = format!("delta rule nk {nk} nv {nv} dk {dk} dv {dv}, {n_tokens} tokens");
             assert_close(
                 &what,

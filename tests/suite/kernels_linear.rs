@@ -9,7 +9,7 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::linear::{embed, matmul, Matvec, Strided};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
-use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
 use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
@@ -63,7 +63,12 @@ fn gpu_matvec(
     max_piece: u64,
 ) -> Vec<f32> {
     let cols = x.len();
-    let m = QuantMatrix::upload(gpu, "w", ty, cols as u32, rows as u32, w, max_piece).unwrap();
+    let shape = MatrixShape {
+        ty,
+        cols: cols as u32,
+        rows: rows as u32,
+    };
+    let m = QuantMatrix::upload(gpu, "w", shape, w, max_piece).unwrap();
     // x sits at an offset in a larger buffer, y likewise, as in the executor's scratch.
     let mut xs = vec![0.0f32; 8];
     xs.extend_from_slice(x);
@@ -143,16 +148,12 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
         let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
         // A forced limit of 5 rows per storage binding: pieces of 5, 5, 5, 5, 3 rows.
         let row_bytes = ty.row_bytes(cols as u64).unwrap();
-        let m = QuantMatrix::upload(
-            &gpu,
-            "w",
+        let shape = MatrixShape {
             ty,
-            cols as u32,
-            rows as u32,
-            &w,
-            5 * row_bytes + 1,
-        )
-        .unwrap();
+            cols: cols as u32,
+            rows: rows as u32,
+        };
+        let m = QuantMatrix::upload(&gpu, "w", shape, &w, 5 * row_bytes + 1).unwrap();
         assert_eq!(m.pieces.len(), 5);
         let split = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, 5 * row_bytes + 1);
         let whole = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, u64::MAX);
@@ -168,11 +169,16 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
     }
     // A row larger than the limit, or rows that are not whole units, are errors.
     let w = vec![0u8; 4 * 64];
-    assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 100).is_err());
-    assert!(QuantMatrix::upload(&gpu, "w", GgmlType::F32, 16, 4, &w, 1 << 20).is_err());
+    let f32_shape = |cols, rows| MatrixShape {
+        ty: GgmlType::F32,
+        cols,
+        rows,
+    };
+    assert!(QuantMatrix::upload(&gpu, "w", f32_shape(64, 1), &w, 100).is_err());
+    assert!(QuantMatrix::upload(&gpu, "w", f32_shape(16, 4), &w, 1 << 20).is_err());
     // The kernel reads x as vec4s: an input offset that is not a multiple of 4 floats is
     // refused rather than read shifted.
-    let m = QuantMatrix::upload(&gpu, "w", GgmlType::F32, 64, 1, &w, 1 << 20).unwrap();
+    let m = QuantMatrix::upload(&gpu, "w", f32_shape(64, 1), &w, 1 << 20).unwrap();
     let xb = f32_buffer(&gpu, "x", 70);
     let yb = f32_buffer(&gpu, "y", 1);
     let err = Matvec::new(&gpu, &cache, &m, &xb, 5, &yb, 0)
@@ -201,8 +207,12 @@ fn embed_matches_reference_for_every_type() {
         let tokens: Vec<u32> = vec![0, 36, 5, 5, 17, 36];
         let row_bytes = ty.row_bytes(cols as u64).unwrap();
         for max_piece in [u64::MAX, 8 * row_bytes] {
-            let m = QuantMatrix::upload(&gpu, "embd", ty, cols as u32, rows as u32, &w, max_piece)
-                .unwrap();
+            let shape = MatrixShape {
+                ty,
+                cols: cols as u32,
+                rows: rows as u32,
+            };
+            let m = QuantMatrix::upload(&gpu, "embd", shape, &w, max_piece).unwrap();
             let tb = storage_buffer(&gpu, "tokens", bytemuck::cast_slice(&tokens));
             let out = f32_buffer(&gpu, "out", tokens.len() * cols);
             let ds = embed(&gpu, &cache, &m, tokens.len() as u32, &tb, &out).unwrap();
@@ -243,8 +253,12 @@ fn matmul_matches_reference_for_every_type() {
         let row_bytes = ty.row_bytes(cols as u64).unwrap();
         for (n_tokens, max_piece) in [(1usize, u64::MAX), (17, u64::MAX), (65, 20 * row_bytes)] {
             let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.symmetric_f32()).collect();
-            let m = QuantMatrix::upload(&gpu, "w", ty, cols as u32, rows as u32, &w, max_piece)
-                .unwrap();
+            let shape = MatrixShape {
+                ty,
+                cols: cols as u32,
+                rows: rows as u32,
+            };
+            let m = QuantMatrix::upload(&gpu, "w", shape, &w, max_piece).unwrap();
             let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
             let yb = f32_buffer(&gpu, "y", n_tokens * rows);
             let ds = matmul(

@@ -8,9 +8,9 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::model::reference::moe::moe_route;
 use qwen_wgpu::model::reference::norm::{sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::{linear, moe};
+use qwen_wgpu::runtime::ops::{linear, moe, Dispatch};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
-use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, QuantMatrix};
+use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
 use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
@@ -152,12 +152,15 @@ fn matvec_experts_reads_the_routed_experts() {
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
         // Whole, and split into pieces of 4 and 2 experts.
         for max_piece in [u64::MAX, 4 * slab, 2 * slab + 7] {
+            let shape = MatrixShape {
+                ty,
+                cols: cols as u32,
+                rows: rows as u32,
+            };
             let m = QuantMatrix::upload_experts(
                 &gpu,
                 "experts",
-                ty,
-                cols as u32,
-                rows as u32,
+                shape,
                 n_experts as u32,
                 &w,
                 max_piece,
@@ -205,10 +208,15 @@ fn swiglu_and_moe_combine_match_reference() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(33);
+    swiglu_case(&gpu, &cache, &mut rng);
+    combine_case(&gpu, &cache, &mut rng);
+}
+
+fn swiglu_case(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
     let (slots, width) = (3usize, 100usize);
     // Fused layout: each slot holds [gate | up] (ffn_gate_up_exps rows, or two matvecs).
-    let gate_up = random(slots * 2 * width, 4.0, &mut rng);
-    let h = f32_buffer(&gpu, "h", slots * width);
+    let gate_up = random(slots * 2 * width, 4.0, rng);
+    let h = f32_buffer(gpu, "h", slots * width);
     let shape = moe::SwigluShape {
         slots: slots as u32,
         width: width as u32,
@@ -216,11 +224,11 @@ fn swiglu_and_moe_combine_match_reference() {
         up_offset: width as u32,
     };
     let io = moe::SwigluIo {
-        gate_up: &buf(&gpu, &gate_up),
+        gate_up: &buf(gpu, &gate_up),
         h: &h,
     };
-    let d = moe::swiglu(&gpu, &cache, shape, io).unwrap();
-    run_dispatches(&gpu, &[&d]);
+    let d = moe::swiglu(gpu, cache, shape, io).unwrap();
+    run_dispatches(gpu, &[&d]);
     let expect: Vec<f32> = (0..slots * width)
         .map(|i| {
             let (s, c) = (i / width, i % width);
@@ -229,20 +237,22 @@ fn swiglu_and_moe_combine_match_reference() {
         .collect();
     assert_close(
         "swiglu",
-        &read_f32(&gpu, &h, slots * width).unwrap(),
+        &read_f32(gpu, &h, slots * width).unwrap(),
         &expect,
         1e-6,
         1e-5,
     );
+}
 
-    let (n_tokens, k) = (2usize, 3usize);
-    let e_out = random(n_tokens * k * width, 2.0, &mut rng);
-    let e_w = random(n_tokens * k, 1.0, &mut rng);
-    let sh_out = random(n_tokens * width, 2.0, &mut rng);
-    let sh_logit = random(n_tokens, 3.0, &mut rng);
+fn combine_case(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+    let (n_tokens, k, width) = (2usize, 3usize, 100usize);
+    let e_out = random(n_tokens * k * width, 2.0, rng);
+    let e_w = random(n_tokens * k, 1.0, rng);
+    let sh_out = random(n_tokens * width, 2.0, rng);
+    let sh_logit = random(n_tokens, 3.0, rng);
     for with_shared in [true, false] {
-        let y = f32_buffer(&gpu, "y", n_tokens * width);
-        let (sb, lb) = (buf(&gpu, &sh_out), buf(&gpu, &sh_logit));
+        let y = f32_buffer(gpu, "y", n_tokens * width);
+        let (sb, lb) = (buf(gpu, &sh_out), buf(gpu, &sh_logit));
         let shared = with_shared.then_some(moe::SharedOutput {
             out: &sb,
             logit: &lb,
@@ -252,13 +262,13 @@ fn swiglu_and_moe_combine_match_reference() {
             width: width as u32,
             k: k as u32,
         };
-        let (eb, ewb) = (buf(&gpu, &e_out), buf(&gpu, &e_w));
+        let (eb, ewb) = (buf(gpu, &e_out), buf(gpu, &e_w));
         let routed = moe::RoutedOutputs {
             expert_out: &eb,
             expert_w: &ewb,
         };
-        let d = moe::moe_combine(&gpu, &cache, shape, routed, shared, &y).unwrap();
-        run_dispatches(&gpu, &[&d]);
+        let d = moe::moe_combine(gpu, cache, shape, routed, shared, &y).unwrap();
+        run_dispatches(gpu, &[&d]);
         let expect: Vec<f32> = (0..n_tokens * width)
             .map(|i| {
                 let (t, c) = (i / width, i % width);
@@ -275,7 +285,7 @@ fn swiglu_and_moe_combine_match_reference() {
             .collect();
         assert_close(
             &format!("moe_combine shared {with_shared}"),
-            &read_f32(&gpu, &y, n_tokens * width).unwrap(),
+            &read_f32(gpu, &y, n_tokens * width).unwrap(),
             &expect,
             1e-6,
             1e-5,
@@ -301,36 +311,20 @@ fn matmul_experts_matches_per_slot_matvec() {
         let (n_experts, cols) = (6usize, 256usize);
         let w = random_weights(ty, n_experts * rows, cols, &mut rng);
         let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
-        // Each token's k distinct experts; expert 0 gets every token when k = 2.
-        let ids: Vec<u32> = (0..n_tokens)
-            .flat_map(|t| {
-                (0..k).map(move |j| {
-                    if j == 0 {
-                        0
-                    } else {
-                        ((t + j) % (n_experts - 1) + 1) as u32
-                    }
-                })
-            })
-            .collect();
+        let ids = routed_ids(n_tokens, k, n_experts);
         let slots = ids.len();
-        let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids));
-        let order = f32_buffer(&gpu, "order", slots);
-        let offsets = f32_buffer(&gpu, "offsets", n_experts + 1);
-        let io = moe::MoeGroupIo {
-            ids: &ids_buf,
-            order: &order,
-            offsets: &offsets,
-        };
-        let group = moe::moe_group(&gpu, &cache, n_experts as u32, slots as u32, io).unwrap();
+        let grouping = Grouping::new(&gpu, &cache, &ids, n_experts);
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
         for (group_size, max_piece) in [(k, u64::MAX), (1, 4 * slab)] {
+            let shape = MatrixShape {
+                ty,
+                cols: cols as u32,
+                rows: rows as u32,
+            };
             let m = QuantMatrix::upload_experts(
                 &gpu,
                 "experts",
-                ty,
-                cols as u32,
-                rows as u32,
+                shape,
                 n_experts as u32,
                 &w,
                 max_piece,
@@ -338,66 +332,124 @@ fn matmul_experts_matches_per_slot_matvec() {
             .unwrap();
             let n_x = slots / group_size;
             let x = random(n_x * cols, 1.0, &mut rng);
-            let xb = buf(&gpu, &x);
-            let (stride, offset) = (rows + 3, 2usize);
-            let y = f32_buffer(&gpu, "y", slots * stride);
-            let experts = linear::ExpertWeights {
-                w: &m,
-                rows_per_expert: rows as u32,
-            };
-            let groups = linear::ExpertGroups {
-                order: &order,
-                offsets: &offsets,
-            };
-            let input = linear::SlotInput {
-                buffer: &xb,
-                stride: cols as u32,
-                group: group_size as u32,
-            };
-            let output = linear::SlotOutput {
-                buffer: &y,
-                stride: stride as u32,
-                offset: offset as u32,
-            };
-            let ds = linear::matmul_experts(
-                &gpu,
-                &cache,
-                experts,
-                n_tokens as u32,
-                groups,
-                input,
-                output,
-            )
-            .unwrap();
-            let mut all = vec![&group];
-            all.extend(ds.iter());
-            run_dispatches(&gpu, &all);
-            let got = read_f32(&gpu, &y, slots * stride).unwrap();
-            // The grouping itself, exactly: a stable counting sort of the slots by expert.
-            let mut expect_order: Vec<u32> = (0..slots as u32).collect();
-            expect_order.sort_by_key(|&s| ids[s as usize]);
-            let expect_offsets: Vec<u32> = (0..=n_experts as u32)
-                .map(|e| ids.iter().filter(|&&i| i < e).count() as u32)
-                .collect();
-            let as_u32 = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-            assert_eq!(as_u32(read_f32(&gpu, &order, slots).unwrap()), expect_order);
-            assert_eq!(
-                as_u32(read_f32(&gpu, &offsets, n_experts + 1).unwrap()),
-                expect_offsets
-            );
             let layout = SlotLayout {
                 rows,
                 cols,
                 group: group_size,
-                stride,
-                offset,
+                stride: rows + 3,
+                offset: 2,
             };
+            let got = grouping.matmul_experts(&gpu, &cache, &m, n_tokens, &x, &layout);
+            grouping.assert_exact(&gpu, &ids, n_experts);
             let what = format!(
                 "{ty} tokens {n_tokens} k {k} group {group_size} pieces {}",
                 m.pieces.len()
             );
             assert_slots_match(&what, &got, &ids, &wf, &x, &layout);
         }
+    }
+}
+
+/// Each token's k distinct experts; expert 0 gets every token when k = 2.
+fn routed_ids(n_tokens: usize, k: usize, n_experts: usize) -> Vec<u32> {
+    (0..n_tokens)
+        .flat_map(|t| {
+            (0..k).map(move |j| {
+                if j == 0 {
+                    0
+                } else {
+                    ((t + j) % (n_experts - 1) + 1) as u32
+                }
+            })
+        })
+        .collect()
+}
+
+/// The slots of `ids` grouped by expert on the GPU: `moe_group` and what it writes.
+struct Grouping {
+    slots: usize,
+    order: wgpu::Buffer,
+    offsets: wgpu::Buffer,
+    dispatch: Dispatch,
+}
+
+impl Grouping {
+    fn new(gpu: &GpuContext, cache: &PipelineCache, ids: &[u32], n_experts: usize) -> Grouping {
+        let slots = ids.len();
+        let ids = storage_buffer(gpu, "ids", bytemuck::cast_slice(ids));
+        let order = f32_buffer(gpu, "order", slots);
+        let offsets = f32_buffer(gpu, "offsets", n_experts + 1);
+        let io = moe::MoeGroupIo {
+            ids: &ids,
+            order: &order,
+            offsets: &offsets,
+        };
+        let dispatch = moe::moe_group(gpu, cache, n_experts as u32, slots as u32, io).unwrap();
+        Grouping {
+            slots,
+            order,
+            offsets,
+            dispatch,
+        }
+    }
+
+    /// Groups the slots, then runs `matmul_experts` of `m` over the inputs `x`; returns the
+    /// outputs read back, laid out as `layout` says.
+    fn matmul_experts(
+        &self,
+        gpu: &GpuContext,
+        cache: &PipelineCache,
+        m: &QuantMatrix,
+        n_tokens: usize,
+        x: &[f32],
+        layout: &SlotLayout,
+    ) -> Vec<f32> {
+        let slots = self.slots;
+        let xb = buf(gpu, x);
+        let y = f32_buffer(gpu, "y", slots * layout.stride);
+        let experts = linear::ExpertWeights {
+            w: m,
+            rows_per_expert: layout.rows as u32,
+        };
+        let groups = linear::ExpertGroups {
+            order: &self.order,
+            offsets: &self.offsets,
+        };
+        let input = linear::SlotInput {
+            buffer: &xb,
+            stride: layout.cols as u32,
+            group: layout.group as u32,
+        };
+        let output = linear::SlotOutput {
+            buffer: &y,
+            stride: layout.stride as u32,
+            offset: layout.offset as u32,
+        };
+        let t = n_tokens as u32;
+        let ds = linear::matmul_experts(gpu, cache, experts, t, groups, input, output).unwrap();
+        let mut all = vec![&self.dispatch];
+        all.extend(ds.iter());
+        run_dispatches(gpu, &all);
+        read_f32(gpu, &y, slots * layout.stride).unwrap()
+    }
+
+    /// The grouping itself, exactly: a stable counting sort of the slots by expert.
+    fn assert_exact(&self, gpu: &GpuContext, ids: &[u32], n_experts: usize) {
+        let slots = ids.len();
+        let mut expect_order: Vec<u32> = (0..slots as u32).collect();
+        expect_order.sort_by_key(|&s| ids[s as usize]);
+        let expect_offsets: Vec<u32> = (0..=n_experts as u32)
+            .map(|e| ids.iter().filter(|&&i| i < e).count() as u32)
+            .collect();
+        let as_u32 = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(
+            as_u32(read_f32(gpu, &self.order, slots).unwrap()),
+            expect_order
+        );
+        assert_eq!(
+            as_u32(read_f32(gpu, &self.offsets, n_experts + 1).unwrap()),
+            expect_offsets
+        );
     }
 }
 
@@ -417,17 +469,13 @@ fn many_slot_matvec_experts_matches_reference() {
             .map(|_| rng.below(n_experts as u64) as u32)
             .collect();
         let x = random(slots * cols, 1.0, &mut rng);
-        let m = QuantMatrix::upload_experts(
-            &gpu,
-            "e",
+        let shape = MatrixShape {
             ty,
-            cols as u32,
-            rows as u32,
-            n_experts as u32,
-            &w,
-            u64::MAX,
-        )
-        .unwrap();
+            cols: cols as u32,
+            rows: rows as u32,
+        };
+        let m =
+            QuantMatrix::upload_experts(&gpu, "e", shape, n_experts as u32, &w, u64::MAX).unwrap();
         let (ids_buf, xb) = (
             storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids)),
             buf(&gpu, &x),

@@ -2,20 +2,26 @@
 //! forward pass and the memory algebra need, read from GGUF metadata (as llama.cpp reads it)
 //! or from a named preset.
 //!
-//! [`ModelConfig::tensor_specs`] lists every tensor the main pass needs with its expected
-//! shape; it is the single description that file validation, the synthetic writer and the
-//! parameter/memory algebra all use, so they cannot disagree.
+//! [`ModelConfig::layer_tensors`] describes every tensor of one layer, and
+//! [`ModelConfig::tensor_specs`] lists the main pass's tensors from it; that is the single
+//! description that file validation, the synthetic writer, the parameter/memory algebra,
+//! the GPU upload and the CPU reference all use, so they cannot disagree.
 //!
 //! This file holds the types and their derived sizes; `metadata.rs` reads them from GGUF
-//! metadata, `validate.rs` checks their invariants and `tensors.rs` lists and checks the
-//! tensors they imply.
+//! metadata, `validate.rs` checks their invariants, `layer.rs` holds the generic per-layer
+//! structs (tensors and state) and `tensors.rs` lists and checks the tensors they imply.
 
+mod layer;
 mod metadata;
 mod tensors;
 mod validate;
 
 use std::fmt;
 
+pub use layer::{
+    AttentionTensors, ExpertGateUp, FfnTensors, LayerSpecs, LayerState, LayerTensors,
+    LinearTensors, Loaded, MixerTensors, MoeTensors, SharedExpertTensors, TensorSource,
+};
 pub use metadata::DEFAULT_FULL_ATTENTION_INTERVAL;
 pub use tensors::{is_projection_bias, TensorRole, TensorSpec};
 

@@ -9,15 +9,16 @@
 //! calling it with one token at a time must give the same logits, because the KV cache, the
 //! conv state and the delta state carry everything between calls.
 
-use std::collections::HashMap;
-
 use crate::error::Error;
-use crate::loader::config::{ExpertStorage, FfnConfig, LayerKind, ModelConfig};
+use crate::loader::config::{
+    AttentionTensors, ExpertGateUp, FfnConfig, FfnTensors, LayerKind, LayerState, LayerTensors,
+    LinearTensors, MixerTensors, ModelConfig, MoeTensors, TensorSource, TensorSpec,
+};
 use crate::loader::dequant::dequantize;
 use crate::loader::gguf::GgufFile;
-use crate::loader::names::{self, blk, layer as t};
+use crate::loader::names;
 use crate::model::reference::attention::attend;
-use crate::model::reference::gdn::{causal_conv1d, delta_rule};
+use crate::model::reference::gdn::{causal_conv1d, delta_rule, DeltaRuleInputs};
 use crate::model::reference::linear::matvec;
 use crate::model::reference::moe::{moe_route, swiglu};
 use crate::model::reference::norm::{gated_rms_norm, rms_norm, sigmoid, silu};
@@ -41,55 +42,10 @@ impl Matrix {
     }
 }
 
-struct AttentionWeights {
-    q: Matrix,
-    k: Matrix,
-    v: Matrix,
-    o: Matrix,
-    q_norm: Vec<f32>,
-    k_norm: Vec<f32>,
-}
-
-struct LinearWeights {
-    qkv: Matrix,
-    gate: Matrix,
-    beta: Matrix,
-    alpha: Matrix,
-    /// [conv_channels, conv_kernel].
-    conv: Vec<f32>,
-    dt_bias: Vec<f32>,
-    a: Vec<f32>,
-    norm: Vec<f32>,
-    out: Matrix,
-}
-
-enum Mixer {
-    Attention(AttentionWeights),
-    Linear(LinearWeights),
-}
-
-/// One expert's SwiGLU: gate and up [ffn, n_embd], down [n_embd, ffn].
-struct Expert {
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    down: Vec<f32>,
-}
-
-enum Ffn {
-    Moe {
-        router: Matrix,
-        experts: Vec<Expert>,
-        shared: Option<(Vec<f32>, Expert)>,
-    },
-    Dense(Expert),
-}
-
-struct Layer {
-    attn_norm: Vec<f32>,
-    mixer: Mixer,
-    ffn_norm: Vec<f32>,
-    ffn: Ffn,
-}
+/// An expert tensor: one matrix per expert.
+type Experts = Vec<Matrix>;
+/// One layer's weights in f32 (the loader's description, loaded by [`Dequantize`]).
+type Layer = LayerTensors<Matrix, Experts, Vec<f32>>;
 
 /// The model's weights, dequantized to f32.
 pub struct ReferenceModel {
@@ -105,159 +61,90 @@ pub struct ReferenceModel {
 pub struct ReferenceState {
     /// Tokens processed so far: the next token's position.
     pub pos: usize,
-    layers: Vec<LayerState>,
+    /// Keys and values [pos, n_kv, head_dim] of each attention layer; conv and delta states
+    /// of each linear one.
+    layers: Vec<LayerState<Vec<f32>>>,
 }
 
-enum LayerState {
-    /// [pos, n_kv, head_dim] each.
-    Attention { keys: Vec<f32>, values: Vec<f32> },
-    /// conv: [conv_kernel - 1, conv_channels]; delta: [n_v_heads, d_k, d_v].
-    Linear { conv: Vec<f32>, delta: Vec<f32> },
-}
+/// Reads tensors out of the file, dequantized to f32.
+struct Dequantize<'a>(&'a GgufFile);
 
-/// Dequantized tensors by name, taken out as the model is assembled.
-struct Tensors(HashMap<String, (Vec<u64>, Vec<f32>)>);
-
-impl Tensors {
-    fn vector(&mut self, name: &str) -> Result<Vec<f32>, Error> {
-        self.0
-            .remove(name)
-            .map(|(_, v)| v)
-            .ok_or_else(|| Error::InvalidArgument(format!("reference: tensor '{name}' missing")))
-    }
-
-    fn matrix(&mut self, name: &str) -> Result<Matrix, Error> {
-        let (dims, data) = self
+impl Dequantize<'_> {
+    /// Tensor `name` as `rows` rows of its first dimension's `cols` values.
+    fn matrix_named(&self, name: &str) -> Result<Matrix, Error> {
+        let info = self
             .0
-            .remove(name)
+            .tensor(name)
             .ok_or_else(|| Error::InvalidArgument(format!("reference: tensor '{name}' missing")))?;
+        let bytes = self.0.tensor_data(name).unwrap_or_default();
+        let data = dequantize(info.ggml_type, bytes, info.n_elements() as usize)
+            .map_err(|e| Error::InvalidArgument(format!("tensor '{name}': {e}")))?;
+        let cols = *info.dims.first().ok_or_else(|| {
+            Error::InvalidArgument(format!("reference: tensor '{name}' has no dimensions"))
+        })?;
         Ok(Matrix {
-            cols: dims[0] as usize,
-            rows: (dims.iter().product::<u64>() / dims[0]) as usize,
+            cols: cols as usize,
+            rows: (info.n_elements() / cols) as usize,
             data,
         })
     }
+}
 
-    /// `n` experts of [rows, cols] stored back to back.
-    fn experts(&mut self, name: &str, n: usize) -> Result<Vec<Vec<f32>>, Error> {
-        let all = self.vector(name)?;
-        let each = all.len() / n;
-        Ok(all.chunks_exact(each).map(<[f32]>::to_vec).collect())
+impl TensorSource for Dequantize<'_> {
+    type Matrix = Matrix;
+    type Experts = Experts;
+    type Vector = Vec<f32>;
+    type Error = Error;
+
+    fn matrix(&mut self, spec: &TensorSpec) -> Result<Matrix, Error> {
+        self.matrix_named(&spec.name)
+    }
+
+    /// {cols, rows, n_experts}: `n_experts` matrices of [rows, cols] stored back to back.
+    fn experts(&mut self, spec: &TensorSpec) -> Result<Experts, Error> {
+        let all = self.matrix_named(&spec.name)?;
+        let &[_, rows, _] = &spec.dims[..] else {
+            return Err(Error::InvalidArgument(format!(
+                "reference: expert tensor '{}' has dimensions {:?}",
+                spec.name, spec.dims
+            )));
+        };
+        let rows = rows as usize;
+        Ok(all
+            .data
+            .chunks_exact(rows * all.cols)
+            .map(|data| Matrix {
+                rows,
+                cols: all.cols,
+                data: data.to_vec(),
+            })
+            .collect())
+    }
+
+    fn vector(&mut self, spec: &TensorSpec) -> Result<Vec<f32>, Error> {
+        Ok(self.matrix_named(&spec.name)?.data)
     }
 }
 
 impl ReferenceModel {
     /// Dequantizes every main-pass tensor of `file` (already validated by `config`).
     pub fn load(file: &GgufFile, config: &ModelConfig) -> Result<ReferenceModel, Error> {
-        let mut tensors = HashMap::new();
-        for spec in config.tensor_specs() {
-            let info = file
-                .tensor(&spec.name)
-                .ok_or_else(|| Error::InvalidArgument(format!("tensor '{}' missing", spec.name)))?;
-            let bytes = file.tensor_data(&spec.name).unwrap_or_default();
-            let values = dequantize(info.ggml_type, bytes, info.n_elements() as usize)
-                .map_err(|e| Error::InvalidArgument(format!("tensor '{}': {e}", spec.name)))?;
-            tensors.insert(spec.name.clone(), (info.dims.clone(), values));
-        }
-        let mut t = Tensors(tensors);
+        let mut source = Dequantize(file);
         let layers = (0..config.layers.len())
-            .map(|i| Self::load_layer(config, &mut t, i))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|i| config.layer_tensors(i)?.load(&mut source))
+            .collect::<Result<Vec<_>, Error>>()?;
         let a = &config.attention;
         Ok(ReferenceModel {
-            token_embd: t.matrix(names::TOKEN_EMBD)?,
-            output_norm: t.vector(names::OUTPUT_NORM)?,
+            token_embd: source.matrix_named(names::TOKEN_EMBD)?,
+            output_norm: source.matrix_named(names::OUTPUT_NORM)?.data,
             output: if config.tied_embeddings {
                 None
             } else {
-                Some(t.matrix(names::OUTPUT)?)
+                Some(source.matrix_named(names::OUTPUT)?)
             },
             layers,
             rope_freqs: rope_frequencies(a.n_rot as usize, a.rope_base, a.rope_sections),
             config: config.clone(),
-        })
-    }
-
-    fn load_layer(config: &ModelConfig, t: &mut Tensors, i: usize) -> Result<Layer, Error> {
-        let mixer = match config.layers[i] {
-            LayerKind::Attention => Mixer::Attention(AttentionWeights {
-                q: t.matrix(&blk(i, t::ATTN_Q))?,
-                k: t.matrix(&blk(i, t::ATTN_K))?,
-                v: t.matrix(&blk(i, t::ATTN_V))?,
-                o: t.matrix(&blk(i, t::ATTN_OUTPUT))?,
-                q_norm: t.vector(&blk(i, t::ATTN_Q_NORM))?,
-                k_norm: t.vector(&blk(i, t::ATTN_K_NORM))?,
-            }),
-            LayerKind::Linear => Mixer::Linear(LinearWeights {
-                qkv: t.matrix(&blk(i, t::ATTN_QKV))?,
-                gate: t.matrix(&blk(i, t::ATTN_GATE))?,
-                beta: t.matrix(&blk(i, t::SSM_BETA))?,
-                alpha: t.matrix(&blk(i, t::SSM_ALPHA))?,
-                conv: t.vector(&blk(i, t::SSM_CONV1D))?,
-                dt_bias: t.vector(&blk(i, t::SSM_DT_BIAS))?,
-                a: t.vector(&blk(i, t::SSM_A))?,
-                norm: t.vector(&blk(i, t::SSM_NORM))?,
-                out: t.matrix(&blk(i, t::SSM_OUT))?,
-            }),
-        };
-        let norm_name = if config.arch.is_hybrid() {
-            t::POST_ATTENTION_NORM
-        } else {
-            t::FFN_NORM
-        };
-        let ffn = match &config.ffn {
-            FfnConfig::Dense { .. } => Ffn::Dense(Expert {
-                gate: t.vector(&blk(i, t::FFN_GATE))?,
-                up: t.vector(&blk(i, t::FFN_UP))?,
-                down: t.vector(&blk(i, t::FFN_DOWN))?,
-            }),
-            FfnConfig::Moe(m) => {
-                let n = m.n_expert as usize;
-                let (gates, ups) = match m.storage {
-                    ExpertStorage::Separate => (
-                        t.experts(&blk(i, t::FFN_GATE_EXPS), n)?,
-                        t.experts(&blk(i, t::FFN_UP_EXPS), n)?,
-                    ),
-                    // Each expert's slab is [gate rows | up rows].
-                    ExpertStorage::Fused => t
-                        .experts(&blk(i, t::FFN_GATE_UP_EXPS), n)?
-                        .into_iter()
-                        .map(|slab| {
-                            let (g, u) = slab.split_at(slab.len() / 2);
-                            (g.to_vec(), u.to_vec())
-                        })
-                        .unzip(),
-                };
-                let downs = t.experts(&blk(i, t::FFN_DOWN_EXPS), n)?;
-                let experts = gates
-                    .into_iter()
-                    .zip(ups)
-                    .zip(downs)
-                    .map(|((gate, up), down)| Expert { gate, up, down })
-                    .collect();
-                let shared = match m.shared_ffn {
-                    Some(_) => Some((
-                        t.vector(&blk(i, t::FFN_GATE_INP_SHEXP))?,
-                        Expert {
-                            gate: t.vector(&blk(i, t::FFN_GATE_SHEXP))?,
-                            up: t.vector(&blk(i, t::FFN_UP_SHEXP))?,
-                            down: t.vector(&blk(i, t::FFN_DOWN_SHEXP))?,
-                        },
-                    )),
-                    None => None,
-                };
-                Ffn::Moe {
-                    router: t.matrix(&blk(i, t::FFN_GATE_INP))?,
-                    experts,
-                    shared,
-                }
-            }
-        };
-        Ok(Layer {
-            attn_norm: t.vector(&blk(i, t::ATTN_NORM))?,
-            mixer,
-            ffn_norm: t.vector(&blk(i, norm_name))?,
-            ffn,
         })
     }
 
@@ -308,10 +195,10 @@ impl ReferenceModel {
                 .map(|x| rms_norm(x, &layer.attn_norm, eps))
                 .collect();
             let mixed = match (&layer.mixer, layer_state) {
-                (Mixer::Attention(w), LayerState::Attention { keys, values }) => {
+                (MixerTensors::Attention(w), LayerState::Attention { keys, values }) => {
                     self.attention(w, &normed, state.pos, keys, values)
                 }
-                (Mixer::Linear(w), LayerState::Linear { conv, delta }) => {
+                (MixerTensors::Linear(w), LayerState::Linear { conv, delta }) => {
                     self.gated_delta_net(w, &normed, conv, delta)
                 }
                 _ => unreachable!("states are built from the same schedule as the layers"),
@@ -334,7 +221,7 @@ impl ReferenceModel {
     /// their keys and values to the cache and attending causally.
     fn attention(
         &self,
-        w: &AttentionWeights,
+        w: &AttentionTensors<Matrix, Vec<f32>>,
         xs: &[Vec<f32>],
         pos0: usize,
         keys: &mut Vec<f32>,
@@ -395,7 +282,7 @@ impl ReferenceModel {
     /// GGUF's tiled order), gated RMSNorm with z, output projection.
     fn gated_delta_net(
         &self,
-        w: &LinearWeights,
+        w: &LinearTensors<Matrix, Vec<f32>>,
         xs: &[Vec<f32>],
         conv_state: &mut [f32],
         delta_state: &mut [f32],
@@ -416,7 +303,14 @@ impl ReferenceModel {
                 .collect();
         let beta: Vec<f32> = xs.iter().flat_map(|x| w.beta.apply(x)).collect();
         let alpha: Vec<f32> = xs.iter().flat_map(|x| w.alpha.apply(x)).collect();
-        let o = delta_rule(g, &conv, &beta, &alpha, &w.dt_bias, &w.a, eps, delta_state);
+        let inputs = DeltaRuleInputs {
+            conv_out: &conv,
+            beta_raw: &beta,
+            alpha: &alpha,
+            dt_bias: &w.dt_bias,
+            a: &w.a,
+        };
+        let o = delta_rule(g, inputs, eps, delta_state);
         xs.iter()
             .zip(o.chunks_exact(nv * dv))
             .map(|(x, o)| {
@@ -431,40 +325,48 @@ impl ReferenceModel {
             .collect()
     }
 
-    fn ffn(&self, ffn: &Ffn, h: &[f32]) -> Vec<f32> {
+    fn ffn(&self, ffn: &FfnTensors<Matrix, Experts>, h: &[f32]) -> Vec<f32> {
         match ffn {
-            Ffn::Dense(e) => {
+            FfnTensors::Dense { gate, up, down } => {
                 let FfnConfig::Dense { n_ff } = self.config.ffn else {
                     unreachable!("dense weights come from a dense config")
                 };
-                swiglu(h, &e.gate, &e.up, &e.down, n_ff as usize)
+                swiglu(h, &gate.data, &up.data, &down.data, n_ff as usize)
             }
-            Ffn::Moe {
-                router,
-                experts,
-                shared,
-            } => {
-                let m = self
-                    .config
-                    .moe()
-                    .expect("MoE weights come from a MoE config");
-                let (ids, weights) =
-                    moe_route(&router.apply(h), m.n_expert_used as usize, m.norm_top_k);
-                let mut y = vec![0.0f32; h.len()];
-                let fe = m.expert_ffn as usize;
-                for (&e, &wt) in ids.iter().zip(&weights) {
-                    let ex = &experts[e];
-                    let out = swiglu(h, &ex.gate, &ex.up, &ex.down, fe);
-                    y.iter_mut().zip(out).for_each(|(y, o)| *y += wt * o);
-                }
-                if let (Some((gate_inp, ex)), Some(fs)) = (shared, m.shared_ffn) {
-                    let gate = sigmoid(gate_inp.iter().zip(h).map(|(a, b)| a * b).sum());
-                    let out = swiglu(h, &ex.gate, &ex.up, &ex.down, fs as usize);
-                    y.iter_mut().zip(out).for_each(|(y, o)| *y += gate * o);
-                }
-                y
-            }
+            FfnTensors::Moe(w) => self.moe(w, h),
         }
+    }
+
+    /// The k routed experts the router picks, weighted by their probabilities, plus the
+    /// shared expert weighted by `sigmoid(gate_inp . h)`.
+    fn moe(&self, w: &MoeTensors<Matrix, Experts>, h: &[f32]) -> Vec<f32> {
+        let m = self
+            .config
+            .moe()
+            .expect("MoE weights come from a MoE config");
+        let (ids, weights) = moe_route(&w.router.apply(h), m.n_expert_used as usize, m.norm_top_k);
+        let mut y = vec![0.0f32; h.len()];
+        let fe = m.expert_ffn as usize;
+        for (&e, &wt) in ids.iter().zip(&weights) {
+            let (gate, up) = expert_gate_up(&w.gate_up, e);
+            let out = swiglu(h, gate, up, &w.down[e].data, fe);
+            y.iter_mut().zip(out).for_each(|(y, o)| *y += wt * o);
+        }
+        if let (Some(s), Some(fs)) = (&w.shared, m.shared_ffn) {
+            let gate = sigmoid(s.gate_inp.apply(h)[0]);
+            let out = swiglu(h, &s.gate.data, &s.up.data, &s.down.data, fs as usize);
+            y.iter_mut().zip(out).for_each(|(y, o)| *y += gate * o);
+        }
+        y
+    }
+}
+
+/// Expert `e`'s gate and up projections, [expert_ffn, n_embd] each; a fused slab is
+/// `[gate rows | up rows]`.
+fn expert_gate_up(w: &ExpertGateUp<Experts>, e: usize) -> (&[f32], &[f32]) {
+    match w {
+        ExpertGateUp::Fused(slabs) => slabs[e].data.split_at(slabs[e].data.len() / 2),
+        ExpertGateUp::Separate { gate, up } => (&gate[e].data, &up[e].data),
     }
 }
 

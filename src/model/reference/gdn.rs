@@ -79,9 +79,22 @@ pub fn delta_step(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], g: f32, beta: 
         .collect()
 }
 
-/// The gated delta rule of one Gated DeltaNet layer over `t` tokens, every value head:
-/// from the conv output (after SiLU, [t, conv_channels] = q | k | v), the raw beta and
-/// alpha projections ([t, n_v]), `dt_bias` and `a` (= -exp(A_log)) ([n_v]):
+/// What [`delta_rule`] reads for `t` tokens of one layer, besides its state.
+pub struct DeltaRuleInputs<'a> {
+    /// The conv output after SiLU: [t, conv_channels] = q | k | v.
+    pub conv_out: &'a [f32],
+    /// The raw beta projection: [t, n_v].
+    pub beta_raw: &'a [f32],
+    /// The raw alpha projection: [t, n_v].
+    pub alpha: &'a [f32],
+    /// The bias of the decay's time step, one per value head.
+    pub dt_bias: &'a [f32],
+    /// -exp(A_log), one per value head.
+    pub a: &'a [f32],
+}
+
+/// The gated delta rule of one Gated DeltaNet layer over `t` tokens, every value head,
+/// from [`DeltaRuleInputs`]:
 ///
 /// ```text
 /// q, k  = l2_norm per key head (eps = the RMS epsilon)
@@ -92,17 +105,14 @@ pub fn delta_step(s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], g: f32, beta: 
 ///
 /// Value head j reads key head `j % n_k` (the GGUF's tiled V-head order). `state` is
 /// [n_v, d_k, d_v]. Returns o, [t, n_v * d_v].
-#[allow(clippy::too_many_arguments)]
-pub fn delta_rule(
-    g: &GdnConfig,
-    conv_out: &[f32],
-    beta_raw: &[f32],
-    alpha: &[f32],
-    dt_bias: &[f32],
-    a: &[f32],
-    eps: f32,
-    state: &mut [f32],
-) -> Vec<f32> {
+pub fn delta_rule(g: &GdnConfig, x: DeltaRuleInputs<'_>, eps: f32, state: &mut [f32]) -> Vec<f32> {
+    let DeltaRuleInputs {
+        conv_out,
+        beta_raw,
+        alpha,
+        dt_bias,
+        a,
+    } = x;
     let (nk, nv) = (g.n_k_heads as usize, g.n_v_heads as usize);
     let (dk, dv) = (g.d_k as usize, g.d_v as usize);
     let channels = g.conv_channels() as usize;
