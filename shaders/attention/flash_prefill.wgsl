@@ -8,7 +8,8 @@
 // shared through workgroup memory, and each V row read once per tile and applied to all
 // QT queries. Each invocation holds DPT head dims of every query's accumulator in
 // registers; HD and QT are fixed when the shader is assembled.
-// Mirrors model::reference::attention::attend (and the gate of reference::forward).
+// Mirrors model::reference::attention::flash_decode for each query (and the gate of
+// reference::forward).
 // HD, QT, KT and WG come from Rust (ops/attention/flash_prefill.rs).
 
 struct Params {

@@ -4,7 +4,7 @@
 
 use half::f16;
 use qwen_wgpu::loader::config::AttentionConfig;
-use qwen_wgpu::model::reference::attention::attend;
+use qwen_wgpu::model::reference::attention::flash_decode;
 use qwen_wgpu::model::reference::norm::{rms_norm, sigmoid};
 use qwen_wgpu::model::reference::rope::{rope_frequencies, rope_neox};
 use qwen_wgpu::rng::SplitMix64;
@@ -242,7 +242,7 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 for t in 0..n_tokens {
                     let n_pos = pos0 + t + 1;
                     let qt = &q[t * nh_ * hd_..(t + 1) * nh_ * hd_];
-                    let mut o = attend(
+                    let mut o = flash_decode(
                         qt,
                         &k_vals[..n_pos * row],
                         &v_vals[..n_pos * row],

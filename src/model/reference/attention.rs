@@ -1,9 +1,10 @@
-//! Causal softmax attention for one query position, GQA-aware, in plain f32.
+//! Causal softmax attention for one query position, GQA-aware, in plain f32: the reference of
+//! the `flash_decode` kernel, and of `flash_prefill` for each of its queries.
 
 /// Attention of `q` ([n_head, head_dim]) over the cached keys and values of positions
 /// `0..n_pos` (`keys`, `values`: [n_pos, n_kv, head_dim]). Query head `h` reads KV head
 /// `h / (n_head / n_kv)`; scores are scaled by `1 / sqrt(head_dim)`. Returns [n_head, head_dim].
-pub fn attend(
+pub fn flash_decode(
     q: &[f32],
     keys: &[f32],
     values: &[f32],
@@ -14,18 +15,18 @@ pub fn attend(
     assert_eq!(
         q.len(),
         n_head * head_dim,
-        "attend: q is not [{n_head}, {head_dim}]"
+        "flash_decode: q is not [{n_head}, {head_dim}]"
     );
     let row = n_kv * head_dim;
     assert_eq!(
         keys.len() % row,
         0,
-        "attend: keys are not [_, {n_kv}, {head_dim}]"
+        "flash_decode: keys are not [_, {n_kv}, {head_dim}]"
     );
     assert_eq!(
         keys.len(),
         values.len(),
-        "attend: keys and values differ in length"
+        "flash_decode: keys and values differ in length"
     );
     let n_pos = keys.len() / row;
     let group = n_head / n_kv;

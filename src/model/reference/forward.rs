@@ -17,7 +17,7 @@ use crate::loader::config::{
 use crate::loader::dequant::dequantize;
 use crate::loader::gguf::GgufFile;
 use crate::loader::names;
-use crate::model::reference::attention::attend;
+use crate::model::reference::attention::flash_decode;
 use crate::model::reference::gdn::{causal_conv1d, delta_rule, DeltaRuleInputs};
 use crate::model::reference::linear::matvec;
 use crate::model::reference::moe::{moe_route, swiglu};
@@ -261,7 +261,7 @@ impl ReferenceModel {
             .enumerate()
             .map(|(t, (q, gate))| {
                 let n_pos = pos0 + t + 1;
-                let mut o = attend(
+                let mut o = flash_decode(
                     &q,
                     &keys[..n_pos * row],
                     &values[..n_pos * row],
