@@ -75,7 +75,7 @@ pub fn recurrent_state_bytes(config: &ModelConfig) -> RecurrentStateBytes {
     };
     let layers = config.n_linear_layers() as u64;
     let conv = g.conv_state_len() * 4;
-    let delta = g.n_v_heads as u64 * g.d_k as u64 * g.d_v as u64 * 4;
+    let delta = g.delta_state_len() * 4;
     RecurrentStateBytes {
         conv: layers * conv,
         delta: layers * delta,

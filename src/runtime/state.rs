@@ -79,7 +79,7 @@ impl SequenceState {
                     delta: zeroed(
                         ctx,
                         &format!("blk.{i}.delta_state"),
-                        g.n_v_heads as u64 * g.d_k as u64 * g.d_v as u64 * 4,
+                        g.delta_state_len() * 4,
                     ),
                 },
                 _ => LayerState::Attention {

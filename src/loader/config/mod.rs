@@ -171,6 +171,11 @@ impl GdnConfig {
     pub fn conv_state_len(&self) -> u64 {
         (self.conv_kernel as u64 - 1) * self.conv_channels()
     }
+
+    /// Floats of one layer's delta state: a `d_k x d_v` matrix per value head.
+    pub fn delta_state_len(&self) -> u64 {
+        self.n_v_heads as u64 * self.d_k as u64 * self.d_v as u64
+    }
 }
 
 /// How routed experts' gate and up projections are stored.

@@ -157,7 +157,7 @@ impl ReferenceModel {
             .map(|kind| match (kind, &c.gdn) {
                 (LayerKind::Linear, Some(g)) => LayerState::Linear {
                     conv: vec![0.0; g.conv_state_len() as usize],
-                    delta: vec![0.0; (g.n_v_heads * g.d_k * g.d_v) as usize],
+                    delta: vec![0.0; g.delta_state_len() as usize],
                 },
                 _ => LayerState::Attention {
                     keys: Vec::new(),
