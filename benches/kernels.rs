@@ -298,6 +298,21 @@ fn moe(b: &mut Bench) -> QuantMatrix {
     };
     let d = moe_route(&b.gpu, &b.cache, shape, io).unwrap();
     b.time("moe_route 8 of 256", &[&d], &wts);
+    // Qwen3.5-397B-A17B's router: 10 of 512.
+    let logits_512 = b.random_buf(512, 2.0);
+    let (ids_10, wts_10) = (f32_buffer(&b.gpu, "ids", 10), f32_buffer(&b.gpu, "w", 10));
+    let shape = RouteShape {
+        n_expert: 512,
+        k: 10,
+        ..shape
+    };
+    let io = MoeRouteIo {
+        logits: &logits_512,
+        ids: &ids_10,
+        weights: &wts_10,
+    };
+    let d = moe_route(&b.gpu, &b.cache, shape, io).unwrap();
+    b.time("moe_route 10 of 512", &[&d], &wts_10);
     let ty = GgmlType::Q4K;
     let experts_bytes = b.random_weights(ty, 512 * 256);
     let shape = MatrixShape {

@@ -3,8 +3,10 @@
 // (the sum clamped from below at MIN_SUM). Ids and weights stay in GPU buffers for the
 // expert kernels; nothing is read back.
 //
-// Split: one workgroup per token; the softmax and the ranking are shared by the workgroup
-// (each invocation ranks its experts against all), invocation 0 normalises the k picks.
+// Split: one workgroup per token; the softmax is shared by the workgroup, then the k picks
+// come in k rounds, each a workgroup arg-max over the experts ranked after the previous
+// pick (larger probability first, then lower index): O(k (n / WG + log WG)) steps rather
+// than ranking every expert against all n. Invocation 0 normalises the picks.
 // Mirrors model::reference::moe::moe_route.
 // WG, MAX_EXPERTS and MAX_K come from Rust (ops/moe/moe_route.rs).
 
@@ -16,6 +18,7 @@ struct Params {
 }
 
 const MIN_SUM: f32 = 6.1035156e-5;
+const NO_INDEX: u32 = 0xFFFFFFFFu;
 
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, n_expert] f32: ffn_gate_inp x
@@ -29,6 +32,14 @@ var<workgroup> probs: array<f32, MAX_EXPERTS>;
 var<workgroup> stat: f32;
 // The k picks' probabilities, by rank.
 var<workgroup> picked: array<f32, MAX_K>;
+// Each round's arg-max reduction of (probability, index).
+var<workgroup> red_v: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
+
+// a = (av, ai) ranks before b = (bv, bi)?
+fn before(av: f32, ai: u32, bv: f32, bi: u32) -> bool {
+    return av > bv || (av == bv && ai < bi);
+}
 
 @compute @workgroup_size(WG)
 fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -58,18 +69,38 @@ fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     }
     workgroupBarrier();
     let total = stat;
-    // Expert e's rank: how many experts come before it (more probable, or as probable
-    // with a lower index). The k of rank < k are the picks, in order.
-    for (var e = lid; e < n; e += WG) {
-        let p = probs[e];
-        var rank = 0u;
-        for (var o = 0u; o < n; o++) {
-            let q = probs[o];
-            rank += select(0u, 1u, q > p || (q == p && o < e));
+    // Round r picks the best expert ranked after pick r - 1; probabilities are >= 0, so
+    // (-1, NO_INDEX) ranks after every expert.
+    var last_v = 0.0;
+    var last_i = NO_INDEX;
+    for (var r = 0u; r < params.k; r++) {
+        var bv = -1.0;
+        var bi = NO_INDEX;
+        for (var e = lid; e < n; e += WG) {
+            let p = probs[e];
+            let eligible = r == 0u || before(last_v, last_i, p, e);
+            if (eligible && before(p, e, bv, bi)) {
+                bv = p;
+                bi = e;
+            }
         }
-        if (rank < params.k) {
-            ids[t * params.k + rank] = e;
-            picked[rank] = p / total;
+        red_v[lid] = bv;
+        red_i[lid] = bi;
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if (lid < s && before(red_v[lid + s], red_i[lid + s], red_v[lid], red_i[lid])) {
+                red_v[lid] = red_v[lid + s];
+                red_i[lid] = red_i[lid + s];
+            }
+            workgroupBarrier();
+        }
+        last_v = red_v[0];
+        last_i = red_i[0];
+        // Everyone has read the pick before the next round overwrites the reduction.
+        workgroupBarrier();
+        if (lid == 0u) {
+            ids[t * params.k + r] = last_i;
+            picked[r] = last_v / total;
         }
     }
     workgroupBarrier();

@@ -58,17 +58,23 @@ fn assert_slots_match(what: &str, got: &[f32], ids: &[u32], wf: &[f32], x: &[f32
     }
 }
 
-/// Ids must be identical (random logits have no ties); weights are f32 softmax values
-/// computed with the GPU's exp: atol 1e-7, rtol 1e-5.
+/// Ids must be identical; weights are f32 softmax values computed with the GPU's exp: atol
+/// 1e-7, rtol 1e-5. With `ties` the logits take nine values only, so most experts tie with
+/// others and the picks must break ties to the lower index as the reference does.
 fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
-    for (n_expert, k, renormalise) in [
-        (8, 2, true),
-        (256, 8, true),
-        (512, 10, false),
-        (128, 16, true),
+    for (n_expert, k, renormalise, ties) in [
+        (8, 2, true, false),
+        (256, 8, true, false),
+        (512, 10, false, false),
+        (128, 16, true, false),
+        (512, 10, true, true),
+        (64, 16, false, true),
     ] {
         let n_tokens = 3;
-        let logits = random(n_tokens * n_expert, 4.0, rng);
+        let mut logits = random(n_tokens * n_expert, 4.0, rng);
+        if ties {
+            logits.iter_mut().for_each(|l| *l = l.round());
+        }
         let ids = f32_buffer(gpu, "ids", n_tokens * k);
         let weights = f32_buffer(gpu, "w", n_tokens * k);
         let shape = moe::RouteShape {
