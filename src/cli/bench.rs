@@ -14,7 +14,7 @@ use qwen_wgpu::model::algebra::{decode_bytes_per_token, WeightBytes};
 use qwen_wgpu::report::parse_rate;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::gpu::host_anonymous_memory;
-use qwen_wgpu::runtime::session::NodeTime;
+use qwen_wgpu::runtime::session::{MinWorkgroups, NodeTime};
 use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
 
 use crate::cli::model::{load, Loaded, ModelArgs};
@@ -110,6 +110,10 @@ pub struct BenchReport {
     pub prefill_tok_s: Stat,
     pub decode_tok_s: Stat,
     pub dispatches_per_token: usize,
+    /// CPU time to prepare, record and submit one decode step (mean over the timed runs).
+    pub host_us_per_token: Option<f64>,
+    /// The decode plan's matvec launching the fewest workgroups.
+    pub min_workgroups: Option<MinWorkgroups>,
     pub bandwidth_bytes_s: f64,
     pub bandwidth_measured: bool,
     pub bytes_per_token: f64,
@@ -220,6 +224,8 @@ struct Runs {
     pp: Vec<f64>,
     tg: Vec<f64>,
     host_growth_per_token: Option<f64>,
+    /// Mean CPU time to prepare, record and submit one decode step over the timed runs.
+    host_us_per_token: Option<f64>,
 }
 
 fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result<Runs, Error> {
@@ -242,8 +248,10 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
             tg.push(rate);
         } else {
             host_after_warm_up = host_anonymous_memory();
+            session.take_host_time();
         }
     }
+    let host_us_per_token = session.take_host_time().us_per_step();
     // Host memory must not grow with the tokens decoded (it did, 3 MiB a token, while
     // lavapipe recompiled shaders per dispatch).
     let decoded = (reps * args.n_gen.max(1)) as f64;
@@ -255,6 +263,7 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
         pp,
         tg,
         host_growth_per_token,
+        host_us_per_token,
     })
 }
 
@@ -346,6 +355,8 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         prefill_tok_s: Stat::of(&runs.pp),
         decode_tok_s: decode,
         dispatches_per_token: session.decode_dispatches(),
+        host_us_per_token: runs.host_us_per_token,
+        min_workgroups: session.decode_min_workgroups(),
         bandwidth_bytes_s: bandwidth,
         bandwidth_measured: measured,
         bytes_per_token,
@@ -399,6 +410,16 @@ fn print_report(r: &BenchReport) {
         r.roofline_percent
     );
     println!("dispatches per decode token: {}", r.dispatches_per_token);
+    if let Some(us) = r.host_us_per_token {
+        println!("host: {us:.0} us to prepare, record and submit a decode token");
+    }
+    if let Some(m) = &r.min_workgroups {
+        let layer = m.layer.map_or(String::new(), |l| format!(" of layer {l}"));
+        println!(
+            "fewest workgroups of a decode matvec: {} ({}{layer})",
+            m.workgroups, m.label
+        );
+    }
     let m = &r.memory;
     println!(
         "VRAM: {:.1} MiB allocated (weights {:.1}, KV {:.1}, recurrent {:.1}, activations {:.1}); {:.1} MiB predicted",

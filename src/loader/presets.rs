@@ -13,7 +13,7 @@ use crate::loader::config::{
 };
 
 /// Every preset name `inspect --preset` accepts.
-pub const PRESET_NAMES: [&str; 18] = [
+pub const PRESET_NAMES: [&str; 19] = [
     "qwen3-30b-a3b",
     "qwen3-235b-a22b",
     "qwen3.5-0.8b",
@@ -32,6 +32,7 @@ pub const PRESET_NAMES: [&str; 18] = [
     "small-qwen3moe",
     "demo-qwen35moe",
     "bench-qwen35moe",
+    "a3b-depth",
 ];
 
 /// Looks a preset up by name (case-insensitive; `_` and `-` are interchangeable).
@@ -66,6 +67,7 @@ pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
         "small-qwen3moe" => small(tiny_qwen3moe()),
         "demo-qwen35moe" => demo_qwen35moe(),
         "bench-qwen35moe" => bench_qwen35moe(),
+        "a3b-depth" => a3b_depth(),
         _ => {
             return Err(ConfigError::UnknownPreset {
                 name: name.to_string(),
@@ -346,6 +348,19 @@ fn demo_qwen35moe() -> ModelConfig {
 /// vocabulary: the model the performance figures against llama.cpp are measured on.
 fn bench_qwen35moe() -> ModelConfig {
     let full = qwen35_moe(shape("bench-qwen35moe", 2048, 4, 16, 2, 32), 32, 8, 512);
+    ModelConfig {
+        n_vocab: 263,
+        n_ctx_train: 4096,
+        n_nextn: 0,
+        ..full
+    }
+}
+
+/// Qwen3.5-35B-A3B's full depth and widths (40 layers, LLLA x 10) with 16 experts of 8 used
+/// and the byte vocabulary: the real model's dispatch count, host cost per token and
+/// per-matrix grids, in about 2 GB at Q4_K_M.
+fn a3b_depth() -> ModelConfig {
+    let full = qwen35_moe(shape("a3b-depth", 2048, 40, 16, 2, 32), 16, 8, 512);
     ModelConfig {
         n_vocab: 263,
         n_ctx_train: 4096,

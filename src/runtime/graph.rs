@@ -51,6 +51,8 @@ pub enum LogitRows {
 pub enum Op {
     Dispatches(Vec<Dispatch>),
     Matvec(Matvec),
+    /// The routed experts' matvecs (one token) or grouped matmuls (a prompt chunk).
+    Experts(Vec<Dispatch>),
     QkNormRope(QkNormRope),
     FlashDecode(FlashDecode),
     FlashPrefill(FlashPrefill),
@@ -66,7 +68,7 @@ pub struct Node {
 impl Node {
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         match &self.op {
-            Op::Dispatches(ds) => ds.iter().for_each(|d| d.encode(pass)),
+            Op::Dispatches(ds) | Op::Experts(ds) => ds.iter().for_each(|d| d.encode(pass)),
             Op::Matvec(m) => m.encode(pass),
             Op::QkNormRope(r) => r.dispatch.encode(pass),
             Op::FlashDecode(f) => f.encode(pass),
@@ -74,9 +76,19 @@ impl Node {
         }
     }
 
+    /// The fewest workgroups one of this node's matvec dispatches launches, if it is a
+    /// matvec (a dense one, or the experts' in a one-token plan).
+    pub fn matvec_workgroups(&self) -> Option<u64> {
+        match &self.op {
+            Op::Matvec(m) => m.min_workgroups(),
+            Op::Experts(ds) => ds.iter().map(Dispatch::workgroups).min(),
+            _ => None,
+        }
+    }
+
     pub fn dispatch_count(&self) -> usize {
         match &self.op {
-            Op::Dispatches(ds) => ds.len(),
+            Op::Dispatches(ds) | Op::Experts(ds) => ds.len(),
             Op::Matvec(m) => m.dispatch_count(),
             Op::QkNormRope(_) | Op::FlashPrefill(_) => 1,
             Op::FlashDecode(_) => 2,
@@ -96,7 +108,7 @@ impl Graph {
                 Op::QkNormRope(r) => r.set_position(queue, pos0),
                 Op::FlashDecode(f) => f.set_position(queue, pos0)?,
                 Op::FlashPrefill(f) => f.set_position(queue, pos0),
-                Op::Dispatches(_) | Op::Matvec(_) => {}
+                Op::Dispatches(_) | Op::Matvec(_) | Op::Experts(_) => {}
             }
         }
         Ok(())
@@ -108,6 +120,15 @@ impl Graph {
 
     pub fn dispatch_count(&self) -> usize {
         self.nodes.iter().map(Node::dispatch_count).sum()
+    }
+
+    /// The matvec node launching the fewest workgroups, and how many: on a large GPU, a grid
+    /// that cannot give every SM several workgroups leaves it idle.
+    pub fn min_matvec_workgroups(&self) -> Option<(&Node, u64)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.matvec_workgroups().map(|w| (n, w)))
+            .min_by_key(|&(_, w)| w)
     }
 }
 
@@ -594,13 +615,13 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
     match &w.gate_up {
         ExpertGateUp::Fused(wgu) => {
             let ds = experts(wgu, 2 * fe, token_input, gate_up_out(0))?;
-            g.push("ffn_gate_up_exps", Op::Dispatches(ds));
+            g.push("ffn_gate_up_exps", Op::Experts(ds));
         }
         ExpertGateUp::Separate { gate, up } => {
             let ds = experts(gate, fe, token_input, gate_up_out(0))?;
-            g.push("ffn_gate_exps", Op::Dispatches(ds));
+            g.push("ffn_gate_exps", Op::Experts(ds));
             let ds = experts(up, fe, token_input, gate_up_out(fe))?;
-            g.push("ffn_up_exps", Op::Dispatches(ds));
+            g.push("ffn_up_exps", Op::Experts(ds));
         }
     }
     let shape = SwigluShape {
@@ -625,6 +646,6 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
         offset: 0,
     };
     let ds = experts(&w.down, e, h, out)?;
-    g.push("ffn_down_exps", Op::Dispatches(ds));
+    g.push("ffn_down_exps", Op::Experts(ds));
     Ok(())
 }

@@ -291,6 +291,20 @@ fn run_chat_bench_and_gpu_logits() {
         report["decode_profile"].as_array().unwrap().len() > 10,
         "{out}"
     );
+    // The host's share of a decode token and the smallest matvec grid: the tiny model's
+    // one-row shared-expert gate launches a single workgroup.
+    assert!(report["host_us_per_token"].as_f64().unwrap() > 0.0, "{out}");
+    assert_eq!(
+        report["min_workgroups"]["workgroups"].as_u64(),
+        Some(1),
+        "{out}"
+    );
+    assert!(
+        report["min_workgroups"]["label"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty()),
+        "{out}"
+    );
     // Decoding does not grow host memory. With uniform params in the norm, router, combine
     // and conv kernels, lavapipe recompiled them per dispatch and this model grew 2.1 MiB a
     // token; allow 64 KiB of allocator noise.

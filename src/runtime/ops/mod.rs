@@ -110,6 +110,11 @@ impl Dispatch {
         queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
     }
 
+    /// Workgroups the grid launches.
+    pub fn workgroups(&self) -> u64 {
+        self.grid.iter().map(|&g| g as u64).product()
+    }
+
     /// Changes the workgroup grid (a dispatch whose extent follows the position).
     pub fn set_grid(&mut self, grid: [u32; 3]) {
         self.grid = grid.map(|g| g.max(1));

@@ -238,6 +238,31 @@ pub struct Session {
     rng: SplitMix64,
     /// Which logits row holds the last token's logits, once a step has computed them.
     last_row: Option<u32>,
+    /// CPU time spent preparing, recording and submitting decode steps.
+    host: HostTime,
+}
+
+/// CPU time the host spent on decode steps before handing them to the GPU (writing the
+/// token, moving the plan, recording, submitting), and how many steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HostTime {
+    pub seconds: f64,
+    pub steps: u64,
+}
+
+impl HostTime {
+    /// Mean microseconds a step, if any step ran.
+    pub fn us_per_step(&self) -> Option<f64> {
+        (self.steps > 0).then(|| 1e6 * self.seconds / self.steps as f64)
+    }
+}
+
+/// The matvec of a plan that launches the fewest workgroups.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MinWorkgroups {
+    pub label: &'static str,
+    pub layer: Option<usize>,
+    pub workgroups: u64,
 }
 
 impl Session {
@@ -301,6 +326,7 @@ impl Session {
             history: Vec::new(),
             rng: SplitMix64::new(0),
             last_row: None,
+            host: HostTime::default(),
             model,
         })
     }
@@ -514,12 +540,33 @@ impl Session {
         self.submit_step(false)
     }
 
+    /// The host's time on decode steps since the last call, which starts a new count.
+    pub fn take_host_time(&mut self) -> HostTime {
+        std::mem::take(&mut self.host)
+    }
+
+    /// The decode plan's matvec with the fewest workgroups.
+    pub fn decode_min_workgroups(&self) -> Option<MinWorkgroups> {
+        self.decode
+            .min_matvec_workgroups()
+            .map(|(node, workgroups)| MinWorkgroups {
+                label: node.label,
+                layer: node.layer,
+                workgroups,
+            })
+    }
+
     /// Runs `token` at the next position and draws the token after it, in one submit.
     pub fn decode(&mut self, token: u32) -> Result<u32, Error> {
+        let started = std::time::Instant::now();
         self.check_tokens(&[token])?;
         self.prepare_chunk(&[token], LogitRows::Last)?;
         self.history.push(token);
-        let next = self.submit_step(true);
+        let next = self.record_and_submit(true).and_then(|()| {
+            self.host.seconds += started.elapsed().as_secs_f64();
+            self.host.steps += 1;
+            self.read_sampled()
+        });
         if next.is_err() {
             self.history.pop();
         }
@@ -531,6 +578,19 @@ impl Session {
 
     /// Records (the decode plan and) the penalty and sampler, submits, and reads the id.
     fn submit_step(&mut self, with_forward: bool) -> Result<u32, Error> {
+        self.record_and_submit(with_forward)?;
+        self.read_sampled()
+    }
+
+    /// Waits for the step in flight and reads the id it sampled.
+    fn read_sampled(&self) -> Result<u32, Error> {
+        let id = map_read(&self.model.ctx, &self.scratch.sampled_read, 4)?;
+        Ok(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
+    }
+
+    /// Records (the decode plan and) the penalty and sampler, and submits them with the copy
+    /// of the sampled id to its mappable buffer.
+    fn record_and_submit(&mut self, with_forward: bool) -> Result<(), Error> {
         let ctx = &self.model.ctx;
         let sp = self.sampling;
         let penalise = self.penalises();
@@ -577,7 +637,6 @@ impl Session {
         }
         enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.sampled_read, 0, 4);
         ctx.queue.submit([enc.finish()]);
-        let id = map_read(ctx, &self.scratch.sampled_read, 4)?;
-        Ok(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
+        Ok(())
     }
 }

@@ -105,6 +105,11 @@ impl Matvec {
         self.pieces.len()
     }
 
+    /// The workgroups of the smallest piece.
+    pub fn min_workgroups(&self) -> Option<u64> {
+        self.pieces.iter().map(Dispatch::workgroups).min()
+    }
+
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.pieces {
             d.encode(pass);
