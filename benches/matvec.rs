@@ -1,4 +1,6 @@
-//! Matvec bandwidth per weight type: `cargo bench --bench matvec [-- ROWS COLS]`.
+//! Matvec bandwidth per weight type: `cargo bench --bench matvec [-- ROWS COLS [MIN_GRID]]`.
+//! `MIN_GRID` forces the GPU form's grid (the most rows per workgroup that still launch that
+//! many workgroups) on any adapter; 0 forces the CPU form (16 rows a workgroup).
 //!
 //! Each type's matrix is dispatched REPS times in one submit; the figure is weight bytes read
 //! per second (the kernel is memory-bound at batch 1), from wall time around the submit.
@@ -23,14 +25,18 @@ fn main() {
         args.first().copied().unwrap_or(2048),
         args.get(1).copied().unwrap_or(2048),
     );
-    let gpu = match GpuContext::new(&AdapterChoice::from_env()) {
+    let mut gpu = match GpuContext::new(&AdapterChoice::from_env()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("no GPU: {e}");
             return;
         }
     };
+    if let Some(&g) = args.get(2) {
+        gpu.features.matvec_min_grid = (g > 0).then_some(g as u32);
+    }
     println!("adapter: {}", gpu.describe());
+    println!("matvec grid: {:?}", gpu.features.matvec_min_grid);
     println!("matvec {rows} x {cols}, {REPS} dispatches per submit");
     println!(
         "{:<8} {:>10} {:>12} {:>10}",

@@ -71,6 +71,11 @@ pub struct GpuFeatures {
     /// than a matvec per token and expert: what bandwidth-bound GPUs want; a CPU device,
     /// bound by arithmetic, is faster per slot.
     pub grouped_expert_prefill: bool,
+    /// `Some(n)`: matvecs take the most rows per workgroup that still launch `n`
+    /// workgroups (down to one row, all lanes along its length), so that a matrix of a few
+    /// thousand rows fills a large GPU (`matvec::MIN_GRID` on GPUs). `None` on a CPU device,
+    /// which pays per workgroup and keeps 16 rows each.
+    pub matvec_min_grid: Option<u32>,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
     pub mapped_upload: bool,
@@ -287,6 +292,8 @@ impl GpuContext {
             subgroup: required_features.contains(wgpu::Features::SUBGROUP),
             timestamp_query: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
             grouped_expert_prefill: info.device_type != wgpu::DeviceType::Cpu,
+            matvec_min_grid: (info.device_type != wgpu::DeviceType::Cpu)
+                .then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
             mapped_upload: required_features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         };
         log::info!("GPU: {} features {features:?}", summary(index, &info));

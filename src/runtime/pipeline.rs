@@ -29,11 +29,15 @@ fn file(path: &str) -> Result<&'static str, GpuError> {
 /// A kernel variant: the pipeline-cache key. What each builds is its [`Kernel::declaration`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    Matvec(GgmlType),
-    /// `many_slots`: a prompt chunk's slots, more rows per workgroup.
+    /// `rows` per workgroup, one of `matvec::ROW_CHOICES`.
+    Matvec {
+        ty: GgmlType,
+        rows: u32,
+    },
+    /// `rows` per workgroup, one of `matvec_experts::ROW_CHOICES`.
     MatvecExperts {
         ty: GgmlType,
-        many_slots: bool,
+        rows: u32,
     },
     Embed(GgmlType),
     Matmul(GgmlType),
@@ -74,10 +78,8 @@ impl Kernel {
     /// The declaration of this variant, from its launcher module.
     pub fn declaration(self) -> Result<Declaration, GpuError> {
         Ok(match self {
-            Kernel::Matvec(ty) => linear::matvec::declaration(ty)?,
-            Kernel::MatvecExperts { ty, many_slots } => {
-                linear::matvec_experts::declaration(ty, many_slots)?
-            }
+            Kernel::Matvec { ty, rows } => linear::matvec::declaration(ty, rows)?,
+            Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul(ty) => linear::matmul::declaration(ty)?,
             Kernel::MatmulExperts(ty) => linear::matmul_experts::declaration(ty)?,
@@ -106,25 +108,19 @@ impl Kernel {
 
     /// Every kernel variant the crate can build (for the naga tests).
     pub fn all() -> Vec<Kernel> {
-        let mut all: Vec<Kernel> = GgmlType::SUPPORTED
-            .iter()
-            .flat_map(|&ty| {
-                [
-                    Kernel::Matvec(ty),
-                    Kernel::MatvecExperts {
-                        ty,
-                        many_slots: false,
-                    },
-                    Kernel::MatvecExperts {
-                        ty,
-                        many_slots: true,
-                    },
-                    Kernel::Embed(ty),
-                    Kernel::Matmul(ty),
-                    Kernel::MatmulExperts(ty),
-                ]
-            })
-            .collect();
+        let mut all: Vec<Kernel> = Vec::new();
+        for ty in GgmlType::SUPPORTED {
+            let matvecs = linear::matvec::ROW_CHOICES.map(|rows| Kernel::Matvec { ty, rows });
+            let experts =
+                linear::matvec_experts::ROW_CHOICES.map(|rows| Kernel::MatvecExperts { ty, rows });
+            all.extend(matvecs);
+            all.extend(experts);
+            all.extend([
+                Kernel::Embed(ty),
+                Kernel::Matmul(ty),
+                Kernel::MatmulExperts(ty),
+            ]);
+        }
         all.extend([
             Kernel::RmsNorm,
             Kernel::AddRmsNorm,

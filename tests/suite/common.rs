@@ -102,3 +102,19 @@ pub fn for_each_variant(
         gpu.features.subgroup = true;
     }
 }
+
+/// Runs `check` with the adapter's matvec grids, then with each minimum grid of `grids`
+/// (the GPU form, whatever the adapter is: `Some(512)` is what a GPU gets).
+pub fn for_each_matvec_grid(
+    gpu: &mut qwen_wgpu::runtime::GpuContext,
+    grids: &[u32],
+    mut check: impl FnMut(&qwen_wgpu::runtime::GpuContext),
+) {
+    let own = gpu.features.matvec_min_grid;
+    check(gpu);
+    for &g in grids {
+        gpu.features.matvec_min_grid = Some(g);
+        check(gpu);
+    }
+    gpu.features.matvec_min_grid = own;
+}

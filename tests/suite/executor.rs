@@ -14,6 +14,7 @@ use qwen_wgpu::model::algebra::{kv_total_bytes, recurrent_state_bytes, KvDtype};
 use qwen_wgpu::model::algebra::{memory_plan, WeightBytes};
 use qwen_wgpu::model::reference::forward::ReferenceModel;
 use qwen_wgpu::model::reference::sample::argmax;
+use qwen_wgpu::runtime::ops::linear::matvec::MIN_GRID;
 use qwen_wgpu::runtime::session::check_fits;
 use qwen_wgpu::runtime::state::SequenceState;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
@@ -33,17 +34,19 @@ fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Optio
     load_with(config, file, options, None)
 }
 
-/// `grouped` forces the MoE prefill form (grouped by expert, or per slot) whatever the
-/// adapter prefers.
+/// `gpu_forms` forces the kernel forms of a GPU (MoE prefill grouped by expert, matvec grids
+/// of at least `MIN_GRID` workgroups) or of a CPU device (per slot, 16 rows a workgroup),
+/// whatever the adapter prefers.
 fn load_with(
     config: &ModelConfig,
     file: &GgufFile,
     options: SessionOptions,
-    grouped: Option<bool>,
+    gpu_forms: Option<bool>,
 ) -> Option<Arc<GpuModel>> {
     let mut gpu = gpu_or_skip()?;
-    if let Some(g) = grouped {
+    if let Some(g) = gpu_forms {
         gpu.features.grouped_expert_prefill = g;
+        gpu.features.matvec_min_grid = g.then_some(MIN_GRID);
     }
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
@@ -72,7 +75,7 @@ fn generate_like_reference(
     weight_type: GgmlType,
     kv_dtype: KvDtype,
     tol: f32,
-    grouped: Option<bool>,
+    gpu_forms: Option<bool>,
 ) {
     let config = tiny(preset);
     let file = file_of(&config, weight_type);
@@ -82,7 +85,7 @@ fn generate_like_reference(
         kv_dtype,
         all_logits: false,
     };
-    let Some(model) = load_with(&config, &file, options, grouped) else {
+    let Some(model) = load_with(&config, &file, options, gpu_forms) else {
         return;
     };
     let reference = ReferenceModel::load(&file, &config).unwrap();
@@ -91,7 +94,7 @@ fn generate_like_reference(
     let prompt: Vec<u32> = (0..21).map(|i| (i * 37 + 5) % config.n_vocab).collect();
     session.prefill(&prompt).unwrap();
     let expect = reference.forward(&prompt, &mut ref_state).unwrap();
-    let what = format!("{preset} {weight_type} kv {kv_dtype:?} grouped experts {grouped:?}");
+    let what = format!("{preset} {weight_type} kv {kv_dtype:?} GPU kernel forms {gpu_forms:?}");
     assert_logits_close(
         &format!("{what} after prefill"),
         &session.logits().unwrap(),
@@ -123,10 +126,10 @@ fn gpu_generates_the_reference_tokens_f32_kv() {
     for preset in TINY_PRESETS {
         generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, None);
     }
-    // Both MoE prefill forms, whichever the adapter would pick.
-    for preset in ["tiny-qwen35moe", "tiny-qwen3moe"] {
-        for grouped in [true, false] {
-            generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, Some(grouped));
+    // Both kernel forms (a GPU's, a CPU device's), whichever the adapter would pick.
+    for preset in TINY_PRESETS {
+        for gpu_forms in [true, false] {
+            generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, Some(gpu_forms));
         }
     }
 }

@@ -12,7 +12,9 @@ use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
+use crate::common::{
+    assert_close, for_each_matvec_grid, for_each_variant, gpu_or_skip, run_dispatches,
+};
 
 /// Random blocks of `ty` with finite scales: random bytes everywhere, then each scale field
 /// overwritten with a moderate f16 (or f32 / E8M0) value.
@@ -111,6 +113,35 @@ fn matvec_matches_reference_for_every_type() {
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(41);
     for_each_variant(&mut gpu, |gpu| matvec_all_types(gpu, &cache, &mut rng));
+    // The GPU form, one row per workgroup at these sizes.
+    for_each_matvec_grid(&mut gpu, &[512], |gpu| {
+        matvec_all_types(gpu, &cache, &mut rng)
+    });
+}
+
+/// Every rows-per-workgroup the kernel is built for (33 rows: minimum grids of 1, 5, 9, 17
+/// and 33 take 16, 8, 4, 2 and 1 rows), same bound as every matvec.
+#[test]
+fn matvec_matches_reference_at_every_row_choice() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(44);
+    for_each_matvec_grid(&mut gpu, &[1, 5, 9, 17, 33], |gpu| {
+        for ty in [
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+            GgmlType::Q8_0,
+            GgmlType::F16,
+            GgmlType::Q5K,
+        ] {
+            let (rows, cols) = (33, 512);
+            let w = random_weights(ty, rows, cols, &mut rng);
+            let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
+            let y = gpu_matvec(gpu, &cache, ty, &w, &x, rows, u64::MAX);
+            let wf = dequantize(ty, &w, rows * cols).unwrap();
+            check(ty, rows, cols, &y, &wf, &x);
+        }
+    });
 }
 
 fn matvec_all_types(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
@@ -139,7 +170,11 @@ fn matvec_all_types(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix6
 
 #[test]
 fn matvec_of_a_split_matrix_matches_the_whole() {
-    let Some(gpu) = gpu_or_skip() else { return };
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    for_each_matvec_grid(&mut gpu, &[512], split_matvec_cases);
+}
+
+fn split_matvec_cases(gpu: &GpuContext) {
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(42);
     for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32] {
@@ -153,10 +188,10 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
             cols: cols as u32,
             rows: rows as u32,
         };
-        let m = QuantMatrix::upload(&gpu, "w", shape, &w, 5 * row_bytes + 1).unwrap();
+        let m = QuantMatrix::upload(gpu, "w", shape, &w, 5 * row_bytes + 1).unwrap();
         assert_eq!(m.pieces.len(), 5);
-        let split = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, 5 * row_bytes + 1);
-        let whole = gpu_matvec(&gpu, &cache, ty, &w, &x, rows, u64::MAX);
+        let split = gpu_matvec(gpu, &cache, ty, &w, &x, rows, 5 * row_bytes + 1);
+        let whole = gpu_matvec(gpu, &cache, ty, &w, &x, rows, u64::MAX);
         assert_eq!(split, whole, "{ty}: pieces must give the very same sums");
         check(
             ty,
@@ -174,14 +209,14 @@ fn matvec_of_a_split_matrix_matches_the_whole() {
         cols,
         rows,
     };
-    assert!(QuantMatrix::upload(&gpu, "w", f32_shape(64, 1), &w, 100).is_err());
-    assert!(QuantMatrix::upload(&gpu, "w", f32_shape(16, 4), &w, 1 << 20).is_err());
+    assert!(QuantMatrix::upload(gpu, "w", f32_shape(64, 1), &w, 100).is_err());
+    assert!(QuantMatrix::upload(gpu, "w", f32_shape(16, 4), &w, 1 << 20).is_err());
     // The kernel reads x as vec4s: an input offset that is not a multiple of 4 floats is
     // refused rather than read shifted.
-    let m = QuantMatrix::upload(&gpu, "w", f32_shape(64, 1), &w, 1 << 20).unwrap();
-    let xb = f32_buffer(&gpu, "x", 70);
-    let yb = f32_buffer(&gpu, "y", 1);
-    let err = Matvec::new(&gpu, &cache, &m, &xb, 5, &yb, 0)
+    let m = QuantMatrix::upload(gpu, "w", f32_shape(64, 1), &w, 1 << 20).unwrap();
+    let xb = f32_buffer(gpu, "x", 70);
+    let yb = f32_buffer(gpu, "y", 1);
+    let err = Matvec::new(gpu, &cache, &m, &xb, 5, &yb, 0)
         .err()
         .expect("offset 5 refused");
     assert!(err.to_string().contains("multiples of 4"), "{err}");
@@ -284,4 +319,58 @@ fn matmul_matches_reference_for_every_type() {
             }
         }
     }
+}
+
+/// On a GPU every decode matvec of Qwen3.5-35B-A3B's widths launches at least `MIN_GRID`
+/// workgroups, except the matrices whose rows (times slots) cannot give it: the router, the
+/// shared expert's one-row gate, ssm_beta and ssm_alpha (n_v_heads rows) and, with the byte
+/// vocabulary, the output head. On a CPU device every matvec keeps 16 rows a workgroup.
+#[test]
+fn matvec_grids_fill_a_large_gpu_where_the_rows_allow() {
+    use qwen_wgpu::loader::config::{FfnConfig, TensorRole};
+    use qwen_wgpu::loader::presets::preset;
+    use qwen_wgpu::runtime::ops::linear::matvec::{rows_per_workgroup, MIN_GRID, ROWS};
+    let config = preset("a3b-depth").unwrap();
+    let FfnConfig::Moe(m) = &config.ffn else {
+        panic!("a3b-depth is a MoE model");
+    };
+    let mut too_small = std::collections::BTreeSet::new();
+    for spec in config.tensor_specs() {
+        if !spec.role.is_matmul() {
+            continue;
+        }
+        // A 1-D weight (the shared expert's gate) is a one-row matvec.
+        let rows = spec.dims.get(1).map_or(1, |&r| r as u32);
+        let slots = if spec.role == TensorRole::RoutedExperts {
+            m.n_expert_used
+        } else {
+            1
+        };
+        let r = rows_per_workgroup(Some(MIN_GRID), rows, slots);
+        let workgroups = rows.div_ceil(r) * slots;
+        if workgroups < MIN_GRID {
+            assert_eq!(
+                r, 1,
+                "{}: {rows} rows x {slots} at {r} a workgroup",
+                spec.name
+            );
+            let stem = spec
+                .name
+                .rsplit('.')
+                .nth(1)
+                .unwrap_or(&spec.name)
+                .to_string();
+            too_small.insert(stem);
+        }
+        assert_eq!(rows_per_workgroup(None, rows, slots), ROWS);
+    }
+    let expect = [
+        "ffn_gate_inp",
+        "ffn_gate_inp_shexp",
+        "output",
+        "ssm_alpha",
+        "ssm_beta",
+    ];
+    let expect: std::collections::BTreeSet<String> = expect.iter().map(|s| s.to_string()).collect();
+    assert_eq!(too_small, expect);
 }

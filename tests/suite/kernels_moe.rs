@@ -13,7 +13,9 @@ use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
+use crate::common::{
+    assert_close, for_each_matvec_grid, for_each_variant, gpu_or_skip, run_dispatches,
+};
 use crate::kernels_linear::random_weights;
 
 fn random(n: usize, scale: f32, rng: &mut SplitMix64) -> Vec<f32> {
@@ -142,7 +144,12 @@ fn moe_route_matches_reference() {
 /// Same bound as the plain matvec: 2e-5 of the sum of |w x| per row.
 #[test]
 fn matvec_experts_reads_the_routed_experts() {
-    let Some(gpu) = gpu_or_skip() else { return };
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    // The CPU form (16 rows a workgroup) and the GPU form (as few as fill 512).
+    for_each_matvec_grid(&mut gpu, &[512], routed_expert_cases);
+}
+
+fn routed_expert_cases(gpu: &GpuContext) {
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(32);
     for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F16] {
@@ -153,8 +160,8 @@ fn matvec_experts_reads_the_routed_experts() {
         // token's input (group 3), down slots have their own (group 1).
         let slot_ids: [u32; 6] = [4, 0, 5, 1, 4, 3];
         let x = random(slot_ids.len() * cols, 1.0, &mut rng);
-        let ids_buf = storage_buffer(&gpu, "ids", bytemuck::cast_slice(&slot_ids));
-        let xb = buf(&gpu, &x);
+        let ids_buf = storage_buffer(gpu, "ids", bytemuck::cast_slice(&slot_ids));
+        let xb = buf(gpu, &x);
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
         // Whole, and split into pieces of 4 and 2 experts.
         for max_piece in [u64::MAX, 4 * slab, 2 * slab + 7] {
@@ -163,17 +170,11 @@ fn matvec_experts_reads_the_routed_experts() {
                 cols: cols as u32,
                 rows: rows as u32,
             };
-            let m = QuantMatrix::upload_experts(
-                &gpu,
-                "experts",
-                shape,
-                n_experts as u32,
-                &w,
-                max_piece,
-            )
-            .unwrap();
+            let m =
+                QuantMatrix::upload_experts(gpu, "experts", shape, n_experts as u32, &w, max_piece)
+                    .unwrap();
             for group in [1usize, 3] {
-                let y = f32_buffer(&gpu, "y", slot_ids.len() * rows);
+                let y = f32_buffer(gpu, "y", slot_ids.len() * rows);
                 let input = linear::SlotInput {
                     buffer: &xb,
                     stride: cols as u32,
@@ -190,10 +191,10 @@ fn matvec_experts_reads_the_routed_experts() {
                 };
                 let n_slots = slot_ids.len() as u32;
                 let ds =
-                    linear::matvec_experts(&gpu, &cache, experts, n_slots, &ids_buf, input, output)
+                    linear::matvec_experts(gpu, &cache, experts, n_slots, &ids_buf, input, output)
                         .unwrap();
-                run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
-                let got = read_f32(&gpu, &y, slot_ids.len() * rows).unwrap();
+                run_dispatches(gpu, &ds.iter().collect::<Vec<_>>());
+                let got = read_f32(gpu, &y, slot_ids.len() * rows).unwrap();
                 let layout = SlotLayout {
                     rows,
                     cols,
@@ -463,7 +464,12 @@ impl Grouping {
 /// same results as per slot on the CPU, bound as the matvec (2e-5 of the sum of |w x|).
 #[test]
 fn many_slot_matvec_experts_matches_reference() {
-    let Some(gpu) = gpu_or_skip() else { return };
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    // The CPU form (16 rows a workgroup) and the GPU form (as few as fill 512).
+    for_each_matvec_grid(&mut gpu, &[512], many_slot_cases);
+}
+
+fn many_slot_cases(gpu: &GpuContext) {
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(34);
     let (n_experts, rows, cols) = (5usize, 100usize, 256usize);
@@ -481,12 +487,12 @@ fn many_slot_matvec_experts_matches_reference() {
             rows: rows as u32,
         };
         let m =
-            QuantMatrix::upload_experts(&gpu, "e", shape, n_experts as u32, &w, u64::MAX).unwrap();
+            QuantMatrix::upload_experts(gpu, "e", shape, n_experts as u32, &w, u64::MAX).unwrap();
         let (ids_buf, xb) = (
-            storage_buffer(&gpu, "ids", bytemuck::cast_slice(&ids)),
-            buf(&gpu, &x),
+            storage_buffer(gpu, "ids", bytemuck::cast_slice(&ids)),
+            buf(gpu, &x),
         );
-        let y = f32_buffer(&gpu, "y", slots * rows);
+        let y = f32_buffer(gpu, "y", slots * rows);
         let input = linear::SlotInput {
             buffer: &xb,
             stride: cols as u32,
@@ -502,10 +508,10 @@ fn many_slot_matvec_experts_matches_reference() {
             rows_per_expert: rows as u32,
         };
         let n_slots = slots as u32;
-        let ds = linear::matvec_experts(&gpu, &cache, experts, n_slots, &ids_buf, input, output)
-            .unwrap();
-        run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
-        let got = read_f32(&gpu, &y, slots * rows).unwrap();
+        let ds =
+            linear::matvec_experts(gpu, &cache, experts, n_slots, &ids_buf, input, output).unwrap();
+        run_dispatches(gpu, &ds.iter().collect::<Vec<_>>());
+        let got = read_f32(gpu, &y, slots * rows).unwrap();
         let layout = SlotLayout {
             rows,
             cols,

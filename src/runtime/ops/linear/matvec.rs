@@ -11,8 +11,30 @@ use crate::runtime::tensor::QuantMatrix;
 
 /// Invocations per matvec workgroup.
 pub const WG: u32 = 64;
-/// Rows per matvec workgroup (each gets WG / ROWS invocations).
+/// Rows per matvec workgroup on a CPU device (each gets WG / ROWS invocations): each
+/// workgroup costs a switch there, so few long ones.
 pub const ROWS: u32 = 16;
+/// The rows per workgroup the kernel is built for (WG / rows invocations per row).
+pub const ROW_CHOICES: [u32; 5] = [1, 2, 4, 8, 16];
+/// Workgroups a matvec launches at least on a GPU, where its rows allow: several for each
+/// SM of a large GPU (132 on an H200), so the loads of many rows are in flight at once.
+pub const MIN_GRID: u32 = 512;
+
+/// Rows per workgroup for `slots` matvecs of `rows` rows: [`ROWS`] on a CPU device
+/// (`min_grid` None); else the most rows (of [`ROW_CHOICES`]) that still launch `min_grid`
+/// workgroups, down to one row per workgroup with all its lanes along the row.
+pub fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
+    let Some(min_grid) = min_grid else {
+        return ROWS;
+    };
+    let fills = |r: u32| rows.div_ceil(r) as u64 * slots as u64 >= min_grid as u64;
+    ROW_CHOICES
+        .iter()
+        .rev()
+        .copied()
+        .find(|&r| fills(r))
+        .unwrap_or(1)
+}
 
 kernel_params! {
     /// `shaders/linear/matvec_rows.wgsl`'s `Params`, shared by matvec and matvec_experts.
@@ -45,14 +67,26 @@ kernel_io! {
     }
 }
 
-pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+/// The matvec over weights of type `ty`, `rows` rows per workgroup.
+pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
+    check_rows(rows)?;
     Ok(
         Declaration::of::<MatvecParams, MatvecIo>("matvec", "linear/matvec.wgsl")
             .include(weight_includes(ty, WeightUse::Dot)?)
             .include(["linear/matvec_rows.wgsl"])
             .constant("WG", WG)
-            .constant("ROWS", ROWS),
+            .constant("ROWS", rows),
     )
+}
+
+/// The lanes of a row add their partials in a tree, so rows divide WG in powers of two.
+pub(crate) fn check_rows(rows: u32) -> Result<(), GpuError> {
+    if rows == 0 || !rows.is_power_of_two() || rows > WG {
+        return Err(GpuError::Shape(format!(
+            "matvec: {rows} rows per workgroup (a power of two up to {WG})"
+        )));
+    }
+    Ok(())
 }
 
 /// `y[y_offset..] = W x[x_offset..]`, one dispatch per piece of W.
@@ -94,8 +128,10 @@ impl Matvec {
                     x,
                     y,
                 };
-                let workgroups = piece.rows.div_ceil(ROWS);
-                Dispatch::line(ctx, cache, Kernel::Matvec(w.ty), &params, &io, workgroups)
+                let rows = rows_per_workgroup(ctx.features.matvec_min_grid, piece.rows, 1);
+                let kernel = Kernel::Matvec { ty: w.ty, rows };
+                let workgroups = piece.rows.div_ceil(rows);
+                Dispatch::line(ctx, cache, kernel, &params, &io, workgroups)
             })
             .collect::<Result<_, _>>()?;
         Ok(Matvec { pieces })

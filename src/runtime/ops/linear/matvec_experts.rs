@@ -4,7 +4,9 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, Declaration};
-use crate::runtime::ops::linear::matvec::{MatvecParams, ROWS, WG};
+use crate::runtime::ops::linear::matvec::{
+    check_rows, rows_per_workgroup as matvec_rows, MatvecParams, ROWS, WG,
+};
 use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -27,15 +29,22 @@ kernel_io! {
     }
 }
 
-fn rows_per_workgroup(many_slots: bool) -> u32 {
-    if many_slots {
-        MANY_SLOT_ROWS
-    } else {
-        ROWS
+/// The rows per workgroup the kernel is built for.
+pub const ROW_CHOICES: [u32; 6] = [1, 2, 4, 8, 16, MANY_SLOT_ROWS];
+
+/// Rows per workgroup for `slots` slots of experts of `rows` rows: on a CPU device 16, or
+/// 64 for a prompt chunk's many slots; with a minimum grid, as the matvec chooses.
+fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
+    match (min_grid, slots >= MANY_SLOTS) {
+        (Some(_), _) => matvec_rows(min_grid, rows, slots),
+        (None, true) => MANY_SLOT_ROWS,
+        (None, false) => ROWS,
     }
 }
 
-pub fn declaration(ty: GgmlType, many_slots: bool) -> Result<Declaration, GpuError> {
+/// The expert matvec over weights of type `ty`, `rows` rows per workgroup.
+pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
+    check_rows(rows)?;
     Ok(Declaration::of::<MatvecParams, MatvecExpertsIo>(
         "matvec_experts",
         "linear/matvec_experts.wgsl",
@@ -43,7 +52,7 @@ pub fn declaration(ty: GgmlType, many_slots: bool) -> Result<Declaration, GpuErr
     .include(weight_includes(ty, WeightUse::Dot)?)
     .include(["linear/matvec_rows.wgsl"])
     .constant("WG", WG)
-    .constant("ROWS", rows_per_workgroup(many_slots)))
+    .constant("ROWS", rows))
 }
 
 /// The routed experts' weights: `w` holds slabs of `rows_per_expert` rows, one per expert
@@ -87,12 +96,9 @@ pub fn matvec_experts(
     }
     check_vec4_input("matvec_experts", 0, x.stride)?;
     let ExpertWeights { w, rows_per_expert } = experts;
-    let many_slots = slots >= MANY_SLOTS;
-    let kernel = Kernel::MatvecExperts {
-        ty: w.ty,
-        many_slots,
-    };
-    let groups = rows_per_expert.div_ceil(rows_per_workgroup(many_slots));
+    let rows = rows_per_workgroup(ctx.features.matvec_min_grid, rows_per_expert, slots);
+    let kernel = Kernel::MatvecExperts { ty: w.ty, rows };
+    let groups = rows_per_expert.div_ceil(rows);
     let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
     w.pieces
         .iter()
