@@ -75,6 +75,9 @@ fn dot_file(ty: GgmlType) -> &'static str {
         GgmlType::Q8_0 => "linear/dot/q8_0.wgsl",
         GgmlType::Q4K => "linear/dot/q4_k.wgsl",
         GgmlType::Q6K => "linear/dot/q6_k.wgsl",
+        GgmlType::Q5K => "linear/dot/q5_k.wgsl",
+        GgmlType::Bf16 => "linear/dot/bf16.wgsl",
+        GgmlType::Iq4Xs => "linear/dot/iq4_xs.wgsl",
         _ => "linear/unit_dot.wgsl",
     }
 }
