@@ -410,16 +410,7 @@ fn print_report(r: &BenchReport) {
         r.roofline_percent
     );
     println!("dispatches per decode token: {}", r.dispatches_per_token);
-    if let Some(us) = r.host_us_per_token {
-        println!("host: {us:.0} us to prepare, record and submit a decode token");
-    }
-    if let Some(m) = &r.min_workgroups {
-        let layer = m.layer.map_or(String::new(), |l| format!(" of layer {l}"));
-        println!(
-            "fewest workgroups of a decode matvec: {} ({}{layer})",
-            m.workgroups, m.label
-        );
-    }
+    print_decode_shape(r);
     let m = &r.memory;
     println!(
         "VRAM: {:.1} MiB allocated (weights {:.1}, KV {:.1}, recurrent {:.1}, activations {:.1}); {:.1} MiB predicted",
@@ -465,5 +456,19 @@ fn print_report(r: &BenchReport) {
                 k.kernel, k.calls, k.dispatches, k.ms, k.percent
             );
         }
+    }
+}
+
+/// The host's time per decode token and the smallest matvec grid of the decode plan.
+fn print_decode_shape(r: &BenchReport) {
+    if let Some(us) = r.host_us_per_token {
+        println!("host: {us:.0} us to prepare, record and submit a decode token");
+    }
+    if let Some(m) = &r.min_workgroups {
+        let layer = m.layer.map_or(String::new(), |l| format!(" of layer {l}"));
+        println!(
+            "fewest workgroups of a decode matvec: {} ({}{layer})",
+            m.workgroups, m.label
+        );
     }
 }

@@ -81,6 +81,22 @@ pub struct GpuFeatures {
     pub mapped_upload: bool,
 }
 
+impl GpuFeatures {
+    /// What a device with `features` enabled of an adapter of `device_type` uses: the GPU
+    /// forms of the kernels everywhere but on a CPU device.
+    fn of(features: wgpu::Features, device_type: wgpu::DeviceType) -> GpuFeatures {
+        let gpu = device_type != wgpu::DeviceType::Cpu;
+        GpuFeatures {
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroup: features.contains(wgpu::Features::SUBGROUP),
+            timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            grouped_expert_prefill: gpu,
+            matvec_min_grid: gpu.then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
+            mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+        }
+    }
+}
+
 /// An adapter as `list_adapters` reports it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdapterSummary {
@@ -287,15 +303,7 @@ impl GpuContext {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let features = GpuFeatures {
-            shader_f16: required_features.contains(wgpu::Features::SHADER_F16),
-            subgroup: required_features.contains(wgpu::Features::SUBGROUP),
-            timestamp_query: required_features.contains(wgpu::Features::TIMESTAMP_QUERY),
-            grouped_expert_prefill: info.device_type != wgpu::DeviceType::Cpu,
-            matvec_min_grid: (info.device_type != wgpu::DeviceType::Cpu)
-                .then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
-            mapped_upload: required_features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-        };
+        let features = GpuFeatures::of(required_features, info.device_type);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         Ok(GpuContext {
             adapter,
