@@ -36,11 +36,6 @@ var<workgroup> picked: array<f32, MAX_K>;
 var<workgroup> red_v: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
 
-// a = (av, ai) ranks before b = (bv, bi)?
-fn before(av: f32, ai: u32, bv: f32, bi: u32) -> bool {
-    return av > bv || (av == bv && ai < bi);
-}
-
 @compute @workgroup_size(WG)
 fn moe_route(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = wg.x;

@@ -31,11 +31,6 @@ var<workgroup> red_i: array<u32, WG>;
 var<workgroup> chosen_v: array<f32, MAX_K>;
 var<workgroup> chosen_i: array<u32, MAX_K>;
 
-// a = (av, ai) ranks before b = (bv, bi)?
-fn before(av: f32, ai: u32, bv: f32, bi: u32) -> bool {
-    return av > bv || (av == bv && ai < bi);
-}
-
 // The workgroup's best candidate; the result is broadcast through chosen_*[round].
 fn pick(lid: u32, round: u32, v: f32, i: u32) {
     red_v[lid] = v;

@@ -335,7 +335,7 @@ impl Activations<Slot> {
     /// Bytes of every buffer (an empty one still takes a word: wgpu has no empty bindings).
     pub fn bytes(&self) -> u64 {
         let mut total = 0;
-        let _ = self.try_map(&mut |s: &Slot| {
+        let Ok(_) = self.try_map(&mut |s: &Slot| {
             total += 4 * s.words.max(1);
             Ok::<(), std::convert::Infallible>(())
         });

@@ -33,6 +33,7 @@ kernel_io! {
 
 pub fn declaration() -> Declaration {
     Declaration::of::<RouterParams, MoeRouteIo>("moe_route", "moe/moe_route.wgsl")
+        .include(["common/rank.wgsl"])
         .constant("WG", WG)
         .constant("MAX_EXPERTS", MAX_EXPERTS)
         .constant("MAX_K", MAX_EXPERTS_USED)

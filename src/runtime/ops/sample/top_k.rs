@@ -52,7 +52,7 @@ kernel_io! {
 }
 
 fn with_pick(decl: Declaration) -> Declaration {
-    decl.include(["sample/top_k_pick.wgsl"])
+    decl.include(["common/rank.wgsl", "sample/top_k_pick.wgsl"])
         .constant("WG", WG)
         .constant("CHUNK", TOP_K_CHUNK)
         .constant("MAX_K", MAX_TOP_K)
