@@ -60,7 +60,7 @@ fn main() {
         let x: Vec<f32> = (0..cols).map(|_| rng.symmetric_f32()).collect();
         let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
         let yb = f32_buffer(&gpu, "y", rows);
-        let op = Matvec::new(&gpu, &cache, &m, &xb, 0, &yb, 0).expect("pipeline");
+        let op = Matvec::single(&gpu, &cache, &m, &xb, 0, &yb, 0).expect("pipeline");
         let run = || {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             {

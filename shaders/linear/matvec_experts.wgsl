@@ -7,15 +7,40 @@
 // of the slot's expert (linear/matvec_rows.wgsl). Mirrors model::reference::linear::matvec
 // applied per routed expert.
 
+struct Params {
+    rows: u32,
+    // 32-element units per row (cols / 32).
+    units: u32,
+    row_bytes: u32,
+    // Byte offset of expert first_expert's row 0 in `weights_0`.
+    weight_offset: u32,
+    x_offset: u32,
+    y_offset: u32,
+    // The experts this buffer holds are first_expert.. (+ n_experts), each `rows` rows;
+    // slot s reads x at x_offset + (s / x_group) * x_stride (x_group = k when a token's k
+    // slots share its input, 1 when each slot has its own) and writes
+    // y_offset + s * y_stride.
+    first_expert: u32,
+    n_experts: u32,
+    x_stride: u32,
+    y_stride: u32,
+    x_group: u32,
+    _pad0: u32,
+}
+
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_experts, rows, row_bytes] GGUF blocks, as u32 words
-@group(0) @binding(1) var<storage, read> weights: array<u32>;
+@group(0) @binding(1) var<storage, read> weights_0: array<u32>;
 // [slots / x_group, x_stride] f32, read four floats at a time (x_stride is a multiple of 4)
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 // [slots, y_stride] f32
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 // [slots] u32: the routed experts
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
+
+fn x_at(i: u32) -> vec4<f32> {
+    return x[i];
+}
 
 @compute @workgroup_size(WG)
 fn matvec_experts(
@@ -31,11 +56,17 @@ fn matvec_experts(
     }
     let slab = (e - params.first_expert) * params.rows * params.row_bytes;
     let first = (wg.x + wg.y * nwg.x) * ROWS;
-    rows_dot(
+    let v = rows_dot_0(
         first,
         lid,
+        params.rows,
+        params.units,
+        params.row_bytes,
         params.weight_offset + slab,
         params.x_offset + (slot / params.x_group) * params.x_stride,
-        params.y_offset + slot * params.y_stride,
     );
+    let row = first + lid / (WG / ROWS);
+    if (lid % (WG / ROWS) == 0u && row < params.rows) {
+        y[params.y_offset + slot * params.y_stride + row] = v;
+    }
 }

@@ -211,7 +211,11 @@ fn ffn_slots(config: &ModelConfig, t: u64) -> FfnActivations<Slot> {
             let fe = m.expert_ffn as u64;
             FfnActivations {
                 gate_up: slot("expert_gate_up", slots * 2 * fe),
-                h: slot("expert_h", slots * fe),
+                // Decode also keeps the shared expert's row after the k routed ones.
+                h: slot(
+                    "expert_h",
+                    (slots * fe).max(moe_h_slots(m) * moe_h_stride(m)),
+                ),
                 router: Some(RouterActivations {
                     logits: slot("router_logits", t * m.n_expert as u64),
                     ids: slot("expert_ids", slots),
@@ -341,4 +345,15 @@ impl Activations<Slot> {
         });
         total
     }
+}
+
+/// Rows of one decode token's expert hidden buffer: the k routed experts, then the shared
+/// expert where the model has one (`moe_gate_up` writes them, `moe_down` reads them).
+pub fn moe_h_slots(m: &crate::loader::config::MoeConfig) -> u64 {
+    m.n_expert_used as u64 + u64::from(m.shared_ffn.is_some())
+}
+
+/// Floats per row of that buffer: the wider of the routed and shared experts.
+pub fn moe_h_stride(m: &crate::loader::config::MoeConfig) -> u64 {
+    m.expert_ffn.max(m.shared_ffn.unwrap_or(0)) as u64
 }

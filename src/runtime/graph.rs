@@ -1,14 +1,20 @@
 //! The dispatch plan of one forward step over `n_tokens` tokens, built once from the config's
 //! layer schedule: per layer the mixer (gated attention or Gated DeltaNet) and the FFN (MoE
-//! or dense), residual adds fused into the next RMSNorm. One token uses the matvec kernels
-//! and split-KV attention; more tokens (prefill) the tiled matmul and tiled attention.
+//! or dense).
+//!
+//! One token (decode) uses the matvec kernels and split-KV attention, fused for few
+//! dispatches: each block's RMSNorm is folded into the matvecs that read the normed row,
+//! the projections of one input are one dispatch, the output projection adds into the
+//! residual stream, and a MoE block is router, top-k, `moe_gate_up` and `moe_down`. More
+//! tokens (prefill) use the tiled matmul and tiled attention over a normed copy of the
+//! stream, the residual adds fused into the next RMSNorm.
 //!
 //! Every bind group is made here. A step afterwards only moves the plan to its position
 //! ([`Graph::set_position`]: rotary angles, cache rows, KV length) and records it.
 
 use crate::error::{Error, GpuError};
 use crate::loader::config::{ExpertGateUp, FfnConfig, ModelConfig, MoeConfig};
-use crate::model::activations::RouterActivations;
+use crate::model::activations::{moe_h_stride, RouterActivations};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
@@ -17,12 +23,13 @@ use crate::runtime::ops::attention::{
 };
 use crate::runtime::ops::gdn::{causal_conv1d, delta_rule, CausalConv1dIo, ConvShape, DeltaRuleIo};
 use crate::runtime::ops::linear::{
-    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, Matvec, SlotInput,
-    SlotOutput, Strided,
+    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, Matvec,
+    MatvecInput, Projection, RowNorm, SlotInput, SlotOutput, Strided,
 };
 use crate::runtime::ops::moe::{
-    moe_combine, moe_group, moe_route, swiglu, CombineShape, MoeGroupIo, MoeRouteIo, RouteShape,
-    RoutedOutputs, SharedOutput, SwigluIo, SwigluShape,
+    moe_combine, moe_down, moe_gate_up, moe_group, moe_route, swiglu, CombineShape, DownBuffers,
+    ExpertRows, GateUpBuffers, MoeGroupIo, MoeRouteIo, RouteShape, RoutedOutputs, SharedDown,
+    SharedGateUp, SharedOutput, SwigluIo, SwigluShape,
 };
 use crate::runtime::ops::norm::{
     add_rms_norm, gated_rms_norm, rms_norm, AddRmsNormIo, GatedRmsNormIo, RmsNormIo, Rows,
@@ -174,7 +181,7 @@ impl Builder<'_> {
     ) -> Result<(), GpuError> {
         let (ctx, cache) = (self.b.ctx, self.b.cache);
         let op = if self.n_tokens == 1 {
-            Op::Matvec(Matvec::new(
+            Op::Matvec(Matvec::single(
                 ctx, cache, w, x.buffer, x.offset, y.buffer, y.offset,
             )?)
         } else {
@@ -182,6 +189,86 @@ impl Builder<'_> {
         };
         self.push(label, op);
         Ok(())
+    }
+
+    /// One token: the fused decode forms.
+    fn decode(&self) -> bool {
+        self.n_tokens == 1
+    }
+
+    /// The projections of one block input by `outputs`: in decode one matvec dispatch that
+    /// folds the block's RMSNorm (`norm`) in and reads the stream; in prefill one matmul
+    /// each over the normed copy.
+    fn project_normed(
+        &mut self,
+        labels: (&'static str, &[&'static str]),
+        norm: &wgpu::Buffer,
+        outputs: &[(&QuantMatrix, Strided<'_>)],
+    ) -> Result<(), GpuError> {
+        let b = self.b;
+        if !self.decode() {
+            let x = Strided::rows(&b.scratch.normed, b.config.n_embd);
+            for (&label, &(w, y)) in labels.1.iter().zip(outputs) {
+                self.project(label, w, x, y)?;
+            }
+            return Ok(());
+        }
+        let input = MatvecInput {
+            x: &b.scratch.stream,
+            x_offset: 0,
+            norm: Some(RowNorm {
+                w: norm,
+                eps: b.config.rms_eps,
+            }),
+        };
+        let outs: Vec<Projection<'_>> = outputs
+            .iter()
+            .map(|&(w, y)| Projection {
+                w,
+                y: y.buffer,
+                y_offset: y.offset,
+            })
+            .collect();
+        let m = Matvec::new(b.ctx, b.cache, input, &outs, false)?;
+        self.push(labels.0, Op::Matvec(m));
+        Ok(())
+    }
+
+    /// A block's output projection: in decode added straight into the residual stream, in
+    /// prefill into `block_out` (the next add_rms_norm adds it).
+    fn project_out(
+        &mut self,
+        label: &'static str,
+        w: &QuantMatrix,
+        x: Strided<'_>,
+    ) -> Result<(), GpuError> {
+        let b = self.b;
+        let e = b.config.n_embd;
+        if !self.decode() {
+            return self.project(label, w, x, Strided::rows(&b.scratch.block_out, e));
+        }
+        let out = Projection {
+            w,
+            y: &b.scratch.stream,
+            y_offset: 0,
+        };
+        let input = MatvecInput::plain(x.buffer, x.offset);
+        let m = Matvec::new(b.ctx, b.cache, input, &[out], true)?;
+        self.push(label, Op::Matvec(m));
+        Ok(())
+    }
+
+    /// The stream's RMSNorm into `normed`, for a decode block that reads the normed copy.
+    fn rms_norm(&mut self, w: &wgpu::Buffer) -> Result<(), GpuError> {
+        let s = self.b.scratch;
+        let io = RmsNormIo {
+            src: &s.stream,
+            w,
+            y: &s.normed,
+        };
+        let r = self.rows(self.b.config.n_embd, self.n_tokens);
+        let d = rms_norm(self.b.ctx, self.b.cache, r, io);
+        self.one("rms_norm", d)
     }
 
     /// The residual add of a block's output, then the norm of the next block's input.
@@ -241,14 +328,10 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         &s.stream,
     )?;
     g.push("embed", Op::Dispatches(ds));
-    let first_norm = w.layers.first().map_or(&w.output_norm, |l| &l.attn_norm);
-    let io = RmsNormIo {
-        src: &s.stream,
-        w: first_norm,
-        y: &s.normed,
-    };
-    let r = g.rows(b.config.n_embd, n_tokens);
-    g.one("rms_norm", rms_norm(b.ctx, b.cache, r, io))?;
+    if !g.decode() {
+        let first_norm = w.layers.first().map_or(&w.output_norm, |l| &l.attn_norm);
+        g.rms_norm(first_norm)?;
+    }
     for i in 0..w.layers.len() {
         g.layer = Some(i);
         layer(&mut g, i)?;
@@ -262,12 +345,13 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
 fn layer(g: &mut Builder<'_>, i: usize) -> Result<(), GpuError> {
     let w = g.b.weights;
     let layer = &w.layers[i];
+    let norm = &layer.attn_norm;
     match (&layer.mixer, &g.b.state.layers[i]) {
         (MixerWeights::Attention(aw), LayerState::Attention { keys, values }) => {
-            attention(g, aw, keys, values)?
+            attention(g, aw, norm, keys, values)?
         }
         (MixerWeights::Linear(lw), LayerState::Linear { conv, delta }) => {
-            gated_delta_net(g, lw, conv, delta)?
+            gated_delta_net(g, lw, norm, conv, delta)?
         }
         _ => {
             return Err(GpuError::Shape(format!(
@@ -275,10 +359,17 @@ fn layer(g: &mut Builder<'_>, i: usize) -> Result<(), GpuError> {
             )))
         }
     }
-    g.add_rms_norm(&layer.ffn_norm)?;
-    ffn(g, &layer.ffn)?;
     let next_norm = w.layers.get(i + 1).map_or(&w.output_norm, |l| &l.attn_norm);
-    g.add_rms_norm(next_norm)
+    if !g.decode() {
+        g.add_rms_norm(&layer.ffn_norm)?;
+        ffn(g, &layer.ffn, &layer.ffn_norm)?;
+        return g.add_rms_norm(next_norm);
+    }
+    if !ffn(g, &layer.ffn, &layer.ffn_norm)? {
+        // A decode FFN that could not fuse wrote block_out from the normed copy.
+        g.add_rms_norm(next_norm)?;
+    }
+    Ok(())
 }
 
 /// The output head over the normed last token (generation) or every token (scoring).
@@ -288,9 +379,27 @@ fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
     let e = b.config.n_embd;
     match logits {
         LogitRows::None => Ok(()),
+        LogitRows::Last | LogitRows::All if g.decode() => {
+            let input = MatvecInput {
+                x: &s.stream,
+                x_offset: 0,
+                norm: Some(RowNorm {
+                    w: &b.weights.output_norm,
+                    eps: b.config.rms_eps,
+                }),
+            };
+            let out = Projection {
+                w: head,
+                y: &s.logits,
+                y_offset: 0,
+            };
+            let m = Matvec::new(b.ctx, b.cache, input, &[out], false)?;
+            g.push("lm_head", Op::Matvec(m));
+            Ok(())
+        }
         LogitRows::Last => {
             let x_offset = (g.n_tokens - 1) * e;
-            let m = Matvec::new(b.ctx, b.cache, head, &s.normed, x_offset, &s.logits, 0)?;
+            let m = Matvec::single(b.ctx, b.cache, head, &s.normed, x_offset, &s.logits, 0)?;
             g.push("lm_head", Op::Matvec(m));
             Ok(())
         }
@@ -306,6 +415,7 @@ fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
 fn attention(
     g: &mut Builder<'_>,
     w: &AttentionWeights,
+    norm: &wgpu::Buffer,
     keys: &wgpu::Buffer,
     values: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
@@ -316,11 +426,13 @@ fn attention(
             "attention layer without attention scratch".into(),
         ));
     };
-    let e = b.config.n_embd;
-    let x = Strided::rows(&s.normed, e);
-    g.project("attn_q", &w.q, x, Strided::rows(&sa.q_in, w.q.rows))?;
-    g.project("attn_k", &w.k, x, Strided::rows(&sa.k_in, w.k.rows))?;
-    g.project("attn_v", &w.v, x, Strided::rows(&sa.v_in, w.v.rows))?;
+    let outputs = [
+        (&w.q, Strided::rows(&sa.q_in, w.q.rows)),
+        (&w.k, Strided::rows(&sa.k_in, w.k.rows)),
+        (&w.v, Strided::rows(&sa.v_in, w.v.rows)),
+    ];
+    let labels = ("attn_qkv", &["attn_q", "attn_k", "attn_v"][..]);
+    g.project_normed(labels, norm, &outputs)?;
     let step = AttentionStep {
         config: &b.config.attention,
         kv_f16: b.state.kv_dtype == KvDtype::F16,
@@ -362,17 +474,13 @@ fn attention(
         let f = flash_prefill(b.ctx, b.cache, step, io)?;
         g.push("flash_prefill", Op::FlashPrefill(f));
     }
-    g.project(
-        "attn_output",
-        &w.o,
-        Strided::rows(&sa.out, w.o.cols),
-        Strided::rows(&s.block_out, e),
-    )
+    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
 
 fn gated_delta_net(
     g: &mut Builder<'_>,
     w: &LinearWeights,
+    norm: &wgpu::Buffer,
     conv_state: &wgpu::Buffer,
     delta_state: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
@@ -381,14 +489,15 @@ fn gated_delta_net(
     let (Some(sl), Some(gc)) = (&s.linear, &b.config.gdn) else {
         return Err(GpuError::Shape("linear layer without its geometry".into()));
     };
-    let e = b.config.n_embd;
     let t = g.n_tokens;
-    let x = Strided::rows(&s.normed, e);
-    g.project("attn_qkv", &w.qkv, x, Strided::rows(&sl.qkv, w.qkv.rows))?;
-    g.project("attn_gate", &w.gate, x, Strided::rows(&sl.z, w.gate.rows))?;
-    g.project("ssm_beta", &w.beta, x, Strided::rows(&sl.beta, w.beta.rows))?;
-    let alpha_out = Strided::rows(&sl.alpha, w.alpha.rows);
-    g.project("ssm_alpha", &w.alpha, x, alpha_out)?;
+    let outputs = [
+        (&w.qkv, Strided::rows(&sl.qkv, w.qkv.rows)),
+        (&w.gate, Strided::rows(&sl.z, w.gate.rows)),
+        (&w.beta, Strided::rows(&sl.beta, w.beta.rows)),
+        (&w.alpha, Strided::rows(&sl.alpha, w.alpha.rows)),
+    ];
+    let names = ["attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha"];
+    g.project_normed(("gdn_in", &names), norm, &outputs)?;
     let shape = ConvShape {
         channels: gc.conv_channels() as u32,
         n_tokens: t,
@@ -420,15 +529,12 @@ fn gated_delta_net(
     };
     let r = g.rows(gc.d_v, t * gc.n_v_heads);
     g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
-    g.project(
-        "ssm_out",
-        &w.out,
-        Strided::rows(&sl.normed, w.out.cols),
-        Strided::rows(&s.block_out, e),
-    )
+    g.project_out("ssm_out", &w.out, Strided::rows(&sl.normed, w.out.cols))
 }
 
-fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
+/// The FFN of a layer whose input norm is `norm`; whether it added its output into the
+/// stream itself (a fused decode block) rather than into `block_out`.
+fn ffn(g: &mut Builder<'_>, w: &FfnWeights, norm: &wgpu::Buffer) -> Result<bool, GpuError> {
     match (w, &g.b.config.ffn) {
         (FfnWeights::Dense { gate, up, down }, FfnConfig::Dense { n_ff }) => {
             let f = &g.b.scratch.ffn;
@@ -441,10 +547,10 @@ fn ffn(g: &mut Builder<'_>, w: &FfnWeights) -> Result<(), GpuError> {
                 gate_up: &f.gate_up,
                 h: &f.h,
             };
-            let e = g.b.config.n_embd;
-            gated_ffn(g, gated, Strided::rows(&g.b.scratch.block_out, e))
+            dense_ffn(g, gated, norm)?;
+            Ok(g.decode())
         }
-        (FfnWeights::Moe(moe), FfnConfig::Moe(m)) => moe_ffn(g, moe, m),
+        (FfnWeights::Moe(moe), FfnConfig::Moe(m)) => moe_ffn(g, moe, m, norm),
         _ => Err(GpuError::Shape(
             "FFN weights do not match the config's FFN".into(),
         )),
@@ -465,44 +571,71 @@ struct GatedFfn<'a> {
     h: &'a wgpu::Buffer,
 }
 
-/// The dense FFN or the shared expert, into `out`.
-fn gated_ffn(g: &mut Builder<'_>, f: GatedFfn<'_>, out: Strided<'_>) -> Result<(), GpuError> {
+impl GatedFfn<'_> {
+    fn swiglu(&self, g: &mut Builder<'_>) -> Result<(), GpuError> {
+        let n = self.width;
+        let shape = SwigluShape {
+            slots: g.n_tokens,
+            width: n,
+            slot_stride: 2 * n,
+            up_offset: n,
+        };
+        let io = SwigluIo {
+            gate_up: self.gate_up,
+            h: self.h,
+        };
+        g.one("swiglu", swiglu(g.b.ctx, g.b.cache, shape, io))
+    }
+}
+
+/// The dense FFN: gate and up of the block input, SwiGLU, the output projection.
+fn dense_ffn(g: &mut Builder<'_>, f: GatedFfn<'_>, norm: &wgpu::Buffer) -> Result<(), GpuError> {
+    let n = f.width;
+    let gate_up = Strided::rows(f.gate_up, 2 * n);
+    let [gate_label, up_label, down_label] = f.labels;
+    let outputs = [(f.gate, gate_up), (f.up, gate_up.at(n))];
+    g.project_normed(("ffn_gate_up", &[gate_label, up_label]), norm, &outputs)?;
+    f.swiglu(g)?;
+    g.project_out(down_label, f.down, Strided::rows(f.h, n))
+}
+
+/// The shared expert over the normed copy, into `out`.
+fn shared_ffn(g: &mut Builder<'_>, f: GatedFfn<'_>, out: Strided<'_>) -> Result<(), GpuError> {
     let (b, n) = (g.b, f.width);
     let x = Strided::rows(&b.scratch.normed, b.config.n_embd);
     let gate_up = Strided::rows(f.gate_up, 2 * n);
     let [gate_label, up_label, down_label] = f.labels;
     g.project(gate_label, f.gate, x, gate_up)?;
     g.project(up_label, f.up, x, gate_up.at(n))?;
-    let shape = SwigluShape {
-        slots: g.n_tokens,
-        width: n,
-        slot_stride: 2 * n,
-        up_offset: n,
-    };
-    let io = SwigluIo {
-        gate_up: f.gate_up,
-        h: f.h,
-    };
-    g.one("swiglu", swiglu(b.ctx, b.cache, shape, io))?;
-    let h = Strided::rows(f.h, n);
-    g.project(down_label, f.down, h, out)
+    f.swiglu(g)?;
+    g.project(down_label, f.down, Strided::rows(f.h, n), out)
 }
 
-/// A MoE block: router, top-k, the routed experts (per slot, or grouped by expert for a
-/// prompt chunk on a GPU), the shared expert, and their weighted sum.
-fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), GpuError> {
+/// A MoE block: router (with the shared expert's gate), top-k, then in decode the two fused
+/// expert kernels; otherwise the routed experts (per slot, or grouped by expert for a
+/// prompt chunk on a GPU), the shared expert, and their weighted sum into `block_out`.
+/// Whether it added into the stream itself.
+fn moe_ffn(
+    g: &mut Builder<'_>,
+    w: &MoeWeights,
+    m: &MoeConfig,
+    norm: &wgpu::Buffer,
+) -> Result<bool, GpuError> {
     let b = g.b;
     let (s, t, e) = (b.scratch, g.n_tokens, b.config.n_embd);
     let Some(rs) = &s.ffn.router else {
         return Err(GpuError::Shape("MoE layer without router scratch".into()));
     };
-    let x = Strided::rows(&s.normed, e);
-    g.project(
-        "ffn_gate_inp",
-        &w.router,
-        x,
-        Strided::rows(&rs.logits, m.n_expert),
-    )?;
+    let shared = match (&w.shared, &s.ffn.shared, m.shared_ffn) {
+        (Some(sw), Some(ss), Some(fs)) => Some((sw, ss, fs)),
+        _ => None,
+    };
+    let mut outputs = vec![(&w.router, Strided::rows(&rs.logits, m.n_expert))];
+    if let Some((sw, ss, _)) = shared {
+        outputs.push((&sw.gate_inp, Strided::rows(&ss.logit, 1)));
+    }
+    let labels = ("ffn_router", &["ffn_gate_inp", "ffn_gate_inp_shexp"][..]);
+    g.project_normed(labels, norm, &outputs)?;
     let shape = RouteShape {
         n_expert: m.n_expert,
         k: m.n_expert_used,
@@ -515,11 +648,17 @@ fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), Gpu
         weights: &rs.weights,
     };
     g.one("moe_route", moe_route(b.ctx, b.cache, shape, io))?;
+    if g.decode() && fits_fused_experts(w) {
+        fused_experts(g, w, m, norm)?;
+        return Ok(true);
+    }
+    if g.decode() {
+        // The staged experts read the normed copy.
+        g.rms_norm(norm)?;
+    }
     routed_experts(g, w, m)?;
-    let shared = match (&w.shared, &s.ffn.shared, m.shared_ffn) {
-        (Some(sw), Some(ss), Some(fs)) => {
-            let logit = Strided::rows(&ss.logit, 1);
-            g.project("ffn_gate_inp_shexp", &sw.gate_inp, x, logit)?;
+    let shared = match shared {
+        Some((sw, ss, fs)) => {
             let gated = GatedFfn {
                 labels: ["ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"],
                 gate: &sw.gate,
@@ -529,13 +668,13 @@ fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), Gpu
                 gate_up: &ss.gate_up,
                 h: &ss.h,
             };
-            gated_ffn(g, gated, Strided::rows(&ss.out, e))?;
+            shared_ffn(g, gated, Strided::rows(&ss.out, e))?;
             Some(SharedOutput {
                 out: &ss.out,
                 logit: &ss.logit,
             })
         }
-        _ => None,
+        None => None,
     };
     let shape = CombineShape {
         n_tokens: t,
@@ -547,7 +686,84 @@ fn moe_ffn(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<(), Gpu
         expert_w: &rs.weights,
     };
     let d = moe_combine(b.ctx, b.cache, shape, routed, shared, &s.block_out);
-    g.one("moe_combine", d)
+    g.one("moe_combine", d)?;
+    Ok(false)
+}
+
+/// Whether every expert matrix sits in one binding, as the fused decode kernels read them
+/// (a tensor over the adapter's storage binding limit is split, and takes the staged form).
+fn fits_fused_experts(w: &MoeWeights) -> bool {
+    let whole = |m: &QuantMatrix| m.pieces.len() == 1;
+    let gate_up = match &w.gate_up {
+        ExpertGateUp::Fused(gu) => whole(gu),
+        ExpertGateUp::Separate { gate, up } => whole(gate) && whole(up),
+    };
+    let shared = w
+        .shared
+        .as_ref()
+        .is_none_or(|s| whole(&s.gate) && whole(&s.up) && whole(&s.down));
+    gate_up && whole(&w.down) && shared
+}
+
+/// A decode token's experts after routing: `moe_gate_up` (norm, every expert's gate and up,
+/// SwiGLU; the shared expert as one more slot) and `moe_down` (down projections, weighted
+/// sum, residual add).
+fn fused_experts(
+    g: &mut Builder<'_>,
+    w: &MoeWeights,
+    m: &MoeConfig,
+    norm: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let b = g.b;
+    let (s, fe, k) = (b.scratch, m.expert_ffn, m.n_expert_used);
+    let Some(rs) = &s.ffn.router else {
+        return Err(GpuError::Shape("MoE layer without router scratch".into()));
+    };
+    let rows = |w, rows_per_expert, first_row| ExpertRows {
+        w,
+        rows_per_expert,
+        first_row,
+        rows: fe,
+    };
+    let gate_up = match &w.gate_up {
+        ExpertGateUp::Fused(gu) => (rows(gu, 2 * fe, 0), rows(gu, 2 * fe, fe)),
+        ExpertGateUp::Separate { gate, up } => (rows(gate, fe, 0), rows(up, fe, 0)),
+    };
+    let h_stride = moe_h_stride(m) as u32;
+    let buffers = GateUpBuffers {
+        x: &s.stream,
+        norm_w: norm,
+        eps: b.config.rms_eps,
+        ids: &rs.ids,
+        h: &s.ffn.h,
+        h_stride,
+    };
+    let shared = w.shared.as_ref().map(|sw| SharedGateUp {
+        gate: &sw.gate,
+        up: &sw.up,
+    });
+    let d = moe_gate_up(b.ctx, b.cache, k, gate_up, shared, buffers);
+    g.one("moe_gate_up", d)?;
+    let shared = match (&w.shared, &s.ffn.shared) {
+        (Some(sw), Some(ss)) => Some(SharedDown {
+            down: &sw.down,
+            logit: &ss.logit,
+        }),
+        _ => None,
+    };
+    let buffers = DownBuffers {
+        h: &s.ffn.h,
+        h_stride,
+        ids: &rs.ids,
+        route_w: &rs.weights,
+        y: &s.stream,
+    };
+    let down = ExpertWeights {
+        w: &w.down,
+        rows_per_expert: b.config.n_embd,
+    };
+    let d = moe_down(b.ctx, b.cache, k, down, shared, buffers);
+    g.one("moe_down", d)
 }
 
 /// Whether the step's routed experts run grouped by expert, recording the grouping of its

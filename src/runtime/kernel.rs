@@ -55,6 +55,9 @@ pub struct Declaration {
     pub file: &'static str,
     /// Shared pieces joined before the file, in order (decoders, helpers).
     pub includes: Vec<&'static str>,
+    /// Weight readers joined after the includes, one copy per weight binding the kernel
+    /// reads (see [`Namespace`]).
+    pub namespaces: Vec<Namespace>,
     /// `const NAME: u32 = value;` lines put before everything: sizes both sides must agree
     /// on (workgroup size, tile and chunk lengths, register array bounds).
     pub constants: Vec<(&'static str, u32)>,
@@ -70,6 +73,7 @@ impl Declaration {
             entry,
             file,
             includes: Vec::new(),
+            namespaces: Vec::new(),
             constants: Vec::new(),
             params_size: std::mem::size_of::<P>(),
             params: P::FIELDS,
@@ -79,6 +83,14 @@ impl Declaration {
 
     pub fn include(mut self, files: impl IntoIterator<Item = &'static str>) -> Self {
         self.includes.extend(files);
+        self
+    }
+
+    /// Joins `files` once more with every name they declare suffixed by `suffix` and their
+    /// `weights` array renamed to the binding `weights{suffix}`: a kernel reading several
+    /// weight matrices, each in its own block format, gets one reader per matrix.
+    pub fn namespace(mut self, suffix: &'static str, files: Vec<&'static str>) -> Self {
+        self.namespaces.push(Namespace { suffix, files });
         self
     }
 
@@ -94,6 +106,73 @@ impl Declaration {
             .find(|(n, _)| *n == name)
             .map(|&(_, v)| v)
     }
+}
+
+/// A copy of the weight-reading files (byte helpers, decoder, row dot) bound to one weight
+/// binding: WGSL has no generics, so a kernel over two matrices of different types includes
+/// the readers twice under different names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub suffix: &'static str,
+    pub files: Vec<&'static str>,
+}
+
+impl Namespace {
+    /// The weight binding this copy reads.
+    pub const WEIGHTS: &'static str = "weights";
+
+    /// `sources` (the namespace's files) with their declared names and `weights` suffixed.
+    pub fn rename(&self, sources: &[&str]) -> String {
+        let mut declared: Vec<String> = vec![Self::WEIGHTS.to_string()];
+        for src in sources {
+            declared.extend(src.lines().filter_map(declared_name));
+        }
+        let mut out = String::new();
+        for src in sources {
+            out.push_str(&rename_identifiers(src, &declared, self.suffix));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The name a module-scope declaration line introduces (`fn`, `const`, `var<..>`).
+fn declared_name(line: &str) -> Option<String> {
+    let rest = line
+        .strip_prefix("fn ")
+        .or_else(|| line.strip_prefix("const "))
+        .or_else(|| {
+            line.strip_prefix("var<")
+                .and_then(|r| r.split_once("> ").map(|(_, n)| n))
+        })?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// `src` with every identifier in `names` (whole words) followed by `suffix`.
+fn rename_identifiers(src: &str, names: &[String], suffix: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 256);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(word);
+        if names.iter().any(|n| n == word) {
+            out.push_str(suffix);
+        }
+        word.clear();
+    };
+    for c in src.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// Defines a kernel's params struct (`#[repr(C)]`, Pod) and its [`KernelParams`] field table.

@@ -29,11 +29,8 @@ fn file(path: &str) -> Result<&'static str, GpuError> {
 /// A kernel variant: the pipeline-cache key. What each builds is its [`Kernel::declaration`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `rows` per workgroup, one of `matvec::ROW_CHOICES`.
-    Matvec {
-        ty: GgmlType,
-        rows: u32,
-    },
+    /// Segment types, `rows` per workgroup (one of `matvec::ROW_CHOICES`), folds.
+    Matvec(linear::matvec::MatvecForm),
     /// `rows` per workgroup, one of `matvec_experts::ROW_CHOICES`.
     MatvecExperts {
         ty: GgmlType,
@@ -42,6 +39,16 @@ pub enum Kernel {
     Embed(GgmlType),
     Matmul(GgmlType),
     MatmulExperts(GgmlType),
+    /// Gate, up, shared gate and shared up weight types; rows per workgroup.
+    MoeGateUp {
+        types: [GgmlType; 4],
+        rows: u32,
+    },
+    /// Routed and shared down weight types; rows per workgroup.
+    MoeDown {
+        types: [GgmlType; 2],
+        rows: u32,
+    },
     MoeRoute,
     MoeGroup,
     Swiglu,
@@ -78,11 +85,13 @@ impl Kernel {
     /// The declaration of this variant, from its launcher module.
     pub fn declaration(self) -> Result<Declaration, GpuError> {
         Ok(match self {
-            Kernel::Matvec { ty, rows } => linear::matvec::declaration(ty, rows)?,
+            Kernel::Matvec(form) => linear::matvec::declaration(form)?,
             Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul(ty) => linear::matmul::declaration(ty)?,
             Kernel::MatmulExperts(ty) => linear::matmul_experts::declaration(ty)?,
+            Kernel::MoeGateUp { types, rows } => moe::moe_gate_up::declaration(types, rows)?,
+            Kernel::MoeDown { types, rows } => moe::moe_down::declaration(types, rows)?,
             Kernel::MoeRoute => moe::moe_route::declaration(),
             Kernel::MoeGroup => moe::moe_group::declaration(),
             Kernel::Swiglu => moe::swiglu::declaration(),
@@ -110,7 +119,8 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut all: Vec<Kernel> = Vec::new();
         for ty in GgmlType::SUPPORTED {
-            let matvecs = linear::matvec::ROW_CHOICES.map(|rows| Kernel::Matvec { ty, rows });
+            let matvecs = linear::matvec::ROW_CHOICES
+                .map(|rows| Kernel::Matvec(linear::matvec::MatvecForm::single(ty, rows)));
             let experts =
                 linear::matvec_experts::ROW_CHOICES.map(|rows| Kernel::MatvecExperts { ty, rows });
             all.extend(matvecs);
@@ -121,6 +131,45 @@ impl Kernel {
                 Kernel::MatmulExperts(ty),
             ]);
         }
+        use linear::matvec::MatvecForm;
+        use GgmlType::{Bf16, F32, Q4K, Q5K, Q6K, Q8_0};
+        // The fused forms, with the mixes of types real Q4_K_M files put side by side.
+        all.extend([
+            Kernel::Matvec(MatvecForm {
+                types: [Q5K, Q4K, F32, Bf16],
+                rows: 1,
+                norm: true,
+                add: false,
+            }),
+            Kernel::Matvec(MatvecForm {
+                types: [Q6K; 4],
+                rows: 4,
+                norm: false,
+                add: true,
+            }),
+            Kernel::Matvec(MatvecForm {
+                types: [Q4K, Q4K, Q6K, Q8_0],
+                rows: 16,
+                norm: true,
+                add: true,
+            }),
+            Kernel::MoeGateUp {
+                types: [Q4K, Q4K, Q4K, Q8_0],
+                rows: 2,
+            },
+            Kernel::MoeGateUp {
+                types: [Q5K, Q5K, Q6K, Q6K],
+                rows: 16,
+            },
+            Kernel::MoeDown {
+                types: [Q6K, Q4K],
+                rows: 1,
+            },
+            Kernel::MoeDown {
+                types: [Q4K, Q8_0],
+                rows: 16,
+            },
+        ]);
         all.extend([
             Kernel::RmsNorm,
             Kernel::AddRmsNorm,
@@ -188,7 +237,19 @@ pub fn assemble(decl: &Declaration, variant: Variant) -> Result<String, GpuError
         .iter()
         .map(|(name, value)| format!("const {name}: u32 = {value}u;\n"))
         .collect();
-    for path in decl.includes.iter().chain([&decl.file, &reduce]) {
+    for path in &decl.includes {
+        source.push_str(&format!("// ---- {path}\n{}\n", file(path)?));
+    }
+    for ns in &decl.namespaces {
+        let sources = ns
+            .files
+            .iter()
+            .map(|path| file(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        source.push_str(&format!("// ---- weights{}: {:?}\n", ns.suffix, ns.files));
+        source.push_str(&ns.rename(&sources));
+    }
+    for path in [&decl.file, &reduce] {
         source.push_str(&format!("// ---- {path}\n{}\n", file(path)?));
     }
     Ok(source)

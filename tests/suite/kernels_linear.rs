@@ -76,7 +76,7 @@ fn gpu_matvec(
     xs.extend_from_slice(x);
     let xb = storage_buffer(gpu, "x", bytemuck::cast_slice(&xs));
     let yb = f32_buffer(gpu, "y", rows + 3);
-    let op = Matvec::new(gpu, cache, &m, &xb, 8, &yb, 3).unwrap();
+    let op = Matvec::single(gpu, cache, &m, &xb, 8, &yb, 3).unwrap();
     let mut enc = gpu.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -216,7 +216,7 @@ fn split_matvec_cases(gpu: &GpuContext) {
     let m = QuantMatrix::upload(gpu, "w", f32_shape(64, 1), &w, 1 << 20).unwrap();
     let xb = f32_buffer(gpu, "x", 70);
     let yb = f32_buffer(gpu, "y", 1);
-    let err = Matvec::new(gpu, &cache, &m, &xb, 5, &yb, 0)
+    let err = Matvec::single(gpu, &cache, &m, &xb, 5, &yb, 0)
         .err()
         .expect("offset 5 refused");
     assert!(err.to_string().contains("multiples of 4"), "{err}");

@@ -9,6 +9,7 @@ mod executor;
 mod gguf_reader;
 mod gpu;
 mod kernels_attention;
+mod kernels_fused;
 mod kernels_gdn;
 mod kernels_linear;
 mod kernels_moe;

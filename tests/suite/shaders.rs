@@ -199,9 +199,11 @@ fn every_shader_file_is_used() {
     let reductions = ["common/reduce_shared.wgsl", "common/reduce_subgroup.wgsl"];
     for (path, _) in SHADER_FILES {
         let used = reductions.contains(path)
-            || decls
-                .iter()
-                .any(|d| d.file == *path || d.includes.contains(path));
+            || decls.iter().any(|d| {
+                d.file == *path
+                    || d.includes.contains(path)
+                    || d.namespaces.iter().any(|n| n.files.contains(path))
+            });
         assert!(used, "shaders/{path} belongs to no kernel");
     }
     for decl in &decls {

@@ -7,7 +7,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         let a = weights[w0 + j];
         let b = weights[w0 + j + 1u];
         let w = bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xFFFF0000u, b << 16u, b & 0xFFFF0000u));
-        acc += w * x[(xb + 2u * j) >> 2u];
+        acc += w * x_at((xb + 2u * j) >> 2u);
     }
     return acc.x + acc.y + acc.z + acc.w;
 }

@@ -6,7 +6,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     for (var j = 0u; j < 16u; j += 2u) {
         let w = vec4<f32>(unpack2x16float(weights[w0 + j]), unpack2x16float(weights[w0 + j + 1u]));
         let b = xb + 2u * j;
-        acc += w * x[b >> 2u];
+        acc += w * x_at(b >> 2u);
     }
     return acc.x + acc.y + acc.z + acc.w;
 }

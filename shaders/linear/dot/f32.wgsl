@@ -5,7 +5,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     var acc = vec4<f32>(0.0);
     for (var j = 0u; j < 32u; j += 4u) {
         let w = bitcast<vec4<f32>>(vec4<u32>(weights[w0 + j], weights[w0 + j + 1u], weights[w0 + j + 2u], weights[w0 + j + 3u]));
-        acc += w * x[(xb + j) >> 2u];
+        acc += w * x_at((xb + j) >> 2u);
     }
     return acc.x + acc.y + acc.z + acc.w;
 }

@@ -22,7 +22,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
             IQ4_LEVELS[(q >> 20u) & 0xFu],
             IQ4_LEVELS[q >> 28u],
         );
-        acc += lo * x[(xb + 4u * i) >> 2u] + hi * x[(xb + 16u + 4u * i) >> 2u];
+        acc += lo * x_at((xb + 4u * i) >> 2u) + hi * x_at((xb + 16u + 4u * i) >> 2u);
     }
     return dl * (acc.x + acc.y + acc.z + acc.w);
 }

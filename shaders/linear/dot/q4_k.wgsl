@@ -13,7 +13,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         let q = (weights[qs + j] >> shift) & 0x0F0F0F0Fu;
         let w = bytes_f32(q);
         let b = xb + 4u * j;
-        let xv = x[b >> 2u];
+        let xv = x_at(b >> 2u);
         qx += w * xv;
         sx += xv;
     }

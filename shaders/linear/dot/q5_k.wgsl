@@ -15,7 +15,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         let low = (weights[qs + j] >> shift) & 0x0F0F0F0Fu;
         let high = ((weights[qh + j] >> sub) & 0x01010101u) << 4u;
         let w = bytes_f32(low | high);
-        let xv = x[(xb + 4u * j) >> 2u];
+        let xv = x_at((xb + 4u * j) >> 2u);
         qx += w * xv;
         sx += xv;
     }

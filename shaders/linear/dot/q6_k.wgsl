@@ -14,7 +14,7 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         let hi = ((u32_at(qh + j) >> hi_shift) & 0x03030303u) << 4u;
         let q = lo | hi;
         let w = bytes_f32(q) - 32.0;
-        let xv = x[(xb + j) >> 2u];
+        let xv = x_at((xb + j) >> 2u);
         let p = w * xv;
         halves[j / 16u] += p.x + p.y + p.z + p.w;
     }

@@ -1,10 +1,11 @@
-//! `shaders/linear/matvec.wgsl`: `y = W x` for one token.
+//! `shaders/linear/matvec.wgsl`: `y = W x` for one token, for up to four matrices reading
+//! the same input, with the input's RMSNorm and the residual add folded in where asked.
 
 use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
-use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
+use crate::runtime::ops::linear::{check_vec4_input, row_reader};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
@@ -36,47 +37,88 @@ pub fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
         .unwrap_or(1)
 }
 
+/// Matrices one matvec dispatch reads (each its own weight binding and output binding).
+pub const SEGMENTS: usize = 4;
+/// The suffix of segment i's weight reader and bindings (`rows_dot_0`, `weights_0`, `y_0`).
+pub const SEGMENT_SUFFIXES: [&str; SEGMENTS] = ["_0", "_1", "_2", "_3"];
+
+/// `shaders/linear/matvec.wgsl`'s `Segment`: one matrix (or piece) of a fused matvec.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable, PartialEq)]
+pub struct MatvecSegment {
+    /// The segment's first workgroup: segments start on workgroup boundaries.
+    pub first_wg: u32,
+    pub rows: u32,
+    pub row_bytes: u32,
+    /// Byte offset of row 0 in its weight binding.
+    pub weight_offset: u32,
+    pub y_offset: u32,
+    pub _pad: [u32; 3],
+}
+
 kernel_params! {
-    /// `shaders/linear/matvec_rows.wgsl`'s `Params`, shared by matvec and matvec_experts.
+    /// `shaders/linear/matvec.wgsl`'s `Params`.
     pub struct MatvecParams {
-        pub rows: u32,
         /// 32-element units per row (cols / 32).
         pub units: u32,
-        pub row_bytes: u32,
-        /// Byte offset of row 0 in the weight buffer.
-        pub weight_offset: u32,
         pub x_offset: u32,
-        pub y_offset: u32,
-        /// `matvec_experts`: the experts this buffer holds, and each slot's x and y strides.
-        pub first_expert: u32,
-        pub n_experts: u32,
-        pub x_stride: u32,
-        pub y_stride: u32,
-        /// Slots sharing one x row (k for gate/up, 1 for down).
-        pub x_group: u32,
-        pub _pad: u32,
+        /// The folded RMSNorm's epsilon (unused without NORM).
+        pub eps: f32,
+        pub n_segments: u32,
+        pub segments: [MatvecSegment; SEGMENTS],
     }
 }
 
 kernel_io! {
-    /// The buffers of one piece of a [`Matvec`].
+    /// The buffers of one dispatch of a [`Matvec`]: unused segments bind segment 0's.
     pub struct MatvecIo {
-        weights: Read "[rows, row_bytes] GGUF blocks as u32 words",
+        weights_0: Read "[rows_0, row_bytes_0] GGUF blocks as u32 words",
+        weights_1: Read "[rows_1, row_bytes_1] GGUF blocks as u32 words",
+        weights_2: Read "[rows_2, row_bytes_2] GGUF blocks as u32 words",
+        weights_3: Read "[rows_3, row_bytes_3] GGUF blocks as u32 words",
         x: Read "[cols] f32, read as vec4",
-        y: ReadWrite "[rows] f32",
+        norm_w: Read "[cols] f32: the folded RMSNorm's weight (x when there is none)",
+        y_0: ReadWrite "[rows_0] f32",
+        y_1: ReadWrite "[rows_1] f32",
+        y_2: ReadWrite "[rows_2] f32",
+        y_3: ReadWrite "[rows_3] f32",
     }
 }
 
-/// The matvec over weights of type `ty`, `rows` rows per workgroup.
-pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
-    check_rows(rows)?;
-    Ok(
-        Declaration::of::<MatvecParams, MatvecIo>("matvec", "linear/matvec.wgsl")
-            .include(weight_includes(ty, WeightUse::Dot)?)
-            .include(["linear/matvec_rows.wgsl"])
-            .constant("WG", WG)
-            .constant("ROWS", rows),
-    )
+/// What one matvec variant computes: the type of each segment's weights, rows per
+/// workgroup, whether it folds an RMSNorm of x in and whether it adds into y.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatvecForm {
+    pub types: [GgmlType; SEGMENTS],
+    pub rows: u32,
+    pub norm: bool,
+    pub add: bool,
+}
+
+impl MatvecForm {
+    /// One matrix of type `ty`, plain.
+    pub fn single(ty: GgmlType, rows: u32) -> MatvecForm {
+        MatvecForm {
+            types: [ty; SEGMENTS],
+            rows,
+            norm: false,
+            add: false,
+        }
+    }
+}
+
+/// The matvec in `form`.
+pub fn declaration(form: MatvecForm) -> Result<Declaration, GpuError> {
+    check_rows(form.rows)?;
+    let mut d = Declaration::of::<MatvecParams, MatvecIo>("matvec", "linear/matvec.wgsl");
+    for (suffix, ty) in SEGMENT_SUFFIXES.into_iter().zip(form.types) {
+        d = d.namespace(suffix, row_reader(ty)?);
+    }
+    Ok(d.constant("WG", WG)
+        .constant("ROWS", form.rows)
+        .constant("SEGMENTS", SEGMENTS as u32)
+        .constant("NORM", form.norm.into())
+        .constant("ADD", form.add.into()))
 }
 
 /// The lanes of a row add their partials in a tree, so rows divide WG in powers of two.
@@ -89,7 +131,52 @@ pub(crate) fn check_rows(rows: u32) -> Result<(), GpuError> {
     Ok(())
 }
 
-/// `y[y_offset..] = W x[x_offset..]`, one dispatch per piece of W.
+/// An RMSNorm folded into the matvec: x is read as `x / rms(x) * w`.
+#[derive(Clone, Copy)]
+pub struct RowNorm<'a> {
+    pub w: &'a wgpu::Buffer,
+    pub eps: f32,
+}
+
+/// The one input row every matrix of a [`Matvec`] multiplies.
+#[derive(Clone, Copy)]
+pub struct MatvecInput<'a> {
+    pub x: &'a wgpu::Buffer,
+    /// In floats, a multiple of 4.
+    pub x_offset: u32,
+    pub norm: Option<RowNorm<'a>>,
+}
+
+impl<'a> MatvecInput<'a> {
+    pub fn plain(x: &'a wgpu::Buffer, x_offset: u32) -> MatvecInput<'a> {
+        MatvecInput {
+            x,
+            x_offset,
+            norm: None,
+        }
+    }
+}
+
+/// One matrix of a [`Matvec`] and where its rows go: `y[y_offset..] (+)= W x`.
+#[derive(Clone, Copy)]
+pub struct Projection<'a> {
+    pub w: &'a QuantMatrix,
+    pub y: &'a wgpu::Buffer,
+    pub y_offset: u32,
+}
+
+/// One segment before it is placed in a dispatch.
+struct Piece<'a> {
+    ty: GgmlType,
+    rows: u32,
+    row_bytes: u32,
+    weights: &'a wgpu::Buffer,
+    y: &'a wgpu::Buffer,
+    y_offset: u32,
+}
+
+/// `y_i[..] (+)= W_i x` for matrices that read the same row, [`SEGMENTS`] matrices (or
+/// pieces of a split one) per dispatch.
 pub struct Matvec {
     pieces: Vec<Dispatch>,
 }
@@ -98,50 +185,59 @@ impl Matvec {
     pub fn new(
         ctx: &GpuContext,
         cache: &PipelineCache,
+        input: MatvecInput<'_>,
+        outputs: &[Projection<'_>],
+        add: bool,
+    ) -> Result<Matvec, GpuError> {
+        check_vec4_input("matvec", input.x_offset, 0)?;
+        let Some(cols) = outputs.first().map(|p| p.w.cols) else {
+            return Err(GpuError::Shape("matvec of no matrices".into()));
+        };
+        if let Some(p) = outputs.iter().find(|p| p.w.cols != cols) {
+            return Err(GpuError::Shape(format!(
+                "matvec: matrices of {cols} and {} columns read one input",
+                p.w.cols
+            )));
+        }
+        let pieces: Vec<Piece<'_>> = outputs
+            .iter()
+            .flat_map(|p| {
+                p.w.pieces.iter().map(|piece| Piece {
+                    ty: p.w.ty,
+                    rows: piece.rows,
+                    row_bytes: p.w.row_bytes,
+                    weights: &piece.buffer,
+                    y: p.y,
+                    y_offset: p.y_offset + piece.first_row,
+                })
+            })
+            .collect();
+        let pieces = pieces
+            .chunks(SEGMENTS)
+            .map(|group| dispatch(ctx, cache, input, group, cols, add))
+            .collect::<Result<_, _>>()?;
+        Ok(Matvec { pieces })
+    }
+
+    /// `y[y_offset..] = W x[x_offset..]`: one matrix, no norm.
+    pub fn single(
+        ctx: &GpuContext,
+        cache: &PipelineCache,
         w: &QuantMatrix,
         x: &wgpu::Buffer,
         x_offset: u32,
         y: &wgpu::Buffer,
         y_offset: u32,
     ) -> Result<Matvec, GpuError> {
-        check_vec4_input("matvec", x_offset, 0)?;
-        let pieces = w
-            .pieces
-            .iter()
-            .map(|piece| {
-                let params = MatvecParams {
-                    rows: piece.rows,
-                    units: w.cols / 32,
-                    row_bytes: w.row_bytes,
-                    weight_offset: 0,
-                    x_offset,
-                    y_offset: y_offset + piece.first_row,
-                    first_expert: 0,
-                    n_experts: 0,
-                    x_stride: 0,
-                    y_stride: 0,
-                    x_group: 1,
-                    _pad: 0,
-                };
-                let io = MatvecIo {
-                    weights: &piece.buffer,
-                    x,
-                    y,
-                };
-                let rows = rows_per_workgroup(ctx.features.matvec_min_grid, piece.rows, 1);
-                let kernel = Kernel::Matvec { ty: w.ty, rows };
-                let workgroups = piece.rows.div_ceil(rows);
-                Dispatch::line(ctx, cache, kernel, &params, &io, workgroups)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Matvec { pieces })
+        let out = Projection { w, y, y_offset };
+        Self::new(ctx, cache, MatvecInput::plain(x, x_offset), &[out], false)
     }
 
     pub fn dispatch_count(&self) -> usize {
         self.pieces.len()
     }
 
-    /// The workgroups of the smallest piece.
+    /// The workgroups of the smallest dispatch.
     pub fn min_workgroups(&self) -> Option<u64> {
         self.pieces.iter().map(Dispatch::workgroups).min()
     }
@@ -151,4 +247,63 @@ impl Matvec {
             d.encode(pass);
         }
     }
+}
+
+/// One dispatch over up to [`SEGMENTS`] pieces.
+fn dispatch(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    input: MatvecInput<'_>,
+    group: &[Piece<'_>],
+    cols: u32,
+    add: bool,
+) -> Result<Dispatch, GpuError> {
+    let total: u32 = group.iter().map(|p| p.rows).sum();
+    let rows = rows_per_workgroup(ctx.features.matvec_min_grid, total, 1);
+    let first = &group[0];
+    let mut types = [first.ty; SEGMENTS];
+    let mut segments = [MatvecSegment::default(); SEGMENTS];
+    let mut weights = [first.weights; SEGMENTS];
+    let mut ys = [first.y; SEGMENTS];
+    let mut wg = 0;
+    for (i, p) in group.iter().enumerate() {
+        types[i] = p.ty;
+        weights[i] = p.weights;
+        ys[i] = p.y;
+        segments[i] = MatvecSegment {
+            first_wg: wg,
+            rows: p.rows,
+            row_bytes: p.row_bytes,
+            weight_offset: 0,
+            y_offset: p.y_offset,
+            _pad: [0; 3],
+        };
+        wg += p.rows.div_ceil(rows);
+    }
+    let params = MatvecParams {
+        units: cols / 32,
+        x_offset: input.x_offset,
+        eps: input.norm.map_or(0.0, |n| n.eps),
+        n_segments: group.len() as u32,
+        segments,
+    };
+    let io = MatvecIo {
+        weights_0: weights[0],
+        weights_1: weights[1],
+        weights_2: weights[2],
+        weights_3: weights[3],
+        x: input.x,
+        norm_w: input.norm.map_or(input.x, |n| n.w),
+        y_0: ys[0],
+        y_1: ys[1],
+        y_2: ys[2],
+        y_3: ys[3],
+    };
+    let form = MatvecForm {
+        types,
+        rows,
+        norm: input.norm.is_some(),
+        add,
+    };
+    Dispatch::line(ctx, cache, Kernel::Matvec(form), &params, &io, wg)
 }

@@ -3,11 +3,11 @@
 use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
-use crate::runtime::kernel::{kernel_io, Declaration};
+use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matvec::{
-    check_rows, rows_per_workgroup as matvec_rows, MatvecParams, ROWS, WG,
+    check_rows, rows_per_workgroup as matvec_rows, ROWS, WG,
 };
-use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
+use crate::runtime::ops::linear::{check_vec4_input, row_reader};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
@@ -19,10 +19,32 @@ pub const MANY_SLOTS: u32 = 64;
 /// bench-qwen35moe on lavapipe 5.9 -> 6.2 tok/s, while decode's few slots want ROWS).
 pub const MANY_SLOT_ROWS: u32 = 64;
 
+kernel_params! {
+    /// `shaders/linear/matvec_experts.wgsl`'s `Params`.
+    pub struct MatvecExpertsParams {
+        pub rows: u32,
+        /// 32-element units per row (cols / 32).
+        pub units: u32,
+        pub row_bytes: u32,
+        /// Byte offset of row 0 in the weight buffer.
+        pub weight_offset: u32,
+        pub x_offset: u32,
+        pub y_offset: u32,
+        /// The experts this buffer holds, and each slot's x and y strides.
+        pub first_expert: u32,
+        pub n_experts: u32,
+        pub x_stride: u32,
+        pub y_stride: u32,
+        /// Slots sharing one x row (k for gate/up, 1 for down).
+        pub x_group: u32,
+        pub _pad: u32,
+    }
+}
+
 kernel_io! {
     /// The buffers of one piece of [`matvec_experts`].
     pub struct MatvecExpertsIo {
-        weights: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
+        weights_0: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
         x: Read "[slots / x_group, x_stride] f32, read as vec4",
         y: ReadWrite "[slots, y_stride] f32",
         ids: Read "[slots] u32: the routed experts",
@@ -45,12 +67,11 @@ fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
 /// The expert matvec over weights of type `ty`, `rows` rows per workgroup.
 pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
     check_rows(rows)?;
-    Ok(Declaration::of::<MatvecParams, MatvecExpertsIo>(
+    Ok(Declaration::of::<MatvecExpertsParams, MatvecExpertsIo>(
         "matvec_experts",
         "linear/matvec_experts.wgsl",
     )
-    .include(weight_includes(ty, WeightUse::Dot)?)
-    .include(["linear/matvec_rows.wgsl"])
+    .namespace("_0", row_reader(ty)?)
     .constant("WG", WG)
     .constant("ROWS", rows))
 }
@@ -103,7 +124,7 @@ pub fn matvec_experts(
     w.pieces
         .iter()
         .map(|piece| {
-            let params = MatvecParams {
+            let params = MatvecExpertsParams {
                 rows: rows_per_expert,
                 units: w.cols / 32,
                 row_bytes: w.row_bytes,
@@ -118,7 +139,7 @@ pub fn matvec_experts(
                 _pad: 0,
             };
             let io = MatvecExpertsIo {
-                weights: &piece.buffer,
+                weights_0: &piece.buffer,
                 x: x.buffer,
                 y: y.buffer,
                 ids,

@@ -10,7 +10,7 @@ pub mod matvec_experts;
 pub use embed::embed;
 pub use matmul::{matmul, Strided};
 pub use matmul_experts::{matmul_experts, ExpertGroups};
-pub use matvec::Matvec;
+pub use matvec::{Matvec, MatvecInput, Projection, RowNorm};
 pub use matvec_experts::{matvec_experts, ExpertWeights, SlotInput, SlotOutput, MANY_SLOTS};
 
 use crate::error::GpuError;
@@ -63,6 +63,14 @@ pub(crate) fn weight_includes(
         WeightUse::Stage => files.push(stage_file(ty)),
         WeightUse::Decode => {}
     }
+    Ok(files)
+}
+
+/// The files of one weight reader of the matvec kernels (`rows_dot` over `unit_dot`), for a
+/// [`Namespace`](crate::runtime::kernel::Namespace).
+pub(crate) fn row_reader(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
+    let mut files = weight_includes(ty, WeightUse::Dot)?;
+    files.push("linear/matvec_rows.wgsl");
     Ok(files)
 }
 

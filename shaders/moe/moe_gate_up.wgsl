@@ -1,0 +1,102 @@
+// The first half of a decode token's MoE block in one dispatch: for each slot s (its k
+// routed experts, then the shared expert where the model has one),
+//   h[s][i] = silu(gate_s . x^) * (up_s . x^),   x^ = rms_norm(x) * norm_w
+// reading the residual stream x, so the FFN's RMSNorm, the gate and up matvecs of every
+// expert and their SwiGLU are one dispatch instead of six. Each workgroup recomputes
+// 1 / rms(x) (cheaper than a dispatch).
+//
+// Split: workgroup (wg.x + wg.y * num_workgroups.x, slot wg.z) owns ROWS consecutive rows of
+// the slot's gate and up (linear/matvec_rows.wgsl, one reader per weight binding). Mirrors
+// reference::norm::rms_norm, reference::linear::matvec per expert and reference::moe::swiglu.
+
+struct Params {
+    // 32-element units of x (n_embd / 32).
+    units: u32,
+    eps: f32,
+    // Routed slots; slot k is the shared expert when slots = k + 1.
+    k: u32,
+    slots: u32,
+    // Rows of a routed expert's gate (and up), and of the shared expert's.
+    rows: u32,
+    shared_rows: u32,
+    // Floats per slot in h.
+    h_stride: u32,
+    gate_row_bytes: u32,
+    // Bytes per expert in the gate and up bindings, and where the gate and up rows start
+    // in an expert's slab (the up rows follow the gate rows in a fused gate_up tensor).
+    gate_slab: u32,
+    gate_offset: u32,
+    up_row_bytes: u32,
+    up_slab: u32,
+    up_offset: u32,
+    shared_gate_row_bytes: u32,
+    shared_up_row_bytes: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> params: Params;
+// [n_expert, rows, row_bytes] GGUF blocks as u32 words (gate and up may be one tensor)
+@group(0) @binding(1) var<storage, read> weights_g: array<u32>;
+@group(0) @binding(2) var<storage, read> weights_u: array<u32>;
+// [shared_rows, row_bytes] GGUF blocks (the routed gate without a shared expert, unread)
+@group(0) @binding(3) var<storage, read> weights_sg: array<u32>;
+@group(0) @binding(4) var<storage, read> weights_su: array<u32>;
+// [n_embd] f32: the residual stream, read four floats at a time
+@group(0) @binding(5) var<storage, read> x: array<vec4<f32>>;
+// [n_embd] f32: the FFN's RMSNorm weight
+@group(0) @binding(6) var<storage, read> norm_w: array<vec4<f32>>;
+// [k] u32: the routed experts
+@group(0) @binding(7) var<storage, read> ids: array<u32>;
+// [slots, h_stride] f32
+@group(0) @binding(8) var<storage, read_write> h: array<f32>;
+
+fn x_at(i: u32) -> vec4<f32> {
+    return x[i] * norm_w[i];
+}
+
+var<workgroup> x_scale: f32;
+
+fn norm_scale(lid: u32) -> f32 {
+    var sum_sq = 0.0;
+    for (var i = lid; i < params.units * 8u; i += WG) {
+        let v = x[i];
+        sum_sq += dot(v, v);
+    }
+    let total = workgroup_sum(sum_sq, lid);
+    if (lid == 0u) {
+        x_scale = 1.0 / sqrt(total / f32(params.units * 32u) + params.eps);
+    }
+    workgroupBarrier();
+    return x_scale;
+}
+
+@compute @workgroup_size(WG)
+fn moe_gate_up(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let slot = wg.z;
+    let first = (wg.x + wg.y * nwg.x) * ROWS;
+    let scale = norm_scale(lid);
+    let u = params.units;
+    var width = params.rows;
+    var g = 0.0;
+    var up = 0.0;
+    if (slot < params.k) {
+        let e = ids[slot];
+        let gate_base = e * params.gate_slab + params.gate_offset;
+        let up_base = e * params.up_slab + params.up_offset;
+        g = rows_dot_g(first, lid, width, u, params.gate_row_bytes, gate_base, 0u);
+        up = rows_dot_u(first, lid, width, u, params.up_row_bytes, up_base, 0u);
+    } else {
+        width = params.shared_rows;
+        g = rows_dot_sg(first, lid, width, u, params.shared_gate_row_bytes, 0u, 0u);
+        up = rows_dot_su(first, lid, width, u, params.shared_up_row_bytes, 0u, 0u);
+    }
+    let row = first + lid / (WG / ROWS);
+    if (lid % (WG / ROWS) == 0u && row < width) {
+        let gs = g * scale;
+        h[slot * params.h_stride + row] = gs / (1.0 + exp(-gs)) * (up * scale);
+    }
+}

@@ -1,0 +1,172 @@
+//! `shaders/moe/moe_gate_up.wgsl`: a decode token's FFN norm, every expert's gate and up
+//! (the routed ones and the shared one) and their SwiGLU, in one dispatch.
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::ops::linear::matvec::{check_rows, rows_per_workgroup, WG};
+use crate::runtime::ops::linear::row_reader;
+use crate::runtime::ops::{grid, Dispatch};
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+use crate::runtime::tensor::QuantMatrix;
+
+kernel_params! {
+    /// `shaders/moe/moe_gate_up.wgsl`'s `Params`.
+    pub struct MoeGateUpParams {
+        pub units: u32,
+        pub eps: f32,
+        pub k: u32,
+        pub slots: u32,
+        pub rows: u32,
+        pub shared_rows: u32,
+        pub h_stride: u32,
+        pub gate_row_bytes: u32,
+        pub gate_slab: u32,
+        pub gate_offset: u32,
+        pub up_row_bytes: u32,
+        pub up_slab: u32,
+        pub up_offset: u32,
+        pub shared_gate_row_bytes: u32,
+        pub shared_up_row_bytes: u32,
+        pub _pad: u32,
+    }
+}
+
+kernel_io! {
+    /// The buffers of [`moe_gate_up`].
+    pub struct MoeGateUpIo {
+        weights_g: Read "[n_expert, rows, row_bytes] GGUF blocks as u32 words: the gates",
+        weights_u: Read "[n_expert, rows, row_bytes] GGUF blocks: the ups (maybe the gates' tensor)",
+        weights_sg: Read "[shared_rows, row_bytes] GGUF blocks: the shared expert's gate",
+        weights_su: Read "[shared_rows, row_bytes] GGUF blocks: the shared expert's up",
+        x: Read "[n_embd] f32: the residual stream, read as vec4",
+        norm_w: Read "[n_embd] f32: the FFN's RMSNorm weight",
+        ids: Read "[k] u32: the routed experts",
+        h: ReadWrite "[slots, h_stride] f32",
+    }
+}
+
+/// The reader suffixes of the gate, up, shared gate and shared up bindings.
+const READERS: [&str; 4] = ["_g", "_u", "_sg", "_su"];
+
+/// The kernel over gate, up, shared gate and shared up weights of `types`, `rows` rows per
+/// workgroup.
+pub fn declaration(types: [GgmlType; 4], rows: u32) -> Result<Declaration, GpuError> {
+    check_rows(rows)?;
+    let mut d =
+        Declaration::of::<MoeGateUpParams, MoeGateUpIo>("moe_gate_up", "moe/moe_gate_up.wgsl");
+    for (suffix, ty) in READERS.into_iter().zip(types) {
+        d = d.namespace(suffix, row_reader(ty)?);
+    }
+    Ok(d.constant("WG", WG).constant("ROWS", rows))
+}
+
+/// One projection of every expert: expert e's rows are `first_row..first_row + rows` of its
+/// `rows_per_expert`-row slab in `w` (one binding).
+#[derive(Clone, Copy)]
+pub struct ExpertRows<'a> {
+    pub w: &'a QuantMatrix,
+    pub rows_per_expert: u32,
+    pub first_row: u32,
+    pub rows: u32,
+}
+
+impl ExpertRows<'_> {
+    fn buffer(&self) -> Result<&wgpu::Buffer, GpuError> {
+        single_piece(self.w)
+    }
+
+    fn slab_bytes(&self) -> u32 {
+        self.rows_per_expert * self.w.row_bytes
+    }
+}
+
+/// A matrix the fused expert kernels bind whole: they cannot follow a split matrix.
+pub(crate) fn single_piece(w: &QuantMatrix) -> Result<&wgpu::Buffer, GpuError> {
+    match w.pieces.as_slice() {
+        [piece] => Ok(&piece.buffer),
+        _ => Err(GpuError::Shape(format!(
+            "fused expert kernels read a {}-row matrix in one binding; it is split in {}",
+            w.rows,
+            w.pieces.len()
+        ))),
+    }
+}
+
+/// The shared expert's gate and up.
+#[derive(Clone, Copy)]
+pub struct SharedGateUp<'a> {
+    pub gate: &'a QuantMatrix,
+    pub up: &'a QuantMatrix,
+}
+
+/// The buffers [`moe_gate_up`] reads and writes besides the weights.
+#[derive(Clone, Copy)]
+pub struct GateUpBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub norm_w: &'a wgpu::Buffer,
+    pub eps: f32,
+    pub ids: &'a wgpu::Buffer,
+    pub h: &'a wgpu::Buffer,
+    /// Floats per slot in `h`.
+    pub h_stride: u32,
+}
+
+/// `h[s] = silu(gate_s x^) * (up_s x^)` for the `k` routed slots and the shared expert.
+pub fn moe_gate_up(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    k: u32,
+    (gate, up): (ExpertRows<'_>, ExpertRows<'_>),
+    shared: Option<SharedGateUp<'_>>,
+    b: GateUpBuffers<'_>,
+) -> Result<Dispatch, GpuError> {
+    if gate.rows != up.rows {
+        return Err(GpuError::Shape(format!(
+            "moe_gate_up: gates of {} rows and ups of {}",
+            gate.rows, up.rows
+        )));
+    }
+    let width = gate.rows;
+    // Without a shared expert its bindings repeat the routed gate, never read.
+    let (sg, su) = shared.map_or((gate.w, gate.w), |s| (s.gate, s.up));
+    let shared_rows = if shared.is_some() { sg.rows } else { 0 };
+    let slots = k + u32::from(shared.is_some());
+    let rows = rows_per_workgroup(ctx.features.matvec_min_grid, width.max(shared_rows), slots);
+    let params = MoeGateUpParams {
+        units: gate.w.cols / 32,
+        eps: b.eps,
+        k,
+        slots,
+        rows: width,
+        shared_rows,
+        h_stride: b.h_stride,
+        gate_row_bytes: gate.w.row_bytes,
+        gate_slab: gate.slab_bytes(),
+        gate_offset: gate.first_row * gate.w.row_bytes,
+        up_row_bytes: up.w.row_bytes,
+        up_slab: up.slab_bytes(),
+        up_offset: up.first_row * up.w.row_bytes,
+        shared_gate_row_bytes: sg.row_bytes,
+        shared_up_row_bytes: su.row_bytes,
+        _pad: 0,
+    };
+    let io = MoeGateUpIo {
+        weights_g: gate.buffer()?,
+        weights_u: up.buffer()?,
+        weights_sg: single_piece(sg)?,
+        weights_su: single_piece(su)?,
+        x: b.x,
+        norm_w: b.norm_w,
+        ids: b.ids,
+        h: b.h,
+    };
+    let kernel = Kernel::MoeGateUp {
+        types: [gate.w.ty, up.w.ty, sg.ty, su.ty],
+        rows,
+    };
+    let groups = width.max(shared_rows).div_ceil(rows);
+    let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
+    Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, slots])
+}
