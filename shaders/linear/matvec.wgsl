@@ -4,14 +4,17 @@
 // several bindings. Each W_i is a GGUF weight kept in its own block format (its reader is
 // joined once per binding: rows_dot_0 reads weights_0).
 //
-// NORM folds the RMSNorm of x in: each workgroup recomputes 1 / rms(x) (a few thousand
-// floats, cheaper than a dispatch and a round trip through memory) and reads
-// x * norm_w; ADD adds into y (a block's output into the residual stream).
+// NORM folds a norm of x in, each workgroup recomputing its scales (a few thousand floats,
+// cheaper than a dispatch and a round trip through memory): 1 a block's RMSNorm, x read as
+// x / rms(x) * norm_w; 2 the Gated DeltaNet output norm, head h read as
+// x_h / rms(x_h) * norm_w * silu(z_h). ADD adds into y (a block's output into the residual
+// stream).
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows of the
 // segment whose workgroups it falls in (linear/matvec_rows.wgsl). Mirrors
 // model::reference::linear::matvec over loader::dequant::dequantize, after
-// reference::norm::rms_norm with NORM, plus y with ADD.
+// reference::norm::rms_norm (NORM 1) or reference::norm::gated_rms_norm per head (NORM 2),
+// plus y with ADD.
 
 struct Segment {
     // The first workgroup of this segment; segments start on workgroup boundaries.
@@ -33,6 +36,11 @@ struct Params {
     eps: f32,
     n_segments: u32,
     segments: array<Segment, SEGMENTS>,
+    // NORM 2: the heads' length and count.
+    head_dim: u32,
+    n_heads: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -43,24 +51,49 @@ struct Params {
 @group(0) @binding(4) var<storage, read> weights_3: array<u32>;
 // [cols] f32, read four floats at a time (x_offset is a multiple of 4)
 @group(0) @binding(5) var<storage, read> x: array<vec4<f32>>;
-// [cols] f32: the RMSNorm's weight with NORM (x itself otherwise, unread)
+// [cols] f32 with NORM 1, [head_dim] f32 with NORM 2: the norm's weight (x itself without
+// one, unread)
 @group(0) @binding(6) var<storage, read> norm_w: array<vec4<f32>>;
+// [cols] f32 with NORM 2: the output gate (x itself otherwise, unread)
+@group(0) @binding(7) var<storage, read> z: array<vec4<f32>>;
 // [rows_i] f32 each (unused segments bind y_0)
-@group(0) @binding(7) var<storage, read_write> y_0: array<f32>;
-@group(0) @binding(8) var<storage, read_write> y_1: array<f32>;
-@group(0) @binding(9) var<storage, read_write> y_2: array<f32>;
-@group(0) @binding(10) var<storage, read_write> y_3: array<f32>;
+@group(0) @binding(8) var<storage, read_write> y_0: array<f32>;
+@group(0) @binding(9) var<storage, read_write> y_1: array<f32>;
+@group(0) @binding(10) var<storage, read_write> y_2: array<f32>;
+@group(0) @binding(11) var<storage, read_write> y_3: array<f32>;
+
+var<workgroup> x_scale: f32;
+var<workgroup> head_scale: array<f32, MAX_HEADS>;
 
 fn x_at(i: u32) -> vec4<f32> {
+    let j = i - (params.x_offset >> 2u);
     if (NORM == 1u) {
-        return x[i] * norm_w[i - (params.x_offset >> 2u)];
+        return x[i] * norm_w[j];
+    }
+    if (NORM == 2u) {
+        let hd4 = params.head_dim >> 2u;
+        let g = z[i];
+        return x[i] * head_scale[j / hd4] * norm_w[j % hd4] * (g / (1.0 + exp(-g)));
     }
     return x[i];
 }
 
-var<workgroup> x_scale: f32;
+// NORM 2: each head's 1 / rms, one invocation per head walking its floats.
+fn head_scales(lid: u32) {
+    let base = params.x_offset >> 2u;
+    let hd4 = params.head_dim >> 2u;
+    for (var h = lid; h < params.n_heads; h += WG) {
+        var sum_sq = 0.0;
+        for (var i = 0u; i < hd4; i++) {
+            let v = x[base + h * hd4 + i];
+            sum_sq += dot(v, v);
+        }
+        head_scale[h] = 1.0 / sqrt(sum_sq / f32(params.head_dim) + params.eps);
+    }
+    workgroupBarrier();
+}
 
-// 1 / sqrt(mean(x^2) + eps) over the input row, in every invocation.
+// NORM 1: 1 / sqrt(mean(x^2) + eps) over the input row, in every invocation.
 fn norm_scale(lid: u32) -> f32 {
     let base = params.x_offset >> 2u;
     var sum_sq = 0.0;
@@ -95,6 +128,9 @@ fn matvec(
     var scale = 1.0;
     if (NORM == 1u) {
         scale = norm_scale(lid);
+    }
+    if (NORM == 2u) {
+        head_scales(lid);
     }
     var seg = 0u;
     for (var i = 1u; i < params.n_segments; i++) {

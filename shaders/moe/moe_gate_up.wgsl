@@ -1,13 +1,16 @@
-// The first half of a decode token's MoE block in one dispatch: for each slot s (its k
-// routed experts, then the shared expert where the model has one),
+// The first half of a decode token's MoE block in one dispatch: the router's top-k from its
+// logits (moe/route_top_k.wgsl), then for each slot s (the k routed experts, then the
+// shared expert where the model has one)
 //   h[s][i] = silu(gate_s . x^) * (up_s . x^),   x^ = rms_norm(x) * norm_w
-// reading the residual stream x, so the FFN's RMSNorm, the gate and up matvecs of every
-// expert and their SwiGLU are one dispatch instead of six. Each workgroup recomputes
-// 1 / rms(x) (cheaper than a dispatch).
+// reading the residual stream x, so routing, the FFN's RMSNorm, the gate and up matvecs of
+// every expert and their SwiGLU are one dispatch instead of seven. Each workgroup
+// recomputes the top-k and 1 / rms(x) (a few hundred logits and a few thousand floats,
+// cheaper than a dispatch and its barrier); workgroup 0 writes the picks for moe_down.
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x, slot wg.z) owns ROWS consecutive rows of
 // the slot's gate and up (linear/matvec_rows.wgsl, one reader per weight binding). Mirrors
-// reference::norm::rms_norm, reference::linear::matvec per expert and reference::moe::swiglu.
+// reference::moe::moe_route, reference::norm::rms_norm, reference::linear::matvec per expert
+// and reference::moe::swiglu.
 
 struct Params {
     // 32-element units of x (n_embd / 32).
@@ -31,7 +34,11 @@ struct Params {
     up_offset: u32,
     shared_gate_row_bytes: u32,
     shared_up_row_bytes: u32,
+    n_expert: u32,
+    renormalise: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -45,10 +52,13 @@ struct Params {
 @group(0) @binding(5) var<storage, read> x: array<vec4<f32>>;
 // [n_embd] f32: the FFN's RMSNorm weight
 @group(0) @binding(6) var<storage, read> norm_w: array<vec4<f32>>;
-// [k] u32: the routed experts
-@group(0) @binding(7) var<storage, read> ids: array<u32>;
+// [n_expert] f32: the router's logits
+@group(0) @binding(7) var<storage, read> logits: array<f32>;
 // [slots, h_stride] f32
 @group(0) @binding(8) var<storage, read_write> h: array<f32>;
+// [k] u32 and [k] f32: the picks and their weights, for moe_down
+@group(0) @binding(9) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(10) var<storage, read_write> route_w: array<f32>;
 
 fn x_at(i: u32) -> vec4<f32> {
     return x[i] * norm_w[i];
@@ -78,13 +88,18 @@ fn moe_gate_up(
 ) {
     let slot = wg.z;
     let first = (wg.x + wg.y * nwg.x) * ROWS;
+    route_top_k(lid, 0u, params.n_expert, params.k, params.renormalise == 1u);
+    if (wg.x == 0u && wg.y == 0u && slot == 0u && lid < params.k) {
+        ids[lid] = route_ids[lid];
+        route_w[lid] = route_weights[lid];
+    }
     let scale = norm_scale(lid);
     let u = params.units;
     var width = params.rows;
     var g = 0.0;
     var up = 0.0;
     if (slot < params.k) {
-        let e = ids[slot];
+        let e = route_ids[slot];
         let gate_base = e * params.gate_slab + params.gate_offset;
         let up_base = e * params.up_slab + params.up_offset;
         g = rows_dot_g(first, lid, width, u, params.gate_row_bytes, gate_base, 0u);

@@ -14,10 +14,10 @@ pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
 
 /// The limits below which no kernel of ours can run; what desktop Vulkan, Metal and DX12
 /// devices report clears them (the storage-buffer count is the fused matvec's: its params,
-/// four weights, the input, the norm weight and four outputs).
+/// four weights, the input, the norm's weight and gate, and four outputs).
 const MIN_WORKGROUP_SIZE: u32 = 256;
 const MIN_WORKGROUP_STORAGE: u32 = 16 * 1024;
-pub const MIN_STORAGE_BUFFERS: u32 = 11;
+pub const MIN_STORAGE_BUFFERS: u32 = 12;
 const MIN_STORAGE_BINDING: u64 = 16 << 20;
 
 /// How to pick an adapter.

@@ -23,8 +23,8 @@ use crate::runtime::ops::attention::{
 };
 use crate::runtime::ops::gdn::{causal_conv1d, delta_rule, CausalConv1dIo, ConvShape, DeltaRuleIo};
 use crate::runtime::ops::linear::{
-    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, Matvec,
-    MatvecInput, Projection, RowNorm, SlotInput, SlotOutput, Strided,
+    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, GatedHeadNorm,
+    InputNorm, Matvec, MatvecInput, Projection, RowNorm, SlotInput, SlotOutput, Strided,
 };
 use crate::runtime::ops::moe::{
     moe_combine, moe_down, moe_gate_up, moe_group, moe_route, swiglu, CombineShape, DownBuffers,
@@ -216,10 +216,10 @@ impl Builder<'_> {
         let input = MatvecInput {
             x: &b.scratch.stream,
             x_offset: 0,
-            norm: Some(RowNorm {
+            norm: Some(InputNorm::Row(RowNorm {
                 w: norm,
                 eps: b.config.rms_eps,
-            }),
+            })),
         };
         let outs: Vec<Projection<'_>> = outputs
             .iter()
@@ -383,10 +383,10 @@ fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
             let input = MatvecInput {
                 x: &s.stream,
                 x_offset: 0,
-                norm: Some(RowNorm {
+                norm: Some(InputNorm::Row(RowNorm {
                     w: &b.weights.output_norm,
                     eps: b.config.rms_eps,
-                }),
+                })),
             };
             let out = Projection {
                 w: head,
@@ -521,6 +521,27 @@ fn gated_delta_net(
     };
     let eps = b.config.rms_eps;
     g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+    if g.decode() {
+        // The output norm folded into ssm_out, which adds into the stream.
+        let input = MatvecInput {
+            x: &sl.delta_out,
+            x_offset: 0,
+            norm: Some(InputNorm::GatedHeads(GatedHeadNorm {
+                w: &w.norm,
+                z: &sl.z,
+                head_dim: gc.d_v,
+                eps,
+            })),
+        };
+        let out = Projection {
+            w: &w.out,
+            y: &s.stream,
+            y_offset: 0,
+        };
+        let m = Matvec::new(b.ctx, b.cache, input, &[out], true)?;
+        g.push("ssm_out", Op::Matvec(m));
+        return Ok(());
+    }
     let io = GatedRmsNormIo {
         src: &sl.delta_out,
         w: &w.norm,
@@ -611,8 +632,8 @@ fn shared_ffn(g: &mut Builder<'_>, f: GatedFfn<'_>, out: Strided<'_>) -> Result<
     g.project(down_label, f.down, Strided::rows(f.h, n), out)
 }
 
-/// A MoE block: router (with the shared expert's gate), top-k, then in decode the two fused
-/// expert kernels; otherwise the routed experts (per slot, or grouped by expert for a
+/// A MoE block: router (with the shared expert's gate), then in decode the two fused expert
+/// kernels (the first choosing the experts); otherwise top-k, the routed experts (per slot, or grouped by expert for a
 /// prompt chunk on a GPU), the shared expert, and their weighted sum into `block_out`.
 /// Whether it added into the stream itself.
 fn moe_ffn(
@@ -642,16 +663,16 @@ fn moe_ffn(
         n_tokens: t,
         renormalise: m.norm_top_k,
     };
+    if g.decode() && fits_fused_experts(w) {
+        fused_experts(g, w, m, norm, shape)?;
+        return Ok(true);
+    }
     let io = MoeRouteIo {
         logits: &rs.logits,
         ids: &rs.ids,
         weights: &rs.weights,
     };
     g.one("moe_route", moe_route(b.ctx, b.cache, shape, io))?;
-    if g.decode() && fits_fused_experts(w) {
-        fused_experts(g, w, m, norm)?;
-        return Ok(true);
-    }
     if g.decode() {
         // The staged experts read the normed copy.
         g.rms_norm(norm)?;
@@ -705,14 +726,15 @@ fn fits_fused_experts(w: &MoeWeights) -> bool {
     gate_up && whole(&w.down) && shared
 }
 
-/// A decode token's experts after routing: `moe_gate_up` (norm, every expert's gate and up,
-/// SwiGLU; the shared expert as one more slot) and `moe_down` (down projections, weighted
-/// sum, residual add).
+/// A decode token's experts from the router's logits: `moe_gate_up` (top-k, norm, every
+/// expert's gate and up, SwiGLU; the shared expert as one more slot) and `moe_down` (down
+/// projections, weighted sum, residual add).
 fn fused_experts(
     g: &mut Builder<'_>,
     w: &MoeWeights,
     m: &MoeConfig,
     norm: &wgpu::Buffer,
+    route: RouteShape,
 ) -> Result<(), GpuError> {
     let b = g.b;
     let (s, fe, k) = (b.scratch, m.expert_ffn, m.n_expert_used);
@@ -734,7 +756,9 @@ fn fused_experts(
         x: &s.stream,
         norm_w: norm,
         eps: b.config.rms_eps,
+        logits: &rs.logits,
         ids: &rs.ids,
+        route_w: &rs.weights,
         h: &s.ffn.h,
         h_stride,
     };
@@ -742,7 +766,7 @@ fn fused_experts(
         gate: &sw.gate,
         up: &sw.up,
     });
-    let d = moe_gate_up(b.ctx, b.cache, k, gate_up, shared, buffers);
+    let d = moe_gate_up(b.ctx, b.cache, route, gate_up, shared, buffers);
     g.one("moe_gate_up", d)?;
     let shared = match (&w.shared, &s.ffn.shared) {
         (Some(sw), Some(ss)) => Some(SharedDown {

@@ -131,26 +131,26 @@ impl Kernel {
                 Kernel::MatmulExperts(ty),
             ]);
         }
-        use linear::matvec::MatvecForm;
+        use linear::matvec::{MatvecForm, NormFold};
         use GgmlType::{Bf16, F32, Q4K, Q5K, Q6K, Q8_0};
         // The fused forms, with the mixes of types real Q4_K_M files put side by side.
         all.extend([
             Kernel::Matvec(MatvecForm {
                 types: [Q5K, Q4K, F32, Bf16],
                 rows: 1,
-                norm: true,
+                norm: NormFold::Row,
                 add: false,
             }),
             Kernel::Matvec(MatvecForm {
                 types: [Q6K; 4],
                 rows: 4,
-                norm: false,
+                norm: NormFold::GatedHeads,
                 add: true,
             }),
             Kernel::Matvec(MatvecForm {
                 types: [Q4K, Q4K, Q6K, Q8_0],
                 rows: 16,
-                norm: true,
+                norm: NormFold::Row,
                 add: true,
             }),
             Kernel::MoeGateUp {

@@ -1,7 +1,7 @@
 //! The fused decode kernels against the composition of the reference functions they
 //! replace: the multi-matrix matvec with its folded RMSNorm and residual add
-//! (`rms_norm`, then `matvec` per matrix, plus y), `moe_gate_up` (`rms_norm`, each slot's
-//! gate and up `matvec`, `silu(g) * u`) and `moe_down` (each slot's down `matvec`, the
+//! (`rms_norm`, then `matvec` per matrix, plus y), `moe_gate_up` (`moe_route`, `rms_norm`,
+//! each slot's gate and up `matvec`, `silu(g) * u`) and `moe_down` (each slot's down `matvec`, the
 //! router-weighted sum, the sigmoid-gated shared expert, plus the stream).
 //!
 //! Bound: a GPU dot may sum in any order, so each output is held to 3e-5 of the sum of
@@ -11,11 +11,15 @@
 use qwen_wgpu::loader::dequant::dequantize;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
-use qwen_wgpu::model::reference::norm::{rms_norm, sigmoid, silu};
+use qwen_wgpu::model::reference::moe::moe_route;
+use qwen_wgpu::model::reference::norm::{gated_rms_norm, rms_norm, sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::linear::{ExpertWeights, Matvec, MatvecInput, Projection, RowNorm};
+use qwen_wgpu::runtime::ops::linear::{
+    ExpertWeights, GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm,
+};
 use qwen_wgpu::runtime::ops::moe::{
-    moe_down, moe_gate_up, DownBuffers, ExpertRows, GateUpBuffers, SharedDown, SharedGateUp,
+    moe_down, moe_gate_up, DownBuffers, ExpertRows, GateUpBuffers, RouteShape, SharedDown,
+    SharedGateUp,
 };
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{read_f32, storage_buffer, MatrixShape, QuantMatrix};
@@ -140,7 +144,7 @@ fn fused_matvec_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMi
             let input = MatvecInput {
                 x: &xb,
                 x_offset: x_offset as u32,
-                norm: norm.then_some(RowNorm { w: &nwb, eps: EPS }),
+                norm: norm.then_some(InputNorm::Row(RowNorm { w: &nwb, eps: EPS })),
             };
             let op = Matvec::new(gpu, cache, input, &outs, add).unwrap();
             let mut enc = gpu.device.create_command_encoder(&Default::default());
@@ -179,7 +183,7 @@ fn fused_matvec_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMi
 }
 
 #[test]
-fn moe_gate_up_matches_rms_norm_expert_matvecs_and_swiglu() {
+fn moe_gate_up_matches_route_rms_norm_expert_matvecs_and_swiglu() {
     let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(52);
@@ -190,10 +194,13 @@ fn moe_gate_up_matches_rms_norm_expert_matvecs_and_swiglu() {
 fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
     use GgmlType::*;
     let (cols, n_expert, fe, k) = (256usize, 6usize, 64usize, 3usize);
-    let ids: [u32; 3] = [4, 0, 5];
-    // Fused gate_up (q4_K) with a wider shared expert of other types; separate gate and up
-    // of two types without one.
+    // Fused gate_up (q4_K) with a wider shared expert of other types, weights renormalised;
+    // separate gate and up of two types without one, as the softmax gives them.
     for (fused, shared_width) in [(true, Some(96usize)), (false, None)] {
+        let renormalise = fused;
+        let logits = random(n_expert, 3.0, rng);
+        let (picks, picked_w) = moe_route(&logits, k, renormalise);
+        let ids: Vec<u32> = picks.iter().map(|&e| e as u32).collect();
         let x = random(cols, 1.0, rng);
         let nw = random(cols, 1.0, rng);
         let xn = rms_norm(&x, &nw, EPS);
@@ -216,7 +223,8 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
         let h_stride = fe.max(shared_width.unwrap_or(0));
         let slots = k + usize::from(shared.is_some());
         let (xb, nwb) = (buf(gpu, &x), buf(gpu, &nw));
-        let idb = storage_buffer(gpu, "ids", bytemuck::cast_slice(&ids));
+        let idb = storage_buffer(gpu, "ids", bytemuck::cast_slice(&[0u32; 3]));
+        let (lb, wb) = (buf(gpu, &logits), buf(gpu, &[0.0; 3]));
         let hb = buf(gpu, &vec![0.0; slots * h_stride]);
         let rows = |w, per, first| ExpertRows {
             w,
@@ -237,13 +245,37 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
             x: &xb,
             norm_w: &nwb,
             eps: EPS,
+            logits: &lb,
             ids: &idb,
+            route_w: &wb,
             h: &hb,
             h_stride: h_stride as u32,
         };
-        let d = moe_gate_up(gpu, cache, k as u32, pair, sh, b).unwrap();
+        let route = RouteShape {
+            n_expert: n_expert as u32,
+            k: k as u32,
+            n_tokens: 1,
+            renormalise,
+        };
+        let d = moe_gate_up(gpu, cache, route, pair, sh, b).unwrap();
         run_dispatches(gpu, &[&d]);
         let got = read_f32(gpu, &hb, slots * h_stride).unwrap();
+        // The picks exactly; their weights as moe_route's test holds them (the GPU's exp).
+        let got_ids: Vec<u32> = read_f32(gpu, &idb, k)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(got_ids, ids, "fused {fused}: the picks");
+        let got_w = read_f32(gpu, &wb, k).unwrap();
+        for (j, (&g, &want)) in got_w.iter().zip(&picked_w).enumerate() {
+            assert_within(
+                &format!("fused {fused} weight {j}"),
+                g,
+                want,
+                1e-7 + 1e-5 * want,
+            );
+        }
         // (gate rows, up rows, width) of each slot.
         for s in 0..slots {
             let (g_rows, u_rows, width): (&[f32], &[f32], usize) = if s < k {
@@ -335,6 +367,67 @@ fn down_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             }
             let what = format!("shared {shared_width:?} row {r}");
             assert_within(&what, got[r], want, 3e-5 * scale + 1e-6 * y0[r].abs());
+        }
+    }
+}
+
+/// The Gated DeltaNet output norm folded into ssm_out: heads of 32 floats read as
+/// `x_h / rms(x_h) * w * silu(z_h)`, added into y (reference `gated_rms_norm` per head,
+/// then `matvec`, plus y).
+#[test]
+fn matvec_with_gated_head_norm_matches_gated_rms_norm_then_matvec() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(54);
+    for_each_variant(&mut gpu, |gpu| gated_head_cases(gpu, &cache, &mut rng));
+    for_each_matvec_grid(&mut gpu, &[512], |gpu| {
+        gated_head_cases(gpu, &cache, &mut rng)
+    });
+}
+
+fn gated_head_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+    let (head_dim, heads, rows) = (32usize, 8usize, 19usize);
+    let cols = head_dim * heads;
+    for ty in [GgmlType::Q4K, GgmlType::Q8_0] {
+        let x = random(cols, 1.0, rng);
+        let z = random(cols, 2.0, rng);
+        let nw = random(head_dim, 1.0, rng);
+        let y0 = random(rows, 1.0, rng);
+        let t = test_matrix(gpu, ty, 1, rows, cols, u64::MAX, rng);
+        let (xb, zb, nwb, yb) = (buf(gpu, &x), buf(gpu, &z), buf(gpu, &nw), buf(gpu, &y0));
+        let input = MatvecInput {
+            x: &xb,
+            x_offset: 0,
+            norm: Some(InputNorm::GatedHeads(GatedHeadNorm {
+                w: &nwb,
+                z: &zb,
+                head_dim: head_dim as u32,
+                eps: EPS,
+            })),
+        };
+        let out = Projection {
+            w: &t.m,
+            y: &yb,
+            y_offset: 0,
+        };
+        let op = Matvec::new(gpu, cache, input, &[out], true).unwrap();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            op.encode(&mut pass);
+        }
+        gpu.queue.submit([enc.finish()]);
+        let got = read_f32(gpu, &yb, rows).unwrap();
+        let xn: Vec<f32> = (0..heads)
+            .flat_map(|h| {
+                let r = h * head_dim..(h + 1) * head_dim;
+                gated_rms_norm(&x[r.clone()], &nw, &z[r], EPS)
+            })
+            .collect();
+        for r in 0..rows {
+            let (d, scale) = dot_and_scale(&t.values[r * cols..(r + 1) * cols], &xn);
+            let what = format!("{ty} gated heads row {r}");
+            assert_within(&what, got[r], y0[r] + d, 3e-5 * scale + 1e-6 * y0[r].abs());
         }
     }
 }

@@ -37,6 +37,9 @@ pub fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
         .unwrap_or(1)
 }
 
+/// Heads a folded gated head norm can scale (the kernel's per-head scale array).
+pub const MAX_GATED_HEADS: u32 = 128;
+
 /// Matrices one matvec dispatch reads (each its own weight binding and output binding).
 pub const SEGMENTS: usize = 4;
 /// The suffix of segment i's weight reader and bindings (`rows_dot_0`, `weights_0`, `y_0`).
@@ -66,6 +69,10 @@ kernel_params! {
         pub eps: f32,
         pub n_segments: u32,
         pub segments: [MatvecSegment; SEGMENTS],
+        /// [`NormFold::GatedHeads`]: the heads' length and count.
+        pub head_dim: u32,
+        pub n_heads: u32,
+        pub _pad: [u32; 2],
     }
 }
 
@@ -77,7 +84,8 @@ kernel_io! {
         weights_2: Read "[rows_2, row_bytes_2] GGUF blocks as u32 words",
         weights_3: Read "[rows_3, row_bytes_3] GGUF blocks as u32 words",
         x: Read "[cols] f32, read as vec4",
-        norm_w: Read "[cols] f32: the folded RMSNorm's weight (x when there is none)",
+        norm_w: Read "[cols] f32 (or [head_dim] for gated heads): the folded norm's weight (x when there is none)",
+        z: Read "[cols] f32: the output gate of gated heads (x otherwise)",
         y_0: ReadWrite "[rows_0] f32",
         y_1: ReadWrite "[rows_1] f32",
         y_2: ReadWrite "[rows_2] f32",
@@ -85,13 +93,23 @@ kernel_io! {
     }
 }
 
+/// The norm a matvec folds into its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NormFold {
+    None = 0,
+    /// `x / rms(x) * w`: a block's input norm.
+    Row = 1,
+    /// `x_h / rms(x_h) * w * silu(z)` per head h: the Gated DeltaNet output norm.
+    GatedHeads = 2,
+}
+
 /// What one matvec variant computes: the type of each segment's weights, rows per
-/// workgroup, whether it folds an RMSNorm of x in and whether it adds into y.
+/// workgroup, the norm it folds into x and whether it adds into y.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MatvecForm {
     pub types: [GgmlType; SEGMENTS],
     pub rows: u32,
-    pub norm: bool,
+    pub norm: NormFold,
     pub add: bool,
 }
 
@@ -101,7 +119,7 @@ impl MatvecForm {
         MatvecForm {
             types: [ty; SEGMENTS],
             rows,
-            norm: false,
+            norm: NormFold::None,
             add: false,
         }
     }
@@ -117,7 +135,8 @@ pub fn declaration(form: MatvecForm) -> Result<Declaration, GpuError> {
     Ok(d.constant("WG", WG)
         .constant("ROWS", form.rows)
         .constant("SEGMENTS", SEGMENTS as u32)
-        .constant("NORM", form.norm.into())
+        .constant("MAX_HEADS", MAX_GATED_HEADS)
+        .constant("NORM", form.norm as u32)
         .constant("ADD", form.add.into()))
 }
 
@@ -138,13 +157,30 @@ pub struct RowNorm<'a> {
     pub eps: f32,
 }
 
+/// The Gated DeltaNet output norm folded into the matvec: head h of x (`head_dim` floats)
+/// is read as `x_h / rms(x_h) * w * silu(z_h)`.
+#[derive(Clone, Copy)]
+pub struct GatedHeadNorm<'a> {
+    pub w: &'a wgpu::Buffer,
+    pub z: &'a wgpu::Buffer,
+    pub head_dim: u32,
+    pub eps: f32,
+}
+
+/// Which norm, if any, the input is read through.
+#[derive(Clone, Copy)]
+pub enum InputNorm<'a> {
+    Row(RowNorm<'a>),
+    GatedHeads(GatedHeadNorm<'a>),
+}
+
 /// The one input row every matrix of a [`Matvec`] multiplies.
 #[derive(Clone, Copy)]
 pub struct MatvecInput<'a> {
     pub x: &'a wgpu::Buffer,
     /// In floats, a multiple of 4.
     pub x_offset: u32,
-    pub norm: Option<RowNorm<'a>>,
+    pub norm: Option<InputNorm<'a>>,
 }
 
 impl<'a> MatvecInput<'a> {
@@ -198,6 +234,15 @@ impl Matvec {
                 "matvec: matrices of {cols} and {} columns read one input",
                 p.w.cols
             )));
+        }
+        if let Some(InputNorm::GatedHeads(n)) = input.norm {
+            let heads = cols.checked_div(n.head_dim).unwrap_or(0);
+            if n.head_dim % 4 != 0 || heads * n.head_dim != cols || heads > MAX_GATED_HEADS {
+                return Err(GpuError::Shape(format!(
+                    "matvec: {cols} columns as gated heads of {} (a multiple of 4 dividing them, at most {MAX_GATED_HEADS} heads)",
+                    n.head_dim
+                )));
+            }
         }
         let pieces: Vec<Piece<'_>> = outputs
             .iter()
@@ -259,6 +304,11 @@ fn dispatch(
     add: bool,
 ) -> Result<Dispatch, GpuError> {
     let total: u32 = group.iter().map(|p| p.rows).sum();
+    let (norm, norm_w, z, head_dim) = match input.norm {
+        None => (NormFold::None, input.x, input.x, 0),
+        Some(InputNorm::Row(n)) => (NormFold::Row, n.w, input.x, 0),
+        Some(InputNorm::GatedHeads(n)) => (NormFold::GatedHeads, n.w, n.z, n.head_dim),
+    };
     let rows = rows_per_workgroup(ctx.features.matvec_min_grid, total, 1);
     let first = &group[0];
     let mut types = [first.ty; SEGMENTS];
@@ -283,9 +333,16 @@ fn dispatch(
     let params = MatvecParams {
         units: cols / 32,
         x_offset: input.x_offset,
-        eps: input.norm.map_or(0.0, |n| n.eps),
+        eps: match input.norm {
+            None => 0.0,
+            Some(InputNorm::Row(n)) => n.eps,
+            Some(InputNorm::GatedHeads(n)) => n.eps,
+        },
         n_segments: group.len() as u32,
         segments,
+        head_dim: head_dim.max(1),
+        n_heads: cols / head_dim.max(1),
+        _pad: [0; 2],
     };
     let io = MatvecIo {
         weights_0: weights[0],
@@ -293,7 +350,8 @@ fn dispatch(
         weights_2: weights[2],
         weights_3: weights[3],
         x: input.x,
-        norm_w: input.norm.map_or(input.x, |n| n.w),
+        norm_w,
+        z,
         y_0: ys[0],
         y_1: ys[1],
         y_2: ys[2],
@@ -302,7 +360,7 @@ fn dispatch(
     let form = MatvecForm {
         types,
         rows,
-        norm: input.norm.is_some(),
+        norm,
         add,
     };
     Dispatch::line(ctx, cache, Kernel::Matvec(form), &params, &io, wg)

@@ -10,7 +10,7 @@ pub mod matvec_experts;
 pub use embed::embed;
 pub use matmul::{matmul, Strided};
 pub use matmul_experts::{matmul_experts, ExpertGroups};
-pub use matvec::{Matvec, MatvecInput, Projection, RowNorm};
+pub use matvec::{GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm};
 pub use matvec_experts::{matvec_experts, ExpertWeights, SlotInput, SlotOutput, MANY_SLOTS};
 
 use crate::error::GpuError;

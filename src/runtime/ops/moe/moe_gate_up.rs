@@ -7,6 +7,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matvec::{check_rows, rows_per_workgroup, WG};
 use crate::runtime::ops::linear::row_reader;
+use crate::runtime::ops::moe::moe_route::{with_router, RouteShape, MAX_EXPERTS, MAX_EXPERTS_USED};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
@@ -29,7 +30,9 @@ kernel_params! {
         pub up_offset: u32,
         pub shared_gate_row_bytes: u32,
         pub shared_up_row_bytes: u32,
-        pub _pad: u32,
+        pub n_expert: u32,
+        pub renormalise: u32,
+        pub _pad: [u32; 3],
     }
 }
 
@@ -42,8 +45,10 @@ kernel_io! {
         weights_su: Read "[shared_rows, row_bytes] GGUF blocks: the shared expert's up",
         x: Read "[n_embd] f32: the residual stream, read as vec4",
         norm_w: Read "[n_embd] f32: the FFN's RMSNorm weight",
-        ids: Read "[k] u32: the routed experts",
+        logits: Read "[n_expert] f32: the router's logits",
         h: ReadWrite "[slots, h_stride] f32",
+        ids: ReadWrite "[k] u32: the picks, for moe_down",
+        route_w: ReadWrite "[k] f32: their weights",
     }
 }
 
@@ -59,7 +64,7 @@ pub fn declaration(types: [GgmlType; 4], rows: u32) -> Result<Declaration, GpuEr
     for (suffix, ty) in READERS.into_iter().zip(types) {
         d = d.namespace(suffix, row_reader(ty)?);
     }
-    Ok(d.constant("WG", WG).constant("ROWS", rows))
+    Ok(with_router(d).constant("WG", WG).constant("ROWS", rows))
 }
 
 /// One projection of every expert: expert e's rows are `first_row..first_row + rows` of its
@@ -107,17 +112,21 @@ pub struct GateUpBuffers<'a> {
     pub x: &'a wgpu::Buffer,
     pub norm_w: &'a wgpu::Buffer,
     pub eps: f32,
+    /// The router's logits in, the picks and their weights out.
+    pub logits: &'a wgpu::Buffer,
     pub ids: &'a wgpu::Buffer,
+    pub route_w: &'a wgpu::Buffer,
     pub h: &'a wgpu::Buffer,
     /// Floats per slot in `h`.
     pub h_stride: u32,
 }
 
-/// `h[s] = silu(gate_s x^) * (up_s x^)` for the `k` routed slots and the shared expert.
+/// The router's top-k of one token (`route`, its `n_tokens` 1), then `h[s] = silu(gate_s x^) *
+/// (up_s x^)` for the `k` routed slots and the shared expert.
 pub fn moe_gate_up(
     ctx: &GpuContext,
     cache: &PipelineCache,
-    k: u32,
+    route: RouteShape,
     (gate, up): (ExpertRows<'_>, ExpertRows<'_>),
     shared: Option<SharedGateUp<'_>>,
     b: GateUpBuffers<'_>,
@@ -129,6 +138,17 @@ pub fn moe_gate_up(
         )));
     }
     let width = gate.rows;
+    let k = route.k;
+    if route.n_tokens != 1
+        || route.n_expert > MAX_EXPERTS
+        || k == 0
+        || k > MAX_EXPERTS_USED.min(route.n_expert)
+    {
+        return Err(GpuError::Shape(format!(
+            "moe_gate_up: one token's {k} of {} experts (at most {MAX_EXPERTS_USED} of {MAX_EXPERTS}), {} tokens given",
+            route.n_expert, route.n_tokens
+        )));
+    }
     // Without a shared expert its bindings repeat the routed gate, never read.
     let (sg, su) = shared.map_or((gate.w, gate.w), |s| (s.gate, s.up));
     let shared_rows = if shared.is_some() { sg.rows } else { 0 };
@@ -150,7 +170,9 @@ pub fn moe_gate_up(
         up_offset: up.first_row * up.w.row_bytes,
         shared_gate_row_bytes: sg.row_bytes,
         shared_up_row_bytes: su.row_bytes,
-        _pad: 0,
+        n_expert: route.n_expert,
+        renormalise: route.renormalise.into(),
+        _pad: [0; 3],
     };
     let io = MoeGateUpIo {
         weights_g: gate.buffer()?,
@@ -159,8 +181,10 @@ pub fn moe_gate_up(
         weights_su: single_piece(su)?,
         x: b.x,
         norm_w: b.norm_w,
-        ids: b.ids,
+        logits: b.logits,
         h: b.h,
+        ids: b.ids,
+        route_w: b.route_w,
     };
     let kernel = Kernel::MoeGateUp {
         types: [gate.w.ty, up.w.ty, sg.ty, su.ty],

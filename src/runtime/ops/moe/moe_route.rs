@@ -32,9 +32,17 @@ kernel_io! {
 }
 
 pub fn declaration() -> Declaration {
-    Declaration::of::<RouterParams, MoeRouteIo>("moe_route", "moe/moe_route.wgsl")
-        .include(["common/rank.wgsl"])
-        .constant("WG", WG)
+    with_router(Declaration::of::<RouterParams, MoeRouteIo>(
+        "moe_route",
+        "moe/moe_route.wgsl",
+    ))
+    .constant("WG", WG)
+}
+
+/// `decl` with the router's choice (`route_top_k`, moe/route_top_k.wgsl) joined in; the
+/// kernel binds `logits` and sets WG.
+pub(crate) fn with_router(decl: Declaration) -> Declaration {
+    decl.include(["common/rank.wgsl", "moe/route_top_k.wgsl"])
         .constant("MAX_EXPERTS", MAX_EXPERTS)
         .constant("MAX_K", MAX_EXPERTS_USED)
 }
