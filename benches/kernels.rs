@@ -222,11 +222,13 @@ fn attention(b: &mut Bench) {
     let q = f32_buffer(&b.gpu, "q", 16 * 256);
     let kc = b.random_buf(ctx_len * 2 * 256 / 2, 0.01);
     let vc = b.random_buf(ctx_len * 2 * 256 / 2, 0.01);
+    let step_buf = f32_buffer(&b.gpu, "step", 2);
     let step = AttentionStep {
         config: &att,
         kv_f16: true,
         n_tokens: 1,
         pos0: (ctx_len - 1) as u32,
+        step: &step_buf,
     };
     let io = QkNormRopeIo {
         q_in: &q_in,
@@ -238,11 +240,12 @@ fn attention(b: &mut Bench) {
         q_out: &q,
         k_cache: &kc,
         v_cache: &vc,
+        step: &step_buf,
     };
     let d = qk_norm_rope(&b.gpu, &b.cache, step, 1e-6, io).unwrap();
     b.time(
         "qk_norm_rope 16+2+2 heads x 256 (decode)",
-        &[&d.dispatch],
+        &[&d],
         &q,
     );
     let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
@@ -273,9 +276,10 @@ fn attention(b: &mut Bench) {
         v_cache: &vc,
         q_in: &q_in64,
         out: &out64,
+        step: &step_buf,
     };
     let d = flash_prefill(&b.gpu, &b.cache, step, io).unwrap();
-    b.time("flash_prefill, 64 tokens", &[&d.dispatch], &out64);
+    b.time("flash_prefill, 64 tokens", &[&d], &out64);
 }
 
 /// MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).

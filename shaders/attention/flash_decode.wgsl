@@ -16,6 +16,8 @@
 @group(0) @binding(3) var<storage, read_write> v_cache: array<KvWord>;
 // [n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc per chunk
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
+// The step's position and chunk count (attention/step.wgsl)
+@group(0) @binding(5) var<storage, read> step: Step;
 
 var<workgroup> q_head: array<f32, MAX_HEAD_DIM>;
 var<workgroup> probs: array<f32, CHUNK>;
@@ -30,9 +32,9 @@ fn flash_decode(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let h = th % nh;
     let chunk = wg.y;
     let kvh = h / (nh / params.n_head_kv);
-    let n_pos = params.pos0 + t + 1u;
+    let n_pos = step.pos0 + t + 1u;
     let p0 = chunk * CHUNK;
-    let base = (th * params.n_chunks + chunk) * (hd + 2u);
+    let base = (th * step.n_chunks + chunk) * (hd + 2u);
     if (p0 >= n_pos) {
         // Entirely in this query's future: an empty partial.
         for (var d = lid; d < hd + 2u; d += WG) {

@@ -11,6 +11,8 @@
 @group(0) @binding(2) var<storage, read> q_in: array<f32>;
 // [n_tokens, n_head, head_dim] f32
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The step's position and chunk count (attention/step.wgsl)
+@group(0) @binding(4) var<storage, read> step: Step;
 
 @compute @workgroup_size(WG)
 fn flash_decode_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -19,18 +21,18 @@ fn flash_decode_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_inv
     let t = th / params.n_head;
     let h = th % params.n_head;
     let stride = hd + 2u;
-    let first = th * params.n_chunks * stride;
+    let first = th * step.n_chunks * stride;
     var m = NEG_BIG;
-    for (var c = 0u; c < params.n_chunks; c++) {
+    for (var c = 0u; c < step.n_chunks; c++) {
         m = max(m, partials[first + c * stride]);
     }
     var l = 0.0;
-    for (var c = 0u; c < params.n_chunks; c++) {
+    for (var c = 0u; c < step.n_chunks; c++) {
         l += exp(partials[first + c * stride] - m) * partials[first + c * stride + 1u];
     }
     for (var d = lid; d < hd; d += WG) {
         var acc = 0.0;
-        for (var c = 0u; c < params.n_chunks; c++) {
+        for (var c = 0u; c < step.n_chunks; c++) {
             acc += exp(partials[first + c * stride] - m) * partials[first + c * stride + 2u + d];
         }
         var o = acc / l;

@@ -6,8 +6,6 @@ struct Params {
     n_head: u32,
     n_head_kv: u32,
     head_dim: u32,
-    pos0: u32,
-    n_chunks: u32,
     // Floats per token and per head in q_in, for the gate.
     q_stride: u32,
     q_head_stride: u32,
@@ -16,6 +14,8 @@ struct Params {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 const NEG_BIG: f32 = -3.4028235e38;

@@ -17,10 +17,10 @@ struct Params {
     n_head: u32,
     n_head_kv: u32,
     head_dim: u32,
-    pos0: u32,
     q_stride: u32,
     q_head_stride: u32,
     gated: u32,
+    _pad0: u32,
 }
 
 const DPT: u32 = (HD + WG - 1u) / WG;
@@ -37,6 +37,8 @@ const NEG_BIG: f32 = -3.4028235e38;
 @group(0) @binding(4) var<storage, read> q_in: array<f32>;
 // [n_tokens, n_head, HD] f32
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// The step's position (attention/step.wgsl)
+@group(0) @binding(6) var<storage, read> step: Step;
 
 var<workgroup> q_tile: array<f32, QT * HD>;
 var<workgroup> probs: array<f32, QT * KT>;
@@ -70,13 +72,13 @@ fn flash_prefill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     workgroupBarrier();
 
     // The last position any query of the tile may see.
-    let last = params.pos0 + t0 + n_q - 1u;
+    let last = step.pos0 + t0 + n_q - 1u;
     for (var k0 = 0u; k0 <= last; k0 += KT) {
         for (var pair = lid; pair < QT * KT; pair += WG) {
             let qi = pair / KT;
             let p = k0 + pair % KT;
             var s = NEG_BIG;
-            if (qi < n_q && p <= params.pos0 + t0 + qi) {
+            if (qi < n_q && p <= step.pos0 + t0 + qi) {
                 var dot = 0.0;
                 for (var d = 0u; d < HD; d++) {
                     dot += q_tile[qi * HD + d] * load_k(p * row + kvh * HD + d);

@@ -19,7 +19,6 @@ struct Params {
     n_head_kv: u32,
     head_dim: u32,
     n_rot: u32,
-    pos0: u32,
     // Floats per token in q_in (n_head * head_dim, doubled when gated).
     q_stride: u32,
     // Floats per head in q_in (head_dim, doubled when gated).
@@ -28,6 +27,7 @@ struct Params {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -49,6 +49,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> k_cache: array<KvWord>;
 // [capacity, n_head_kv, head_dim] KV elements
 @group(0) @binding(9) var<storage, read_write> v_cache: array<KvWord>;
+// The step's position (attention/step.wgsl)
+@group(0) @binding(10) var<storage, read> step: Step;
 
 var<workgroup> staged: array<f32, MAX_HEAD_DIM>;
 var<workgroup> inv_rms: f32;
@@ -76,7 +78,7 @@ fn qk_norm_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let hd = params.head_dim;
     let nh = params.n_head;
     let nkv = params.n_head_kv;
-    let pos = params.pos0 + t;
+    let pos = step.pos0 + t;
     let kv_row = (pos * nkv) * hd;
 
     if (slot >= nh + nkv) {

@@ -123,6 +123,9 @@ pub struct Activations<T> {
     pub sampled_read: T,
     /// `[PENALTY_WINDOW]` u32: the ids the repetition penalty looks back over.
     pub recent: T,
+    /// `[2]` u32: the step's first position and split-KV chunk count, which every
+    /// attention kernel reads.
+    pub step: T,
 }
 
 /// The sizes of a sequence's buffers for steps of up to `ubatch` tokens, logits for
@@ -156,6 +159,7 @@ pub fn activation_slots(
             read_back: true,
         },
         recent: slot("recent", PENALTY_WINDOW as u64),
+        step: slot("step", 2),
     }
 }
 
@@ -331,6 +335,7 @@ impl<T> Activations<T> {
             sampled: f(&self.sampled)?,
             sampled_read: f(&self.sampled_read)?,
             recent: f(&self.recent)?,
+            step: f(&self.step)?,
         })
     }
 }

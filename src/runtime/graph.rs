@@ -18,8 +18,8 @@ use crate::model::activations::{moe_h_stride, RouterActivations};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
-    flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefill,
-    FlashPrefillIo, QkNormRope, QkNormRopeIo,
+    flash_prefill, qk_norm_rope, write_step, AttentionStep, FlashDecode, FlashDecodeBuffers,
+    FlashPrefill, FlashPrefillIo, QkNormRope, QkNormRopeIo,
 };
 use crate::runtime::ops::gdn::{causal_conv1d, delta_rule, CausalConv1dIo, ConvShape, DeltaRuleIo};
 use crate::runtime::ops::linear::{
@@ -77,9 +77,8 @@ impl Node {
         match &self.op {
             Op::Dispatches(ds) | Op::Experts(ds) => ds.iter().for_each(|d| d.encode(pass)),
             Op::Matvec(m) => m.encode(pass),
-            Op::QkNormRope(r) => r.dispatch.encode(pass),
+            Op::QkNormRope(d) | Op::FlashPrefill(d) => d.encode(pass),
             Op::FlashDecode(f) => f.encode(pass),
-            Op::FlashPrefill(f) => f.dispatch.encode(pass),
         }
     }
 
@@ -105,19 +104,21 @@ impl Node {
 
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// The attention kernels' position (`attention/step.wgsl`).
+    step: wgpu::Buffer,
+    n_tokens: u32,
 }
 
 impl Graph {
-    /// Moves the step to positions `pos0..pos0 + n_tokens`.
+    /// Moves the step to positions `pos0..pos0 + n_tokens`: one write for every layer, and
+    /// the decode attention's grids.
     pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) -> Result<(), GpuError> {
         for node in &mut self.nodes {
-            match &mut node.op {
-                Op::QkNormRope(r) => r.set_position(queue, pos0),
-                Op::FlashDecode(f) => f.set_position(queue, pos0)?,
-                Op::FlashPrefill(f) => f.set_position(queue, pos0),
-                Op::Dispatches(_) | Op::Matvec(_) | Op::Experts(_) => {}
+            if let Op::FlashDecode(f) = &mut node.op {
+                f.set_position(pos0)?;
             }
         }
+        write_step(queue, &self.step, pos0, self.n_tokens);
         Ok(())
     }
 
@@ -338,7 +339,11 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
     }
     g.layer = None;
     lm_head(&mut g, logits)?;
-    Ok(Graph { nodes: g.nodes })
+    Ok(Graph {
+        nodes: g.nodes,
+        step: s.step.clone(),
+        n_tokens,
+    })
 }
 
 /// Layer `i`: its mixer, the FFN, each followed by the residual add fused into the next norm.
@@ -438,6 +443,7 @@ fn attention(
         kv_f16: b.state.kv_dtype == KvDtype::F16,
         n_tokens: g.n_tokens,
         pos0: 0,
+        step: &s.step,
     };
     let io = QkNormRopeIo {
         q_in: &sa.q_in,
@@ -449,6 +455,7 @@ fn attention(
         q_out: &sa.q,
         k_cache: keys,
         v_cache: values,
+        step: &s.step,
     };
     let rope = qk_norm_rope(b.ctx, b.cache, step, b.config.rms_eps, io)?;
     g.push("qk_norm_rope", Op::QkNormRope(rope));
@@ -470,6 +477,7 @@ fn attention(
             v_cache: values,
             q_in: &sa.q_in,
             out: &sa.out,
+            step: &s.step,
         };
         let f = flash_prefill(b.ctx, b.cache, step, io)?;
         g.push("flash_prefill", Op::FlashPrefill(f));

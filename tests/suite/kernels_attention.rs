@@ -106,11 +106,13 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let words = capacity * nkv_ * hd_ / if f16_cache { 2 } else { 1 };
                 let (kc, vc) = (f32_buffer(gpu, "k", words), f32_buffer(gpu, "v", words));
                 let q_out = f32_buffer(gpu, "q", n_tokens * nh_ * hd_);
+                let step_buf = f32_buffer(gpu, "step", 2);
                 let step = AttentionStep {
                     config: &a,
                     kv_f16: f16_cache,
                     n_tokens: n_tokens as u32,
                     pos0: pos0 as u32,
+                    step: &step_buf,
                 };
                 let io = QkNormRopeIo {
                     q_in: &buf(gpu, &q_in),
@@ -122,9 +124,10 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     q_out: &q_out,
                     k_cache: &kc,
                     v_cache: &vc,
+                    step: &step_buf,
                 };
                 let d = qk_norm_rope(gpu, cache, step, EPS, io).unwrap();
-                run_dispatches(gpu, &[&d.dispatch]);
+                run_dispatches(gpu, &[&d]);
 
                 let mut q_ref = Vec::new();
                 for t in 0..n_tokens {
@@ -221,11 +224,13 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let partials = f32_buffer(gpu, "partials", n_tokens * nh_ * n_chunks * (hd_ + 2));
                 let out = f32_buffer(gpu, "out", n_tokens * nh_ * hd_);
                 let (qb, qib) = (buf(gpu, &q), buf(gpu, &q_in));
+                let step_buf = f32_buffer(gpu, "step", 2);
                 let step = AttentionStep {
                     config: &a,
                     kv_f16: f16_cache,
                     n_tokens: n_tokens as u32,
                     pos0: pos0 as u32,
+                    step: &step_buf,
                 };
                 let buffers = FlashDecodeBuffers {
                     q: &qb,
@@ -276,9 +281,10 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     v_cache: &vc,
                     q_in: &qib,
                     out: &tiled,
+                    step: &step_buf,
                 };
                 let d = flash_prefill(gpu, cache, step, io).unwrap();
-                run_dispatches(gpu, &[&d.dispatch]);
+                run_dispatches(gpu, &[&d]);
                 let got = read_f32(gpu, &tiled, expect.len()).unwrap();
                 assert_close(&format!("tiled {what}"), &got, &expect, 1e-5, 1e-4);
             }

@@ -126,26 +126,3 @@ impl Dispatch {
         pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
     }
 }
-
-/// Params holding the position of a step's first token.
-pub trait PositionParams: bytemuck::Pod {
-    fn set_pos0(&mut self, pos0: u32);
-}
-
-/// A dispatch whose params follow the position, rewritten (not rebuilt) each step.
-pub struct Positioned<P> {
-    pub dispatch: Dispatch,
-    params: P,
-}
-
-impl<P: PositionParams> Positioned<P> {
-    pub fn new(dispatch: Dispatch, params: P) -> Positioned<P> {
-        Positioned { dispatch, params }
-    }
-
-    /// Moves the step's tokens to positions `pos0..`.
-    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) {
-        self.params.set_pos0(pos0);
-        self.dispatch.write_params(queue, &self.params);
-    }
-}

@@ -22,12 +22,10 @@ kernel_params! {
         pub n_head: u32,
         pub n_head_kv: u32,
         pub head_dim: u32,
-        pub pos0: u32,
-        pub n_chunks: u32,
         pub q_stride: u32,
         pub q_head_stride: u32,
         pub gated: u32,
-        pub _pad: [u32; 3],
+        pub _pad: [u32; 5],
     }
 }
 
@@ -38,6 +36,7 @@ kernel_io! {
         k_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         partials: ReadWrite "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
+        step: Read "[2] u32: the step's position and chunk count (attention/step.wgsl)",
     }
 }
 
@@ -47,6 +46,7 @@ kernel_io! {
         partials: Read "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
         q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
         out: ReadWrite "[n_tokens, n_head, head_dim] f32",
+        step: Read "[2] u32: the step's chunk count (attention/step.wgsl)",
     }
 }
 
@@ -55,7 +55,11 @@ pub fn declaration(kv_f16: bool) -> Declaration {
         "flash_decode",
         "attention/flash_decode.wgsl",
     )
-    .include([kv_file(kv_f16), "attention/flash_decode_params.wgsl"])
+    .include([
+        kv_file(kv_f16),
+        "attention/flash_decode_params.wgsl",
+        "attention/step.wgsl",
+    ])
     .constant("CHUNK", FLASH_CHUNK)
     .constant("WG", WG)
     .constant("MAX_HEAD_DIM", MAX_HEAD_DIM)
@@ -66,7 +70,7 @@ pub fn combine_declaration() -> Declaration {
         "flash_decode_combine",
         "attention/flash_decode_combine.wgsl",
     )
-    .include(["attention/flash_decode_params.wgsl"])
+    .include(["attention/flash_decode_params.wgsl", "attention/step.wgsl"])
     .constant("WG", WG)
 }
 
@@ -116,12 +120,10 @@ impl FlashDecode {
             n_head: a.n_head,
             n_head_kv: a.n_head_kv,
             head_dim: a.head_dim,
-            pos0,
-            n_chunks,
             q_stride,
             q_head_stride,
             gated: u32::from(a.output_gate),
-            _pad: [0; 3],
+            _pad: [0; 5],
         };
         let heads = n_tokens * a.n_head;
         let partial_io = FlashDecodeIo {
@@ -129,10 +131,12 @@ impl FlashDecode {
             k_cache: b.k_cache,
             v_cache: b.v_cache,
             partials: b.partials,
+            step: step.step,
         };
         let kernel = Kernel::FlashDecode {
             kv_f16: step.kv_f16,
         };
+        step.write(&ctx.queue);
         let partial = Dispatch::new(
             ctx,
             cache,
@@ -145,6 +149,7 @@ impl FlashDecode {
             partials: b.partials,
             q_in: b.q_in,
             out: b.out,
+            step: step.step,
         };
         let kernel = Kernel::FlashDecodeCombine;
         let combine = Dispatch::new(ctx, cache, kernel, &params, &combine_io, [heads, 1, 1])?;
@@ -156,9 +161,9 @@ impl FlashDecode {
         })
     }
 
-    /// Moves the queries to positions `pos0..`: the KV length, and with it the number of
-    /// chunks (the grid's second dimension), follow.
-    pub fn set_position(&mut self, queue: &wgpu::Queue, pos0: u32) -> Result<(), GpuError> {
+    /// Moves the queries to positions `pos0..` (the step buffer holds the position): the
+    /// number of chunks, the grid's second dimension, follows.
+    pub fn set_position(&mut self, pos0: u32) -> Result<(), GpuError> {
         let n_chunks = (pos0 + self.params.n_tokens).div_ceil(FLASH_CHUNK);
         if n_chunks > self.max_chunks {
             return Err(GpuError::Shape(format!(
@@ -166,10 +171,6 @@ impl FlashDecode {
                 self.max_chunks
             )));
         }
-        self.params.pos0 = pos0;
-        self.params.n_chunks = n_chunks;
-        self.partial.write_params(queue, &self.params);
-        self.combine.write_params(queue, &self.params);
         let heads = self.params.n_tokens * self.params.n_head;
         self.partial.set_grid([heads, n_chunks, 1]);
         Ok(())

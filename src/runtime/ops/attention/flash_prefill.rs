@@ -6,7 +6,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
 use crate::runtime::ops::attention::AttentionStep;
-use crate::runtime::ops::{Dispatch, PositionParams, Positioned};
+use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// Invocations per workgroup, and key positions per tile of the online softmax.
@@ -21,16 +21,10 @@ kernel_params! {
         pub n_head: u32,
         pub n_head_kv: u32,
         pub head_dim: u32,
-        pub pos0: u32,
         pub q_stride: u32,
         pub q_head_stride: u32,
         pub gated: u32,
-    }
-}
-
-impl PositionParams for FlashPrefillParams {
-    fn set_pos0(&mut self, pos0: u32) {
-        self.pos0 = pos0;
+        pub _pad: u32,
     }
 }
 
@@ -42,6 +36,7 @@ kernel_io! {
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
         out: ReadWrite "[n_tokens, n_head, head_dim] f32",
+        step: Read "[2] u32: the step's position (attention/step.wgsl)",
     }
 }
 
@@ -57,7 +52,7 @@ pub fn declaration(head_dim: u32, kv_f16: bool) -> Declaration {
         "flash_prefill",
         "attention/flash_prefill.wgsl",
     )
-    .include([kv_file(kv_f16)])
+    .include([kv_file(kv_f16), "attention/step.wgsl"])
     .constant("HD", head_dim)
     .constant("QT", query_tile(head_dim))
     .constant("KT", KT)
@@ -65,7 +60,7 @@ pub fn declaration(head_dim: u32, kv_f16: bool) -> Declaration {
 }
 
 /// The tiled prefill attention of one layer (the causal mask follows the position).
-pub type FlashPrefill = Positioned<FlashPrefillParams>;
+pub type FlashPrefill = Dispatch;
 
 /// Tiled causal flash attention for the step's queries, gate included.
 pub fn flash_prefill(
@@ -82,16 +77,16 @@ pub fn flash_prefill(
         n_head: a.n_head,
         n_head_kv: a.n_head_kv,
         head_dim: a.head_dim,
-        pos0: step.pos0,
         q_stride,
         q_head_stride,
         gated: u32::from(a.output_gate),
+        _pad: 0,
     };
     let tiles = step.n_tokens.div_ceil(query_tile(a.head_dim));
     let kernel = Kernel::FlashPrefill {
         head_dim: a.head_dim,
         kv_f16: step.kv_f16,
     };
-    let dispatch = Dispatch::new(ctx, cache, kernel, &params, &io, [a.n_head, tiles, 1])?;
-    Ok(Positioned::new(dispatch, params))
+    step.write(&ctx.queue);
+    Dispatch::new(ctx, cache, kernel, &params, &io, [a.n_head, tiles, 1])
 }

@@ -5,7 +5,7 @@ use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
-use crate::runtime::ops::{Dispatch, PositionParams, Positioned};
+use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// Invocations per head.
@@ -19,17 +19,10 @@ kernel_params! {
         pub n_head_kv: u32,
         pub head_dim: u32,
         pub n_rot: u32,
-        pub pos0: u32,
         pub q_stride: u32,
         pub q_head_stride: u32,
         pub eps: f32,
-        pub _pad: [u32; 3],
-    }
-}
-
-impl PositionParams for QkNormRopeParams {
-    fn set_pos0(&mut self, pos0: u32) {
-        self.pos0 = pos0;
+        pub _pad: [u32; 4],
     }
 }
 
@@ -45,12 +38,13 @@ kernel_io! {
         q_out: ReadWrite "[n_tokens, n_head, head_dim] f32",
         k_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
+        step: Read "[2] u32: the step's position (attention/step.wgsl)",
     }
 }
 
 pub fn declaration(kv_f16: bool) -> Declaration {
     Declaration::of::<QkNormRopeParams, QkNormRopeIo>("qk_norm_rope", "attention/qk_norm_rope.wgsl")
-        .include([kv_file(kv_f16)])
+        .include([kv_file(kv_f16), "attention/step.wgsl"])
         .constant("WG", WG)
         .constant("MAX_HEAD_DIM", MAX_HEAD_DIM)
 }
@@ -66,7 +60,8 @@ pub(crate) fn kv_file(kv_f16: bool) -> &'static str {
 
 /// The q/k preparation of one attention layer (rotary angles and cache rows follow the
 /// position).
-pub type QkNormRope = Positioned<QkNormRopeParams>;
+/// The q/k preparation of one layer (its position follows the step buffer).
+pub type QkNormRope = Dispatch;
 
 /// Norm + rotary of the q and k heads of the step's tokens, and the append of their k and
 /// v rows to the caches.
@@ -86,16 +81,15 @@ pub fn qk_norm_rope(
         n_head_kv: a.n_head_kv,
         head_dim: a.head_dim,
         n_rot: a.n_rot,
-        pos0: step.pos0,
         q_stride,
         q_head_stride,
         eps,
-        _pad: [0; 3],
+        _pad: [0; 4],
     };
     let kernel = Kernel::QkNormRope {
         kv_f16: step.kv_f16,
     };
     let grid = [a.n_head + 2 * a.n_head_kv, step.n_tokens, 1];
-    let dispatch = Dispatch::new(ctx, cache, kernel, &params, &io, grid)?;
-    Ok(Positioned::new(dispatch, params))
+    step.write(&ctx.queue);
+    Dispatch::new(ctx, cache, kernel, &params, &io, grid)
 }
