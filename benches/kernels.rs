@@ -243,11 +243,7 @@ fn attention(b: &mut Bench) {
         step: &step_buf,
     };
     let d = qk_norm_rope(&b.gpu, &b.cache, step, 1e-6, io).unwrap();
-    b.time(
-        "qk_norm_rope 16+2+2 heads x 256 (decode)",
-        &[&d],
-        &q,
-    );
+    b.time("qk_norm_rope 16+2+2 heads x 256 (decode)", &[&d], &q);
     let chunks = (ctx_len as u32).div_ceil(FLASH_CHUNK) as usize;
     let partials = f32_buffer(&b.gpu, "p", 16 * chunks * 258);
     let out = f32_buffer(&b.gpu, "out", 16 * 256);

@@ -12,6 +12,10 @@ use crate::error::GpuError;
 /// Environment variable that picks an adapter by index or name, like `--adapter`.
 pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
 
+/// Environment variable forcing the kernel forms of a GPU (`gpu`) or of a CPU device
+/// (`cpu`) whatever the adapter is: to measure or test one form on the other's device.
+pub const FORMS_ENV: &str = "QWEN_WGPU_KERNEL_FORMS";
+
 /// The limits below which no kernel of ours can run; what desktop Vulkan, Metal and DX12
 /// devices report clears them (the storage-buffer count is the fused matvec's: its params,
 /// four weights, the input, the norm's weight and gate, and four outputs).
@@ -76,6 +80,13 @@ pub struct GpuFeatures {
     /// thousand rows fills a large GPU (`matvec::MIN_GRID` on GPUs). `None` on a CPU device,
     /// which pays per workgroup and keeps 16 rows each.
     pub matvec_min_grid: Option<u32>,
+    /// Decode runs the fused plan (norms folded into the matvecs, projections of one input
+    /// in one dispatch, MoE blocks as router + `moe_gate_up` + `moe_down`): what GPUs want,
+    /// where each dispatch boundary drains the device. A CPU device keeps the staged plan:
+    /// it pays for the folds' extra loads per weight and for the redundant top-k per
+    /// workgroup, not for dispatches (decode of bench-qwen35moe on lavapipe 2.43 tok/s
+    /// staged, 1.37 fused).
+    pub fused_decode: bool,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
     pub mapped_upload: bool,
@@ -83,15 +94,21 @@ pub struct GpuFeatures {
 
 impl GpuFeatures {
     /// What a device with `features` enabled of an adapter of `device_type` uses: the GPU
-    /// forms of the kernels everywhere but on a CPU device.
+    /// forms of the kernels everywhere but on a CPU device, unless [`FORMS_ENV`] says
+    /// `gpu` or `cpu`.
     fn of(features: wgpu::Features, device_type: wgpu::DeviceType) -> GpuFeatures {
-        let gpu = device_type != wgpu::DeviceType::Cpu;
+        let gpu = match std::env::var(FORMS_ENV).as_deref() {
+            Ok("gpu") => true,
+            Ok("cpu") => false,
+            _ => device_type != wgpu::DeviceType::Cpu,
+        };
         GpuFeatures {
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroup: features.contains(wgpu::Features::SUBGROUP),
             timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             grouped_expert_prefill: gpu,
             matvec_min_grid: gpu.then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
+            fused_decode: gpu,
             mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         }
     }

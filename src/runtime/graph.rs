@@ -2,12 +2,14 @@
 //! layer schedule: per layer the mixer (gated attention or Gated DeltaNet) and the FFN (MoE
 //! or dense).
 //!
-//! One token (decode) uses the matvec kernels and split-KV attention, fused for few
+//! One token (decode) uses the matvec kernels and split-KV attention. On a GPU
+//! ([`GpuFeatures::fused_decode`](crate::runtime::GpuFeatures)) they are fused for few
 //! dispatches: each block's RMSNorm is folded into the matvecs that read the normed row,
 //! the projections of one input are one dispatch, the output projection adds into the
-//! residual stream, and a MoE block is router, top-k, `moe_gate_up` and `moe_down`. More
-//! tokens (prefill) use the tiled matmul and tiled attention over a normed copy of the
-//! stream, the residual adds fused into the next RMSNorm.
+//! residual stream, and a MoE block is the router, `moe_gate_up` (with the top-k) and
+//! `moe_down`. A CPU device's decode, and every prefill chunk, take the staged plan: a normed
+//! copy of the stream, one matvec (or tiled matmul and tiled attention, for a chunk) per
+//! matrix, the residual adds fused into the next RMSNorm.
 //!
 //! Every bind group is made here. A step afterwards only moves the plan to its position
 //! ([`Graph::set_position`]: rotary angles, cache rows, KV length) and records it.
@@ -192,9 +194,10 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// One token: the fused decode forms.
-    fn decode(&self) -> bool {
-        self.n_tokens == 1
+    /// One token on a device that takes the fused decode plan
+    /// ([`GpuFeatures::fused_decode`](crate::runtime::GpuFeatures)).
+    fn fused(&self) -> bool {
+        self.n_tokens == 1 && self.b.ctx.features.fused_decode
     }
 
     /// The projections of one block input by `outputs`: in decode one matvec dispatch that
@@ -207,7 +210,7 @@ impl Builder<'_> {
         outputs: &[(&QuantMatrix, Strided<'_>)],
     ) -> Result<(), GpuError> {
         let b = self.b;
-        if !self.decode() {
+        if !self.fused() {
             let x = Strided::rows(&b.scratch.normed, b.config.n_embd);
             for (&label, &(w, y)) in labels.1.iter().zip(outputs) {
                 self.project(label, w, x, y)?;
@@ -245,7 +248,7 @@ impl Builder<'_> {
     ) -> Result<(), GpuError> {
         let b = self.b;
         let e = b.config.n_embd;
-        if !self.decode() {
+        if !self.fused() {
             return self.project(label, w, x, Strided::rows(&b.scratch.block_out, e));
         }
         let out = Projection {
@@ -329,7 +332,7 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         &s.stream,
     )?;
     g.push("embed", Op::Dispatches(ds));
-    if !g.decode() {
+    if !g.fused() {
         let first_norm = w.layers.first().map_or(&w.output_norm, |l| &l.attn_norm);
         g.rms_norm(first_norm)?;
     }
@@ -365,7 +368,7 @@ fn layer(g: &mut Builder<'_>, i: usize) -> Result<(), GpuError> {
         }
     }
     let next_norm = w.layers.get(i + 1).map_or(&w.output_norm, |l| &l.attn_norm);
-    if !g.decode() {
+    if !g.fused() {
         g.add_rms_norm(&layer.ffn_norm)?;
         ffn(g, &layer.ffn, &layer.ffn_norm)?;
         return g.add_rms_norm(next_norm);
@@ -384,7 +387,7 @@ fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
     let e = b.config.n_embd;
     match logits {
         LogitRows::None => Ok(()),
-        LogitRows::Last | LogitRows::All if g.decode() => {
+        LogitRows::Last | LogitRows::All if g.fused() => {
             let input = MatvecInput {
                 x: &s.stream,
                 x_offset: 0,
@@ -529,7 +532,7 @@ fn gated_delta_net(
     };
     let eps = b.config.rms_eps;
     g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
-    if g.decode() {
+    if g.fused() {
         // The output norm folded into ssm_out, which adds into the stream.
         let input = MatvecInput {
             x: &sl.delta_out,
@@ -577,7 +580,7 @@ fn ffn(g: &mut Builder<'_>, w: &FfnWeights, norm: &wgpu::Buffer) -> Result<bool,
                 h: &f.h,
             };
             dense_ffn(g, gated, norm)?;
-            Ok(g.decode())
+            Ok(g.fused())
         }
         (FfnWeights::Moe(moe), FfnConfig::Moe(m)) => moe_ffn(g, moe, m, norm),
         _ => Err(GpuError::Shape(
@@ -671,7 +674,7 @@ fn moe_ffn(
         n_tokens: t,
         renormalise: m.norm_top_k,
     };
-    if g.decode() && fits_fused_experts(w) {
+    if g.fused() && fits_fused_experts(w) {
         fused_experts(g, w, m, norm, shape)?;
         return Ok(true);
     }
@@ -681,7 +684,7 @@ fn moe_ffn(
         weights: &rs.weights,
     };
     g.one("moe_route", moe_route(b.ctx, b.cache, shape, io))?;
-    if g.decode() {
+    if g.fused() {
         // The staged experts read the normed copy.
         g.rms_norm(norm)?;
     }

@@ -34,9 +34,9 @@ fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Optio
     load_with(config, file, options, None)
 }
 
-/// `gpu_forms` forces the kernel forms of a GPU (MoE prefill grouped by expert, matvec grids
-/// of at least `MIN_GRID` workgroups) or of a CPU device (per slot, 16 rows a workgroup),
-/// whatever the adapter prefers.
+/// `gpu_forms` forces the kernel forms of a GPU (the fused decode plan, MoE prefill grouped
+/// by expert, matvec grids of at least `MIN_GRID` workgroups) or of a CPU device (the staged
+/// decode plan, per slot, 16 rows a workgroup), whatever the adapter prefers.
 fn load_with(
     config: &ModelConfig,
     file: &GgufFile,
@@ -47,6 +47,7 @@ fn load_with(
     if let Some(g) = gpu_forms {
         gpu.features.grouped_expert_prefill = g;
         gpu.features.matvec_min_grid = g.then_some(MIN_GRID);
+        gpu.features.fused_decode = g;
     }
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
