@@ -396,3 +396,42 @@ fn session_activations_equal_the_algebra() {
         }
     }
 }
+
+/// The fused decode plan's shape, which the dispatch budget at Qwen3.5-35B-A3B depth (at
+/// most 320 a token) rests on: the embedding; per GDN layer the input projections, the
+/// conv, the delta rule, ssm_out, then the router, `moe_gate_up` and `moe_down`; per
+/// attention layer the projections, q/k norm + rope, attention's two passes and the output,
+/// then the same three; the head; the sampler's two passes. The staged plan of a CPU device
+/// has more.
+#[test]
+fn the_fused_decode_plan_has_seven_dispatches_a_gdn_layer_and_eight_an_attention_layer() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config, GgmlType::Q8_0);
+    let options = SessionOptions {
+        context: 64,
+        ubatch: 8,
+        ..SessionOptions::default()
+    };
+    let mut counts = Vec::new();
+    for gpu_forms in [true, false] {
+        let Some(model) = load_with(&config, &file, options, Some(gpu_forms)) else {
+            return;
+        };
+        let session = Session::new(model, options).unwrap();
+        counts.push(session.decode_dispatches());
+    }
+    let (linear, attention) = (config.n_linear_layers(), config.n_attention_layers());
+    assert!(
+        linear > 0 && attention > 0,
+        "the tiny model has both mixers"
+    );
+    assert_eq!(
+        counts[0],
+        1 + 7 * linear + 8 * attention + 1 + 2,
+        "fused plan"
+    );
+    assert!(
+        counts[1] > counts[0],
+        "the staged plan has more: {counts:?}"
+    );
+}
