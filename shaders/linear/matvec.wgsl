@@ -62,7 +62,6 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> y_2: array<f32>;
 @group(0) @binding(11) var<storage, read_write> y_3: array<f32>;
 
-var<workgroup> x_scale: f32;
 var<workgroup> head_scale: array<f32, MAX_HEADS>;
 
 fn x_at(i: u32) -> vec4<f32> {
@@ -93,22 +92,6 @@ fn head_scales(lid: u32) {
     workgroupBarrier();
 }
 
-// NORM 1: 1 / sqrt(mean(x^2) + eps) over the input row, in every invocation.
-fn norm_scale(lid: u32) -> f32 {
-    let base = params.x_offset >> 2u;
-    var sum_sq = 0.0;
-    for (var i = lid; i < params.units * 8u; i += WG) {
-        let v = x[base + i];
-        sum_sq += dot(v, v);
-    }
-    let total = workgroup_sum(sum_sq, lid);
-    if (lid == 0u) {
-        x_scale = 1.0 / sqrt(total / f32(params.units * 32u) + params.eps);
-    }
-    workgroupBarrier();
-    return x_scale;
-}
-
 fn store(seg: u32, i: u32, v: f32) {
     switch seg {
         case 0u: { y_0[i] = v + select(0.0, y_0[i], ADD == 1u); }
@@ -127,7 +110,7 @@ fn matvec(
     let w = wg.x + wg.y * nwg.x;
     var scale = 1.0;
     if (NORM == 1u) {
-        scale = norm_scale(lid);
+        scale = row_norm_scale(lid, params.x_offset >> 2u, params.units, params.eps);
     }
     if (NORM == 2u) {
         head_scales(lid);

@@ -64,21 +64,6 @@ fn x_at(i: u32) -> vec4<f32> {
     return x[i] * norm_w[i];
 }
 
-var<workgroup> x_scale: f32;
-
-fn norm_scale(lid: u32) -> f32 {
-    var sum_sq = 0.0;
-    for (var i = lid; i < params.units * 8u; i += WG) {
-        let v = x[i];
-        sum_sq += dot(v, v);
-    }
-    let total = workgroup_sum(sum_sq, lid);
-    if (lid == 0u) {
-        x_scale = 1.0 / sqrt(total / f32(params.units * 32u) + params.eps);
-    }
-    workgroupBarrier();
-    return x_scale;
-}
 
 @compute @workgroup_size(WG)
 fn moe_gate_up(
@@ -93,7 +78,7 @@ fn moe_gate_up(
         ids[lid] = route_ids[lid];
         route_w[lid] = route_weights[lid];
     }
-    let scale = norm_scale(lid);
+    let scale = row_norm_scale(lid, 0u, params.units, params.eps);
     let u = params.units;
     var width = params.rows;
     var g = 0.0;

@@ -128,7 +128,8 @@ impl MatvecForm {
 /// The matvec in `form`.
 pub fn declaration(form: MatvecForm) -> Result<Declaration, GpuError> {
     check_rows(form.rows)?;
-    let mut d = Declaration::of::<MatvecParams, MatvecIo>("matvec", "linear/matvec.wgsl");
+    let mut d = Declaration::of::<MatvecParams, MatvecIo>("matvec", "linear/matvec.wgsl")
+        .include(["linear/row_norm.wgsl"]);
     for (suffix, ty) in SEGMENT_SUFFIXES.into_iter().zip(form.types) {
         d = d.namespace(suffix, row_reader(ty)?);
     }

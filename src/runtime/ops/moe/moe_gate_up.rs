@@ -60,7 +60,8 @@ const READERS: [&str; 4] = ["_g", "_u", "_sg", "_su"];
 pub fn declaration(types: [GgmlType; 4], rows: u32) -> Result<Declaration, GpuError> {
     check_rows(rows)?;
     let mut d =
-        Declaration::of::<MoeGateUpParams, MoeGateUpIo>("moe_gate_up", "moe/moe_gate_up.wgsl");
+        Declaration::of::<MoeGateUpParams, MoeGateUpIo>("moe_gate_up", "moe/moe_gate_up.wgsl")
+            .include(["linear/row_norm.wgsl"]);
     for (suffix, ty) in READERS.into_iter().zip(types) {
         d = d.namespace(suffix, row_reader(ty)?);
     }
