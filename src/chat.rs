@@ -25,7 +25,7 @@ pub struct Reply {
     /// Generated tokens, the end token included when there was one.
     pub tokens: Vec<u32>,
     pub end: End,
-    /// The last sampled token, not yet fed to the model.
+    /// The last sampled token when it was not fed to the model (the next turn feeds it).
     pub pending: Option<u32>,
     pub prompt_tokens: usize,
     pub prompt_seconds: f64,
@@ -75,6 +75,12 @@ pub enum Flow {
 
 /// Prefills `prompt`, then samples and hands each piece of text to `on_text` until an end
 /// token, `limit` tokens, the end of the context or `on_text` says stop.
+///
+/// The steps are pipelined ([`Session::decode_ahead`]): the step feeding a token is on the
+/// GPU while the host streams it. When the reply ends at a token it could not foresee (an
+/// end token, a stop from `on_text`) that token has been fed and `pending` is `None`; when
+/// it ends at a token it could (the limit, a full context) no step feeds it and it is
+/// `pending`, as in the unpipelined loop.
 pub fn generate(
     session: &mut Session,
     tokenizer: &GgufTokenizer,
@@ -84,9 +90,22 @@ pub fn generate(
 ) -> Result<Reply, Error> {
     let start = Instant::now();
     session.prefill(prompt)?;
-    let mut token = session.sample()?;
-    let prompt_seconds = start.elapsed().as_secs_f64();
-    let decode_start = Instant::now();
+    session.sample_ahead()?;
+    let reply = stream_ahead(session, tokenizer, prompt.len(), start, limit, on_text);
+    // A stop the loop did not foresee leaves a draw in flight (and an error may too).
+    session.discard_ahead();
+    reply
+}
+
+/// The loop of [`generate`] after the first draw was submitted.
+fn stream_ahead(
+    session: &mut Session,
+    tokenizer: &GgufTokenizer,
+    prompt_tokens: usize,
+    start: Instant,
+    limit: Option<usize>,
+    on_text: &mut dyn FnMut(&str) -> Result<Flow, Error>,
+) -> Result<Reply, Error> {
     let mut stream = TextStream {
         pending: Vec::new(),
     };
@@ -95,15 +114,31 @@ pub fn generate(
         tokens: Vec::new(),
         end: End::Limit,
         pending: None,
-        prompt_tokens: prompt.len(),
-        prompt_seconds,
+        prompt_tokens,
+        prompt_seconds: 0.0,
         decode_tokens: 0,
         decode_seconds: 0.0,
     };
     let capacity = session.options.context;
+    let mut decode_start = start;
     loop {
+        // The token about to be read is the last whatever it is: do not feed it.
+        let last =
+            limit.is_some_and(|l| reply.tokens.len() + 1 >= l) || session.position() >= capacity;
+        let token = if last {
+            session.read_ahead()?
+        } else {
+            session.decode_ahead()?
+        };
+        if reply.tokens.is_empty() {
+            reply.prompt_seconds = start.elapsed().as_secs_f64();
+            decode_start = Instant::now();
+        } else {
+            reply.decode_tokens += 1;
+        }
         reply.tokens.push(token);
-        reply.pending = Some(token);
+        reply.pending = last.then_some(token);
+        reply.decode_seconds = decode_start.elapsed().as_secs_f64();
         if tokenizer.is_end_of_generation(token) {
             reply.end = End::EndToken;
             break;
@@ -115,7 +150,7 @@ pub fn generate(
             reply.end = End::Limit;
             break;
         }
-        if session.position() >= capacity {
+        if session.position() >= capacity && last {
             reply.end = End::ContextFull;
             reply.pending = None;
             break;
@@ -124,10 +159,7 @@ pub fn generate(
             reply.end = End::Interrupted;
             break;
         }
-        token = session.decode(token)?;
-        reply.decode_tokens += 1;
     }
-    reply.decode_seconds = decode_start.elapsed().as_secs_f64();
     Ok(reply)
 }
 
@@ -147,7 +179,7 @@ pub struct Conversation {
     pub messages: Vec<ChatMessage>,
     /// The last sampled token, fed at the start of the next turn.
     pending: Option<u32>,
-    /// The text of the end token the last reply stopped on (fed with `pending`).
+    /// The text of the end token the last reply stopped on (already fed, or `pending`).
     ended_with: Option<String>,
     pub think: bool,
     /// The last reply, for its speeds.
@@ -236,8 +268,10 @@ impl Conversation {
 
     /// Adds the model's reply to the history.
     pub fn record(&mut self, tokenizer: &GgufTokenizer, reply: Reply) -> Result<(), Error> {
-        self.ended_with = match (reply.end, reply.pending) {
-            (End::EndToken, Some(t)) => Some(tokenizer.decode(&[t])?),
+        // The end token is in the session (fed, or pending to be fed first), so the next
+        // turn's text must not bring it again.
+        self.ended_with = match (reply.end, reply.tokens.last()) {
+            (End::EndToken, Some(&t)) => Some(tokenizer.decode(&[t])?),
             _ => None,
         };
         self.pending = reply.pending;

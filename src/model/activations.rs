@@ -118,9 +118,11 @@ pub struct Activations<T> {
     pub logits: T,
     /// The samplers' partials: the larger of argmax's and top-k's.
     pub sample_partials: T,
-    /// `[1]` u32: the sampled token id, and its mappable copy for the 4-byte read-back.
+    /// `[1]` u32: the sampled token id.
     pub sampled: T,
-    pub sampled_read: T,
+    /// Two mappable copies of it for the 4-byte read-back, used in turn: the host reads one
+    /// step's id while the next step, already submitted, writes the other.
+    pub sampled_reads: [T; 2],
     /// `[PENALTY_WINDOW]` u32: the ids the repetition penalty looks back over.
     pub recent: T,
     /// `[2]` u32: the step's first position and split-KV chunk count, which every
@@ -153,11 +155,11 @@ pub fn activation_slots(
         logits: slot("logits", logit_rows * v),
         sample_partials: slot("sample_partials", argmax_partials.max(top_k_partials)),
         sampled: slot("sampled", 1),
-        sampled_read: Slot {
-            name: "sampled_read",
+        sampled_reads: ["sampled_read_0", "sampled_read_1"].map(|name| Slot {
+            name,
             words: 1,
             read_back: true,
-        },
+        }),
         recent: slot("recent", PENALTY_WINDOW as u64),
         step: slot("step", 2),
     }
@@ -333,7 +335,7 @@ impl<T> Activations<T> {
             logits: f(&self.logits)?,
             sample_partials: f(&self.sample_partials)?,
             sampled: f(&self.sampled)?,
-            sampled_read: f(&self.sampled_read)?,
+            sampled_reads: [f(&self.sampled_reads[0])?, f(&self.sampled_reads[1])?],
             recent: f(&self.recent)?,
             step: f(&self.step)?,
         })

@@ -353,8 +353,16 @@ impl GpuContext {
 
     /// Blocks until the device has finished everything submitted.
     pub fn wait(&self) -> Result<(), GpuError> {
+        self.wait_for(None)
+    }
+
+    /// Blocks until `submission` has run (every submission so far when `None`).
+    pub fn wait_for(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission,
+                timeout: None,
+            })
             .map(|_| ())
             .map_err(|e| GpuError::Device(format!("waiting for the device: {e}")))
     }

@@ -3,6 +3,7 @@
 
 pub mod gpu;
 pub mod graph;
+pub mod host_clock;
 pub mod kernel;
 pub mod ops;
 pub mod pipeline;

@@ -109,10 +109,21 @@ pub fn read_back_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buff
 /// Waits for the submitted work, maps `buffer` (a [`read_back_buffer`]) and returns its
 /// first `bytes` bytes, leaving it unmapped for the next use.
 pub fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    map_read_after(ctx, buffer, bytes, None)
+}
+
+/// [`map_read`] that waits only for `submission` (the one that wrote `buffer`), not for work
+/// submitted after it: a pipelined decode reads one step's id while the next step runs.
+pub fn map_read_after(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    submission: Option<wgpu::SubmissionIndex>,
+) -> Result<Vec<u8>, GpuError> {
     let slice = buffer.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
-    ctx.wait()?;
+    ctx.wait_for(submission)?;
     rx.recv()
         .map_err(|e| GpuError::Device(format!("read-back never mapped: {e}")))?
         .map_err(|e| GpuError::Device(format!("mapping the read-back: {e}")))?;

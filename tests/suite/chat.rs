@@ -64,3 +64,71 @@ fn second_turn_prefills_only_itself() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(diff <= 1e-4 * scale, "{diff} vs {scale}");
 }
+
+/// Every token reaches the model exactly once whatever ended the reply: after a limit the
+/// last token is pending and opens the next turn; after a stop from the caller (Ctrl-C),
+/// the pipelined step already fed it and the next turn does not bring it again.
+#[test]
+fn each_token_is_fed_once_whatever_ended_the_reply() {
+    let config = tiny("tiny-qwen35");
+    let bytes = synthetic_model(&config, &SynthOptions::default())
+        .unwrap()
+        .to_bytes();
+    let file = GgufFile::from_bytes(bytes).unwrap();
+    let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
+    let template = ChatTemplate::new(tokenizer.chat_template.as_deref().unwrap()).unwrap();
+    let options = SessionOptions {
+        context: 256,
+        ubatch: 16,
+        kv_dtype: KvDtype::F32,
+        all_logits: false,
+    };
+    let Some(gpu) = gpu_or_skip() else { return };
+    let model = GpuModel::load(gpu, &file, &config, &options, &mut |_, _| {}).unwrap();
+    let mut session = Session::new(model, options).unwrap();
+    let mut conv = Conversation::new(None, false);
+    let mut expected: Vec<u32> = Vec::new();
+    for (user, stop_after) in [("one", None), ("two", Some(3)), ("three", None)] {
+        let tokens = conv
+            .turn_tokens(&mut session, &tokenizer, &template, user)
+            .unwrap();
+        if let Some(last) = conv.last.as_ref() {
+            // The previous reply's tokens, but a pending one (which `tokens` opens with).
+            let fed = last.tokens.len() - usize::from(last.pending.is_some());
+            expected.extend(&last.tokens[..fed]);
+            if let Some(p) = last.pending {
+                assert_eq!(tokens[0], p, "{user}: the pending token opens the turn");
+            }
+        }
+        expected.extend(&tokens);
+        let mut pieces = 0;
+        let reply = generate(&mut session, &tokenizer, &tokens, Some(6), &mut |_| {
+            pieces += 1;
+            Ok(match stop_after {
+                Some(n) if pieces >= n => Flow::Stop,
+                _ => Flow::Continue,
+            })
+        })
+        .unwrap();
+        assert!(!session.has_ahead(), "{user}: nothing left in flight");
+        let want = if stop_after.is_some() {
+            End::Interrupted
+        } else {
+            End::Limit
+        };
+        if reply.end != End::EndToken {
+            assert_eq!(reply.end, want, "{user}");
+            assert_eq!(
+                reply.pending.is_some(),
+                want == End::Limit,
+                "{user}: pending after {want:?}"
+            );
+        }
+        conv.record(&tokenizer, reply).unwrap();
+        let last = conv.last.as_ref().unwrap();
+        let fed = last.tokens.len() - usize::from(last.pending.is_some());
+        let mut now = expected.clone();
+        now.extend(&last.tokens[..fed]);
+        assert_eq!(session.history(), now.as_slice(), "{user}: the tokens fed");
+    }
+}

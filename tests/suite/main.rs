@@ -16,6 +16,7 @@ mod kernels_moe;
 mod kernels_norm;
 mod kernels_sample;
 mod parity;
+mod pipelined;
 mod quant;
 mod reference;
 mod shaders;

@@ -3,7 +3,9 @@
 //!
 //! A decode step is one command encoder and one submit: write the token id (4 bytes), move
 //! the plan to the position, record forward + sampling, copy the sampled id to a mappable
-//! 4-byte buffer and read it. Nothing is created on that path.
+//! 4-byte buffer and read it. Nothing is created on that path. Generation pipelines the
+//! steps ([`ahead`]): each step feeds the id the previous one sampled on the GPU, so the
+//! host reads a step's id while the next step runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,15 +18,17 @@ use crate::model::reference::sample::Draw;
 use crate::rng::SplitMix64;
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
+use crate::runtime::host_clock::thread_cpu_seconds;
 use crate::runtime::ops::sample::{
     Argmax, RepetitionPenalty, TopKSampler, MAX_PENALTY_WINDOW, MAX_TOP_K,
 };
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{check_kv_binding, SequenceState};
-use crate::runtime::tensor::{map_read, read_f32};
+use crate::runtime::tensor::{map_read_after, read_f32};
 use crate::runtime::weights::{self, ModelWeights, Progress};
 
+mod ahead;
 mod profile;
 
 pub use profile::NodeTime;
@@ -240,10 +244,33 @@ pub struct Session {
     last_row: Option<u32>,
     /// CPU time spent preparing, recording and submitting decode steps.
     host: HostTime,
+    /// The submitted step whose sampled id has not been read ([`ahead`]).
+    ahead: Option<ahead::Ahead>,
+    /// The read-back buffer (of `scratch.sampled_reads`) the next step copies its id into.
+    next_read: usize,
 }
 
-/// CPU time the host spent on decode steps before handing them to the GPU (writing the
-/// token, moving the plan, recording, submitting), and how many steps.
+/// Where the token of a step comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepInput {
+    /// No forward pass: the step samples the logits already there.
+    Logits,
+    /// The id the host wrote into `scratch.tokens`.
+    Host,
+    /// The id the previous step sampled, still on the GPU.
+    Sampled,
+}
+
+/// A submitted step and the read-back buffer its id goes to.
+#[derive(Debug, Clone)]
+struct Submitted {
+    read: usize,
+    submission: wgpu::SubmissionIndex,
+}
+
+/// CPU time (the thread's, not the wall clock's: see [`thread_cpu_seconds`]) the host spent
+/// on decode steps before handing them to the GPU (writing the token, moving the plan,
+/// recording, submitting), and how many steps.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HostTime {
     pub seconds: f64,
@@ -327,6 +354,8 @@ impl Session {
             rng: SplitMix64::new(0),
             last_row: None,
             host: HostTime::default(),
+            ahead: None,
+            next_read: 0,
             model,
         })
     }
@@ -359,8 +388,9 @@ impl Session {
         self.sampling.repeat_penalty != 1.0 && self.sampling.repeat_last_n > 0
     }
 
-    /// Forgets the sequence (the next token is at position 0).
+    /// Forgets the sequence (the next token is at position 0), and any step sampled ahead.
     pub fn reset(&mut self) {
+        self.ahead = None;
         let ctx = &self.model.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         self.state.reset(&mut enc);
@@ -405,7 +435,19 @@ impl Session {
         &self.history
     }
 
+    /// Refuses a step while one sampled ahead has its id unread: the step would run on
+    /// logits and state the caller has not accounted for.
+    fn check_settled(&self) -> Result<(), Error> {
+        if self.ahead.is_some() {
+            return Err(Error::InvalidArgument(
+                "a step sampled ahead is still in flight: read_ahead or discard_ahead first".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), Error> {
+        self.check_settled()?;
         let needed = self.state.pos as u64 + tokens.len() as u64;
         if needed > self.options.context as u64 {
             return Err(Error::ContextFull {
@@ -487,16 +529,20 @@ impl Session {
             .ok_or_else(|| GpuError::Shape("prefill plan vanished".into()).into())
     }
 
-    /// Writes the chunk's tokens and moves its plan to the current position.
     /// Writes the chunk's tokens and returns its plan, moved to the current position.
     fn prepare_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<&mut Graph, Error> {
-        let pos = self.state.pos;
-        let model = Arc::clone(&self.model);
-        model
+        self.model
             .ctx
             .queue
             .write_buffer(&self.scratch.tokens, 0, bytemuck::cast_slice(chunk));
-        let graph = self.plan(chunk.len() as u32, rows)?;
+        self.place_plan(chunk.len() as u32, rows)
+    }
+
+    /// The plan of `n` tokens computing `rows`, moved to the current position.
+    fn place_plan(&mut self, n: u32, rows: LogitRows) -> Result<&mut Graph, Error> {
+        let pos = self.state.pos;
+        let model = Arc::clone(&self.model);
+        let graph = self.plan(n, rows)?;
         graph.set_position(&model.ctx.queue, pos)?;
         Ok(graph)
     }
@@ -537,7 +583,8 @@ impl Session {
                 "sampling needs a prefill or decode step's last logits".into(),
             ));
         }
-        self.submit_step(false)
+        self.check_settled()?;
+        self.submit_step(StepInput::Logits)
     }
 
     /// The host's time on decode steps since the last call, which starts a new count.
@@ -558,14 +605,14 @@ impl Session {
 
     /// Runs `token` at the next position and draws the token after it, in one submit.
     pub fn decode(&mut self, token: u32) -> Result<u32, Error> {
-        let started = std::time::Instant::now();
+        let started = thread_cpu_seconds();
         self.check_tokens(&[token])?;
         self.prepare_chunk(&[token], LogitRows::Last)?;
         self.history.push(token);
-        let next = self.record_and_submit(true).and_then(|()| {
-            self.host.seconds += started.elapsed().as_secs_f64();
+        let next = self.record_and_submit(StepInput::Host).and_then(|step| {
+            self.host.seconds += thread_cpu_seconds() - started;
             self.host.steps += 1;
-            self.read_sampled()
+            self.read_sampled(step)
         });
         if next.is_err() {
             self.history.pop();
@@ -577,30 +624,44 @@ impl Session {
     }
 
     /// Records (the decode plan and) the penalty and sampler, submits, and reads the id.
-    fn submit_step(&mut self, with_forward: bool) -> Result<u32, Error> {
-        self.record_and_submit(with_forward)?;
-        self.read_sampled()
+    fn submit_step(&mut self, input: StepInput) -> Result<u32, Error> {
+        let step = self.record_and_submit(input)?;
+        self.read_sampled(step)
     }
 
-    /// Waits for the step in flight and reads the id it sampled.
-    fn read_sampled(&self) -> Result<u32, Error> {
-        let id = map_read(&self.model.ctx, &self.scratch.sampled_read, 4)?;
+    /// Waits for `step` (not for steps submitted after it) and reads the id it sampled.
+    fn read_sampled(&self, step: Submitted) -> Result<u32, Error> {
+        let id = map_read_after(
+            &self.model.ctx,
+            &self.scratch.sampled_reads[step.read],
+            4,
+            Some(step.submission),
+        )?;
         Ok(u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
     }
 
     /// Records (the decode plan and) the penalty and sampler, and submits them with the copy
-    /// of the sampled id to its mappable buffer.
-    fn record_and_submit(&mut self, with_forward: bool) -> Result<(), Error> {
+    /// of the sampled id to the next read-back buffer. For [`StepInput::Sampled`] the
+    /// previous step's id is copied on the GPU into the token buffer and, when the penalty
+    /// is on, into the last slot of its window: the host does not know it yet.
+    fn record_and_submit(&mut self, input: StepInput) -> Result<Submitted, Error> {
         let ctx = &self.model.ctx;
         let sp = self.sampling;
         let penalise = self.penalises();
+        let unknown = usize::from(input == StepInput::Sampled);
+        let mut window_end = 0;
         if penalise {
-            let start = self.history.len().saturating_sub(sp.repeat_last_n as usize);
-            let recent = &self.history[start..];
+            let n = sp.repeat_last_n as usize;
+            let start = (self.history.len() + unknown).saturating_sub(n);
+            let known = &self.history[start.min(self.history.len())..];
             ctx.queue
-                .write_buffer(&self.scratch.recent, 0, bytemuck::cast_slice(recent));
-            self.penalty
-                .set(&ctx.queue, sp.repeat_penalty, recent.len() as u32)?;
+                .write_buffer(&self.scratch.recent, 0, bytemuck::cast_slice(known));
+            window_end = known.len();
+            self.penalty.set(
+                &ctx.queue,
+                sp.repeat_penalty,
+                (known.len() + unknown) as u32,
+            )?;
         }
         let sampler = match (&mut self.top_k, sp.is_greedy()) {
             (Some(s), false) => {
@@ -616,9 +677,16 @@ impl Session {
             _ => None,
         };
         let mut enc = ctx.device.create_command_encoder(&Default::default());
+        if input == StepInput::Sampled {
+            enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.tokens, 0, 4);
+            if penalise {
+                let at = 4 * window_end as u64;
+                enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.recent, at, 4);
+            }
+        }
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            if with_forward {
+            if input != StepInput::Logits {
                 self.decode.encode(&mut pass);
             }
             if penalise {
@@ -635,8 +703,16 @@ impl Session {
                 }
             }
         }
-        enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.sampled_read, 0, 4);
-        ctx.queue.submit([enc.finish()]);
-        Ok(())
+        let read = self.next_read;
+        self.next_read = 1 - read;
+        enc.copy_buffer_to_buffer(
+            &self.scratch.sampled,
+            0,
+            &self.scratch.sampled_reads[read],
+            0,
+            4,
+        );
+        let submission = ctx.queue.submit([enc.finish()]);
+        Ok(Submitted { read, submission })
     }
 }

@@ -29,7 +29,7 @@ impl Session {
         let mut times = time_nodes(&self.model.ctx, &self.decode)?;
         self.history.push(token);
         let start = std::time::Instant::now();
-        let next = self.submit_step(false)?;
+        let next = self.submit_step(super::StepInput::Logits)?;
         times.push(NodeTime {
             label: "sample",
             layer: None,
