@@ -30,3 +30,19 @@ fn workgroup_max(v: f32, lid: u32) -> f32 {
     }
     return reduce_scratch[0];
 }
+
+// Sum over each run of `span` consecutive invocations (span a power of two dividing WG):
+// the rows of a matvec workgroup. A tree of log2(span) barriers; valid in the run's first
+// invocation. Every invocation must call it.
+fn span_sum(v: f32, lid: u32, span: u32) -> f32 {
+    workgroupBarrier();
+    reduce_scratch[lid] = v;
+    workgroupBarrier();
+    for (var s = span / 2u; s > 0u; s >>= 1u) {
+        if (lid % span < s) {
+            reduce_scratch[lid] += reduce_scratch[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return reduce_scratch[lid];
+}

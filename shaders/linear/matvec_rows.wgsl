@@ -1,17 +1,14 @@
 // The row dot products every matvec-shaped kernel shares: ROWS consecutive rows per
 // workgroup, TPR = WG / ROWS invocations per row striding over its 32-element units
 // (unit_dot, from the type's file in linear/dot/ or the generic linear/unit_dot.wgsl), their
-// partials added in a short tree (enough work per invocation, one barrier tree per workgroup
-// rather than a full-workgroup reduction per row). WG and ROWS come from Rust
-// (ops/linear/matvec.rs).
+// partials added per row by span_sum (subgroup sums where the adapter has them, a short
+// tree otherwise: common/reduce_*.wgsl). WG and ROWS come from Rust (ops/linear/matvec.rs).
 //
 // Joined once per weight binding the kernel reads (a `Namespace`): the copy for
 // `weights_g` is `rows_dot_g`. The kernel's file defines `x_at(i)`, the i-th vec4 of the
 // input (normed on the fly where the kernel folds an RMSNorm in).
 
 const TPR: u32 = WG / ROWS;
-
-var<workgroup> partial: array<f32, WG>;
 
 // The dot of row `first + lid / TPR` (of `rows`) with the input at vec4 `x_base / 4`:
 // valid in the row's first invocation (lid % TPR == 0). Every invocation must call it.
@@ -26,14 +23,5 @@ fn rows_dot(first: u32, lid: u32, rows: u32, units: u32, row_bytes: u32, weight_
             acc += unit_dot(block, u % UNITS_PER_BLOCK, x_base + 32u * u);
         }
     }
-    workgroupBarrier();
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return partial[lid];
+    return span_sum(acc, lid, TPR);
 }
