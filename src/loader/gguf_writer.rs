@@ -13,8 +13,37 @@ struct PendingTensor {
     name: String,
     dims: Vec<u64>,
     ty: GgmlType,
-    data: Vec<u8>,
+    data: TensorData,
 }
+
+/// Fills the bytes of blocks `first_block..` of a tensor (the slice holds whole blocks, and
+/// `first_block` is a multiple of [`GENERATED_ALIGN_BLOCKS`]).
+pub type BlockFill = dyn Fn(u64, &mut [u8]) + Send + Sync;
+
+/// Blocks every generated piece starts on a multiple of (generators draw per run of them).
+pub const GENERATED_ALIGN_BLOCKS: u64 = crate::loader::random_blocks::BLOCKS_PER_STREAM;
+
+enum TensorData {
+    Bytes(Vec<u8>),
+    /// Made while writing, in parallel pieces: a large file never sits in memory.
+    Generated {
+        bytes: u64,
+        block_bytes: u64,
+        fill: Box<BlockFill>,
+    },
+}
+
+impl TensorData {
+    fn len(&self) -> u64 {
+        match self {
+            TensorData::Bytes(b) => b.len() as u64,
+            TensorData::Generated { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// Bytes generated per batch before writing it (over all threads).
+const GENERATED_BATCH_BYTES: u64 = 256 << 20;
 
 /// Builds a GGUF image: metadata in insertion order, tensors laid out at aligned offsets.
 pub struct GgufWriter {
@@ -93,7 +122,40 @@ impl GgufWriter {
             name: name.to_string(),
             dims: dims.to_vec(),
             ty,
-            data,
+            data: TensorData::Bytes(data),
+        });
+        Ok(())
+    }
+
+    /// Adds a tensor of `dims` elements of `ty` whose blocks `fill` writes when the file is
+    /// written, on all cores.
+    pub fn add_generated_tensor(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        fill: Box<BlockFill>,
+    ) -> Result<(), Error> {
+        let n: u64 = dims.iter().product();
+        let bytes = dims
+            .first()
+            .and_then(|&ne0| ty.row_bytes(ne0))
+            .map(|row| row * (n / dims[0]))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "tensor '{name}' {dims:?}: rows are not whole blocks of {ty}"
+                ))
+            })?;
+        self.remove_tensor(name);
+        self.tensors.push(PendingTensor {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            ty,
+            data: TensorData::Generated {
+                bytes,
+                block_bytes: ty.layout().type_size,
+                fill,
+            },
         });
         Ok(())
     }
@@ -149,19 +211,67 @@ impl GgufWriter {
             header.extend_from_slice(&t.ty.id().to_le_bytes());
             header.extend_from_slice(&offset.to_le_bytes());
             offsets.push(offset);
-            offset = align(offset + t.data.len() as u64, self.alignment);
+            offset = align(offset + t.data.len(), self.alignment);
         }
         let data_start = align(header.len() as u64, self.alignment);
         header.resize(data_start as usize, 0);
         w.write_all(&header)?;
         let mut written = 0u64;
+        let mut batch = Vec::new();
         for (t, &off) in self.tensors.iter().zip(&offsets) {
             w.write_all(&vec![0u8; (off - written) as usize])?;
-            w.write_all(&t.data)?;
-            written = off + t.data.len() as u64;
+            match &t.data {
+                TensorData::Bytes(b) => w.write_all(b)?,
+                TensorData::Generated {
+                    bytes,
+                    block_bytes,
+                    fill,
+                } => write_generated(w, &mut batch, *bytes, *block_bytes, fill)?,
+            }
+            written = off + t.data.len();
         }
         Ok(())
     }
+}
+
+/// Generates a tensor's bytes batch by batch, each batch split over the cores in pieces of
+/// whole generator runs, and writes them in order.
+fn write_generated(
+    w: &mut impl Write,
+    batch: &mut Vec<u8>,
+    bytes: u64,
+    block_bytes: u64,
+    fill: &BlockFill,
+) -> std::io::Result<()> {
+    let piece = GENERATED_ALIGN_BLOCKS * block_bytes;
+    let per_batch = (GENERATED_BATCH_BYTES / piece).max(1) * piece;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut start = 0u64;
+    while start < bytes {
+        let len = per_batch.min(bytes - start);
+        batch.resize(len as usize, 0);
+        let first_block = start / block_bytes;
+        let pieces: Vec<(usize, &mut [u8])> =
+            batch.chunks_mut(piece as usize).enumerate().collect();
+        let per_thread = pieces.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut pieces = pieces.into_iter();
+            loop {
+                let mine: Vec<(usize, &mut [u8])> = pieces.by_ref().take(per_thread).collect();
+                if mine.is_empty() {
+                    break;
+                }
+                scope.spawn(move || {
+                    for (i, out) in mine {
+                        fill(first_block + i as u64 * GENERATED_ALIGN_BLOCKS, out);
+                    }
+                });
+            }
+        });
+        w.write_all(batch)?;
+        start += len;
+    }
+    Ok(())
 }
 
 fn align(x: u64, a: u64) -> u64 {

@@ -14,6 +14,7 @@ pub mod names;
 pub mod presets;
 pub mod quant;
 pub mod quantize;
+pub mod random_blocks;
 pub mod synth;
 pub mod tokenizer;
 pub mod vocab;

@@ -14,6 +14,7 @@ use crate::loader::gguf_writer::GgufWriter;
 use crate::loader::names::{self, arch as k, general, layer};
 use crate::loader::quant::GgmlType;
 use crate::loader::quantize::quantize;
+use crate::loader::random_blocks::{fill_random_blocks, writes_blocks};
 use crate::loader::vocab;
 use crate::rng::SplitMix64;
 
@@ -21,9 +22,9 @@ use crate::rng::SplitMix64;
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
     pub seed: u64,
-    /// Type of the large weights: f32, f16, bf16, or one of the quantizers' types (q8_0,
-    /// q4_0, q4_K, q6_K); a tensor whose rows are not whole blocks of it falls back to q8_0,
-    /// else f16 (as llama-quantize falls back).
+    /// Type of the large weights: f32, f16, bf16 (random floats), or q8_0, q4_0, q4_K, q6_K
+    /// (random blocks, `random_blocks`); a tensor whose rows are not whole blocks of it
+    /// falls back to q8_0, else f16 (as llama-quantize falls back).
     pub weight_type: GgmlType,
     /// With `weight_type` q4_K: the tensors llama-quantize's Q4_K_M gives more bits get q6_K
     /// (see [`q4_k_m_upgrade`]), so a benchmark reads the same mix as a real Q4_K_M file.
@@ -83,7 +84,6 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
     }
     let mut rng = SplitMix64::new(opts.seed);
     for spec in config.tensor_specs() {
-        let values = synthetic_values(&spec, &mut rng);
         let ty = if spec.role.kept_f32() {
             GgmlType::F32
         } else if opts.q4_k_m && q4_k_m_upgrade(config, &spec.name) {
@@ -91,11 +91,28 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
         } else {
             storage_type(opts.weight_type, spec.dims[0])
         };
+        if writes_blocks(ty) {
+            // Quantized weights as random blocks, generated while the file is written: the
+            // full Qwen3.5-35B-A3B is 35 billion values, too many to quantize from floats.
+            let seed = rng.next_u64();
+            let scale = fan_in_scale(&spec);
+            let fill =
+                move |first: u64, out: &mut [u8]| fill_random_blocks(ty, scale, seed, first, out);
+            w.add_generated_tensor(&spec.name, &spec.dims, ty, Box::new(fill))?;
+            continue;
+        }
+        let values = synthetic_values(&spec, &mut rng);
         let data = quantize(ty, &values)
             .map_err(|e| Error::InvalidArgument(format!("tensor '{}': {e}", spec.name)))?;
         w.add_tensor(&spec.name, &spec.dims, ty, data)?;
     }
     Ok(w)
+}
+
+/// The half-width of a weight's uniform values: variance 1/fan_in keeps activations near
+/// unit scale through every projection.
+fn fan_in_scale(spec: &TensorSpec) -> f32 {
+    (3.0 / spec.dims[0] as f32).sqrt()
 }
 
 /// The weight types [`synthetic_model`] can write.
@@ -235,9 +252,7 @@ fn synthetic_values(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
         // Stored as 1 + w (ssm_norm as is, but also centred on 1 in trained checkpoints).
         TensorRole::Norm => gen(&|u| 1.0 + 0.1 * u),
         _ => {
-            // Variance 1/fan_in keeps activations near unit scale through every projection.
-            let fan_in = spec.dims[0] as f32;
-            let scale = (3.0 / fan_in).sqrt();
+            let scale = fan_in_scale(spec);
             gen(&|u| scale * u)
         }
     }
