@@ -36,14 +36,14 @@ fn workgroup_max(v: f32, lid: u32) -> f32 {
     return m;
 }
 
-var<workgroup> span_scratch: array<vec4<f32>, WG / 4u>;
+var<workgroup> span_scratch: array<f32, WG>;
 
 // Sum over each run of `span` consecutive invocations (span a power of two dividing WG):
 // the rows of a matvec workgroup. Each subgroup adds the lanes of each run it holds
 // (usually one or two), its first lane in that run keeps the sum, and the run's first
-// invocation adds those few partials with span / 4 vector reads (span reads below four): two barriers whatever the
-// span, and no assumption on how invocations map to subgroups. Valid in the run's first
-// invocation. Every invocation must call it.
+// invocation adds those few partials (one word per invocation, read four at a time): two
+// barriers whatever the span, and no assumption on how invocations map to subgroups.
+// Valid in the run's first invocation. Every invocation must call it.
 fn span_sum(v: f32, lid: u32, span: u32) -> f32 {
     let run = lid / span;
     var mine = 0.0;
@@ -57,19 +57,17 @@ fn span_sum(v: f32, lid: u32, span: u32) -> f32 {
         }
     }
     workgroupBarrier();
-    span_scratch[lid / 4u][lid % 4u] = mine;
+    // One f32 per invocation: invocations writing components of one vec4 would race.
+    span_scratch[lid] = mine;
     workgroupBarrier();
     var total = 0.0;
     if (lid % span == 0u) {
-        if (span < 4u) {
-            for (var i = lid; i < lid + span; i++) {
-                total += span_scratch[i / 4u][i % 4u];
-            }
-        } else {
-            let one = vec4<f32>(1.0);
-            for (var i = lid / 4u; i < (lid + span) / 4u; i++) {
-                total += dot(span_scratch[i], one);
-            }
+        var i = lid;
+        for (; i + 4u <= lid + span; i += 4u) {
+            total += (span_scratch[i] + span_scratch[i + 1u]) + (span_scratch[i + 2u] + span_scratch[i + 3u]);
+        }
+        for (; i < lid + span; i++) {
+            total += span_scratch[i];
         }
     }
     return total;

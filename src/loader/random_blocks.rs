@@ -47,9 +47,11 @@ pub fn fill_random_blocks(ty: GgmlType, scale: f32, seed: u64, first_block: u64,
 
 fn fill_block(ty: GgmlType, scale: f32, rng: &mut SplitMix64, b: &mut [u8]) {
     match ty {
-        // d * (q - 8), q in 0..16.
+        // d * (q - 8), q in 0..16: the values average -d / 2, so d's sign is drawn per
+        // block to centre them on 0.
         GgmlType::Q4_0 => {
-            put_f16(b, 0, scale / 8.0);
+            let sign = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+            put_f16(b, 0, sign * scale / 8.0);
             random_bytes(rng, &mut b[2..]);
         }
         // d * q, q an i8.

@@ -182,6 +182,10 @@ fn steps_out_of_order_with_one_ahead_are_refused() {
     refused(s.decode(1).map(drop), "decode with a draw in flight");
     refused(s.sample().map(drop), "sample with a draw in flight");
     refused(s.sample_ahead(), "a second sample_ahead");
+    refused(
+        s.set_sampling(Sampling::default(), 3),
+        "new sampling with a draw in flight",
+    );
     let t = s.decode_ahead().unwrap();
     s.reset();
     assert!(!s.has_ahead(), "reset drops the draw in flight");

@@ -42,14 +42,18 @@ impl Session {
             ));
         }
         let rng_before = self.rng.clone();
-        let step = self.record_and_submit(StepInput::Logits)?;
+        let step = self.record_and_submit(StepInput::Logits).inspect_err(|_| {
+            self.rng = rng_before.clone();
+        })?;
         self.ahead = Some(Ahead { step, rng_before });
         Ok(())
     }
 
     /// Submits the step that feeds the token drawn ahead (at the next position) and draws
     /// the one after it, then waits for the drawn token alone and returns it: the new step
-    /// runs while the caller handles the token.
+    /// runs while the caller handles the token. An error before the submit leaves the
+    /// session as it was; an error reading the token back (a lost device) leaves it holding
+    /// a token it cannot name, and only [`Session::reset`] recovers it.
     pub fn decode_ahead(&mut self) -> Result<u32, Error> {
         let started = thread_cpu_seconds();
         let pending = self.ahead.take().ok_or_else(|| {
@@ -63,21 +67,21 @@ impl Session {
                 capacity: self.options.context,
             });
         }
+        let rng_before = self.rng.clone();
         let submitted = self
             .place_plan(1, LogitRows::Last)
             .map(|_| ())
-            .and_then(|()| {
-                let rng_before = self.rng.clone();
-                let step = self.record_and_submit(StepInput::Sampled)?;
-                Ok(Ahead { step, rng_before })
-            });
-        let next = match submitted {
-            Ok(next) => next,
+            .and_then(|()| self.record_and_submit(StepInput::Sampled));
+        let step = match submitted {
+            Ok(step) => step,
             Err(e) => {
+                // Nothing was submitted: the session is as before the call.
+                self.rng = rng_before;
                 self.ahead = Some(pending);
                 return Err(e);
             }
         };
+        let next = Ahead { step, rng_before };
         self.host.seconds += thread_cpu_seconds() - started;
         self.host.steps += 1;
         // From here the step that feeds the token is on the queue: the sequence holds it

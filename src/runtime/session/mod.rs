@@ -401,6 +401,9 @@ impl Session {
 
     /// Sets how tokens are drawn from now on; `seed` starts the draws.
     pub fn set_sampling(&mut self, sampling: Sampling, seed: u64) -> Result<(), Error> {
+        // A draw in flight was made with the old settings, and discarding it would rewind
+        // the old generator over the new one.
+        self.check_settled()?;
         sampling.validate()?;
         let k = if sampling.top_k == 0 {
             MAX_TOP_K
