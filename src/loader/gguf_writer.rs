@@ -28,7 +28,6 @@ enum TensorData {
     /// Made while writing, in parallel pieces: a large file never sits in memory.
     Generated {
         bytes: u64,
-        block_bytes: u64,
         fill: Box<BlockFill>,
     },
 }
@@ -106,11 +105,7 @@ impl GgufWriter {
         ty: GgmlType,
         data: Vec<u8>,
     ) -> Result<(), Error> {
-        let n: u64 = dims.iter().product();
-        let expected = dims
-            .first()
-            .and_then(|&ne0| ty.row_bytes(ne0))
-            .map(|row| row * (n / dims[0]));
+        let expected = tensor_bytes(dims, ty);
         if expected != Some(data.len() as u64) {
             return Err(Error::InvalidArgument(format!(
                 "tensor '{name}' {dims:?} of type {ty} needs {expected:?} bytes, got {}",
@@ -136,26 +131,17 @@ impl GgufWriter {
         ty: GgmlType,
         fill: Box<BlockFill>,
     ) -> Result<(), Error> {
-        let n: u64 = dims.iter().product();
-        let bytes = dims
-            .first()
-            .and_then(|&ne0| ty.row_bytes(ne0))
-            .map(|row| row * (n / dims[0]))
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "tensor '{name}' {dims:?}: rows are not whole blocks of {ty}"
-                ))
-            })?;
+        let bytes = tensor_bytes(dims, ty).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tensor '{name}' {dims:?}: rows are not whole blocks of {ty}"
+            ))
+        })?;
         self.remove_tensor(name);
         self.tensors.push(PendingTensor {
             name: name.to_string(),
             dims: dims.to_vec(),
             ty,
-            data: TensorData::Generated {
-                bytes,
-                block_bytes: ty.layout().type_size,
-                fill,
-            },
+            data: TensorData::Generated { bytes, fill },
         });
         Ok(())
     }
@@ -222,11 +208,9 @@ impl GgufWriter {
             w.write_all(&vec![0u8; (off - written) as usize])?;
             match &t.data {
                 TensorData::Bytes(b) => w.write_all(b)?,
-                TensorData::Generated {
-                    bytes,
-                    block_bytes,
-                    fill,
-                } => write_generated(w, &mut batch, *bytes, *block_bytes, fill)?,
+                TensorData::Generated { bytes, fill } => {
+                    write_generated(w, &mut batch, *bytes, t.ty.layout().type_size, fill)?
+                }
             }
             written = off + t.data.len();
         }
@@ -272,6 +256,14 @@ fn write_generated(
         start += len;
     }
     Ok(())
+}
+
+/// Bytes of a tensor of `dims` elements of `ty`, if its rows are whole blocks.
+fn tensor_bytes(dims: &[u64], ty: GgmlType) -> Option<u64> {
+    let n: u64 = dims.iter().product();
+    let ne0 = *dims.first()?;
+    ty.row_bytes(ne0)
+        .map(|row| row * n.checked_div(ne0).unwrap_or(0))
 }
 
 fn align(x: u64, a: u64) -> u64 {

@@ -1,6 +1,8 @@
 //! Conversations keep the model's state across turns: a new turn feeds only its own tokens,
 //! and the state it leaves equals a fresh session fed the same tokens at once.
 
+use std::sync::Arc;
+
 use qwen_wgpu::chat::{generate, Conversation, End, Flow};
 use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
@@ -10,27 +12,55 @@ use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
 use crate::common::{gpu_or_skip, tiny};
 
-/// Two turns of greedy chat; the second turn's prompt is only its own tokens, and the logits
-/// after it match a fresh session given the whole history in one prefill (1e-4 of the
-/// largest logit: the same tokens, grouped into other chunks).
-#[test]
-fn second_turn_prefills_only_itself() {
-    let config = tiny("tiny-qwen35moe");
+/// What a chat test runs on: a synthetic `preset` with its tokenizer and template, and a
+/// session of 256 tokens in chunks of 16 with an f32 KV cache.
+struct Chat {
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    model: Arc<GpuModel>,
+    session: Session,
+}
+
+const OPTIONS: SessionOptions = SessionOptions {
+    context: 256,
+    ubatch: 16,
+    kv_dtype: KvDtype::F32,
+    all_logits: false,
+};
+
+fn chat_on(preset: &str) -> Option<Chat> {
+    let config = tiny(preset);
     let bytes = synthetic_model(&config, &SynthOptions::default())
         .unwrap()
         .to_bytes();
     let file = GgufFile::from_bytes(bytes).unwrap();
     let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
     let template = ChatTemplate::new(tokenizer.chat_template.as_deref().unwrap()).unwrap();
-    let options = SessionOptions {
-        context: 256,
-        ubatch: 16,
-        kv_dtype: KvDtype::F32,
-        all_logits: false,
+    let gpu = gpu_or_skip()?;
+    let model = GpuModel::load(gpu, &file, &config, &OPTIONS, &mut |_, _| {}).unwrap();
+    let session = Session::new(model.clone(), OPTIONS).unwrap();
+    Some(Chat {
+        tokenizer,
+        template,
+        model,
+        session,
+    })
+}
+
+/// Two turns of greedy chat; the second turn's prompt is only its own tokens, and the logits
+/// after it match a fresh session given the whole history in one prefill (1e-4 of the
+/// largest logit: the same tokens, grouped into other chunks).
+#[test]
+fn second_turn_prefills_only_itself() {
+    let Some(Chat {
+        tokenizer,
+        template,
+        model,
+        mut session,
+    }) = chat_on("tiny-qwen35moe")
+    else {
+        return;
     };
-    let Some(gpu) = gpu_or_skip() else { return };
-    let model = GpuModel::load(gpu, &file, &config, &options, &mut |_, _| {}).unwrap();
-    let mut session = Session::new(model.clone(), options).unwrap();
     session.set_sampling(Sampling::greedy(), 0).unwrap();
     let mut conv = Conversation::new(Some("be brief"), false);
     let mut prompts = Vec::new();
@@ -54,7 +84,7 @@ fn second_turn_prefills_only_itself() {
         history.len()
     );
     let held = session.logits().unwrap();
-    let mut fresh = Session::new(model, options).unwrap();
+    let mut fresh = Session::new(model, OPTIONS).unwrap();
     fresh.prefill(&history).unwrap();
     let again = fresh.logits().unwrap();
     let scale = again.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -70,22 +100,15 @@ fn second_turn_prefills_only_itself() {
 /// the pipelined step already fed it and the next turn does not bring it again.
 #[test]
 fn each_token_is_fed_once_whatever_ended_the_reply() {
-    let config = tiny("tiny-qwen35");
-    let bytes = synthetic_model(&config, &SynthOptions::default())
-        .unwrap()
-        .to_bytes();
-    let file = GgufFile::from_bytes(bytes).unwrap();
-    let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
-    let template = ChatTemplate::new(tokenizer.chat_template.as_deref().unwrap()).unwrap();
-    let options = SessionOptions {
-        context: 256,
-        ubatch: 16,
-        kv_dtype: KvDtype::F32,
-        all_logits: false,
+    let Some(Chat {
+        tokenizer,
+        template,
+        mut session,
+        ..
+    }) = chat_on("tiny-qwen35")
+    else {
+        return;
     };
-    let Some(gpu) = gpu_or_skip() else { return };
-    let model = GpuModel::load(gpu, &file, &config, &options, &mut |_, _| {}).unwrap();
-    let mut session = Session::new(model, options).unwrap();
     let mut conv = Conversation::new(None, false);
     let mut expected: Vec<u32> = Vec::new();
     for (user, stop_after) in [("one", None), ("two", Some(3)), ("three", None)] {

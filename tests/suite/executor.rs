@@ -230,10 +230,9 @@ fn falsify_kv_006_allocated_kv_bytes_equal_the_algebra() {
     }
 }
 
-/// The per-token path creates nothing: after the first decode step (and a sampler change),
-/// 16 more steps leave the counts of created buffers, bind groups and pipelines unchanged.
-#[test]
-fn decode_steps_create_no_gpu_objects() {
+/// tiny-qwen35moe in q8_0 with a 64-token context and 8-token chunks: the plan-shape tests'
+/// model.
+fn tiny_moe_q8() -> (ModelConfig, GgufFile, SessionOptions) {
     let config = tiny("tiny-qwen35moe");
     let file = file_of(&config, GgmlType::Q8_0);
     let options = SessionOptions {
@@ -241,6 +240,14 @@ fn decode_steps_create_no_gpu_objects() {
         ubatch: 8,
         ..SessionOptions::default()
     };
+    (config, file, options)
+}
+
+/// The per-token path creates nothing: after the first decode step (and a sampler change),
+/// 16 more steps leave the counts of created buffers, bind groups and pipelines unchanged.
+#[test]
+fn decode_steps_create_no_gpu_objects() {
+    let (config, file, options) = tiny_moe_q8();
     let Some(model) = load(&config, &file, options) else {
         return;
     };
@@ -405,13 +412,7 @@ fn session_activations_equal_the_algebra() {
 /// has more.
 #[test]
 fn the_fused_decode_plan_has_seven_dispatches_a_gdn_layer_and_eight_an_attention_layer() {
-    let config = tiny("tiny-qwen35moe");
-    let file = file_of(&config, GgmlType::Q8_0);
-    let options = SessionOptions {
-        context: 64,
-        ubatch: 8,
-        ..SessionOptions::default()
-    };
+    let (config, file, options) = tiny_moe_q8();
     let mut counts = Vec::new();
     for gpu_forms in [true, false] {
         let Some(model) = load_with(&config, &file, options, Some(gpu_forms)) else {

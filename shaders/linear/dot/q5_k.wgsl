@@ -8,10 +8,7 @@
 fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     let p = sub / 2u;
     let half = sub % 2u;
-    let lo_sm = k4_scale_min(block + 4u, 2u * p);
-    let hi_sm = k4_scale_min(block + 4u, 2u * p + 1u);
-    let d = f16_at(block);
-    let dmin = f16_at(block + 2u);
+    let f = k4_pair_factors(block, p);
     let qh = (block + 16u + 16u * half) >> 2u;
     let qs = (block + 48u + 32u * p + 16u * half) >> 2u;
     let x_lo = xb - 32u * sub + 64u * p + 16u * half;
@@ -33,6 +30,5 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
         sy += xh;
     }
     let one = vec4<f32>(1.0);
-    return d * (lo_sm.x * dot(qx, one) + hi_sm.x * dot(qy, one))
-        - dmin * (lo_sm.y * dot(sx, one) + hi_sm.y * dot(sy, one));
+    return dot(f, vec4<f32>(dot(qx, one), dot(qy, one), -dot(sx, one), -dot(sy, one)));
 }

@@ -9,3 +9,13 @@ fn k4_scale_min(scales: u32, g: u32) -> vec2<f32> {
     let mn = (a >> 4u) | ((byte_at(scales + g) >> 6u) << 4u);
     return vec2<f32>(f32(sc), f32(mn));
 }
+
+// The factors of groups 2p and 2p + 1 of the q4_K / q5_K block at byte `block` (the two
+// units whose quants share bytes): d * scale of each (x, y) and dmin * min of each (z, w).
+fn k4_pair_factors(block: u32, p: u32) -> vec4<f32> {
+    let lo = k4_scale_min(block + 4u, 2u * p);
+    let hi = k4_scale_min(block + 4u, 2u * p + 1u);
+    let d = f16_at(block);
+    let dmin = f16_at(block + 2u);
+    return vec4<f32>(d * lo.x, d * hi.x, dmin * lo.y, dmin * hi.y);
+}
