@@ -148,7 +148,8 @@ fn norms(b: &mut Bench) {
     b.time("rms_norm 1 x 2048", &[&d], &y);
 }
 
-/// Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads.
+/// Gated DeltaNet: conv over the 8192 qkv channels, the delta rule over 32 heads, and both
+/// in the one decode dispatch.
 fn gated_delta_net(b: &mut Bench) {
     let g = GdnConfig {
         n_k_heads: 16,
@@ -162,7 +163,8 @@ fn gated_delta_net(b: &mut Bench) {
         let qkv = b.random_buf(n_tokens * ch, 1.0);
         let cw = b.random_buf(ch * 4, 0.5);
         let conv_out = f32_buffer(&b.gpu, "conv", n_tokens * ch);
-        let state = b.buf(&vec![0.0; 3 * ch]);
+        let state = b.buf(&vec![0.0; 4 * ch]);
+        let step = b.buf(&[0.0; 2]);
         let shape = gdn::ConvShape {
             channels: ch as u32,
             n_tokens: n_tokens as u32,
@@ -173,6 +175,7 @@ fn gated_delta_net(b: &mut Bench) {
             w: &cw,
             out: &conv_out,
             state: &state,
+            step: &step,
         };
         let d = gdn::causal_conv1d(&b.gpu, &b.cache, shape, io).unwrap();
         let what = format!("causal_conv1d {ch} channels x {n_tokens} tokens");
@@ -199,6 +202,22 @@ fn gated_delta_net(b: &mut Bench) {
         let d = gdn::delta_rule(&b.gpu, &b.cache, &g, n_tokens as u32, 1e-6, io).unwrap();
         let what = format!("delta_rule 32 heads 128x128 x {n_tokens} tokens");
         b.time(&what, &[&d], &o);
+        if n_tokens == 1 {
+            let io = gdn::ConvDeltaRuleIo {
+                qkv: &qkv,
+                conv_w: &cw,
+                conv_state: &state,
+                step: &step,
+                beta_raw: &beta,
+                alpha: &alpha,
+                dt_bias: &dt,
+                a_neg: &ab,
+                out: &o,
+                state: &s,
+            };
+            let d = gdn::conv_delta_rule(&b.gpu, &b.cache, &g, 1e-6, io).unwrap();
+            b.time("conv_delta_rule 32 heads 128x128, 1 token", &[&d], &o);
+        }
     }
 }
 

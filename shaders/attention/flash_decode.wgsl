@@ -16,7 +16,7 @@
 @group(0) @binding(3) var<storage, read_write> v_cache: array<KvWord>;
 // [n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc per chunk
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
-// The step's position and chunk count (attention/step.wgsl)
+// The step's position and chunk count (common/step.wgsl)
 @group(0) @binding(5) var<storage, read> step: Step;
 
 var<workgroup> q_head: array<f32, MAX_HEAD_DIM>;

@@ -11,7 +11,7 @@
 @group(0) @binding(2) var<storage, read> q_in: array<f32>;
 // [n_tokens, n_head, head_dim] f32
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-// The step's position and chunk count (attention/step.wgsl)
+// The step's position and chunk count (common/step.wgsl)
 @group(0) @binding(4) var<storage, read> step: Step;
 
 @compute @workgroup_size(WG)

@@ -37,7 +37,7 @@ const NEG_BIG: f32 = -3.4028235e38;
 @group(0) @binding(4) var<storage, read> q_in: array<f32>;
 // [n_tokens, n_head, HD] f32
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-// The step's position (attention/step.wgsl)
+// The step's position (common/step.wgsl)
 @group(0) @binding(6) var<storage, read> step: Step;
 
 var<workgroup> q_tile: array<f32, QT * HD>;

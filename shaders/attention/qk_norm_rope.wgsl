@@ -49,7 +49,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> k_cache: array<KvWord>;
 // [capacity, n_head_kv, head_dim] KV elements
 @group(0) @binding(9) var<storage, read_write> v_cache: array<KvWord>;
-// The step's position (attention/step.wgsl)
+// The step's position (common/step.wgsl)
 @group(0) @binding(10) var<storage, read> step: Step;
 
 var<workgroup> staged: array<f32, MAX_HEAD_DIM>;

@@ -125,8 +125,8 @@ pub struct Activations<T> {
     pub sampled_reads: [T; 2],
     /// `[PENALTY_WINDOW]` u32: the ids the repetition penalty looks back over.
     pub recent: T,
-    /// `[2]` u32: the step's first position and split-KV chunk count, which every
-    /// attention kernel reads.
+    /// `[2]` u32: the step's first position and split-KV chunk count, which the attention
+    /// kernels and the Gated DeltaNet conv read (`common/step.wgsl`).
     pub step: T,
 }
 

@@ -57,7 +57,7 @@ pub fn kv_total_bytes(config: &ModelConfig, seq_len: u64, dtype: KvDtype) -> u64
 /// Recurrent state of one sequence across all Gated DeltaNet layers, in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RecurrentStateBytes {
-    /// The last `conv_kernel - 1` inputs of every conv channel.
+    /// The ring of the last `conv_kernel` inputs of every conv channel (`conv_ring_len`).
     pub conv: u64,
     /// One `d_k x d_v` matrix per value head.
     pub delta: u64,
@@ -74,7 +74,7 @@ pub fn recurrent_state_bytes(config: &ModelConfig) -> RecurrentStateBytes {
         return RecurrentStateBytes { conv: 0, delta: 0 };
     };
     let layers = config.n_linear_layers() as u64;
-    let conv = g.conv_state_len() * 4;
+    let conv = g.conv_ring_len() * 4;
     let delta = g.delta_state_len() * 4;
     RecurrentStateBytes {
         conv: layers * conv,

@@ -20,10 +20,13 @@ use crate::model::activations::{moe_h_stride, RouterActivations};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
-    flash_prefill, qk_norm_rope, write_step, AttentionStep, FlashDecode, FlashDecodeBuffers,
-    FlashPrefill, FlashPrefillIo, QkNormRope, QkNormRopeIo,
+    flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefill,
+    FlashPrefillIo, QkNormRope, QkNormRopeIo,
 };
-use crate::runtime::ops::gdn::{causal_conv1d, delta_rule, CausalConv1dIo, ConvShape, DeltaRuleIo};
+use crate::runtime::ops::gdn::{
+    causal_conv1d, conv_delta_rule, delta_rule, CausalConv1dIo, ConvDeltaRuleIo, ConvShape,
+    DeltaRuleIo,
+};
 use crate::runtime::ops::linear::{
     embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, GatedHeadNorm,
     InputNorm, Matvec, MatvecInput, Projection, RowNorm, SlotInput, SlotOutput, Strided,
@@ -36,6 +39,7 @@ use crate::runtime::ops::moe::{
 use crate::runtime::ops::norm::{
     add_rms_norm, gated_rms_norm, rms_norm, AddRmsNormIo, GatedRmsNormIo, RmsNormIo, Rows,
 };
+use crate::runtime::ops::step::write_step;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
@@ -106,7 +110,7 @@ impl Node {
 
 pub struct Graph {
     pub nodes: Vec<Node>,
-    /// The attention kernels' position (`attention/step.wgsl`).
+    /// The attention kernels' position (`common/step.wgsl`).
     step: wgpu::Buffer,
     n_tokens: u32,
 }
@@ -509,29 +513,51 @@ fn gated_delta_net(
     ];
     let names = ["attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha"];
     g.project_normed(("gdn_in", &names), norm, &outputs)?;
-    let shape = ConvShape {
-        channels: gc.conv_channels() as u32,
-        n_tokens: t,
-        taps: gc.conv_kernel,
-    };
-    let io = CausalConv1dIo {
-        x: &sl.qkv,
-        w: &w.conv,
-        out: &sl.conv_out,
-        state: conv_state,
-    };
-    g.one("causal_conv1d", causal_conv1d(b.ctx, b.cache, shape, io))?;
-    let io = DeltaRuleIo {
-        conv_out: &sl.conv_out,
-        beta_raw: &sl.beta,
-        alpha: &sl.alpha,
-        dt_bias: &w.dt_bias,
-        a_neg: &w.a,
-        out: &sl.delta_out,
-        state: delta_state,
-    };
     let eps = b.config.rms_eps;
-    g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+    if t == 1 {
+        // A decode step: the conv runs inside the delta rule, each workgroup convolving the
+        // channels it reads.
+        let io = ConvDeltaRuleIo {
+            qkv: &sl.qkv,
+            conv_w: &w.conv,
+            conv_state,
+            step: &s.step,
+            beta_raw: &sl.beta,
+            alpha: &sl.alpha,
+            dt_bias: &w.dt_bias,
+            a_neg: &w.a,
+            out: &sl.delta_out,
+            state: delta_state,
+        };
+        g.one(
+            "conv_delta_rule",
+            conv_delta_rule(b.ctx, b.cache, gc, eps, io),
+        )?;
+    } else {
+        let shape = ConvShape {
+            channels: gc.conv_channels() as u32,
+            n_tokens: t,
+            taps: gc.conv_kernel,
+        };
+        let io = CausalConv1dIo {
+            x: &sl.qkv,
+            w: &w.conv,
+            out: &sl.conv_out,
+            state: conv_state,
+            step: &s.step,
+        };
+        g.one("causal_conv1d", causal_conv1d(b.ctx, b.cache, shape, io))?;
+        let io = DeltaRuleIo {
+            conv_out: &sl.conv_out,
+            beta_raw: &sl.beta,
+            alpha: &sl.alpha,
+            dt_bias: &w.dt_bias,
+            a_neg: &w.a,
+            out: &sl.delta_out,
+            state: delta_state,
+        };
+        g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+    }
     if g.fused() {
         // The output norm folded into ssm_out, which adds into the stream.
         let input = MatvecInput {

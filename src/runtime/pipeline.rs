@@ -66,6 +66,10 @@ pub enum Kernel {
     DeltaRule {
         d_k: u32,
     },
+    /// For key heads of `d_k` dims.
+    ConvDeltaRule {
+        d_k: u32,
+    },
     /// Writing a KV cache of f16 (packed) or f32 elements.
     QkNormRope {
         kv_f16: bool,
@@ -106,6 +110,7 @@ impl Kernel {
             Kernel::GatedRmsNorm => norm::gated_rms_norm::declaration(),
             Kernel::CausalConv1d => gdn::causal_conv1d::declaration(),
             Kernel::DeltaRule { d_k } => gdn::delta_rule::declaration(d_k),
+            Kernel::ConvDeltaRule { d_k } => gdn::conv_delta_rule::declaration(d_k),
             Kernel::QkNormRope { kv_f16 } => attention::qk_norm_rope::declaration(kv_f16),
             Kernel::FlashDecode { kv_f16 } => attention::flash_decode::declaration(kv_f16),
             Kernel::FlashDecodeCombine => attention::flash_decode::combine_declaration(),
@@ -178,6 +183,8 @@ impl Kernel {
             // Qwen3.5's key head dim, and the tiny test models'.
             Kernel::DeltaRule { d_k: 128 },
             Kernel::DeltaRule { d_k: 16 },
+            Kernel::ConvDeltaRule { d_k: 128 },
+            Kernel::ConvDeltaRule { d_k: 16 },
             Kernel::QkNormRope { kv_f16: true },
             Kernel::QkNormRope { kv_f16: false },
             Kernel::FlashDecode { kv_f16: true },

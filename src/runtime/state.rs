@@ -75,7 +75,7 @@ impl SequenceState {
             .enumerate()
             .map(|(i, kind)| match (kind, &config.gdn) {
                 (LayerKind::Linear, Some(g)) => LayerState::Linear {
-                    conv: zeroed(ctx, &format!("blk.{i}.conv_state"), g.conv_state_len() * 4),
+                    conv: zeroed(ctx, &format!("blk.{i}.conv_state"), g.conv_ring_len() * 4),
                     delta: zeroed(
                         ctx,
                         &format!("blk.{i}.delta_state"),

@@ -1,12 +1,14 @@
 //! `shaders/gdn/` against `model::reference::gdn`: the causal conv (with SiLU) and the gated
 //! delta rule, for decode (1 token) and prefill blocks (63, 64, 65 tokens), state carried
-//! across calls, head geometries with 2 and 3 value heads per key head.
+//! across calls, head geometries with 2 and 3 value heads per key head; and the two as one
+//! decode dispatch (`conv_delta_rule`).
 
 use qwen_wgpu::loader::config::GdnConfig;
 use qwen_wgpu::model::reference::gdn::{causal_conv1d, delta_rule, DeltaRuleInputs};
 use qwen_wgpu::model::reference::norm::silu;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::gdn;
+use qwen_wgpu::runtime::ops::step::write_step;
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
 use qwen_wgpu::runtime::GpuContext;
@@ -21,18 +23,45 @@ fn buf(gpu: &GpuContext, v: &[f32]) -> wgpu::Buffer {
     storage_buffer(gpu, "t", bytemuck::cast_slice(v))
 }
 
+/// The conv's ring (`GdnConfig::conv_ring_len`) holding `linear`, the reference's K - 1
+/// inputs oldest first, before position `pos`; the row the next token writes holds NaN, so
+/// a kernel reading it fails the comparison.
+fn ring_of(linear: &[f32], pos: usize, taps: usize, channels: usize) -> Vec<f32> {
+    let mut ring = vec![f32::NAN; taps * channels];
+    for i in 0..taps - 1 {
+        let row = (pos + 1 + i) % taps;
+        ring[row * channels..(row + 1) * channels]
+            .copy_from_slice(&linear[i * channels..(i + 1) * channels]);
+    }
+    ring
+}
+
+/// The reference's K - 1 inputs before position `pos`, oldest first, from the conv's ring.
+fn linear_of(ring: &[f32], pos: usize, taps: usize, channels: usize) -> Vec<f32> {
+    (0..taps - 1)
+        .flat_map(|i| {
+            let row = (pos + 1 + i) % taps;
+            ring[row * channels..(row + 1) * channels].to_vec()
+        })
+        .collect()
+}
+
 /// f32 on both sides, the same products in another order: atol 1e-6, rtol 1e-5
-/// (SiLU uses the GPU's exp).
+/// (SiLU uses the GPU's exp). The ring starts at position 10, past its length, so every
+/// row's index wraps.
 #[test]
 fn causal_conv1d_matches_reference() {
     let Some(gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(11);
+    let step = f32_buffer(&gpu, "step", 2);
     // No reduction in this kernel: one variant covers it.
     for (channels, taps) in [(7, 4), (64, 4), (200, 2), (130, 8)] {
         let w = random(channels * taps, 0.5, &mut rng);
+        let mut pos = 10;
         let state0 = random((taps - 1) * channels, 1.0, &mut rng);
-        let (wb, state) = (buf(&gpu, &w), buf(&gpu, &state0));
+        let ring = ring_of(&state0, pos, taps, channels);
+        let (wb, state) = (buf(&gpu, &w), buf(&gpu, &ring));
         let mut ref_state = state0.clone();
         // Calls in sequence carry the state: decode steps and prefill blocks mixed.
         for n_tokens in [1, 63, 64, 65, 1] {
@@ -48,9 +77,12 @@ fn causal_conv1d_matches_reference() {
                 w: &wb,
                 out: &out,
                 state: &state,
+                step: &step,
             };
+            write_step(&gpu.queue, &step, pos as u32, n_tokens as u32);
             let d = gdn::causal_conv1d(&gpu, &cache, shape, io).unwrap();
             run_dispatches(&gpu, &[&d]);
+            pos += n_tokens;
             let expect: Vec<f32> = causal_conv1d(&x, &w, &mut ref_state, channels, taps)
                 .into_iter()
                 .map(silu)
@@ -63,9 +95,10 @@ fn causal_conv1d_matches_reference() {
                 1e-6,
                 1e-5,
             );
+            let ring = read_f32(&gpu, &state, taps * channels).unwrap();
             assert_close(
                 &format!("{what} state"),
-                &read_f32(&gpu, &state, ref_state.len()).unwrap(),
+                &linear_of(&ring, pos, taps, channels),
                 &ref_state,
                 0.0,
                 0.0,
@@ -83,6 +116,7 @@ fn causal_conv1d_matches_reference() {
         w: &dummy,
         out: &dummy,
         state: &dummy,
+        step: &dummy,
     };
     assert!(gdn::causal_conv1d(&gpu, &cache, shape, io).is_err());
 }
@@ -164,4 +198,125 @@ fn delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix6
             );
         }
     }
+}
+
+/// The decode step in one dispatch against the composition it fuses, the reference conv
+/// (with SiLU) then the reference delta rule: six tokens in a row, the conv ring starting
+/// at position 2 (rows before 0 still zero) and at 37, on the delta rule's geometries.
+/// Tolerances as the delta rule's: atol 2e-5, rtol 1e-4 on outputs and states; the ring,
+/// which only stores inputs, exactly.
+#[test]
+fn conv_delta_rule_matches_reference() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(13);
+    for_each_variant(&mut gpu, |gpu| conv_delta_rule_cases(gpu, &cache, &mut rng));
+}
+
+fn conv_delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+    let geometries = [(2, 4, 16, 16, 4), (2, 6, 16, 40, 3), (1, 2, 128, 128, 4)];
+    let step = f32_buffer(gpu, "step", 2);
+    for (nk, nv, dk, dv, taps) in geometries {
+        for pos0 in [2, 37] {
+            let g = GdnConfig {
+                n_k_heads: nk,
+                n_v_heads: nv,
+                d_k: dk,
+                d_v: dv,
+                conv_kernel: taps,
+            };
+            let (ch, k) = (g.conv_channels() as usize, taps as usize);
+            let (nv_, dk_, dv_) = (nv as usize, dk as usize, dv as usize);
+            let conv_w = random(ch * k, 0.5, rng);
+            let dt_bias = random(nv_, 0.5, rng);
+            let a: Vec<f32> = random(nv_, 1.0, rng).iter().map(|u| -u.exp()).collect();
+            // At position 2 the ring has seen positions 0 and 1 only: the rows before are 0.
+            let mut ref_conv = random((k - 1) * ch, 1.0, rng);
+            let unseen = (k - 1).saturating_sub(pos0) * ch;
+            ref_conv[..unseen].fill(0.0);
+            let mut ref_delta = random(nv_ * dk_ * dv_, 0.1, rng);
+            let ring = ring_of(&ref_conv, pos0, k, ch);
+            let (cwb, dtb, ab) = (buf(gpu, &conv_w), buf(gpu, &dt_bias), buf(gpu, &a));
+            let (conv_state, state) = (buf(gpu, &ring), buf(gpu, &ref_delta));
+            for pos in pos0..pos0 + 6 {
+                let qkv = random(ch, 2.0, rng);
+                let beta = random(nv_, 3.0, rng);
+                let alpha = random(nv_, 2.0, rng);
+                let (qb, bb, alb) = (buf(gpu, &qkv), buf(gpu, &beta), buf(gpu, &alpha));
+                let out = f32_buffer(gpu, "o", nv_ * dv_);
+                let io = gdn::ConvDeltaRuleIo {
+                    qkv: &qb,
+                    conv_w: &cwb,
+                    conv_state: &conv_state,
+                    step: &step,
+                    beta_raw: &bb,
+                    alpha: &alb,
+                    dt_bias: &dtb,
+                    a_neg: &ab,
+                    out: &out,
+                    state: &state,
+                };
+                write_step(&gpu.queue, &step, pos as u32, 1);
+                let d = gdn::conv_delta_rule(gpu, cache, &g, 1e-6, io).unwrap();
+                run_dispatches(gpu, &[&d]);
+                let conv: Vec<f32> = causal_conv1d(&qkv, &conv_w, &mut ref_conv, ch, k)
+                    .into_iter()
+                    .map(silu)
+                    .collect();
+                let inputs = DeltaRuleInputs {
+                    conv_out: &conv,
+                    beta_raw: &beta,
+                    alpha: &alpha,
+                    dt_bias: &dt_bias,
+                    a: &a,
+                };
+                let expect = delta_rule(&g, inputs, 1e-6, &mut ref_delta);
+                let what =
+                    format!("conv + delta rule nk {nk} nv {nv} dk {dk} dv {dv}, position {pos}");
+                assert_close(
+                    &what,
+                    &read_f32(gpu, &out, expect.len()).unwrap(),
+                    &expect,
+                    2e-5,
+                    1e-4,
+                );
+                assert_close(
+                    &format!("{what} state"),
+                    &read_f32(gpu, &state, ref_delta.len()).unwrap(),
+                    &ref_delta,
+                    2e-5,
+                    1e-4,
+                );
+                let ring = read_f32(gpu, &conv_state, k * ch).unwrap();
+                assert_close(
+                    &format!("{what} conv ring"),
+                    &linear_of(&ring, pos + 1, k, ch),
+                    &ref_conv,
+                    0.0,
+                    0.0,
+                );
+            }
+        }
+    }
+    let bad = GdnConfig {
+        n_k_heads: 1,
+        n_v_heads: 1,
+        d_k: 16,
+        d_v: 16,
+        conv_kernel: 9,
+    };
+    let d = f32_buffer(gpu, "d", 4);
+    let io = gdn::ConvDeltaRuleIo {
+        qkv: &d,
+        conv_w: &d,
+        conv_state: &d,
+        step: &d,
+        beta_raw: &d,
+        alpha: &d,
+        dt_bias: &d,
+        a_neg: &d,
+        out: &d,
+        state: &d,
+    };
+    assert!(gdn::conv_delta_rule(gpu, cache, &bad, 1e-6, io).is_err());
 }

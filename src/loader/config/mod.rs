@@ -172,6 +172,14 @@ impl GdnConfig {
         (self.conv_kernel as u64 - 1) * self.conv_channels()
     }
 
+    /// Floats of one layer's conv state on the GPU: a ring of the last `conv_kernel` inputs
+    /// of every conv channel, the input at position p in row `p % conv_kernel`. One row
+    /// more than [`Self::conv_state_len`], so that a decode step writes its input into the
+    /// row no reader of that step needs (workgroups sharing a channel then never race).
+    pub fn conv_ring_len(&self) -> u64 {
+        self.conv_kernel as u64 * self.conv_channels()
+    }
+
     /// Floats of one layer's delta state: a `d_k x d_v` matrix per value head.
     pub fn delta_state_len(&self) -> u64 {
         self.n_v_heads as u64 * self.d_k as u64 * self.d_v as u64

@@ -9,6 +9,7 @@ pub mod linear;
 pub mod moe;
 pub mod norm;
 pub mod sample;
+pub mod step;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
 use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
+use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
@@ -36,7 +37,7 @@ kernel_io! {
         k_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         partials: ReadWrite "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
-        step: Read "[2] u32: the step's position and chunk count (attention/step.wgsl)",
+        step: Read "[2] u32: the step's position and chunk count (common/step.wgsl)",
     }
 }
 
@@ -46,7 +47,7 @@ kernel_io! {
         partials: Read "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
         q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
         out: ReadWrite "[n_tokens, n_head, head_dim] f32",
-        step: Read "[2] u32: the step's chunk count (attention/step.wgsl)",
+        step: Read "[2] u32: the step's chunk count (common/step.wgsl)",
     }
 }
 
@@ -58,7 +59,7 @@ pub fn declaration(kv_f16: bool) -> Declaration {
     .include([
         kv_file(kv_f16),
         "attention/flash_decode_params.wgsl",
-        "attention/step.wgsl",
+        STEP_WGSL,
     ])
     .constant("CHUNK", FLASH_CHUNK)
     .constant("WG", WG)
@@ -70,7 +71,7 @@ pub fn combine_declaration() -> Declaration {
         "flash_decode_combine",
         "attention/flash_decode_combine.wgsl",
     )
-    .include(["attention/flash_decode_params.wgsl", "attention/step.wgsl"])
+    .include(["attention/flash_decode_params.wgsl", STEP_WGSL])
     .constant("WG", WG)
 }
 

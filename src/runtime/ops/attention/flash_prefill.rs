@@ -6,6 +6,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
 use crate::runtime::ops::attention::AttentionStep;
+use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
@@ -36,7 +37,7 @@ kernel_io! {
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
         out: ReadWrite "[n_tokens, n_head, head_dim] f32",
-        step: Read "[2] u32: the step's position (attention/step.wgsl)",
+        step: Read "[2] u32: the step's position (common/step.wgsl)",
     }
 }
 
@@ -52,7 +53,7 @@ pub fn declaration(head_dim: u32, kv_f16: bool) -> Declaration {
         "flash_prefill",
         "attention/flash_prefill.wgsl",
     )
-    .include([kv_file(kv_f16), "attention/step.wgsl"])
+    .include([kv_file(kv_f16), STEP_WGSL])
     .constant("HD", head_dim)
     .constant("QT", query_tile(head_dim))
     .constant("KT", KT)

@@ -11,13 +11,14 @@ pub use qk_norm_rope::{qk_norm_rope, QkNormRope, QkNormRopeIo};
 
 use crate::error::GpuError;
 use crate::loader::config::AttentionConfig;
+use crate::runtime::ops::step::write_step;
 
 /// Largest head dim the attention kernels stage in workgroup memory.
 pub const MAX_HEAD_DIM: u32 = 512;
 
 /// The attention of one step: its layer geometry, KV element type, and the `n_tokens`
 /// queries at positions `pos0..`. The kernels read the position from `step`
-/// (`attention/step.wgsl`), which [`write_step`] moves for all layers at once.
+/// (`common/step.wgsl`), which [`write_step`] moves for all layers at once.
 #[derive(Clone, Copy)]
 pub struct AttentionStep<'a> {
     pub config: &'a AttentionConfig,
@@ -26,23 +27,6 @@ pub struct AttentionStep<'a> {
     pub pos0: u32,
     /// `[2]` u32: the step's first position and split-KV chunk count.
     pub step: &'a wgpu::Buffer,
-}
-
-/// `attention/step.wgsl`'s `Step`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Step {
-    pos0: u32,
-    n_chunks: u32,
-}
-
-/// Moves every attention kernel bound to `step` to a step of `n_tokens` tokens at `pos0..`.
-pub fn write_step(queue: &wgpu::Queue, step: &wgpu::Buffer, pos0: u32, n_tokens: u32) {
-    let s = Step {
-        pos0,
-        n_chunks: (pos0 + n_tokens).div_ceil(FLASH_CHUNK),
-    };
-    queue.write_buffer(step, 0, bytemuck::bytes_of(&s));
 }
 
 impl AttentionStep<'_> {

@@ -5,6 +5,7 @@ use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
+use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
@@ -38,13 +39,13 @@ kernel_io! {
         q_out: ReadWrite "[n_tokens, n_head, head_dim] f32",
         k_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
         v_cache: ReadWrite "[capacity, n_head_kv, head_dim] KV elements",
-        step: Read "[2] u32: the step's position (attention/step.wgsl)",
+        step: Read "[2] u32: the step's position (common/step.wgsl)",
     }
 }
 
 pub fn declaration(kv_f16: bool) -> Declaration {
     Declaration::of::<QkNormRopeParams, QkNormRopeIo>("qk_norm_rope", "attention/qk_norm_rope.wgsl")
-        .include([kv_file(kv_f16), "attention/step.wgsl"])
+        .include([kv_file(kv_f16), STEP_WGSL])
         .constant("WG", WG)
         .constant("MAX_HEAD_DIM", MAX_HEAD_DIM)
 }

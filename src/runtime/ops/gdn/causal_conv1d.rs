@@ -1,8 +1,10 @@
-//! `shaders/gdn/causal_conv1d.wgsl`: `out = silu(causal_conv1d(x))`, updating the state.
+//! `shaders/gdn/causal_conv1d.wgsl`: `out = silu(causal_conv1d(x))`, updating the ring of
+//! past inputs (`GdnConfig::conv_ring_len`).
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
@@ -27,7 +29,8 @@ kernel_io! {
         x: Read "[n_tokens, channels] f32: the qkv projections",
         w: Read "[channels, taps] f32: ssm_conv1d",
         out: ReadWrite "[n_tokens, channels] f32",
-        state: ReadWrite "[taps - 1, channels] f32, oldest first",
+        state: ReadWrite "[taps, channels] f32: the ring of past inputs, position p in row p % taps",
+        step: Read "[2] u32: the step's first position (common/step.wgsl)",
     }
 }
 
@@ -35,6 +38,7 @@ pub fn declaration() -> Declaration {
     Declaration::of::<ConvParams, CausalConv1dIo>("causal_conv1d", "gdn/causal_conv1d.wgsl")
         .constant("WG", WG)
         .constant("MAX_TAPS", MAX_CONV_TAPS)
+        .include([STEP_WGSL])
 }
 
 /// The conv's extent: `channels` channels of `n_tokens` tokens through `taps` taps.
@@ -45,7 +49,8 @@ pub struct ConvShape {
     pub taps: u32,
 }
 
-/// `out = silu(causal_conv1d(x))` over the tokens, updating `state`.
+/// `out = silu(causal_conv1d(x))` over the step's tokens, at the position `step` holds,
+/// updating the ring `state`.
 pub fn causal_conv1d(
     ctx: &GpuContext,
     cache: &PipelineCache,

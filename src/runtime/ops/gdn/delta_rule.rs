@@ -1,4 +1,6 @@
-//! `shaders/gdn/delta_rule.wgsl`: the gated delta rule of one layer over a step's tokens.
+//! `shaders/gdn/delta_rule.wgsl`: the gated delta rule of one layer over a step's tokens,
+//! reading the conv's output; its split (`gdn/delta_rule_columns.wgsl`) is shared with
+//! [`super::conv_delta_rule`].
 
 use crate::error::GpuError;
 use crate::loader::config::GdnConfig;
@@ -42,11 +44,35 @@ kernel_io! {
 
 /// The kernel for key heads of `d_k` dims (a register array's size, so a constant).
 pub fn declaration(d_k: u32) -> Declaration {
-    Declaration::of::<DeltaRuleParams, DeltaRuleIo>("delta_rule", "gdn/delta_rule.wgsl")
+    columns_split(
+        Declaration::of::<DeltaRuleParams, DeltaRuleIo>("delta_rule", "gdn/delta_rule.wgsl"),
+        d_k,
+    )
+}
+
+/// `d`, a kernel built on `gdn/delta_rule_columns.wgsl`, with the rule joined in and its
+/// split's sizes for key heads of `d_k` dims.
+pub(crate) fn columns_split(d: Declaration, d_k: u32) -> Declaration {
+    d.include(["gdn/delta_rule_columns.wgsl"])
         .constant("D_K", d_k)
         .constant("COLS", COLS)
         .constant("SLICES", SLICES)
         .constant("WG", COLS * SLICES)
+}
+
+/// Refuses key heads the split cannot hold in registers.
+pub(crate) fn check_key_dim(entry: &str, d_k: u32) -> Result<(), GpuError> {
+    if d_k % SLICES != 0 || d_k > MAX_D_K {
+        return Err(GpuError::Shape(format!(
+            "{entry}: key head dim {d_k} must be a multiple of {SLICES} and at most {MAX_D_K}"
+        )));
+    }
+    Ok(())
+}
+
+/// The split's grid: a workgroup per value head and [`COLS`] of its columns.
+pub(crate) fn columns_grid(g: &GdnConfig) -> [u32; 3] {
+    [g.n_v_heads, g.d_v.div_ceil(COLS), 1]
 }
 
 /// The gated delta rule over `n_tokens` tokens (q/k L2 norm, decay, delta update, readout),
@@ -59,12 +85,7 @@ pub fn delta_rule(
     eps: f32,
     io: DeltaRuleIo<'_>,
 ) -> Result<Dispatch, GpuError> {
-    if g.d_k % SLICES != 0 || g.d_k > MAX_D_K {
-        return Err(GpuError::Shape(format!(
-            "delta_rule: key head dim {} must be a multiple of {SLICES} and at most {MAX_D_K}",
-            g.d_k
-        )));
-    }
+    check_key_dim("delta_rule", g.d_k)?;
     let params = DeltaRuleParams {
         n_k_heads: g.n_k_heads,
         n_v_heads: g.n_v_heads,
@@ -75,6 +96,5 @@ pub fn delta_rule(
         _pad: [0; 2],
     };
     let kernel = Kernel::DeltaRule { d_k: g.d_k };
-    let grid = [g.n_v_heads, g.d_v.div_ceil(COLS), 1];
-    Dispatch::new(ctx, cache, kernel, &params, &io, grid)
+    Dispatch::new(ctx, cache, kernel, &params, &io, columns_grid(g))
 }
