@@ -63,14 +63,23 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
             stage4(stage_row, 8u * stage_part, vec4<f32>(0.0));
             stage4(stage_row, 8u * stage_part + 4u, vec4<f32>(0.0));
         }
-        for (var i = lid; i < TILE * 32u; i += WG) {
-            let tt = i / 32u;
-            let l = i % 32u;
-            var v = 0.0;
+        // Neighbouring invocations take neighbouring tokens, four elements each: their
+        // stores land 4 words apart in x_tile (2 per bank), where walking the elements
+        // put 32 neighbours 64 words apart, all in one bank.
+        for (var i = lid; i < TILE * 8u; i += WG) {
+            let tt = i % TILE;
+            let l = 4u * (i / TILE);
+            var v = vec4<f32>(0.0);
             if (tt < n) {
-                v = x[params.x_offset + x_row(tok0, tt) * params.x_stride + 32u * u + l];
+                let at = params.x_offset + x_row(tok0, tt) * params.x_stride + 32u * u + l;
+                v = vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
             }
-            x_tile[l][tt % 16u][tt / 16u] = v;
+            let q = tt % 16u;
+            let c = tt / 16u;
+            x_tile[l][q][c] = v.x;
+            x_tile[l + 1u][q][c] = v.y;
+            x_tile[l + 2u][q][c] = v.z;
+            x_tile[l + 3u][q][c] = v.w;
         }
         workgroupBarrier();
         for (var l = 0u; l < 32u; l++) {

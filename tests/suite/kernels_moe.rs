@@ -372,6 +372,26 @@ fn routed_ids(n_tokens: usize, k: usize, n_experts: usize) -> Vec<u32> {
         .collect()
 }
 
+/// `moe_group` alone, exactly (a stable counting sort of the slots by expert), at the sizes
+/// its parallel steps split differently: fewer experts than invocations and more (runs of
+/// 2 experts, and 300, not a multiple of the workgroup), one block of slots and many (a
+/// 512-token chunk routed to 10 of 512 experts, as Qwen3.5-397B-A17B), a partial last
+/// block, experts no slot chose, and one expert taking every slot.
+#[test]
+fn moe_group_sorts_slots_by_expert_stably() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(35);
+    for (n_experts, slots) in [(6, 140), (256, 1024), (300, 257), (512, 5120), (1, 300)] {
+        let ids: Vec<u32> = (0..slots)
+            .map(|_| rng.below(n_experts as u64) as u32)
+            .collect();
+        let grouping = Grouping::new(&gpu, &cache, &ids, n_experts);
+        run_dispatches(&gpu, &[&grouping.dispatch]);
+        grouping.assert_exact(&gpu, &ids, n_experts);
+    }
+}
+
 /// The slots of `ids` grouped by expert on the GPU: `moe_group` and what it writes.
 struct Grouping {
     slots: usize,
