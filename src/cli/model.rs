@@ -12,7 +12,11 @@ use qwen_wgpu::error::Error;
 use qwen_wgpu::loader::tokenizer::GgufTokenizer;
 use qwen_wgpu::loader::{GgufFile, ModelConfig};
 use qwen_wgpu::model::algebra::KvDtype;
-use qwen_wgpu::runtime::{AdapterChoice, GpuContext, GpuModel, Session, SessionOptions};
+use qwen_wgpu::runtime::ops::linear::matmul::TILE;
+use qwen_wgpu::runtime::weights::max_piece_bytes;
+use qwen_wgpu::runtime::{
+    AdapterChoice, GpuContext, GpuModel, Session, SessionOptions, DEFAULT_UBATCH,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum KvType {
@@ -45,8 +49,9 @@ pub struct ModelArgs {
     /// Tokens of context the KV cache holds.
     #[arg(short = 'c', long = "ctx", default_value_t = 4096)]
     pub context: u32,
-    /// Most prompt tokens processed in one step.
-    #[arg(long, default_value_t = 128)]
+    /// Most prompt tokens processed in one step (with every token's logits kept, as
+    /// `perplexity` does, at most the rows of logits one binding holds).
+    #[arg(long, default_value_t = DEFAULT_UBATCH)]
     pub ubatch: u32,
     /// KV cache element type.
     #[arg(long, value_enum, default_value_t = KvType::F16)]
@@ -72,6 +77,31 @@ impl ModelArgs {
             all_logits,
         }
     }
+}
+
+/// `options` with a step's rows of logits within one storage binding when every token's
+/// logits are kept: at a 248k vocabulary a 512-token step's logits are 508 MB, past the
+/// binding limit of many adapters (128 MiB on lavapipe), so such a session takes shorter
+/// steps rather than failing.
+fn fit_logit_rows(
+    mut options: SessionOptions,
+    config: &ModelConfig,
+    gpu: &GpuContext,
+) -> SessionOptions {
+    if options.all_logits {
+        let row_bytes = 4 * config.n_vocab.max(1) as u64;
+        let fit = (max_piece_bytes(gpu) / row_bytes).clamp(1, u32::MAX as u64) as u32;
+        // Whole matmul tiles of tokens where the binding allows one.
+        let rows = if fit >= TILE { fit / TILE * TILE } else { fit };
+        if rows < options.ubatch {
+            log::info!(
+                "ubatch {} -> {rows}: the logits of every token of a step fit one binding",
+                options.ubatch
+            );
+            options.ubatch = rows;
+        }
+    }
+    options
 }
 
 /// A model loaded on the GPU with one session, and its tokenizer.
@@ -112,6 +142,7 @@ pub fn load(args: &ModelArgs, options: SessionOptions) -> Result<Loaded, Error> 
     let tokenizer = GgufTokenizer::from_gguf(&file)?;
     let gpu = open_gpu(args)?;
     log::info!("{}", gpu.describe());
+    let options = fit_logit_rows(options, &config, &gpu);
     let bar = byte_bar("loading", 0);
     let model = GpuModel::load(gpu, &file, &config, &options, &mut |done, total| {
         bar.set_length(total);

@@ -175,6 +175,34 @@ fn logits_and_perplexity_run_on_the_reference() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Every token's logits of a 256-token step at the real 248k vocabulary are 254 MB, past
+/// lavapipe's 128 MiB binding: perplexity takes shorter steps (128 tokens there) rather
+/// than failing, whatever `--ubatch` asks.
+#[test]
+fn perplexity_at_the_real_vocabulary_fits_its_steps_to_the_binding() {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-pv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("t.txt");
+    std::fs::write(
+        &text,
+        "the quick brown fox jumps over the lazy dog. ".repeat(30),
+    )
+    .unwrap();
+    let (ok, out, err) = qwen_wgpu(&[
+        "perplexity",
+        "--demo",
+        "-f",
+        text.to_str().unwrap(),
+        "--ctx",
+        "256",
+        "--ubatch",
+        "512",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Final estimate: PPL = "), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn qwen_wgpu_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))

@@ -33,6 +33,12 @@ mod profile;
 
 pub use profile::NodeTime;
 
+/// Prompt tokens one prefill step takes unless told otherwise: llama.cpp's default, where
+/// a matmul tile reads each weight once for 64 tokens and a MoE chunk gives each expert
+/// enough of them to fill its tiles (pp512 on lavapipe: 4.29 tok/s against 3.22 at 128 with
+/// the GPU forms, 4.86 against 4.57 with the CPU ones).
+pub const DEFAULT_UBATCH: u32 = 512;
+
 /// How a session is sized.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionOptions {
@@ -49,7 +55,7 @@ impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
             context: 4096,
-            ubatch: 64,
+            ubatch: DEFAULT_UBATCH,
             kv_dtype: KvDtype::F16,
             all_logits: false,
         }
