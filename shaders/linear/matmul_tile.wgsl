@@ -42,6 +42,16 @@ fn stage4(r: u32, l: u32, v: vec4<f32>) {
     w_tile[l + 3u][q][c] = v.w;
 }
 
+// Elements l.. l + 3 of tile token tt.
+fn stage_x4(tt: u32, l: u32, v: vec4<f32>) {
+    let q = tt % 16u;
+    let c = tt / 16u;
+    x_tile[l][q][c] = v.x;
+    x_tile[l + 1u][q][c] = v.y;
+    x_tile[l + 2u][q][c] = v.z;
+    x_tile[l + 3u][q][c] = v.w;
+}
+
 // The TILE x TILE outputs of rows row0.. and the `n` tile tokens from tok0, weights from
 // byte `slab` on.
 fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
@@ -74,12 +84,7 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
                 let at = params.x_offset + x_row(tok0, tt) * params.x_stride + 32u * u + l;
                 v = vec4<f32>(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
             }
-            let q = tt % 16u;
-            let c = tt / 16u;
-            x_tile[l][q][c] = v.x;
-            x_tile[l + 1u][q][c] = v.y;
-            x_tile[l + 2u][q][c] = v.z;
-            x_tile[l + 3u][q][c] = v.w;
+            stage_x4(tt, l, v);
         }
         workgroupBarrier();
         for (var l = 0u; l < 32u; l++) {
