@@ -13,6 +13,11 @@ use crate::loader::config::{FfnConfig, ModelConfig};
 pub mod kernel_sizes {
     /// KV positions per split-KV attention chunk (one partial per chunk and head).
     pub const ATTENTION_CHUNK: u32 = 64;
+    /// Tokens per chunk of the chunked (WY) gated delta rule of a prompt step.
+    pub const DELTA_CHUNK: u32 = 64;
+    /// Largest key head dim the chunked delta rule takes (its state kernel keeps a block of
+    /// `d_k` rows in workgroup memory); wider heads run the sequential rule.
+    pub const DELTA_CHUNK_MAX_D_K: u32 = 128;
     /// Logits per argmax and top-k partial workgroup.
     pub const SAMPLE_CHUNK: u32 = 4096;
     /// Candidates the top-k sampler keeps.
@@ -67,6 +72,16 @@ pub struct LinearActivations<T> {
     /// `[ubatch, value_dim]`: the delta rule's output, and it normed and gated.
     pub delta_out: T,
     pub normed: T,
+    /// A prompt step's chunked delta rule, over the step's `DELTA_CHUNK`-token chunks
+    /// (`chunks` = ubatch / DELTA_CHUNK rounded up; one word each where the key heads are
+    /// too wide for it): `[chunks, n_v_heads, DELTA_CHUNK, d_k]` for w, kd and qg,
+    /// `[.., d_v]` for u, `[.., DELTA_CHUNK]` for mqk, `[chunks, n_v_heads]` for decay.
+    pub chunk_w: T,
+    pub chunk_u: T,
+    pub chunk_kd: T,
+    pub chunk_qg: T,
+    pub chunk_mqk: T,
+    pub chunk_decay: T,
 }
 
 /// Buffers of the router and the routed experts.
@@ -192,6 +207,14 @@ fn linear_slots(config: &ModelConfig, t: u64) -> Option<LinearActivations<Slot>>
         .as_ref()
         .filter(|_| config.n_linear_layers() > 0)?;
     let (c, vd, nv) = (g.conv_channels(), g.value_dim(), g.n_v_heads as u64);
+    let chunked = g.d_k <= kernel_sizes::DELTA_CHUNK_MAX_D_K;
+    let chunk = kernel_sizes::DELTA_CHUNK as u64;
+    // Rows of the factors: the step's tokens rounded up to whole chunks, per value head.
+    let rows = if chunked {
+        t.div_ceil(chunk) * chunk * nv
+    } else {
+        0
+    };
     Some(LinearActivations {
         qkv: slot("qkv", t * c),
         conv_out: slot("conv_out", t * c),
@@ -200,6 +223,12 @@ fn linear_slots(config: &ModelConfig, t: u64) -> Option<LinearActivations<Slot>>
         alpha: slot("alpha", t * nv),
         delta_out: slot("delta_out", t * vd),
         normed: slot("gdn_normed", t * vd),
+        chunk_w: slot("chunk_w", rows * g.d_k as u64),
+        chunk_u: slot("chunk_u", rows * g.d_v as u64),
+        chunk_kd: slot("chunk_kd", rows * g.d_k as u64),
+        chunk_qg: slot("chunk_qg", rows * g.d_k as u64),
+        chunk_mqk: slot("chunk_mqk", rows * chunk),
+        chunk_decay: slot("chunk_decay", rows / chunk),
     })
 }
 
@@ -270,6 +299,12 @@ impl<T> LinearActivations<T> {
             alpha: f(&self.alpha)?,
             delta_out: f(&self.delta_out)?,
             normed: f(&self.normed)?,
+            chunk_w: f(&self.chunk_w)?,
+            chunk_u: f(&self.chunk_u)?,
+            chunk_kd: f(&self.chunk_kd)?,
+            chunk_qg: f(&self.chunk_qg)?,
+            chunk_mqk: f(&self.chunk_mqk)?,
+            chunk_decay: f(&self.chunk_decay)?,
         })
     }
 }

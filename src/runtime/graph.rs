@@ -16,7 +16,7 @@
 
 use crate::error::{Error, GpuError};
 use crate::loader::config::{ExpertGateUp, FfnConfig, ModelConfig, MoeConfig};
-use crate::model::activations::{moe_h_stride, RouterActivations};
+use crate::model::activations::{moe_h_stride, LinearActivations, RouterActivations};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
@@ -24,8 +24,8 @@ use crate::runtime::ops::attention::{
     FlashPrefillIo, QkNormRope, QkNormRopeIo,
 };
 use crate::runtime::ops::gdn::{
-    causal_conv1d, conv_delta_rule, delta_rule, CausalConv1dIo, ConvDeltaRuleIo, ConvShape,
-    DeltaRuleIo,
+    causal_conv1d, conv_delta_rule, delta_chunk_state, delta_chunk_wy, delta_rule, CausalConv1dIo,
+    ConvDeltaRuleIo, ConvShape, DeltaChunkStateIo, DeltaChunkWyIo, DeltaRuleIo,
 };
 use crate::runtime::ops::linear::{
     embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, GatedHeadNorm,
@@ -547,16 +547,20 @@ fn gated_delta_net(
             step: &s.step,
         };
         g.one("causal_conv1d", causal_conv1d(b.ctx, b.cache, shape, io))?;
-        let io = DeltaRuleIo {
-            conv_out: &sl.conv_out,
-            beta_raw: &sl.beta,
-            alpha: &sl.alpha,
-            dt_bias: &w.dt_bias,
-            a_neg: &w.a,
-            out: &sl.delta_out,
-            state: delta_state,
-        };
-        g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+        if delta_chunk_wy::fits_key_dim(gc.d_k) {
+            chunked_delta_rule(g, w, sl, delta_state)?;
+        } else {
+            let io = DeltaRuleIo {
+                conv_out: &sl.conv_out,
+                beta_raw: &sl.beta,
+                alpha: &sl.alpha,
+                dt_bias: &w.dt_bias,
+                a_neg: &w.a,
+                out: &sl.delta_out,
+                state: delta_state,
+            };
+            g.one("delta_rule", delta_rule(b.ctx, b.cache, gc, t, eps, io))?;
+        }
     }
     if g.fused() {
         // The output norm folded into ssm_out, which adds into the stream.
@@ -588,6 +592,53 @@ fn gated_delta_net(
     let r = g.rows(gc.d_v, t * gc.n_v_heads);
     g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
     g.project_out("ssm_out", &w.out, Strided::rows(&sl.normed, w.out.cols))
+}
+
+/// A prompt step's gated delta rule in chunks: every chunk's WY factors at once, then the
+/// state carried across the chunks (rather than across the tokens).
+fn chunked_delta_rule(
+    g: &mut Builder<'_>,
+    w: &LinearWeights,
+    sl: &LinearActivations<wgpu::Buffer>,
+    delta_state: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let b = g.b;
+    let Some(gc) = &b.config.gdn else {
+        return Err(GpuError::Shape("linear layer without its geometry".into()));
+    };
+    let t = g.n_tokens;
+    let io = DeltaChunkWyIo {
+        conv_out: &sl.conv_out,
+        beta_raw: &sl.beta,
+        alpha: &sl.alpha,
+        dt_bias: &w.dt_bias,
+        a_neg: &w.a,
+        w: &sl.chunk_w,
+        u: &sl.chunk_u,
+        kd: &sl.chunk_kd,
+        qg: &sl.chunk_qg,
+        mqk: &sl.chunk_mqk,
+        decay: &sl.chunk_decay,
+    };
+    let eps = b.config.rms_eps;
+    g.one(
+        "delta_chunk_wy",
+        delta_chunk_wy(b.ctx, b.cache, gc, t, eps, io),
+    )?;
+    let io = DeltaChunkStateIo {
+        w: &sl.chunk_w,
+        u: &sl.chunk_u,
+        kd: &sl.chunk_kd,
+        qg: &sl.chunk_qg,
+        mqk: &sl.chunk_mqk,
+        decay: &sl.chunk_decay,
+        out: &sl.delta_out,
+        state: delta_state,
+    };
+    g.one(
+        "delta_chunk_state",
+        delta_chunk_state(b.ctx, b.cache, gc, t, io),
+    )
 }
 
 /// The FFN of a layer whose input norm is `norm`; whether it added its output into the

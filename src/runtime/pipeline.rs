@@ -70,6 +70,14 @@ pub enum Kernel {
     ConvDeltaRule {
         d_k: u32,
     },
+    /// For key heads of `d_k` dims.
+    DeltaChunkWy {
+        d_k: u32,
+    },
+    /// For key heads of `d_k` dims.
+    DeltaChunkState {
+        d_k: u32,
+    },
     /// Writing a KV cache of f16 (packed) or f32 elements.
     QkNormRope {
         kv_f16: bool,
@@ -111,6 +119,8 @@ impl Kernel {
             Kernel::CausalConv1d => gdn::causal_conv1d::declaration(),
             Kernel::DeltaRule { d_k } => gdn::delta_rule::declaration(d_k),
             Kernel::ConvDeltaRule { d_k } => gdn::conv_delta_rule::declaration(d_k),
+            Kernel::DeltaChunkWy { d_k } => gdn::delta_chunk_wy::declaration(d_k),
+            Kernel::DeltaChunkState { d_k } => gdn::delta_chunk_state::declaration(d_k),
             Kernel::QkNormRope { kv_f16 } => attention::qk_norm_rope::declaration(kv_f16),
             Kernel::FlashDecode { kv_f16 } => attention::flash_decode::declaration(kv_f16),
             Kernel::FlashDecodeCombine => attention::flash_decode::combine_declaration(),
@@ -185,6 +195,10 @@ impl Kernel {
             Kernel::DeltaRule { d_k: 16 },
             Kernel::ConvDeltaRule { d_k: 128 },
             Kernel::ConvDeltaRule { d_k: 16 },
+            Kernel::DeltaChunkWy { d_k: 128 },
+            Kernel::DeltaChunkWy { d_k: 16 },
+            Kernel::DeltaChunkState { d_k: 128 },
+            Kernel::DeltaChunkState { d_k: 16 },
             Kernel::QkNormRope { kv_f16: true },
             Kernel::QkNormRope { kv_f16: false },
             Kernel::FlashDecode { kv_f16: true },

@@ -1,10 +1,14 @@
 //! `shaders/gdn/` against `model::reference::gdn`: the causal conv (with SiLU) and the gated
 //! delta rule, for decode (1 token) and prefill blocks (63, 64, 65 tokens), state carried
-//! across calls, head geometries with 2 and 3 value heads per key head; and the two as one
-//! decode dispatch (`conv_delta_rule`).
+//! across calls, head geometries with 2 and 3 value heads per key head; the two as one
+//! decode dispatch (`conv_delta_rule`); and the chunked rule of prompt steps
+//! (`delta_chunk_wy`, `delta_chunk_state`) against its reference and the sequential one.
 
 use qwen_wgpu::loader::config::GdnConfig;
-use qwen_wgpu::model::reference::gdn::{causal_conv1d, delta_rule, DeltaRuleInputs};
+use qwen_wgpu::model::activations::kernel_sizes::DELTA_CHUNK;
+use qwen_wgpu::model::reference::gdn::{
+    causal_conv1d, delta_chunk_factors, delta_rule, delta_rule_chunked, DeltaRuleInputs,
+};
 use qwen_wgpu::model::reference::norm::silu;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::gdn;
@@ -319,4 +323,278 @@ fn conv_delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut Spli
         state: &d,
     };
     assert!(gdn::conv_delta_rule(gpu, cache, &bad, 1e-6, io).is_err());
+}
+
+/// Random inputs of the delta rule for `t` tokens, as a prompt step sees them.
+struct RuleInputs {
+    conv: Vec<f32>,
+    beta: Vec<f32>,
+    alpha: Vec<f32>,
+}
+
+impl RuleInputs {
+    /// Random inputs whose alpha projection is centred on `alpha_mid`: around 0 the state
+    /// decays by e^-1 to e^-8 a token; at -6 by under 5%, as in trained models, so the
+    /// chunk's substitution and the carried state weigh in fully.
+    fn random(g: &GdnConfig, t: usize, alpha_mid: f32, rng: &mut SplitMix64) -> RuleInputs {
+        let nv = g.n_v_heads as usize;
+        RuleInputs {
+            conv: random(t * g.conv_channels() as usize, 2.0, rng)
+                .into_iter()
+                .map(silu)
+                .collect(),
+            beta: random(t * nv, 3.0, rng),
+            alpha: random(t * nv, 2.0, rng)
+                .into_iter()
+                .map(|a| alpha_mid + a)
+                .collect(),
+        }
+    }
+
+    fn view<'a>(&'a self, dt_bias: &'a [f32], a: &'a [f32]) -> DeltaRuleInputs<'a> {
+        DeltaRuleInputs {
+            conv_out: &self.conv,
+            beta_raw: &self.beta,
+            alpha: &self.alpha,
+            dt_bias,
+            a,
+        }
+    }
+}
+
+fn gdn_config((nk, nv, dk, dv): (u32, u32, u32, u32)) -> GdnConfig {
+    GdnConfig {
+        n_k_heads: nk,
+        n_v_heads: nv,
+        d_k: dk,
+        d_v: dv,
+        conv_kernel: 4,
+    }
+}
+
+/// The tiny models' heads, 3 value heads a key head with d_v not a multiple of the state
+/// kernel's 16 columns, and Qwen3.5's 128 x 128.
+const CHUNKED_GEOMETRIES: [(u32, u32, u32, u32); 3] =
+    [(2, 4, 16, 16), (2, 6, 16, 40), (1, 2, 128, 128)];
+
+/// Prompt steps in a row, the state carried: one token, around a chunk's length, many chunks.
+const CHUNKED_STEPS: [usize; 6] = [1, 63, 64, 65, 1000, 1];
+
+/// Fast and slow decay (see [`RuleInputs::random`]).
+const ALPHA_MIDS: [f32; 2] = [0.0, -6.0];
+
+fn chunked_cases() -> impl Iterator<Item = ((u32, u32, u32, u32), f32)> {
+    CHUNKED_GEOMETRIES
+        .into_iter()
+        .flat_map(|g| ALPHA_MIDS.map(|a| (g, a)))
+}
+
+/// The chunked rule is the sequential one with its sums grouped by chunk: in f32 on the CPU
+/// both agree to atol 2e-5, rtol 1e-4 on outputs and states, over 1194 tokens in six steps.
+#[test]
+fn delta_rule_chunked_equals_delta_rule() {
+    let mut rng = SplitMix64::new(14);
+    for (geometry, alpha_mid) in chunked_cases() {
+        let g = gdn_config(geometry);
+        let nv = g.n_v_heads as usize;
+        let dt_bias = random(nv, 0.5, &mut rng);
+        let a: Vec<f32> = random(nv, 1.0, &mut rng).iter().map(|u| -u.exp()).collect();
+        let mut seq_state = random(nv * (g.d_k * g.d_v) as usize, 0.1, &mut rng);
+        let mut chunk_state = seq_state.clone();
+        for t in CHUNKED_STEPS {
+            let x = RuleInputs::random(&g, t, alpha_mid, &mut rng);
+            let seq = delta_rule(&g, x.view(&dt_bias, &a), 1e-6, &mut seq_state);
+            let chunked = delta_rule_chunked(
+                &g,
+                x.view(&dt_bias, &a),
+                1e-6,
+                &mut chunk_state,
+                DELTA_CHUNK as usize,
+            );
+            let what = format!("chunked rule {geometry:?} alpha {alpha_mid}, {t} tokens");
+            assert_close(&what, &chunked, &seq, 2e-5, 1e-4);
+            assert_close(
+                &format!("{what} state"),
+                &chunk_state,
+                &seq_state,
+                2e-5,
+                1e-4,
+            );
+        }
+    }
+}
+
+/// The chunk factor buffers of a step of `t` tokens.
+struct ChunkBuffers {
+    w: wgpu::Buffer,
+    u: wgpu::Buffer,
+    kd: wgpu::Buffer,
+    qg: wgpu::Buffer,
+    mqk: wgpu::Buffer,
+    decay: wgpu::Buffer,
+}
+
+impl ChunkBuffers {
+    fn new(gpu: &GpuContext, g: &GdnConfig, t: usize) -> ChunkBuffers {
+        let chunk = DELTA_CHUNK as usize;
+        let rows = t.div_ceil(chunk) * chunk * g.n_v_heads as usize;
+        let (dk, dv) = (g.d_k as usize, g.d_v as usize);
+        ChunkBuffers {
+            w: f32_buffer(gpu, "w", rows * dk),
+            u: f32_buffer(gpu, "u", rows * dv),
+            kd: f32_buffer(gpu, "kd", rows * dk),
+            qg: f32_buffer(gpu, "qg", rows * dk),
+            mqk: f32_buffer(gpu, "mqk", rows * chunk),
+            decay: f32_buffer(gpu, "decay", rows / chunk),
+        }
+    }
+}
+
+/// Both chunk kernels of one step: the factors, then the state across the chunks.
+#[allow(clippy::too_many_arguments)]
+fn run_chunked(
+    gpu: &GpuContext,
+    cache: &PipelineCache,
+    g: &GdnConfig,
+    t: usize,
+    (x, dt_bias, a): (&RuleInputs, &wgpu::Buffer, &wgpu::Buffer),
+    c: &ChunkBuffers,
+    out: &wgpu::Buffer,
+    state: &wgpu::Buffer,
+) {
+    let (cb, bb, alb) = (buf(gpu, &x.conv), buf(gpu, &x.beta), buf(gpu, &x.alpha));
+    let io = gdn::DeltaChunkWyIo {
+        conv_out: &cb,
+        beta_raw: &bb,
+        alpha: &alb,
+        dt_bias,
+        a_neg: a,
+        w: &c.w,
+        u: &c.u,
+        kd: &c.kd,
+        qg: &c.qg,
+        mqk: &c.mqk,
+        decay: &c.decay,
+    };
+    let wy = gdn::delta_chunk_wy(gpu, cache, g, t as u32, 1e-6, io).unwrap();
+    let io = gdn::DeltaChunkStateIo {
+        w: &c.w,
+        u: &c.u,
+        kd: &c.kd,
+        qg: &c.qg,
+        mqk: &c.mqk,
+        decay: &c.decay,
+        out,
+        state,
+    };
+    let st = gdn::delta_chunk_state(gpu, cache, g, t as u32, io).unwrap();
+    run_dispatches(gpu, &[&wy, &st]);
+}
+
+/// Every factor of every (chunk, value head) of a 130-token step (chunks of 64, 64 and 2
+/// tokens, the rows past the last token zero) against the reference's. f32 both sides, the
+/// dot products and the substitution summed in other orders: atol 1e-5, rtol 1e-4.
+#[test]
+fn delta_chunk_wy_matches_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(15);
+    let chunk = DELTA_CHUNK as usize;
+    let t = 130;
+    for (geometry, alpha_mid) in chunked_cases() {
+        let g = gdn_config(geometry);
+        let (nv, dk, dv) = (g.n_v_heads as usize, g.d_k as usize, g.d_v as usize);
+        let dt_bias = random(nv, 0.5, &mut rng);
+        let a: Vec<f32> = random(nv, 1.0, &mut rng).iter().map(|u| -u.exp()).collect();
+        let x = RuleInputs::random(&g, t, alpha_mid, &mut rng);
+        let c = ChunkBuffers::new(&gpu, &g, t);
+        let (out, state) = (
+            f32_buffer(&gpu, "o", t * nv * dv),
+            f32_buffer(&gpu, "s", nv * dk * dv),
+        );
+        let (dtb, ab) = (buf(&gpu, &dt_bias), buf(&gpu, &a));
+        run_chunked(&gpu, &cache, &g, t, (&x, &dtb, &ab), &c, &out, &state);
+        let n_chunks = t.div_ceil(chunk);
+        let rows = n_chunks * nv * chunk;
+        let read = |b: &wgpu::Buffer, len: usize| read_f32(&gpu, b, len).unwrap();
+        let (w, u, kd) = (
+            read(&c.w, rows * dk),
+            read(&c.u, rows * dv),
+            read(&c.kd, rows * dk),
+        );
+        let (qg, mqk) = (read(&c.qg, rows * dk), read(&c.mqk, rows * chunk));
+        let decay = read(&c.decay, n_chunks * nv);
+        for ci in 0..n_chunks {
+            for h in 0..nv {
+                let t0 = ci * chunk;
+                let span = (t0, chunk.min(t - t0), chunk);
+                let r = delta_chunk_factors(&g, x.view(&dt_bias, &a), 1e-6, span, h);
+                let at = (ci * nv + h) * chunk;
+                let what = format!("factors {geometry:?} alpha {alpha_mid}, chunk {ci} head {h}");
+                let rows_of =
+                    |m: &[f32], width: usize| m[at * width..(at + chunk) * width].to_vec();
+                assert_close(&format!("{what} w"), &rows_of(&w, dk), &r.w, 1e-5, 1e-4);
+                assert_close(&format!("{what} u"), &rows_of(&u, dv), &r.u, 1e-5, 1e-4);
+                assert_close(&format!("{what} kd"), &rows_of(&kd, dk), &r.kd, 1e-5, 1e-4);
+                assert_close(&format!("{what} qg"), &rows_of(&qg, dk), &r.qg, 1e-5, 1e-4);
+                assert_close(
+                    &format!("{what} mqk"),
+                    &rows_of(&mqk, chunk),
+                    &r.mqk,
+                    1e-5,
+                    1e-4,
+                );
+                let d = decay[ci * nv + h];
+                assert_close(&format!("{what} decay"), &[d], &[r.decay], 1e-6, 1e-5);
+            }
+        }
+    }
+}
+
+/// Both chunk kernels against the sequential reference rule over prompt steps of 1, 63,
+/// 64, 65, 1000 and 1 tokens, the state carried: the same function with its sums grouped by
+/// chunk, as `delta_rule_chunked_equals_delta_rule` shows on the CPU. atol 2e-5, rtol 1e-4
+/// on outputs and states.
+#[test]
+fn delta_chunk_state_matches_sequential_reference() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(16);
+    for (geometry, alpha_mid) in chunked_cases() {
+        let g = gdn_config(geometry);
+        let (nv, dk, dv) = (g.n_v_heads as usize, g.d_k as usize, g.d_v as usize);
+        let dt_bias = random(nv, 0.5, &mut rng);
+        let a: Vec<f32> = random(nv, 1.0, &mut rng).iter().map(|u| -u.exp()).collect();
+        let mut ref_state = random(nv * dk * dv, 0.1, &mut rng);
+        let (dtb, ab, state) = (buf(&gpu, &dt_bias), buf(&gpu, &a), buf(&gpu, &ref_state));
+        for t in CHUNKED_STEPS {
+            let x = RuleInputs::random(&g, t, alpha_mid, &mut rng);
+            let c = ChunkBuffers::new(&gpu, &g, t);
+            let out = f32_buffer(&gpu, "o", t * nv * dv);
+            run_chunked(&gpu, &cache, &g, t, (&x, &dtb, &ab), &c, &out, &state);
+            let expect = delta_rule(&g, x.view(&dt_bias, &a), 1e-6, &mut ref_state);
+            let what = format!("GPU chunked rule {geometry:?} alpha {alpha_mid}, {t} tokens");
+            let got = read_f32(&gpu, &out, expect.len()).unwrap();
+            assert_close(&what, &got, &expect, 2e-5, 1e-4);
+            let got = read_f32(&gpu, &state, ref_state.len()).unwrap();
+            assert_close(&format!("{what} state"), &got, &ref_state, 2e-5, 1e-4);
+        }
+    }
+    // Key heads wider than the state kernel's block are refused, naming the kernel.
+    let wide = gdn_config((1, 1, 256, 16));
+    let d = f32_buffer(&gpu, "d", 4);
+    let io = gdn::DeltaChunkStateIo {
+        w: &d,
+        u: &d,
+        kd: &d,
+        qg: &d,
+        mqk: &d,
+        decay: &d,
+        out: &d,
+        state: &d,
+    };
+    match gdn::delta_chunk_state(&gpu, &cache, &wide, 4, io) {
+        Err(e) => assert!(e.to_string().contains("delta_chunk_state"), "{e}"),
+        Ok(_) => panic!("delta_chunk_state took key heads of 256 dims"),
+    }
 }
