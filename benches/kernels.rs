@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use qwen_wgpu::loader::config::{AttentionConfig, GdnConfig};
 use qwen_wgpu::loader::GgmlType;
+use qwen_wgpu::model::activations::kernel_sizes::DELTA_CHUNK;
 use qwen_wgpu::model::reference::sample::Draw;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::attention::{
@@ -159,7 +160,7 @@ fn gated_delta_net(b: &mut Bench) {
         conv_kernel: 4,
     };
     let ch = g.conv_channels() as usize;
-    for n_tokens in [1usize, 64] {
+    for n_tokens in [1usize, 64, 512] {
         let qkv = b.random_buf(n_tokens * ch, 1.0);
         let cw = b.random_buf(ch * 4, 0.5);
         let conv_out = f32_buffer(&b.gpu, "conv", n_tokens * ch);
@@ -202,6 +203,13 @@ fn gated_delta_net(b: &mut Bench) {
         let d = gdn::delta_rule(&b.gpu, &b.cache, &g, n_tokens as u32, 1e-6, io).unwrap();
         let what = format!("delta_rule 32 heads 128x128 x {n_tokens} tokens");
         b.time(&what, &[&d], &o);
+        if n_tokens > 1 {
+            let (wy, st) = delta_chunks(b, &g, n_tokens, io);
+            let what = format!("delta_chunk_wy 32 heads 128x128 x {n_tokens} tokens");
+            b.time(&what, &[&wy], &o);
+            let what = format!("delta_chunk_state 32 heads 128x128 x {n_tokens} tokens");
+            b.time(&what, &[&st], &o);
+        }
         if n_tokens == 1 {
             let io = gdn::ConvDeltaRuleIo {
                 qkv: &qkv,
@@ -219,6 +227,51 @@ fn gated_delta_net(b: &mut Bench) {
             b.time("conv_delta_rule 32 heads 128x128, 1 token", &[&d], &o);
         }
     }
+}
+
+/// The chunked delta rule's two kernels on the buffers of the sequential one, `io`.
+fn delta_chunks(
+    b: &Bench,
+    g: &GdnConfig,
+    n_tokens: usize,
+    io: gdn::DeltaRuleIo<'_>,
+) -> (Dispatch, Dispatch) {
+    let chunk = DELTA_CHUNK as usize;
+    let rows = n_tokens.div_ceil(chunk) * chunk * g.n_v_heads as usize;
+    let factor = |words: usize| f32_buffer(&b.gpu, "chunk", words);
+    let (w, u, kd, qg) = (
+        factor(rows * 128),
+        factor(rows * 128),
+        factor(rows * 128),
+        factor(rows * 128),
+    );
+    let (mqk, decay) = (factor(rows * chunk), factor(rows / chunk));
+    let wy_io = gdn::DeltaChunkWyIo {
+        conv_out: io.conv_out,
+        beta_raw: io.beta_raw,
+        alpha: io.alpha,
+        dt_bias: io.dt_bias,
+        a_neg: io.a_neg,
+        w: &w,
+        u: &u,
+        kd: &kd,
+        qg: &qg,
+        mqk: &mqk,
+        decay: &decay,
+    };
+    let wy = gdn::delta_chunk_wy(&b.gpu, &b.cache, g, n_tokens as u32, 1e-6, wy_io).unwrap();
+    let state_io = gdn::DeltaChunkStateIo {
+        w: &w,
+        u: &u,
+        kd: &kd,
+        qg: &qg,
+        mqk: &mqk,
+        decay: &decay,
+        out: io.out,
+        state: io.state,
+    };
+    let st = gdn::delta_chunk_state(&b.gpu, &b.cache, g, n_tokens as u32, state_io).unwrap();
+    (wy, st)
 }
 
 /// Attention: 16 query / 2 KV heads of 256, f16 cache, decode at 1024 tokens of context,

@@ -547,7 +547,7 @@ fn gated_delta_net(
             step: &s.step,
         };
         g.one("causal_conv1d", causal_conv1d(b.ctx, b.cache, shape, io))?;
-        if delta_chunk_wy::fits_key_dim(gc.d_k) {
+        if b.ctx.features.chunked_delta_rule && delta_chunk_wy::fits_key_dim(gc.d_k) {
             chunked_delta_rule(g, w, sl, delta_state)?;
         } else {
             let io = DeltaRuleIo {

@@ -35,8 +35,9 @@ fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Optio
 }
 
 /// `gpu_forms` forces the kernel forms of a GPU (the fused decode plan, MoE prefill grouped
-/// by expert, matvec grids of at least `MIN_GRID` workgroups) or of a CPU device (the staged
-/// decode plan, per slot, 16 rows a workgroup), whatever the adapter prefers.
+/// by expert, matvec grids of at least `MIN_GRID` workgroups, the chunked delta rule) or of
+/// a CPU device (the staged decode plan, per slot, 16 rows a workgroup, the sequential
+/// rule), whatever the adapter prefers.
 fn load_with(
     config: &ModelConfig,
     file: &GgufFile,
@@ -48,6 +49,7 @@ fn load_with(
         gpu.features.grouped_expert_prefill = g;
         gpu.features.matvec_min_grid = g.then_some(MIN_GRID);
         gpu.features.fused_decode = g;
+        gpu.features.chunked_delta_rule = g;
     }
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
