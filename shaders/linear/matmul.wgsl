@@ -24,6 +24,6 @@ fn y_row(tok0: u32, tt: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let n = min(TILE, params.n_tokens - min(params.n_tokens, wg.y * TILE));
-    tile_product(wg.x * TILE, 0u, wg.y * TILE, n, lid);
+    let n = min(TOKENS, params.n_tokens - min(params.n_tokens, wg.y * TOKENS));
+    tile_product(wg.x * TILE, 0u, wg.y * TOKENS, n, lid);
 }

@@ -1,5 +1,6 @@
 // The matmul over the slots a prefill chunk routed to each expert, grouped by expert
-// (moe_group): each expert's weights are read once per tile of its slots.
+// (moe_group): each expert's weights are read once per tile of its slots, the tile sized
+// to the slots an expert gets (TOKENS).
 //
 // Split: workgroup (row tile, expert of this buffer, tile of that expert's slots); the
 // slots come from `order`, the weights from the expert's slab (linear/matmul_tile.wgsl).
@@ -37,9 +38,9 @@ fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         expert_range = vec2<u32>(offsets[e], offsets[e + 1u]);
     }
     let range = workgroupUniformLoad(&expert_range);
-    let first = range.x + wg.z * TILE;
+    let first = range.x + wg.z * TOKENS;
     if (first >= range.y) {
         return;
     }
-    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TILE, range.y - first), lid);
+    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TOKENS, range.y - first), lid);
 }

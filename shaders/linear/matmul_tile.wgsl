@@ -1,8 +1,9 @@
 // The tile product both matmul kernels share. Workgroup (row tile, token tile) computes
-// TILE x TILE outputs, 16 per invocation (4 rows x 4 tokens in registers, strided by 16).
-// Along the row length, 32-element units of TILE weight rows are dequantized once into
-// workgroup memory (stage_unit, four invocations per row) and shared by the TILE tokens,
-// whose 32 inputs are staged beside them. TILE and WG come from Rust
+// TILE rows x TOKENS tokens, TOKENS / 16 per invocation for each of its 4 rows (strided by
+// 16) in registers. Along the row length, 32-element units of TILE weight rows are
+// dequantized once into workgroup memory (stage_unit, four invocations per row) and shared
+// by the TOKENS tokens, whose 32 inputs are staged beside them. TILE, TOKENS (16, 32 or 64:
+// matmul_experts sizes it to the tokens an expert gets) and WG come from Rust
 // (ops/linear/matmul.rs); the kernel's file defines x_row and y_row (which x and y row tile
 // token tt of the tile from tok0 reads and writes) and the globals `params`, `weights`,
 // `x`, `y`.
@@ -26,9 +27,11 @@ struct Params {
 }
 
 // Packed for the product loop: w_tile[l][r] holds element l of rows r, r + 16, r + 32,
-// r + 48 and x_tile[l][t] element l of tile tokens t, t + 16, t + 32, t + 48, so each step
-// of that loop reads two vectors instead of eight scalars (on CPU devices every
-// workgroup-memory read is a per-lane gather).
+// r + 48 and x_tile[l][t] element l of tile tokens t, t + 16, t + 32, t + 48 (as many as
+// TOKENS has), so each step of that loop reads one vector of each instead of scalars (on
+// CPU devices every workgroup-memory read is a per-lane gather).
+const TOKENS_EACH: u32 = TOKENS / 16u;
+
 var<workgroup> w_tile: array<array<vec4<f32>, 16>, 32>;
 var<workgroup> x_tile: array<array<vec4<f32>, 16>, 32>;
 
@@ -52,7 +55,7 @@ fn stage_x4(tt: u32, l: u32, v: vec4<f32>) {
     x_tile[l + 3u][q][c] = v.w;
 }
 
-// The TILE x TILE outputs of rows row0.. and the `n` tile tokens from tok0, weights from
+// The TILE x TOKENS outputs of rows row0.. and the `n` tile tokens from tok0, weights from
 // byte `slab` on.
 fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
     let r = lid % 16u;
@@ -60,10 +63,11 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
     // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.
     let stage_row = lid / 4u;
     let stage_part = lid % 4u;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    // acc[j]: tile token t + 16 j of rows r, r + 16, r + 32, r + 48.
+    var acc: array<vec4<f32>, TOKENS_EACH>;
+    for (var j = 0u; j < TOKENS_EACH; j++) {
+        acc[j] = vec4<f32>(0.0);
+    }
     for (var u = 0u; u < params.units; u++) {
         let row = row0 + stage_row;
         if (row < params.rows) {
@@ -76,9 +80,9 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
         // Neighbouring invocations take neighbouring tokens, four elements each: their
         // stores land 4 words apart in x_tile (2 per bank), where walking the elements
         // put 32 neighbours 64 words apart, all in one bank.
-        for (var i = lid; i < TILE * 8u; i += WG) {
-            let tt = i % TILE;
-            let l = 4u * (i / TILE);
+        for (var i = lid; i < TOKENS * 8u; i += WG) {
+            let tt = i % TOKENS;
+            let l = 4u * (i / TOKENS);
             var v = vec4<f32>(0.0);
             if (tt < n) {
                 let at = params.x_offset + x_row(tok0, tt) * params.x_stride + 32u * u + l;
@@ -90,28 +94,22 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
         for (var l = 0u; l < 32u; l++) {
             let xv = x_tile[l][t];
             let wv = w_tile[l][r];
-            acc0 += wv.x * xv;
-            acc1 += wv.y * xv;
-            acc2 += wv.z * xv;
-            acc3 += wv.w * xv;
+            for (var j = 0u; j < TOKENS_EACH; j++) {
+                acc[j] += wv * xv[j];
+            }
         }
         workgroupBarrier();
     }
-    store_row(row0 + r, tok0, t, n, acc0);
-    store_row(row0 + r + 16u, tok0, t, n, acc1);
-    store_row(row0 + r + 32u, tok0, t, n, acc2);
-    store_row(row0 + r + 48u, tok0, t, n, acc3);
-}
-
-// Row `row`'s outputs for tile tokens t, t + 16, t + 32, t + 48 (of n).
-fn store_row(row: u32, tok0: u32, t: u32, n: u32, v: vec4<f32>) {
-    if (row >= params.rows) {
-        return;
-    }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < TOKENS_EACH; j++) {
         let tt = t + 16u * j;
         if (tt < n) {
-            y[params.y_offset + y_row(tok0, tt) * params.y_stride + row] = v[j];
+            let y_at = params.y_offset + y_row(tok0, tt) * params.y_stride;
+            for (var i = 0u; i < 4u; i++) {
+                let row = row0 + r + 16u * i;
+                if (row < params.rows) {
+                    y[y_at + row] = acc[j][i];
+                }
+            }
         }
     }
 }

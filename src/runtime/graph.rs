@@ -921,6 +921,7 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
     let groups = ExpertGroups {
         order: &rs.order,
         offsets: &rs.offsets,
+        token_tile: matmul_experts::token_tile(t, k, m.n_expert),
     };
     let experts = |w: &QuantMatrix, rows_per_expert, x: SlotInput<'_>, y: SlotOutput<'_>| {
         let ew = ExpertWeights { w, rows_per_expert };

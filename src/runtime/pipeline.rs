@@ -38,7 +38,11 @@ pub enum Kernel {
     },
     Embed(GgmlType),
     Matmul(GgmlType),
-    MatmulExperts(GgmlType),
+    /// Slots per token tile, one of `matmul::TOKEN_TILES`.
+    MatmulExperts {
+        ty: GgmlType,
+        tokens: u32,
+    },
     /// Gate, up, shared gate and shared up weight types; rows per workgroup.
     MoeGateUp {
         types: [GgmlType; 4],
@@ -101,7 +105,9 @@ impl Kernel {
             Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul(ty) => linear::matmul::declaration(ty)?,
-            Kernel::MatmulExperts(ty) => linear::matmul_experts::declaration(ty)?,
+            Kernel::MatmulExperts { ty, tokens } => {
+                linear::matmul_experts::declaration(ty, tokens)?
+            }
             Kernel::MoeGateUp { types, rows } => moe::moe_gate_up::declaration(types, rows)?,
             Kernel::MoeDown { types, rows } => moe::moe_down::declaration(types, rows)?,
             Kernel::MoeRoute => moe::moe_route::declaration(),
@@ -140,11 +146,10 @@ impl Kernel {
                 linear::matvec_experts::ROW_CHOICES.map(|rows| Kernel::MatvecExperts { ty, rows });
             all.extend(matvecs);
             all.extend(experts);
-            all.extend([
-                Kernel::Embed(ty),
-                Kernel::Matmul(ty),
-                Kernel::MatmulExperts(ty),
-            ]);
+            let expert_tiles =
+                linear::matmul::TOKEN_TILES.map(|tokens| Kernel::MatmulExperts { ty, tokens });
+            all.extend(expert_tiles);
+            all.extend([Kernel::Embed(ty), Kernel::Matmul(ty)]);
         }
         use linear::matvec::{MatvecForm, NormFold};
         use GgmlType::{Bf16, F32, Q4K, Q5K, Q6K, Q8_0};

@@ -8,6 +8,8 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::model::reference::moe::moe_route;
 use qwen_wgpu::model::reference::norm::{sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::linear::matmul::TOKEN_TILES;
+use qwen_wgpu::runtime::ops::linear::matmul_experts::token_tile;
 use qwen_wgpu::runtime::ops::{linear, moe, Dispatch};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
@@ -302,9 +304,10 @@ fn combine_case(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 
 /// The prefill expert path: slots grouped by expert on the GPU (`moe_group`), then one
 /// matmul per expert over its slots (`matmul_experts`), equals a matvec per slot on the CPU
-/// (2e-5 of the sum of |w x| per row, as the matvec). Covers experts with more slots than a
-/// tile (70 tokens), rows past a tile, pieces split on expert boundaries, inputs shared by
-/// a token's slots (group k) and per slot (group 1), and an output offset.
+/// (2e-5 of the sum of |w x| per row, as the matvec). Covers every token tile (16, 32, 64),
+/// experts with more slots than a tile (70 tokens), rows past a tile, pieces split on expert
+/// boundaries, inputs shared by a token's slots (group k) and per slot (group 1), and an
+/// output offset.
 #[test]
 fn matmul_experts_matches_per_slot_matvec() {
     let Some(gpu) = gpu_or_skip() else { return };
@@ -322,7 +325,9 @@ fn matmul_experts_matches_per_slot_matvec() {
         let slots = ids.len();
         let grouping = Grouping::new(&gpu, &cache, &ids, n_experts);
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
-        for (group_size, max_piece) in [(k, u64::MAX), (1, 4 * slab)] {
+        let forms = [(k, u64::MAX), (1, 4 * slab)];
+        let forms = forms.into_iter().flat_map(|f| TOKEN_TILES.map(|t| (f, t)));
+        for ((group_size, max_piece), token_tile) in forms {
             let shape = MatrixShape {
                 ty,
                 cols: cols as u32,
@@ -346,14 +351,36 @@ fn matmul_experts_matches_per_slot_matvec() {
                 stride: rows + 3,
                 offset: 2,
             };
-            let got = grouping.matmul_experts(&gpu, &cache, &m, n_tokens, &x, &layout);
+            let run = (n_tokens, token_tile);
+            let got = grouping.matmul_experts(&gpu, &cache, &m, run, &x, &layout);
             grouping.assert_exact(&gpu, &ids, n_experts);
             let what = format!(
-                "{ty} tokens {n_tokens} k {k} group {group_size} pieces {}",
+                "{ty} tokens {n_tokens} k {k} group {group_size} pieces {} tile {token_tile}",
                 m.pieces.len()
             );
             assert_slots_match(&what, &got, &ids, &wf, &x, &layout);
         }
+    }
+}
+
+/// The expert matmul's token tile is the smallest that holds an expert's average share of
+/// a step's slots: Qwen3.5-35B-A3B's 512-token steps (8 of 256 experts, 16 each), 397B's
+/// (10 of 512), the bench model's (8 of 32, 128 each: the largest tile), and in between.
+#[test]
+fn token_tile_holds_an_experts_average_share() {
+    for (n_tokens, used, n_expert, tile) in [
+        (512, 8, 256, 16),
+        (512, 10, 512, 16),
+        (512, 8, 32, 64),
+        (128, 8, 32, 32),
+        (100, 8, 32, 32),
+        (1, 8, 256, 16),
+    ] {
+        assert_eq!(
+            token_tile(n_tokens, used, n_expert),
+            tile,
+            "{n_tokens} tokens, {used} of {n_expert} experts"
+        );
     }
 }
 
@@ -420,14 +447,15 @@ impl Grouping {
         }
     }
 
-    /// Groups the slots, then runs `matmul_experts` of `m` over the inputs `x`; returns the
-    /// outputs read back, laid out as `layout` says.
+    /// Groups the slots, then runs `matmul_experts` of `m` over the inputs `x` of
+    /// `n_tokens` tokens in tiles of `token_tile` slots; returns the outputs read back, laid
+    /// out as `layout` says.
     fn matmul_experts(
         &self,
         gpu: &GpuContext,
         cache: &PipelineCache,
         m: &QuantMatrix,
-        n_tokens: usize,
+        (n_tokens, token_tile): (usize, u32),
         x: &[f32],
         layout: &SlotLayout,
     ) -> Vec<f32> {
@@ -441,6 +469,7 @@ impl Grouping {
         let groups = linear::ExpertGroups {
             order: &self.order,
             offsets: &self.offsets,
+            token_tile,
         };
         let input = linear::SlotInput {
             buffer: &xb,

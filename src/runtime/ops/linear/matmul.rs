@@ -9,11 +9,16 @@ use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
-/// Tokens and rows per matmul workgroup; each invocation owns 4 rows x 4 tokens, so the
-/// product loop's vec4 tiles assume 64.
+/// Rows per matmul workgroup: each invocation owns 4 rows (16 apart) of the tile.
 pub const TILE: u32 = 64;
-/// Invocations per matmul workgroup (TILE * TILE / 16).
+/// Invocations per matmul workgroup: 16 row groups x 16 token groups.
 pub const WG: u32 = 256;
+/// Token tiles the kernels are built for: each invocation owns `tokens / 16` of a tile's
+/// tokens. The dense matmul takes the largest; `matmul_experts` sizes its tile to the
+/// tokens an expert gets.
+pub const TOKEN_TILES: [u32; 3] = [16, 32, 64];
+/// The dense matmul's token tile.
+pub const TOKENS: u32 = 64;
 
 kernel_params! {
     /// `shaders/linear/matmul_tile.wgsl`'s `Params`, shared by matmul and matmul_experts.
@@ -42,12 +47,20 @@ kernel_io! {
     }
 }
 
-/// The files and constants of both matmul kernels.
-pub(crate) fn tiled(decl: Declaration, ty: GgmlType) -> Result<Declaration, GpuError> {
+/// The files and constants of both matmul kernels, with tiles of `tokens` tokens (one of
+/// [`TOKEN_TILES`]).
+pub(crate) fn tiled(decl: Declaration, ty: GgmlType, tokens: u32) -> Result<Declaration, GpuError> {
+    if !TOKEN_TILES.contains(&tokens) {
+        return Err(GpuError::Pipeline(format!(
+            "{}: token tile {tokens}, not one of {TOKEN_TILES:?}",
+            decl.entry
+        )));
+    }
     Ok(decl
         .include(weight_includes(ty, WeightUse::Stage)?)
         .include(["linear/matmul_tile.wgsl"])
         .constant("TILE", TILE)
+        .constant("TOKENS", tokens)
         .constant("WG", WG))
 }
 
@@ -55,6 +68,7 @@ pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
     tiled(
         Declaration::of::<MatmulParams, MatmulIo>("matmul", "linear/matmul.wgsl"),
         ty,
+        TOKENS,
     )
 }
 
@@ -118,7 +132,7 @@ pub fn matmul(
                 x: x.buffer,
                 y: y.buffer,
             };
-            let grid = [piece.rows.div_ceil(TILE), n_tokens.div_ceil(TILE), 1];
+            let grid = [piece.rows.div_ceil(TILE), n_tokens.div_ceil(TOKENS), 1];
             Dispatch::new(ctx, cache, Kernel::Matmul(w.ty), &params, &io, grid)
         })
         .collect()

@@ -1,11 +1,11 @@
 //! `shaders/linear/matmul_experts.wgsl`: the prefill form of matvec_experts with the slots
-//! grouped by expert (moe_group).
+//! grouped by expert (moe_group), in token tiles sized to the slots an expert gets.
 
 use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, Declaration};
-use crate::runtime::ops::linear::matmul::{tiled, MatmulParams, TILE};
+use crate::runtime::ops::linear::matmul::{tiled, MatmulParams, TILE, TOKEN_TILES};
 use crate::runtime::ops::linear::{ExpertWeights, SlotInput, SlotOutput};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -21,14 +21,29 @@ kernel_io! {
     }
 }
 
-pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+/// The kernel for `ty` weights in tiles of `tokens` slots.
+pub fn declaration(ty: GgmlType, tokens: u32) -> Result<Declaration, GpuError> {
     tiled(
         Declaration::of::<MatmulParams, MatmulExpertsIo>(
             "matmul_experts",
             "linear/matmul_experts.wgsl",
         ),
         ty,
+        tokens,
     )
+}
+
+/// The token tile for a step of `n_tokens` tokens routed to `used` of `n_expert` experts:
+/// the smallest of [`TOKEN_TILES`] that holds an expert's average share of the slots. A
+/// fixed 64-token tile spends 4x its useful arithmetic on an expert with 16 slots (512
+/// tokens x 8 of 256 experts); an expert with more slots than the tile takes several tiles,
+/// each reading its weights again (from cache, mostly).
+pub fn token_tile(n_tokens: u32, used: u32, n_expert: u32) -> u32 {
+    let share = (n_tokens as u64 * used as u64).div_ceil(n_expert.max(1) as u64);
+    TOKEN_TILES
+        .into_iter()
+        .find(|&t| share <= t as u64)
+        .unwrap_or(TOKEN_TILES[TOKEN_TILES.len() - 1])
 }
 
 /// The slots grouped by expert, as `moe_group` writes them.
@@ -38,6 +53,8 @@ pub struct ExpertGroups<'a> {
     pub order: &'a wgpu::Buffer,
     /// `[n_expert + 1]` u32: range starts in `order`.
     pub offsets: &'a wgpu::Buffer,
+    /// Slots per tile ([`token_tile`]).
+    pub token_tile: u32,
 }
 
 /// Each expert's weights are read once per tile of its slots. Every token routes to an
@@ -52,6 +69,7 @@ pub fn matmul_experts(
     y: SlotOutput<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
     let ExpertWeights { w, rows_per_expert } = experts;
+    let tokens = groups.token_tile;
     if x.group == 0 || x.stride < w.cols || y.stride < rows_per_expert {
         return Err(GpuError::Shape(format!(
             "matmul_experts: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
@@ -84,9 +102,10 @@ pub fn matmul_experts(
             let grid = [
                 rows_per_expert.div_ceil(TILE),
                 piece.rows / rows_per_expert,
-                n_tokens.div_ceil(TILE),
+                n_tokens.div_ceil(tokens),
             ];
-            Dispatch::new(ctx, cache, Kernel::MatmulExperts(w.ty), &params, &io, grid)
+            let kernel = Kernel::MatmulExperts { ty: w.ty, tokens };
+            Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })
         .collect()
 }
