@@ -19,3 +19,8 @@ fn load_k(i: u32) -> f32 {
 fn load_v(i: u32) -> f32 {
     return v_cache[i];
 }
+
+// Elements i and i + 1 (i even) of the K cache.
+fn load_k2(i: u32) -> vec2<f32> {
+    return vec2<f32>(k_cache[i], k_cache[i + 1u]);
+}

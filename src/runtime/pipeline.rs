@@ -86,8 +86,11 @@ pub enum Kernel {
     QkNormRope {
         kv_f16: bool,
     },
+    /// For heads of `head_dim`, `heads` query heads a workgroup.
     FlashDecode {
         kv_f16: bool,
+        head_dim: u32,
+        heads: u32,
     },
     FlashDecodeCombine,
     /// For heads of `head_dim`.
@@ -128,7 +131,11 @@ impl Kernel {
             Kernel::DeltaChunkWy { d_k } => gdn::delta_chunk_wy::declaration(d_k),
             Kernel::DeltaChunkState { d_k } => gdn::delta_chunk_state::declaration(d_k),
             Kernel::QkNormRope { kv_f16 } => attention::qk_norm_rope::declaration(kv_f16),
-            Kernel::FlashDecode { kv_f16 } => attention::flash_decode::declaration(kv_f16),
+            Kernel::FlashDecode {
+                kv_f16,
+                head_dim,
+                heads,
+            } => attention::flash_decode::declaration(kv_f16, head_dim, heads),
             Kernel::FlashDecodeCombine => attention::flash_decode::combine_declaration(),
             Kernel::FlashPrefill { head_dim, kv_f16 } => {
                 attention::flash_prefill::declaration(head_dim, kv_f16)
@@ -206,8 +213,22 @@ impl Kernel {
             Kernel::DeltaChunkState { d_k: 16 },
             Kernel::QkNormRope { kv_f16: true },
             Kernel::QkNormRope { kv_f16: false },
-            Kernel::FlashDecode { kv_f16: true },
-            Kernel::FlashDecode { kv_f16: false },
+            // Qwen3.5's 8 heads of 256 a KV head, qwen3moe's of 128, the tiny models'.
+            Kernel::FlashDecode {
+                kv_f16: true,
+                head_dim: 256,
+                heads: 8,
+            },
+            Kernel::FlashDecode {
+                kv_f16: false,
+                head_dim: 128,
+                heads: 16,
+            },
+            Kernel::FlashDecode {
+                kv_f16: true,
+                head_dim: 16,
+                heads: 2,
+            },
             Kernel::FlashDecodeCombine,
             // Qwen3.5's head dim, qwen3moe's, the tiny models'.
             Kernel::FlashPrefill {

@@ -80,10 +80,12 @@ fn read_cache(gpu: &GpuContext, b: &wgpu::Buffer, n: usize, f16_cache: bool) -> 
     }
 }
 
-const GEOMETRIES: [(u32, u32, u32, u32, bool); 3] = [
-    (4, 2, 16, 8, true),    // the tiny qwen35 models
-    (4, 4, 64, 64, false),  // qwen3moe-like: whole-head rotary, no gate
-    (16, 2, 256, 64, true), // Qwen3.5's attention heads
+const GEOMETRIES: [(u32, u32, u32, u32, bool); 5] = [
+    (4, 2, 16, 8, true),      // the tiny qwen35 models
+    (4, 4, 64, 64, false),    // qwen3moe-like: whole-head rotary, no gate
+    (16, 2, 256, 64, true),   // Qwen3.5's attention heads
+    (32, 2, 256, 64, true),   // Qwen3.5-122B/397B: two flash_decode workgroups a KV head
+    (12, 2, 128, 128, false), // 6 heads a KV head: 6 a workgroup, not a power of two
 ];
 
 /// f32 math: atol 1e-5, rtol 1e-4 (sin/cos of large angles on the GPU); the f16 cache holds

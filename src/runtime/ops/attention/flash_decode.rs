@@ -6,15 +6,32 @@ use crate::model::activations::kernel_sizes;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
-use crate::runtime::ops::attention::{AttentionStep, MAX_HEAD_DIM};
+use crate::runtime::ops::attention::AttentionStep;
 use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// KV positions per flash_decode workgroup (the activation list sizes the partials by it).
 pub const FLASH_CHUNK: u32 = kernel_sizes::ATTENTION_CHUNK;
-/// Invocations per workgroup of both passes.
-const WG: u32 = 64;
+/// Invocations per workgroup of both passes: one per position of a chunk in the first.
+const WG: u32 = FLASH_CHUNK;
+/// Query floats a flash_decode workgroup stages (8 KiB): the heads sharing its KV head
+/// times the head dim.
+const QUERY_FLOATS: u32 = 2048;
+/// Most query heads one workgroup serves (a register each for the scores).
+const MAX_HEADS: u32 = 16;
+
+/// Query heads per flash_decode workgroup: the most of a KV head's `n_head / n_head_kv`
+/// that divide them and fit [`QUERY_FLOATS`] and [`MAX_HEADS`] (8 for Qwen3.5's 8 heads
+/// of 256 per KV head; 8 of its 16 for the 122B and 397B).
+pub fn heads_per_workgroup(n_head: u32, n_head_kv: u32, head_dim: u32) -> u32 {
+    let group = (n_head / n_head_kv.max(1)).max(1);
+    let cap = (QUERY_FLOATS / head_dim.max(1)).clamp(1, MAX_HEADS);
+    (1..=cap.min(group))
+        .rev()
+        .find(|h| group % h == 0)
+        .unwrap_or(1)
+}
 
 kernel_params! {
     /// `shaders/attention/flash_decode_params.wgsl`'s `Params`, shared by both passes.
@@ -51,7 +68,9 @@ kernel_io! {
     }
 }
 
-pub fn declaration(kv_f16: bool) -> Declaration {
+/// The first pass for heads of `head_dim`, `heads` query heads a workgroup
+/// ([`heads_per_workgroup`]).
+pub fn declaration(kv_f16: bool, head_dim: u32, heads: u32) -> Declaration {
     Declaration::of::<FlashDecodeParams, FlashDecodeIo>(
         "flash_decode",
         "attention/flash_decode.wgsl",
@@ -63,7 +82,9 @@ pub fn declaration(kv_f16: bool) -> Declaration {
     ])
     .constant("CHUNK", FLASH_CHUNK)
     .constant("WG", WG)
-    .constant("MAX_HEAD_DIM", MAX_HEAD_DIM)
+    .constant("HD", head_dim)
+    .constant("HEADS", heads)
+    .constant("DIMS_EACH", head_dim.div_ceil(WG))
 }
 
 pub fn combine_declaration() -> Declaration {
@@ -127,6 +148,7 @@ impl FlashDecode {
             _pad: [0; 5],
         };
         let heads = n_tokens * a.n_head;
+        let per_workgroup = heads_per_workgroup(a.n_head, a.n_head_kv, a.head_dim);
         let partial_io = FlashDecodeIo {
             q: b.q,
             k_cache: b.k_cache,
@@ -136,15 +158,18 @@ impl FlashDecode {
         };
         let kernel = Kernel::FlashDecode {
             kv_f16: step.kv_f16,
+            head_dim: a.head_dim,
+            heads: per_workgroup,
         };
         step.write(&ctx.queue);
+        let groups = heads / per_workgroup;
         let partial = Dispatch::new(
             ctx,
             cache,
             kernel,
             &params,
             &partial_io,
-            [heads, n_chunks, 1],
+            [groups, n_chunks, 1],
         )?;
         let combine_io = FlashDecodeCombineIo {
             partials: b.partials,
@@ -172,8 +197,10 @@ impl FlashDecode {
                 self.max_chunks
             )));
         }
-        let heads = self.params.n_tokens * self.params.n_head;
-        self.partial.set_grid([heads, n_chunks, 1]);
+        let p = &self.params;
+        let per_workgroup = heads_per_workgroup(p.n_head, p.n_head_kv, p.head_dim);
+        let groups = p.n_tokens * p.n_head / per_workgroup;
+        self.partial.set_grid([groups, n_chunks, 1]);
         Ok(())
     }
 
