@@ -8,7 +8,10 @@
 // head's scalars), so workgroup (head, chunk) owns COLS columns of one value head; its
 // COLS x SLICES invocations hold one column slice of D_K / SLICES entries each (D_K is
 // fixed when the shader is assembled, so the register array has a compile-time size), and
-// the S^T k and S^T q sums over a column add the slices through workgroup memory.
+// the S^T k and S^T q sums over a column add the slices through workgroup memory. The q
+// and k norms of NORM_BLOCK tokens are computed together ahead of them (block_norms), so a
+// token waits on no workgroup reduction for its norms: five barriers a token, where the
+// reductions made nine (with subgroups) or 23 (without).
 //
 // The kernel's file defines `params` (n_k_heads, n_v_heads, d_v, n_tokens, eps), the
 // bindings beta_raw, alpha, dt_bias, a_neg, out and state, and `conv_channel(t, ch, owner)`:
@@ -22,7 +25,12 @@ const RPT: u32 = D_K / SLICES;
 var<workgroup> qn: array<f32, D_K>;
 var<workgroup> kn: array<f32, D_K>;
 var<workgroup> col_partial: array<f32, WG>;
-var<workgroup> norms: vec2<f32>;
+// Tokens whose q and k norms one pass computes: a (token, q | k) pair per invocation at
+// most.
+const NORM_BLOCK: u32 = WG / 2u;
+var<workgroup> norm_partial: array<f32, WG>;
+var<workgroup> inv_q: array<f32, NORM_BLOCK>;
+var<workgroup> inv_k: array<f32, NORM_BLOCK>;
 
 fn softplus(x: f32) -> f32 {
     return select(log(1.0 + exp(x)), x, x > 20.0);
@@ -38,6 +46,40 @@ fn column_sum(v: f32, lid: u32, col: u32) -> f32 {
     }
     workgroupBarrier();
     return total;
+}
+
+// The inverse L2 norms of q and k of key head kh for the `nb` tokens from t0 (nb at most
+// NORM_BLOCK), into inv_q and inv_k: the 2 nb norms split the workgroup, each summed by
+// its lanes and then by its first lane. Ahead of the tokens, so that the walk over them
+// waits on no reduction.
+fn block_norms(t0: u32, nb: u32, kh: u32, lid: u32) {
+    let pairs = 2u * nb;
+    let lanes = 1u << firstLeadingBit(WG / pairs);
+    let pair = lid / lanes;
+    let part = lid % lanes;
+    var sq = 0.0;
+    if (pair < pairs) {
+        let first = select(kh, params.n_k_heads + kh, pair % 2u == 1u) * D_K;
+        for (var i = part; i < D_K; i += lanes) {
+            let x = conv_channel(t0 + pair / 2u, first + i, false);
+            sq += x * x;
+        }
+    }
+    workgroupBarrier();
+    norm_partial[lid] = sq;
+    workgroupBarrier();
+    if (part == 0u && pair < pairs) {
+        var total = 0.0;
+        for (var i = 0u; i < lanes; i++) {
+            total += norm_partial[lid + i];
+        }
+        let inv = 1.0 / max(sqrt(total), params.eps);
+        if (pair % 2u == 0u) {
+            inv_q[pair / 2u] = inv;
+        } else {
+            inv_k[pair / 2u] = inv;
+        }
+    }
 }
 
 fn delta_rule_columns(head: u32, chunk: u32, lid: u32) {
@@ -60,21 +102,16 @@ fn delta_rule_columns(head: u32, chunk: u32, lid: u32) {
     }
     let scale = 1.0 / sqrt(f32(D_K));
     for (var t = 0u; t < params.n_tokens; t++) {
-        var sq = vec2<f32>(0.0);
-        for (var i = lid; i < D_K; i += WG) {
-            let q = conv_channel(t, kh * D_K + i, owns_qk);
-            let k = conv_channel(t, (nk + kh) * D_K + i, owns_qk);
-            qn[i] = q;
-            kn[i] = k;
-            sq += vec2<f32>(q * q, k * k);
+        let block = t % NORM_BLOCK;
+        if (block == 0u) {
+            block_norms(t, min(NORM_BLOCK, params.n_tokens - t), kh, lid);
         }
-        let sum_q = workgroup_sum(sq.x, lid);
-        let sum_k = workgroup_sum(sq.y, lid);
-        if (lid == 0u) {
-            norms = 1.0 / max(sqrt(vec2<f32>(sum_q, sum_k)), vec2<f32>(params.eps));
+        for (var i = lid; i < D_K; i += WG) {
+            qn[i] = conv_channel(t, kh * D_K + i, owns_qk);
+            kn[i] = conv_channel(t, (nk + kh) * D_K + i, owns_qk);
         }
         workgroupBarrier();
-        let inv = norms;
+        let inv = vec2<f32>(inv_q[block], inv_k[block]);
 
         let g = a_neg[head] * softplus(alpha[t * nv + head] + dt_bias[head]);
         let decay = exp(g);

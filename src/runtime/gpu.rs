@@ -92,8 +92,8 @@ pub struct GpuFeatures {
     /// chunks of a 512-token step rather than across 512 tokens, each a few barriers deep):
     /// what a GPU wants, where the sequential rule leaves a layer's prefill waiting on one
     /// dependent step per token. A CPU device keeps the sequential rule, whose state stays
-    /// in registers: 32 heads of 128 x 128 over 512 tokens on lavapipe take 3.5 s
-    /// sequential, 14.4 s chunked (`cargo bench --bench kernels -- delta`).
+    /// in registers: 32 heads of 128 x 128 over 512 tokens on lavapipe take 7.2 s
+    /// sequential, 14.5 s chunked (`cargo bench --bench kernels -- delta`).
     pub chunked_delta_rule: bool,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.

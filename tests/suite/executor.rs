@@ -438,3 +438,65 @@ fn the_fused_decode_plan_has_six_dispatches_a_gdn_layer_and_eight_an_attention_l
         "the staged plan has more: {counts:?}"
     );
 }
+
+/// A 4096-token prompt (issue 14's long context): the reference fed in steps of 512 and of
+/// 1000 tokens gives the logits of the whole prompt at once (to 1e-5 of the largest
+/// |logit|: the same sums, the recurrence and the attention carried across steps), and the
+/// GPU, in 512-token steps with each adapter's kernel forms (the chunked delta rule and
+/// grouped experts of a GPU, the sequential rule and per-slot experts of a CPU device),
+/// matches it after the prompt and over 4 decode steps attending to all 4096+ positions
+/// (65 split-KV chunks), to 1e-4 with f32 weights and KV cache.
+#[test]
+fn a_4096_token_prompt_matches_the_reference_in_any_steps() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config, GgmlType::F32);
+    let reference = ReferenceModel::load(&file, &config).unwrap();
+    let prompt: Vec<u32> = (0..4096u32)
+        .map(|i| (i * 37 + i / 7 + 5) % config.n_vocab)
+        .collect();
+    let mut whole_state = reference.new_state();
+    let whole = reference.forward(&prompt, &mut whole_state).unwrap();
+    let expect = whole.last().unwrap();
+    for step in [512, 1000] {
+        let mut state = reference.new_state();
+        let mut last = Vec::new();
+        for part in prompt.chunks(step) {
+            last = reference.forward(part, &mut state).unwrap().pop().unwrap();
+        }
+        assert_logits_close(
+            &format!("reference in steps of {step}"),
+            &last,
+            expect,
+            1e-5,
+        );
+    }
+    let options = SessionOptions {
+        context: 4200,
+        ubatch: 512,
+        kv_dtype: KvDtype::F32,
+        all_logits: false,
+    };
+    for gpu_forms in [true, false] {
+        let Some(model) = load_with(&config, &file, options, Some(gpu_forms)) else {
+            return;
+        };
+        let mut session = Session::new(model, options).unwrap();
+        session.prefill(&prompt).unwrap();
+        let what = format!("4096-token prompt, GPU kernel forms {gpu_forms}");
+        assert_logits_close(&what, &session.logits().unwrap(), expect, 1e-4);
+        let mut ref_state = whole_state.clone();
+        let mut token = session.sample().unwrap();
+        assert_eq!(token, argmax(expect), "{what}: first token");
+        for step in 0..4 {
+            let next = session.decode(token).unwrap();
+            let expect = reference
+                .forward(&[token], &mut ref_state)
+                .unwrap()
+                .remove(0);
+            let what = format!("{what}, decode step {step}");
+            assert_logits_close(&what, &session.logits().unwrap(), &expect, 1e-4);
+            assert_eq!(next, argmax(&expect), "{what}: token");
+            token = next;
+        }
+    }
+}

@@ -57,7 +57,8 @@ pub struct ReferenceModel {
     rope_freqs: Vec<f32>,
 }
 
-/// What a sequence carries between calls.
+/// What a sequence carries between calls (cloned, a snapshot to resume from).
+#[derive(Debug, Clone)]
 pub struct ReferenceState {
     /// Tokens processed so far: the next token's position.
     pub pos: usize,
