@@ -15,6 +15,7 @@
 // order and reading back the rows it wrote. D_K, CHUNK, TD, WG come from Rust
 // (ops/gdn/delta_chunk_wy.rs).
 
+// The same Params as gdn/delta_rule.wgsl (DeltaRuleParams).
 struct Params {
     n_k_heads: u32,
     n_v_heads: u32,

@@ -6,7 +6,8 @@ use crate::error::GpuError;
 use crate::loader::config::GdnConfig;
 use crate::model::activations::kernel_sizes::{DELTA_CHUNK, DELTA_CHUNK_MAX_D_K as MAX_D_K};
 use crate::runtime::gpu::GpuContext;
-use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::kernel::{kernel_io, Declaration};
+use crate::runtime::ops::gdn::delta_rule::DeltaRuleParams;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
@@ -17,19 +18,6 @@ const WG: u32 = 256;
 const TD: u32 = 8;
 
 const _: () = assert!(WG >= 3 * DELTA_CHUNK && (DELTA_CHUNK * DELTA_CHUNK) % WG == 0);
-
-kernel_params! {
-    /// `shaders/gdn/delta_chunk_wy.wgsl`'s `Params` (the key head dim is the constant `D_K`).
-    pub struct DeltaChunkWyParams {
-        pub n_k_heads: u32,
-        pub n_v_heads: u32,
-        pub d_v: u32,
-        pub n_tokens: u32,
-        pub channels: u32,
-        pub eps: f32,
-        pub _pad: [u32; 2],
-    }
-}
 
 kernel_io! {
     /// The buffers of [`delta_chunk_wy`]: the step's inputs and the factors it makes.
@@ -50,14 +38,11 @@ kernel_io! {
 
 /// The kernel for key heads of `d_k` dims.
 pub fn declaration(d_k: u32) -> Declaration {
-    Declaration::of::<DeltaChunkWyParams, DeltaChunkWyIo>(
-        "delta_chunk_wy",
-        "gdn/delta_chunk_wy.wgsl",
-    )
-    .constant("D_K", d_k)
-    .constant("CHUNK", DELTA_CHUNK)
-    .constant("TD", TD)
-    .constant("WG", WG)
+    Declaration::of::<DeltaRuleParams, DeltaChunkWyIo>("delta_chunk_wy", "gdn/delta_chunk_wy.wgsl")
+        .constant("D_K", d_k)
+        .constant("CHUNK", DELTA_CHUNK)
+        .constant("TD", TD)
+        .constant("WG", WG)
 }
 
 /// Whether the chunked form takes key heads of `d_k` dims (else the sequential
@@ -90,7 +75,7 @@ pub fn delta_chunk_wy(
     if n_tokens == 0 {
         return Err(GpuError::Shape("delta_chunk_wy: a step of 0 tokens".into()));
     }
-    let params = DeltaChunkWyParams {
+    let params = DeltaRuleParams {
         n_k_heads: g.n_k_heads,
         n_v_heads: g.n_v_heads,
         d_v: g.d_v,
