@@ -30,11 +30,18 @@ use qwen_wgpu::runtime::{AdapterChoice, GpuContext};
 
 const REPS: usize = 10;
 
-fn time(gpu: &GpuContext, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer) {
+/// Times `dispatches` and prints microseconds a repetition; returns them, or `None` when
+/// the name is filtered out.
+fn time(
+    gpu: &GpuContext,
+    name: &str,
+    dispatches: &[&Dispatch],
+    sync: &wgpu::Buffer,
+) -> Option<f64> {
     // `cargo bench --bench kernels -- WORD` times only the kernels whose name holds WORD.
     if let Some(word) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {
         if !name.contains(&word) {
-            return;
+            return None;
         }
     }
     let run = || {
@@ -55,6 +62,7 @@ fn time(gpu: &GpuContext, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buf
     run();
     let us = t.elapsed().as_secs_f64() * 1e6 / REPS as f64;
     println!("{name:<52} {us:>10.1} us");
+    Some(us)
 }
 
 fn random(n: usize, scale: f32, rng: &mut SplitMix64) -> Vec<f32> {
@@ -100,6 +108,13 @@ impl Bench {
     fn time(&self, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer) {
         time(&self.gpu, name, dispatches, sync);
     }
+
+    /// Times `dispatches` of `flops` floating-point operations and prints the rate.
+    fn time_flops(&self, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer, flops: f64) {
+        if let Some(us) = time(&self.gpu, name, dispatches, sync) {
+            println!("{:<52} {:>10.2} TFLOP/s", "", flops / us / 1e6);
+        }
+    }
 }
 
 /// The hidden width.
@@ -126,6 +141,7 @@ fn main() {
     attention(&mut b);
     let up_exps = moe(&mut b);
     prefill(&mut b, &up_exps);
+    matmul_forms(&mut b);
     embed_and_sample(&mut b);
 }
 
@@ -456,6 +472,88 @@ fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
     let ds = matmul(&b.gpu, &b.cache, &qkv, 128, x, y).unwrap();
     let what = "prefill matmul q4_K 8192 x 2048 x 128 tokens";
     b.time(what, &ds.iter().collect::<Vec<_>>(), &chunk_qkv);
+}
+
+/// The prefill matmuls of a 512-token step in each form the adapter runs (its cooperative
+/// matrices, if any, and the f32 tiles), with their rate: Qwen3.5-35B-A3B's GDN input
+/// projection (8192 x 2048), and the up projection of its 4096 routed slots grouped by
+/// expert (512 x 2048 each), over 32 experts (128 slots each, the bench model's routing)
+/// and over 256 (16 each, the real model's).
+fn matmul_forms(b: &mut Bench) {
+    use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
+    use qwen_wgpu::runtime::ops::linear::matmul_experts;
+    use qwen_wgpu::runtime::ops::linear::matmul_experts::{token_tile, ExpertGroups};
+    use qwen_wgpu::runtime::ops::moe::{moe_group, MoeGroupIo};
+    let (e, ty, tokens) = (HIDDEN, GgmlType::Q4K, 512u32);
+    let own = b.gpu.features.matmul;
+    let mut forms = vec![own];
+    if own != MatmulForm::Tiled {
+        forms.push(MatmulForm::Tiled);
+    }
+    let qkv = b.matrix("qkv", ty, 8192);
+    let x = b.random_buf((tokens * e) as usize, 1.0);
+    let y = f32_buffer(&b.gpu, "y", (tokens * 8192) as usize);
+    let slots = tokens * 8;
+    let ys = f32_buffer(&b.gpu, "slot y", (slots * 512) as usize);
+    let order = f32_buffer(&b.gpu, "order", slots as usize);
+    for form in forms {
+        b.gpu.features.matmul = form;
+        let (xs, yd) = (Strided::rows(&x, e), Strided::rows(&y, 8192));
+        let ds = matmul(&b.gpu, &b.cache, &qkv, tokens, xs, yd).unwrap();
+        let what = format!("matmul q4_K 8192 x 2048 x {tokens} {form:?}");
+        let flops = 2.0 * 8192.0 * e as f64 * tokens as f64;
+        b.time_flops(&what, &ds.iter().collect::<Vec<_>>(), &y, flops);
+        for n_expert in [32u32, 256] {
+            let rows = 512u32;
+            let bytes = b.random_weights(ty, (n_expert * rows) as usize);
+            let shape = MatrixShape { ty, cols: e, rows };
+            let w =
+                QuantMatrix::upload_experts(&b.gpu, "exps", shape, n_expert, &bytes, b.max_piece)
+                    .unwrap();
+            // Token t's 8 experts: 8 neighbours from a start that walks the experts.
+            let ids: Vec<u32> = (0..slots)
+                .map(|s| (s % 8 + 5 * (s / 8)) % n_expert)
+                .collect();
+            let ids = storage_buffer(&b.gpu, "ids", bytemuck::cast_slice(&ids));
+            let offsets = f32_buffer(&b.gpu, "offsets", n_expert as usize + 1);
+            let io = MoeGroupIo {
+                ids: &ids,
+                order: &order,
+                offsets: &offsets,
+            };
+            let group = moe_group(&b.gpu, &b.cache, n_expert, slots, io).unwrap();
+            let groups = ExpertGroups {
+                order: &order,
+                offsets: &offsets,
+                token_tile: token_tile(tokens, 8, n_expert),
+            };
+            let experts = ExpertWeights {
+                w: &w,
+                rows_per_expert: rows,
+            };
+            let input = SlotInput {
+                buffer: &x,
+                stride: e,
+                group: 8,
+            };
+            let output = SlotOutput {
+                buffer: &ys,
+                stride: rows,
+                offset: 0,
+            };
+            let ds = matmul_experts::matmul_experts(
+                &b.gpu, &b.cache, experts, tokens, groups, input, output,
+            )
+            .unwrap();
+            let what =
+                format!("matmul_experts q4_K {slots} slots / {n_expert} x 512 x 2048 {form:?}");
+            let flops = 2.0 * slots as f64 * rows as f64 * e as f64;
+            let mut all = vec![&group];
+            all.extend(ds.iter());
+            b.time_flops(&what, &all, &ys, flops);
+        }
+    }
+    b.gpu.features.matmul = own;
 }
 
 /// The embedding lookup in a q4_K table of the real vocabulary, and sampling over it.

@@ -2,7 +2,8 @@
 // `rows` rows in its block format, Y [n_tokens, y_stride] f32 (this piece's rows at
 // y_offset..).
 //
-// Split: workgroup (row tile, token tile) as in linear/matmul_tile.wgsl. Mirrors
+// Split: workgroup (row tile, token tile) as in the tile form's file (linear/matmul_tile.wgsl,
+// or linear/matmul_coop_tile.wgsl on cooperative matrices). Mirrors
 // model::reference::linear::matvec applied to each token.
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -23,7 +24,7 @@ fn y_row(tok0: u32, tt: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, lanes: Lanes) {
     let n = min(TOKENS, params.n_tokens - min(params.n_tokens, wg.y * TOKENS));
-    tile_product(wg.x * TILE, 0u, wg.y * TOKENS, n, lid);
+    tile_product(wg.x * TILE, 0u, wg.y * TOKENS, n, lanes);
 }

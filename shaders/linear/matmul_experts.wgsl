@@ -3,7 +3,8 @@
 // to the slots an expert gets (TOKENS).
 //
 // Split: workgroup (row tile, expert of this buffer, tile of that expert's slots); the
-// slots come from `order`, the weights from the expert's slab (linear/matmul_tile.wgsl).
+// slots come from `order`, the weights from the expert's slab (the tile form's file,
+// linear/matmul_tile.wgsl or linear/matmul_coop_tile.wgsl).
 // Mirrors model::reference::linear::matvec applied per routed slot.
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -32,8 +33,8 @@ var<workgroup> expert_range: vec2<u32>;
 // Workgroup (row tile, expert of this buffer, tile of that expert's slots): the slots come
 // from `order`, the weights from the expert's slab.
 @compute @workgroup_size(WG)
-fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (lid == 0u) {
+fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, lanes: Lanes) {
+    if (lanes.index == 0u) {
         let e = params.first_expert + wg.y;
         expert_range = vec2<u32>(offsets[e], offsets[e + 1u]);
     }
@@ -42,5 +43,5 @@ fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     if (first >= range.y) {
         return;
     }
-    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TOKENS, range.y - first), lid);
+    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TOKENS, range.y - first), lanes);
 }

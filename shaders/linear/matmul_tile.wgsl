@@ -6,24 +6,13 @@
 // matmul_experts sizes it to the tokens an expert gets) and WG come from Rust
 // (ops/linear/matmul.rs); the kernel's file defines x_row and y_row (which x and y row tile
 // token tt of the tile from tok0 reads and writes) and the globals `params`, `weights`,
-// `x`, `y`.
+// `x`, `y`; linear/matmul_params.wgsl defines `Params`.
 
-struct Params {
-    rows: u32,
-    units: u32,
-    row_bytes: u32,
-    n_tokens: u32,
-    // Floats per token in x, and in y.
-    x_stride: u32,
-    y_stride: u32,
-    x_offset: u32,
-    y_offset: u32,
-    // matmul_experts: this buffer holds experts first_expert.. (each `rows` rows); slot s
-    // reads x row s / x_group and writes y row s.
-    first_expert: u32,
-    x_group: u32,
-    _pad0: u32,
-    _pad1: u32,
+// One invocation of the workgroup: the entry points take it as they take their workgroup
+// id, so that each tile form names the builtins it needs (the cooperative form adds its
+// subgroup's place).
+struct Lanes {
+    @builtin(local_invocation_index) index: u32,
 }
 
 // Packed for the product loop: w_tile[l][r] holds element l of rows r, r + 16, r + 32,
@@ -57,7 +46,8 @@ fn stage_x4(tt: u32, l: u32, v: vec4<f32>) {
 
 // The TILE x TOKENS outputs of rows row0.. and the `n` tile tokens from tok0, weights from
 // byte `slab` on.
-fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
+fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lanes: Lanes) {
+    let lid = lanes.index;
     let r = lid % 16u;
     let t = lid / 16u;
     // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::error::GpuError;
+use crate::runtime::ops::linear::matmul::{MatmulForm, MATMUL_ENV};
 
 /// Environment variable that picks an adapter by index or name, like `--adapter`.
 pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
@@ -95,6 +96,10 @@ pub struct GpuFeatures {
     /// in registers: 32 heads of 128 x 128 over 512 tokens on lavapipe take 7.2 s
     /// sequential, 14.5 s chunked (`cargo bench --bench kernels -- delta`).
     pub chunked_delta_rule: bool,
+    /// How prompt steps multiply their matmul tiles: on cooperative matrices (tensor
+    /// cores) where the adapter has f16 ones, else f32 FMAs ([`MatmulForm::for_adapter`];
+    /// `QWEN_WGPU_MATMUL=tiled` forces the FMAs).
+    pub matmul: MatmulForm,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
     pub mapped_upload: bool,
@@ -104,7 +109,11 @@ impl GpuFeatures {
     /// What a device with `features` enabled of an adapter of `device_type` uses: the GPU
     /// forms of the kernels everywhere but on a CPU device, unless [`FORMS_ENV`] says
     /// `gpu` or `cpu`.
-    fn of(features: wgpu::Features, device_type: wgpu::DeviceType) -> GpuFeatures {
+    fn of(
+        features: wgpu::Features,
+        device_type: wgpu::DeviceType,
+        coop: Option<MatmulForm>,
+    ) -> GpuFeatures {
         let gpu = match std::env::var(FORMS_ENV).as_deref() {
             Ok("gpu") => true,
             Ok("cpu") => false,
@@ -118,6 +127,7 @@ impl GpuFeatures {
             matvec_min_grid: gpu.then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
             fused_decode: gpu,
             chunked_delta_rule: gpu,
+            matmul: coop.unwrap_or(MatmulForm::Tiled),
             mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         }
     }
@@ -318,18 +328,38 @@ impl GpuContext {
         if info.device_type == wgpu::DeviceType::Cpu {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
+        let forced_tiled = std::env::var(MATMUL_ENV).is_ok_and(|v| v == "tiled");
+        let coop = MatmulForm::for_adapter(
+            have,
+            &adapter.cooperative_matrix_properties(),
+            info.subgroup_max_size,
+            &limits,
+        )
+        .filter(|_| !forced_tiled);
+        if coop.is_some() {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let required_features = have & wanted;
+        // SAFETY: wgpu's experimental cooperative matrices are reached only through the
+        // coop matmul kernels, whose WGSL naga validates when the pipeline is made; the
+        // feature is requested only when the adapter lists f16 matrices it can run.
+        let experimental_features = if coop.is_some() {
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("qwen-wgpu"),
             required_features,
             required_limits: limits.clone(),
+            experimental_features,
             ..Default::default()
         }))
         .map_err(|e| GpuError::RequestDevice {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let features = GpuFeatures::of(required_features, info.device_type);
+        let features = GpuFeatures::of(required_features, info.device_type, coop);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         Ok(GpuContext {
             adapter,
@@ -439,12 +469,13 @@ impl GpuContext {
     /// A one-line description for logs and reports.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?}), f16 {}, subgroups {}, storage binding {} MiB",
+            "{} ({:?}, {:?}), f16 {}, subgroups {}, matmul {}, storage binding {} MiB",
             self.info.name,
             self.info.backend,
             self.info.device_type,
             self.features.shader_f16,
             self.features.subgroup,
+            self.features.matmul.label(),
             self.limits.max_storage_buffer_binding_size >> 20
         )
     }

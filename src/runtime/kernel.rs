@@ -61,6 +61,12 @@ pub struct Declaration {
     /// `const NAME: u32 = value;` lines put before everything: sizes both sides must agree
     /// on (workgroup size, tile and chunk lengths, register array bounds).
     pub constants: Vec<(&'static str, u32)>,
+    /// WGSL extensions the source enables (`enable f16;` ..), put first of all: the
+    /// adapter must have the matching features for the kernel to be chosen.
+    pub enables: Vec<&'static str>,
+    /// The kernel reads subgroup builtins whatever the reduction variant, so it exists only
+    /// on adapters with subgroups.
+    pub needs_subgroups: bool,
     pub params_size: usize,
     pub params: &'static [ParamsField],
     pub bindings: &'static [Binding],
@@ -75,6 +81,8 @@ impl Declaration {
             includes: Vec::new(),
             namespaces: Vec::new(),
             constants: Vec::new(),
+            enables: Vec::new(),
+            needs_subgroups: false,
             params_size: std::mem::size_of::<P>(),
             params: P::FIELDS,
             bindings: Io::BINDINGS,
@@ -91,6 +99,18 @@ impl Declaration {
     /// weight matrices, each in its own block format, gets one reader per matrix.
     pub fn namespace(mut self, suffix: &'static str, files: Vec<&'static str>) -> Self {
         self.namespaces.push(Namespace { suffix, files });
+        self
+    }
+
+    /// Enables a WGSL extension (`f16`, `wgpu_cooperative_matrix`).
+    pub fn enable(mut self, extension: &'static str) -> Self {
+        self.enables.push(extension);
+        self
+    }
+
+    /// Marks the kernel as reading subgroup builtins in every variant.
+    pub fn with_subgroups(mut self) -> Self {
+        self.needs_subgroups = true;
         self
     }
 

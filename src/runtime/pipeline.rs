@@ -13,6 +13,7 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuFeatures;
 use crate::runtime::kernel::Declaration;
+use crate::runtime::ops::linear::matmul::MatmulForm;
 use crate::runtime::ops::{attention, gdn, linear, moe, norm, sample};
 
 /// Every WGSL file of the crate, by its path under `shaders/` (embedded by build.rs).
@@ -37,11 +38,15 @@ pub enum Kernel {
         rows: u32,
     },
     Embed(GgmlType),
-    Matmul(GgmlType),
+    Matmul {
+        ty: GgmlType,
+        form: linear::matmul::MatmulForm,
+    },
     /// Slots per token tile, one of `matmul::TOKEN_TILES`.
     MatmulExperts {
         ty: GgmlType,
         tokens: u32,
+        form: linear::matmul::MatmulForm,
     },
     /// Gate, up, shared gate and shared up weight types; rows per workgroup.
     MoeGateUp {
@@ -98,6 +103,15 @@ pub enum Kernel {
         head_dim: u32,
         kv_f16: bool,
     },
+    /// For heads of `head_dim`, `group` query heads a KV head, key tiles of `key_tile`,
+    /// scores in cooperative `form`.
+    FlashPrefillGqa {
+        head_dim: u32,
+        kv_f16: bool,
+        group: u32,
+        key_tile: u32,
+        form: MatmulForm,
+    },
 }
 
 impl Kernel {
@@ -107,9 +121,9 @@ impl Kernel {
             Kernel::Matvec(form) => linear::matvec::declaration(form)?,
             Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
-            Kernel::Matmul(ty) => linear::matmul::declaration(ty)?,
-            Kernel::MatmulExperts { ty, tokens } => {
-                linear::matmul_experts::declaration(ty, tokens)?
+            Kernel::Matmul { ty, form } => linear::matmul::declaration(ty, form)?,
+            Kernel::MatmulExperts { ty, tokens, form } => {
+                linear::matmul_experts::declaration(ty, tokens, form)?
             }
             Kernel::MoeGateUp { types, rows } => moe::moe_gate_up::declaration(types, rows)?,
             Kernel::MoeDown { types, rows } => moe::moe_down::declaration(types, rows)?,
@@ -140,6 +154,15 @@ impl Kernel {
             Kernel::FlashPrefill { head_dim, kv_f16 } => {
                 attention::flash_prefill::declaration(head_dim, kv_f16)
             }
+            Kernel::FlashPrefillGqa {
+                head_dim,
+                kv_f16,
+                group,
+                key_tile,
+                form,
+            } => {
+                attention::flash_prefill::gqa_declaration(head_dim, kv_f16, group, key_tile, form)?
+            }
         })
     }
 
@@ -153,11 +176,22 @@ impl Kernel {
                 linear::matvec_experts::ROW_CHOICES.map(|rows| Kernel::MatvecExperts { ty, rows });
             all.extend(matvecs);
             all.extend(experts);
-            let expert_tiles =
-                linear::matmul::TOKEN_TILES.map(|tokens| Kernel::MatmulExperts { ty, tokens });
-            all.extend(expert_tiles);
-            all.extend([Kernel::Embed(ty), Kernel::Matmul(ty)]);
+            for form in MATMUL_FORMS {
+                let expert_tiles = linear::matmul::TOKEN_TILES
+                    .map(|tokens| Kernel::MatmulExperts { ty, tokens, form });
+                all.extend(expert_tiles);
+                all.push(Kernel::Matmul { ty, form });
+            }
+            all.push(Kernel::Embed(ty));
         }
+        // AMD's wave64 makes workgroups of 512.
+        all.push(Kernel::Matmul {
+            ty: GgmlType::Q4K,
+            form: MatmulForm::Coop {
+                size: 16,
+                subgroup: 64,
+            },
+        });
         use linear::matvec::{MatvecForm, NormFold};
         use GgmlType::{Bf16, F32, Q4K, Q5K, Q6K, Q8_0};
         // The fused forms, with the mixes of types real Q4_K_M files put side by side.
@@ -243,6 +277,28 @@ impl Kernel {
                 head_dim: 16,
                 kv_f16: true,
             },
+        ]);
+        // Qwen3.5's 8 query heads of 256 a KV head (key tiles for 32 and 48 KiB of
+        // workgroup memory), qwen3moe's (32 / 4) of 128, the tiny models' 2 of 16, in each
+        // cooperative form.
+        for form in &MATMUL_FORMS[1..] {
+            let shapes = [
+                (256, true, 8, 16),
+                (256, true, 8, 32),
+                (128, false, 8, 32),
+                (16, true, 2, 32),
+            ];
+            all.extend(shapes.map(
+                |(head_dim, kv_f16, group, key_tile)| Kernel::FlashPrefillGqa {
+                    head_dim,
+                    kv_f16,
+                    group,
+                    key_tile,
+                    form: *form,
+                },
+            ));
+        }
+        all.extend([
             Kernel::MoeRoute,
             Kernel::MoeGroup,
             Kernel::Swiglu,
@@ -256,6 +312,21 @@ impl Kernel {
         all
     }
 }
+
+/// The matmul forms every type is built in for the naga tests: cooperative matrices at
+/// NVIDIA's and Apple's sizes by subgroups of 32.
+const MATMUL_FORMS: [MatmulForm; 4] = [
+    MatmulForm::Tiled,
+    MatmulForm::CoopEmulated,
+    MatmulForm::Coop {
+        size: 16,
+        subgroup: 32,
+    },
+    MatmulForm::Coop {
+        size: 8,
+        subgroup: 32,
+    },
+];
 
 /// Which reduction the kernels use: subgroup operations where the adapter has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -271,7 +342,7 @@ impl Variant {
     }
 }
 
-/// The complete WGSL of `decl` in `variant`: the injected constants, the included pieces,
+/// The complete WGSL of `decl` in `variant`: the enabled extensions, the injected constants, the included pieces,
 /// the kernel's file, then the reduction (which sizes its scratch by `WG`).
 pub fn assemble(decl: &Declaration, variant: Variant) -> Result<String, GpuError> {
     let reduce = if variant.subgroups {
@@ -280,10 +351,13 @@ pub fn assemble(decl: &Declaration, variant: Variant) -> Result<String, GpuError
         "common/reduce_shared.wgsl"
     };
     let mut source: String = decl
-        .constants
+        .enables
         .iter()
-        .map(|(name, value)| format!("const {name}: u32 = {value}u;\n"))
+        .map(|extension| format!("enable {extension};\n"))
         .collect();
+    for (name, value) in &decl.constants {
+        source.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
     for path in &decl.includes {
         source.push_str(&format!("// ---- {path}\n{}\n", file(path)?));
     }

@@ -103,6 +103,43 @@ pub fn for_each_variant(
     }
 }
 
+/// Runs `check` with each matmul form this adapter can run: its own (cooperative matrices
+/// where it has them), the cooperative tile emulated in plain WGSL (where it has f16), and
+/// the tiled form; says so when the adapter has no cooperative matrices to test. `check`
+/// gets the bound on |gpu - ref| per unit of the row's sum of |w x|: the f32 matvec's
+/// 2e-5, or for f16 operands (each rounded by at most 2^-11) 1e-3.
+pub fn for_each_matmul_form(
+    gpu: &mut qwen_wgpu::runtime::GpuContext,
+    mut check: impl FnMut(&qwen_wgpu::runtime::GpuContext, f32),
+) {
+    use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
+    let own = gpu.features.matmul;
+    if !matches!(own, MatmulForm::Coop { .. }) {
+        eprintln!(
+            "{}: no f16 cooperative matrices; the cooperative matmul runs emulated only",
+            gpu.info.name
+        );
+    }
+    // The adapter's own form is the tiled one or its cooperative matrices.
+    let mut forms = vec![own];
+    if gpu.features.shader_f16 {
+        forms.push(MatmulForm::CoopEmulated);
+    }
+    if own != MatmulForm::Tiled {
+        forms.push(MatmulForm::Tiled);
+    }
+    for form in forms {
+        gpu.features.matmul = form;
+        let bound = if form == MatmulForm::Tiled {
+            2e-5
+        } else {
+            1e-3
+        };
+        check(gpu, bound);
+    }
+    gpu.features.matmul = own;
+}
+
 /// Runs `check` with the adapter's matvec grids, then with each minimum grid of `grids`
 /// (the GPU form, whatever the adapter is: `Some(512)` is what a GPU gets).
 pub fn for_each_matvec_grid(

@@ -8,15 +8,20 @@ use qwen_wgpu::model::reference::attention::flash_decode;
 use qwen_wgpu::model::reference::norm::{rms_norm, sigmoid};
 use qwen_wgpu::model::reference::rope::{rope_frequencies, rope_neox};
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::attention::flash_prefill::gqa_workgroup_bytes;
+use qwen_wgpu::runtime::ops::attention::flash_prefill::{gqa_shape, GQA_KEY_TILES, GQA_ROWS};
 use qwen_wgpu::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefillIo,
     QkNormRopeIo, FLASH_CHUNK,
 };
+use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
 use qwen_wgpu::runtime::GpuContext;
 
-use crate::common::{assert_close, for_each_variant, gpu_or_skip, run_dispatches};
+use crate::common::{
+    assert_close, for_each_matmul_form, for_each_variant, gpu_or_skip, run_dispatches,
+};
 
 const EPS: f32 = 1e-6;
 
@@ -194,8 +199,16 @@ fn qk_norm_rope_matches_reference() {
 }
 
 /// The reference attends over the same (f16-rounded, for an f16 cache) keys and values:
-/// only f32 summation order and exp differ: atol 1e-5, rtol 1e-4.
-fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
+/// only f32 summation order and exp differ: atol 1e-5, rtol 1e-4 for flash_decode and
+/// prefill's f32 form. `prefill_tol` is (atol, rtol) for the prefill kernel the adapter's
+/// forms pick; `decode` runs flash_decode too.
+fn flash_cases(
+    gpu: &GpuContext,
+    cache: &PipelineCache,
+    rng: &mut SplitMix64,
+    decode: bool,
+    prefill_tol: (f32, f32),
+) {
     for (nh, nkv, hd, n_rot, gated) in GEOMETRIES {
         let a = geometry(nh, nkv, hd, n_rot, gated);
         let (nh_, nkv_, hd_) = (nh as usize, nkv as usize, hd as usize);
@@ -242,8 +255,10 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     q_in: &qib,
                     out: &out,
                 };
-                let fa = FlashDecode::new(gpu, cache, step, buffers).unwrap();
-                run_dispatches(gpu, &[&fa.partial, &fa.combine]);
+                if decode {
+                    let fa = FlashDecode::new(gpu, cache, step, buffers).unwrap();
+                    run_dispatches(gpu, &[&fa.partial, &fa.combine]);
+                }
 
                 let mut expect = Vec::new();
                 for t in 0..n_tokens {
@@ -268,13 +283,15 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     expect.extend(o);
                 }
                 let what = format!("flash attention {nh}/{nkv}x{hd} gated {gated} f16 {f16_cache} pos {pos0}+{n_tokens}");
-                assert_close(
-                    &what,
-                    &read_f32(gpu, &out, expect.len()).unwrap(),
-                    &expect,
-                    1e-5,
-                    1e-4,
-                );
+                if decode {
+                    assert_close(
+                        &what,
+                        &read_f32(gpu, &out, expect.len()).unwrap(),
+                        &expect,
+                        1e-5,
+                        1e-4,
+                    );
+                }
                 // The tiled prefill kernel computes the same for the same block.
                 let tiled = f32_buffer(gpu, "tiled", n_tokens * nh_ * hd_);
                 let io = FlashPrefillIo {
@@ -285,19 +302,69 @@ fn flash_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     out: &tiled,
                     step: &step_buf,
                 };
+                let form = gqa_shape(gpu, &step);
                 let d = flash_prefill(gpu, cache, step, io).unwrap();
                 run_dispatches(gpu, &[&d]);
                 let got = read_f32(gpu, &tiled, expect.len()).unwrap();
-                assert_close(&format!("tiled {what}"), &got, &expect, 1e-5, 1e-4);
+                let what = format!("prefill ({form:?}) {what}");
+                assert_close(&what, &got, &expect, prefill_tol.0, prefill_tol.1);
             }
         }
     }
 }
 
+/// flash_decode and flash_prefill's f32 form.
 #[test]
 fn flash_decode_and_flash_prefill_match_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
+    gpu.features.matmul = MatmulForm::Tiled;
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(22);
-    for_each_variant(&mut gpu, |gpu| flash_cases(gpu, &cache, &mut rng));
+    let tol = (1e-5, 1e-4);
+    for_each_variant(&mut gpu, |gpu| {
+        flash_cases(gpu, &cache, &mut rng, true, tol)
+    });
+}
+
+/// flash_prefill's GPU form (`flash_prefill_gqa`), in every cooperative form the adapter
+/// runs (its matrices; the emulation where it has f16), for every geometry whose heads a KV
+/// head divide its 32 rows (the others fall back to the f32 form, which must still match).
+/// Queries and keys go to f16 for the scores (each rounded by at most 2^-11: a score off by
+/// up to 1e-3 of its sum of |q k| / sqrt(HD)); outputs within atol and rtol 2e-3 (lavapipe's
+/// largest error here: 4e-4 of the value).
+#[test]
+fn flash_prefill_gqa_matches_reference() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(23);
+    let tol = (2e-3, 2e-3);
+    for_each_matmul_form(&mut gpu, |gpu, _| {
+        if gpu.features.matmul == MatmulForm::Tiled {
+            return;
+        }
+        for (nh, nkv, hd, _, gated) in GEOMETRIES {
+            let a = geometry(nh, nkv, hd, hd, gated);
+            let smallest = GQA_KEY_TILES[GQA_KEY_TILES.len() - 1];
+            let fits =
+                gqa_workgroup_bytes(hd, smallest) <= gpu.limits.max_compute_workgroup_storage_size;
+            let step_buf = f32_buffer(gpu, "step", 2);
+            let step = AttentionStep {
+                config: &a,
+                kv_f16: true,
+                n_tokens: 1,
+                pos0: 0,
+                step: &step_buf,
+            };
+            let shape = gqa_shape(gpu, &step);
+            let shaped = GQA_ROWS % (nh / nkv) == 0;
+            assert_eq!(shape.is_some(), fits && shaped, "{nh}/{nkv}x{hd}");
+            eprintln!(
+                "{}: {nh}/{nkv}x{hd} ({} heads a KV head) runs {shape:?}; {} bytes of workgroup memory offered",
+                gpu.info.name,
+                nh / nkv,
+                gpu.limits.max_compute_workgroup_storage_size
+            );
+        }
+        flash_cases(gpu, &cache, &mut rng, false, tol);
+    });
 }

@@ -13,7 +13,8 @@ use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixSha
 use qwen_wgpu::runtime::GpuContext;
 
 use crate::common::{
-    assert_close, for_each_matvec_grid, for_each_variant, gpu_or_skip, run_dispatches,
+    assert_close, for_each_matmul_form, for_each_matvec_grid, for_each_variant, gpu_or_skip,
+    run_dispatches,
 };
 
 /// Random blocks of `ty` with finite scales: random bytes everywhere, then each scale field
@@ -90,6 +91,19 @@ fn gpu_matvec(
 /// order differ by at most about n * eps * sum |w_i x_i|; for these row lengths that
 /// bound is 1.5e-5 to 6e-5, and the observed error is far below it.
 fn check(ty: GgmlType, rows: usize, cols: usize, gpu_y: &[f32], w: &[f32], x: &[f32]) {
+    check_within(2e-5, ty, rows, cols, gpu_y, w, x)
+}
+
+/// `|gpu - ref| <= bound * sum_i |w_i x_i| + 1e-30`.
+fn check_within(
+    bound: f32,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    gpu_y: &[f32],
+    w: &[f32],
+    x: &[f32],
+) {
     let reference = matvec(w, x, rows, cols);
     for r in 0..rows {
         let abs: f32 = w[r * cols..(r + 1) * cols]
@@ -97,7 +111,7 @@ fn check(ty: GgmlType, rows: usize, cols: usize, gpu_y: &[f32], w: &[f32], x: &[
             .zip(x)
             .map(|(a, b)| (a * b).abs())
             .sum();
-        let tol = 2e-5 * abs + 1e-30;
+        let tol = bound * abs + 1e-30;
         assert!(
             (gpu_y[r] - reference[r]).abs() <= tol,
             "{ty} {rows}x{cols} row {r}: gpu {} ref {} (tol {tol})",
@@ -268,55 +282,69 @@ fn embed_matches_reference_for_every_type() {
     }
 }
 
-/// The tiled prefill matmul against the reference matvec of every token: the matvec's
-/// bound, 2e-5 of the sum of |w x| per output, for every type, token counts around the
-/// tile size, and the matrix in pieces.
+/// The prefill matmul against the reference matvec of every token, in every form the
+/// adapter runs (`for_each_matmul_form`: the f32 tiles within the matvec's bound, 2e-5 of
+/// the sum of |w x| per output; f16 operands within 1e-3), for every type, token counts
+/// around the tile size, and the matrix in pieces.
 #[test]
 fn matmul_matches_reference_for_every_type() {
-    let Some(gpu) = gpu_or_skip() else { return };
+    let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(44);
-    for ty in GgmlType::SUPPORTED {
-        let cols = if ty.layout().block_size == 256 {
-            512
-        } else {
-            96
+    for_each_matmul_form(&mut gpu, |gpu, bound| {
+        for ty in GgmlType::SUPPORTED {
+            matmul_case(gpu, &cache, &mut rng, ty, bound);
+        }
+    });
+}
+
+fn matmul_case(
+    gpu: &GpuContext,
+    cache: &PipelineCache,
+    rng: &mut SplitMix64,
+    ty: GgmlType,
+    bound: f32,
+) {
+    let cols = if ty.layout().block_size == 256 {
+        512
+    } else {
+        96
+    };
+    let rows = 33;
+    let w = random_weights(ty, rows, cols, rng);
+    let wf = dequantize(ty, &w, rows * cols).unwrap();
+    let row_bytes = ty.row_bytes(cols as u64).unwrap();
+    for (n_tokens, max_piece) in [(1usize, u64::MAX), (17, u64::MAX), (65, 20 * row_bytes)] {
+        let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.symmetric_f32()).collect();
+        let shape = MatrixShape {
+            ty,
+            cols: cols as u32,
+            rows: rows as u32,
         };
-        let rows = 33;
-        let w = random_weights(ty, rows, cols, &mut rng);
-        let wf = dequantize(ty, &w, rows * cols).unwrap();
-        let row_bytes = ty.row_bytes(cols as u64).unwrap();
-        for (n_tokens, max_piece) in [(1usize, u64::MAX), (17, u64::MAX), (65, 20 * row_bytes)] {
-            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.symmetric_f32()).collect();
-            let shape = MatrixShape {
+        let m = QuantMatrix::upload(gpu, "w", shape, &w, max_piece).unwrap();
+        let xb = storage_buffer(gpu, "x", bytemuck::cast_slice(&x));
+        let yb = f32_buffer(gpu, "y", n_tokens * rows);
+        let ds = matmul(
+            gpu,
+            cache,
+            &m,
+            n_tokens as u32,
+            Strided::rows(&xb, cols as u32),
+            Strided::rows(&yb, rows as u32),
+        )
+        .unwrap();
+        run_dispatches(gpu, &ds.iter().collect::<Vec<_>>());
+        let got = read_f32(gpu, &yb, n_tokens * rows).unwrap();
+        for t in 0..n_tokens {
+            check_within(
+                bound,
                 ty,
-                cols: cols as u32,
-                rows: rows as u32,
-            };
-            let m = QuantMatrix::upload(&gpu, "w", shape, &w, max_piece).unwrap();
-            let xb = storage_buffer(&gpu, "x", bytemuck::cast_slice(&x));
-            let yb = f32_buffer(&gpu, "y", n_tokens * rows);
-            let ds = matmul(
-                &gpu,
-                &cache,
-                &m,
-                n_tokens as u32,
-                Strided::rows(&xb, cols as u32),
-                Strided::rows(&yb, rows as u32),
-            )
-            .unwrap();
-            run_dispatches(&gpu, &ds.iter().collect::<Vec<_>>());
-            let got = read_f32(&gpu, &yb, n_tokens * rows).unwrap();
-            for t in 0..n_tokens {
-                check(
-                    ty,
-                    rows,
-                    cols,
-                    &got[t * rows..(t + 1) * rows],
-                    &wf,
-                    &x[t * cols..(t + 1) * cols],
-                );
-            }
+                rows,
+                cols,
+                &got[t * rows..(t + 1) * rows],
+                &wf,
+                &x[t * cols..(t + 1) * cols],
+            );
         }
     }
 }

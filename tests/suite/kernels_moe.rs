@@ -16,7 +16,8 @@ use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixSha
 use qwen_wgpu::runtime::GpuContext;
 
 use crate::common::{
-    assert_close, for_each_matvec_grid, for_each_variant, gpu_or_skip, run_dispatches,
+    assert_close, for_each_matmul_form, for_each_matvec_grid, for_each_variant, gpu_or_skip,
+    run_dispatches,
 };
 use crate::kernels_linear::random_weights;
 
@@ -39,8 +40,16 @@ struct SlotLayout {
 }
 
 /// Each slot's outputs against the CPU matvec of its expert `ids[s]` (dequantized `wf`)
-/// with its input row: within 2e-5 of the row's sum of |w x|, the matvec bound.
-fn assert_slots_match(what: &str, got: &[f32], ids: &[u32], wf: &[f32], x: &[f32], l: &SlotLayout) {
+/// with its input row: within `bound` of the row's sum of |w x| (the matvec's is 2e-5).
+fn assert_slots_match(
+    what: &str,
+    bound: f32,
+    got: &[f32],
+    ids: &[u32],
+    wf: &[f32],
+    x: &[f32],
+    l: &SlotLayout,
+) {
     let (rows, cols) = (l.rows, l.cols);
     for (s, &e) in ids.iter().enumerate() {
         let we = &wf[e as usize * rows * cols..(e as usize + 1) * rows * cols];
@@ -54,7 +63,7 @@ fn assert_slots_match(what: &str, got: &[f32], ids: &[u32], wf: &[f32], x: &[f32
                 .sum();
             let g = got[l.offset + s * l.stride + r];
             assert!(
-                (g - expect[r]).abs() <= 2e-5 * abs,
+                (g - expect[r]).abs() <= bound * abs,
                 "{what} slot {s} row {r}: {g} vs {}",
                 expect[r]
             );
@@ -205,7 +214,7 @@ fn routed_expert_cases(gpu: &GpuContext) {
                     offset: 0,
                 };
                 let what = format!("{ty} pieces {} group {group}", m.pieces.len());
-                assert_slots_match(&what, &got, &slot_ids, &wf, &x, &layout);
+                assert_slots_match(&what, 2e-5, &got, &slot_ids, &wf, &x, &layout);
             }
         }
     }
@@ -310,56 +319,82 @@ fn combine_case(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
 /// output offset.
 #[test]
 fn matmul_experts_matches_per_slot_matvec() {
-    let Some(gpu) = gpu_or_skip() else { return };
+    let Some(mut gpu) = gpu_or_skip() else { return };
     let cache = PipelineCache::default();
     let mut rng = SplitMix64::new(33);
-    for (ty, n_tokens, k, rows) in [
-        (GgmlType::Q4K, 5usize, 3usize, 20usize),
-        (GgmlType::Q8_0, 70, 2, 70),
-        (GgmlType::F32, 9, 2, 33),
-    ] {
-        let (n_experts, cols) = (6usize, 256usize);
-        let w = random_weights(ty, n_experts * rows, cols, &mut rng);
-        let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
-        let ids = routed_ids(n_tokens, k, n_experts);
-        let slots = ids.len();
-        let grouping = Grouping::new(&gpu, &cache, &ids, n_experts);
-        let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
-        let forms = [(k, u64::MAX), (1, 4 * slab)];
-        let forms = forms.into_iter().flat_map(|f| TOKEN_TILES.map(|t| (f, t)));
-        for ((group_size, max_piece), token_tile) in forms {
-            let shape = MatrixShape {
+    for_each_matmul_form(&mut gpu, |gpu, bound| {
+        for (ty, n_tokens, k, rows) in [
+            (GgmlType::Q4K, 5usize, 3usize, 20usize),
+            (GgmlType::Q8_0, 70, 2, 70),
+            (GgmlType::F32, 9, 2, 33),
+        ] {
+            let case = ExpertCase {
                 ty,
-                cols: cols as u32,
-                rows: rows as u32,
-            };
-            let m = QuantMatrix::upload_experts(
-                &gpu,
-                "experts",
-                shape,
-                n_experts as u32,
-                &w,
-                max_piece,
-            )
-            .unwrap();
-            let n_x = slots / group_size;
-            let x = random(n_x * cols, 1.0, &mut rng);
-            let layout = SlotLayout {
+                n_tokens,
+                k,
                 rows,
-                cols,
-                group: group_size,
-                stride: rows + 3,
-                offset: 2,
             };
-            let run = (n_tokens, token_tile);
-            let got = grouping.matmul_experts(&gpu, &cache, &m, run, &x, &layout);
-            grouping.assert_exact(&gpu, &ids, n_experts);
-            let what = format!(
-                "{ty} tokens {n_tokens} k {k} group {group_size} pieces {} tile {token_tile}",
-                m.pieces.len()
-            );
-            assert_slots_match(&what, &got, &ids, &wf, &x, &layout);
+            matmul_experts_case(gpu, &cache, &mut rng, case, bound);
         }
+    });
+}
+
+/// One weight type and routing of `matmul_experts_matches_per_slot_matvec`.
+struct ExpertCase {
+    ty: GgmlType,
+    n_tokens: usize,
+    k: usize,
+    rows: usize,
+}
+
+fn matmul_experts_case(
+    gpu: &GpuContext,
+    cache: &PipelineCache,
+    rng: &mut SplitMix64,
+    case: ExpertCase,
+    bound: f32,
+) {
+    let ExpertCase {
+        ty,
+        n_tokens,
+        k,
+        rows,
+    } = case;
+    let (n_experts, cols) = (6usize, 256usize);
+    let w = random_weights(ty, n_experts * rows, cols, rng);
+    let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
+    let ids = routed_ids(n_tokens, k, n_experts);
+    let slots = ids.len();
+    let grouping = Grouping::new(gpu, cache, &ids, n_experts);
+    let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
+    let forms = [(k, u64::MAX), (1, 4 * slab)];
+    let forms = forms.into_iter().flat_map(|f| TOKEN_TILES.map(|t| (f, t)));
+    for ((group_size, max_piece), token_tile) in forms {
+        let shape = MatrixShape {
+            ty,
+            cols: cols as u32,
+            rows: rows as u32,
+        };
+        let m = QuantMatrix::upload_experts(gpu, "experts", shape, n_experts as u32, &w, max_piece)
+            .unwrap();
+        let n_x = slots / group_size;
+        let x = random(n_x * cols, 1.0, rng);
+        let layout = SlotLayout {
+            rows,
+            cols,
+            group: group_size,
+            stride: rows + 3,
+            offset: 2,
+        };
+        let run = (n_tokens, token_tile);
+        let got = grouping.matmul_experts(gpu, cache, &m, run, &x, &layout);
+        grouping.assert_exact(gpu, &ids, n_experts);
+        let what = format!(
+            "{ty} {:?} tokens {n_tokens} k {k} group {group_size} pieces {} tile {token_tile}",
+            gpu.features.matmul,
+            m.pieces.len()
+        );
+        assert_slots_match(&what, bound, &got, &ids, &wf, &x, &layout);
     }
 }
 
@@ -568,6 +603,14 @@ fn many_slot_cases(gpu: &GpuContext) {
             stride: rows,
             offset: 0,
         };
-        assert_slots_match(&format!("{ty} many slots"), &got, &ids, &wf, &x, &layout);
+        assert_slots_match(
+            &format!("{ty} many slots"),
+            2e-5,
+            &got,
+            &ids,
+            &wf,
+            &x,
+            &layout,
+        );
     }
 }

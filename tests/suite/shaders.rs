@@ -2,6 +2,8 @@
 //! to SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12), so a shader that would break on another
 //! backend fails here; and every kernel's WGSL matches its Rust declaration: the bindings
 //! its entry point uses (names, order, access) and the field offsets of its `Params`.
+//! Kernels on cooperative matrices go to SPIR-V and MSL only: naga has no HLSL for them,
+//! and wgpu offers them on Vulkan and Metal alone.
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
@@ -16,6 +18,20 @@ fn parse(kernel: Kernel, variant: Variant) -> (Declaration, String, naga::Module
     (decl, source, module)
 }
 
+/// The variants a kernel is built in: both reductions, or only the subgroup one for a
+/// kernel that reads subgroup builtins anyway.
+fn variants(decl: &Declaration) -> Vec<Variant> {
+    let all = [true, false].map(|subgroups| Variant { subgroups });
+    all.into_iter()
+        .filter(|v| v.subgroups || !decl.needs_subgroups)
+        .collect()
+}
+
+/// Whether the kernel runs on cooperative matrices.
+fn cooperative(decl: &Declaration) -> bool {
+    decl.enables.contains(&"wgpu_cooperative_matrix")
+}
+
 fn validate(
     name: &str,
     source: &str,
@@ -23,13 +39,15 @@ fn validate(
     variant: Variant,
 ) -> naga::valid::ModuleInfo {
     // unpack2x16float is core WGSL; naga files it under SHADER_FLOAT16_IN_FLOAT32, which
-    // every Vulkan, Metal and DX12 adapter has.
-    let base = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-    let caps = if variant.subgroups {
-        base | Capabilities::SUBGROUP
-    } else {
-        base
-    };
+    // every Vulkan, Metal and DX12 adapter has. The f16 and cooperative-matrix capabilities
+    // are granted to every module: the kernels that use them say so with `enable`, which
+    // naga checks, and are chosen only on adapters with the features.
+    let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32
+        | Capabilities::SHADER_FLOAT16
+        | Capabilities::COOPERATIVE_MATRIX;
+    if variant.subgroups {
+        caps |= Capabilities::SUBGROUP;
+    }
     Validator::new(ValidationFlags::all(), caps)
         .subgroup_stages(ShaderStages::COMPUTE)
         .subgroup_operations(SubgroupOperationSet::all())
@@ -66,6 +84,9 @@ fn translate(kernel: Kernel, variant: Variant) {
     msl::write_string(&module, &info, &msl_options, &msl_pipeline)
         .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
 
+    if cooperative(&decl) {
+        return;
+    }
     let hlsl_options = hlsl::Options {
         shader_model: hlsl::ShaderModel::V6_2,
         ..Default::default()
@@ -82,8 +103,8 @@ fn translate(kernel: Kernel, variant: Variant) {
 #[test]
 fn every_shader_translates_to_spirv_msl_and_hlsl() {
     for kernel in Kernel::all() {
-        for subgroups in [true, false] {
-            translate(kernel, Variant { subgroups });
+        for variant in variants(&kernel.declaration().unwrap()) {
+            translate(kernel, variant);
         }
     }
 }
@@ -144,7 +165,7 @@ fn used_bindings(
 #[test]
 fn bindings_and_params_match_declarations() {
     for kernel in Kernel::all() {
-        let variant = Variant { subgroups: false };
+        let variant = variants(&kernel.declaration().unwrap())[0];
         let (decl, source, module) = parse(kernel, variant);
         let info = validate(decl.entry, &source, &module, variant);
         let mut expect = vec![Used {
@@ -221,7 +242,8 @@ fn every_shader_file_is_used() {
 fn kernels_bind_no_uniforms_and_few_enough_storage_buffers() {
     use qwen_wgpu::runtime::gpu::MIN_STORAGE_BUFFERS;
     for kernel in Kernel::all() {
-        let (_, _, module) = parse(kernel, Variant { subgroups: false });
+        let variant = variants(&kernel.declaration().unwrap())[0];
+        let (_, _, module) = parse(kernel, variant);
         let mut storage = 0;
         for (_, var) in module.global_variables.iter() {
             assert!(

@@ -1,11 +1,13 @@
 //! `shaders/attention/flash_prefill.wgsl`: tiled causal flash attention for a block of
-//! queries, gate included.
+//! queries, gate included; and `flash_prefill_gqa.wgsl`, its GPU form: every K and V row
+//! read once for the query heads sharing it, the scores on cooperative matrices.
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
 use crate::runtime::ops::attention::AttentionStep;
+use crate::runtime::ops::linear::matmul::{cooperative, form_size, MatmulForm};
 use crate::runtime::ops::step::STEP_WGSL;
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -53,11 +55,88 @@ pub fn declaration(head_dim: u32, kv_f16: bool) -> Declaration {
         "flash_prefill",
         "attention/flash_prefill.wgsl",
     )
-    .include([kv_file(kv_f16), STEP_WGSL])
+    .include([
+        kv_file(kv_f16),
+        STEP_WGSL,
+        "attention/flash_prefill_io.wgsl",
+    ])
     .constant("HD", head_dim)
     .constant("QT", query_tile(head_dim))
     .constant("KT", KT)
     .constant("WG", WG)
+}
+
+/// Query rows (query tokens x the heads of a KV head) of a `flash_prefill_gqa` workgroup.
+pub const GQA_ROWS: u32 = 32;
+/// Key positions a `flash_prefill_gqa` tile can take, preferred first: the largest whose
+/// tiles fit the adapter's workgroup memory (Qwen3.5's heads of 256 take 16 in 32 KiB).
+pub const GQA_KEY_TILES: [u32; 2] = [32, 16];
+/// Subgroups of a `flash_prefill_gqa` workgroup at the adapter's largest subgroup size.
+const GQA_TEAMS: u32 = 4;
+
+/// The GPU form for heads of `head_dim`, `group` query heads a KV head, key tiles of
+/// `key_tile` (one of [`GQA_KEY_TILES`]), in cooperative `form` (register arrays' and
+/// tiles' sizes, so constants).
+pub fn gqa_declaration(
+    head_dim: u32,
+    kv_f16: bool,
+    group: u32,
+    key_tile: u32,
+    form: MatmulForm,
+) -> Result<Declaration, GpuError> {
+    let size = form_size(form);
+    let shaped = size != 0 && group != 0 && GQA_ROWS % group == 0 && head_dim % size == 0;
+    if !shaped || !GQA_KEY_TILES.contains(&key_tile) {
+        return Err(GpuError::Pipeline(format!(
+            "flash_prefill_gqa: heads of {head_dim} in groups of {group}, key tiles of \
+             {key_tile}, in {form:?}"
+        )));
+    }
+    let decl = Declaration::of::<FlashPrefillParams, FlashPrefillIo>(
+        "flash_prefill_gqa",
+        "attention/flash_prefill_gqa.wgsl",
+    )
+    .include([
+        kv_file(kv_f16),
+        STEP_WGSL,
+        "attention/flash_prefill_io.wgsl",
+    ])
+    .constant("HD", head_dim)
+    .constant("GROUP", group)
+    .constant("ROWS", GQA_ROWS)
+    .constant("KT", key_tile);
+    let blocks = (GQA_ROWS / size) * (key_tile / size);
+    cooperative(decl, form, GQA_TEAMS, blocks)
+}
+
+/// Workgroup memory of `flash_prefill_gqa` for heads of `head_dim` and key tiles of
+/// `key_tile`, bytes: the f16 query and key tiles, the f32 scores and three f32 a row.
+pub fn gqa_workgroup_bytes(head_dim: u32, key_tile: u32) -> u32 {
+    2 * (GQA_ROWS + key_tile) * (head_dim + 8) + 4 * GQA_ROWS * (key_tile + 4) + 12 * GQA_ROWS
+}
+
+/// How `flash_prefill_gqa` runs a step on an adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GqaShape {
+    pub form: MatmulForm,
+    pub key_tile: u32,
+}
+
+/// The shape `flash_prefill_gqa` runs this step in on this adapter, or `None` for
+/// `flash_prefill`: the adapter's matmul form must be cooperative (or the emulation, in
+/// tests), the heads of a KV head must divide the workgroup's rows and the head dim the
+/// blocks, and some key tile must fit the adapter's workgroup memory.
+pub fn gqa_shape(ctx: &GpuContext, step: &AttentionStep<'_>) -> Option<GqaShape> {
+    let a = step.config;
+    let form = ctx.features.matmul;
+    let size = form_size(form);
+    let group = a.n_head / a.n_head_kv.max(1);
+    let shaped = size != 0 && group != 0 && GQA_ROWS % group == 0 && a.head_dim % size == 0;
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    let key_tile = GQA_KEY_TILES
+        .into_iter()
+        .find(|&kt| kt % size.max(1) == 0 && gqa_workgroup_bytes(a.head_dim, kt) <= limit)?;
+    shaped.then_some(GqaShape { form, key_tile })
 }
 
 /// The tiled prefill attention of one layer (the causal mask follows the position).
@@ -83,11 +162,23 @@ pub fn flash_prefill(
         gated: u32::from(a.output_gate),
         _pad: 0,
     };
+    step.write(&ctx.queue);
+    if let Some(GqaShape { form, key_tile }) = gqa_shape(ctx, &step) {
+        let group = a.n_head / a.n_head_kv;
+        let tiles = step.n_tokens.div_ceil(GQA_ROWS / group);
+        let kernel = Kernel::FlashPrefillGqa {
+            head_dim: a.head_dim,
+            kv_f16: step.kv_f16,
+            group,
+            key_tile,
+            form,
+        };
+        return Dispatch::new(ctx, cache, kernel, &params, &io, [a.n_head_kv, tiles, 1]);
+    }
     let tiles = step.n_tokens.div_ceil(query_tile(a.head_dim));
     let kernel = Kernel::FlashPrefill {
         head_dim: a.head_dim,
         kv_f16: step.kv_f16,
     };
-    step.write(&ctx.queue);
     Dispatch::new(ctx, cache, kernel, &params, &io, [a.n_head, tiles, 1])
 }

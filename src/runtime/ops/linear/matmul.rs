@@ -47,28 +47,183 @@ kernel_io! {
     }
 }
 
-/// The files and constants of both matmul kernels, with tiles of `tokens` tokens (one of
-/// [`TOKEN_TILES`]).
-pub(crate) fn tiled(decl: Declaration, ty: GgmlType, tokens: u32) -> Result<Declaration, GpuError> {
+/// How the prefill matmuls multiply their tiles. Every form computes the same tiles of
+/// [`TILE`] rows by a token tile, from the same staging decoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum MatmulForm {
+    /// f32 FMAs over workgroup-memory tiles (`linear/matmul_tile.wgsl`): every adapter.
+    Tiled,
+    /// f16 cooperative matrices of `size` x `size` (one of [`COOP_SIZES`]) with f32
+    /// accumulators (`linear/matmul_coop_tile.wgsl`): tensor cores, simdgroup matrices.
+    /// A workgroup holds [`COOP_TEAMS`] subgroups of the adapter's largest size,
+    /// `subgroup`.
+    Coop { size: u32, subgroup: u32 },
+    /// The cooperative tile with its matrix operations written out in plain WGSL
+    /// (`linear/coop/emulated.wgsl`): conformance-tests the tile on devices without
+    /// cooperative matrices, with the same f16 operands; never chosen for a run.
+    CoopEmulated,
+}
+
+/// Cooperative-matrix sizes the kernels are written for, preferred first (NVIDIA and AMD
+/// report 16 x 16 x 16 with f16 inputs, Apple 8 x 8 x 8).
+pub const COOP_SIZES: [u32; 2] = [16, 8];
+/// Subgroups in a cooperative-matrix workgroup when the adapter runs its largest size
+/// (more, each owning fewer blocks, when it runs a smaller one).
+pub const COOP_TEAMS: u32 = 8;
+/// The emulated form's block size and team width.
+const EMULATED_SIZE: u32 = 16;
+const EMULATED_TEAM: u32 = 32;
+
+/// Environment variable forcing the tiled matmul (`tiled`) on an adapter with cooperative
+/// matrices: to measure one form against the other.
+pub const MATMUL_ENV: &str = "QWEN_WGPU_MATMUL";
+
+impl MatmulForm {
+    /// How the form reads in an adapter line: `f32 tiles`, `coop 16x16 f16`.
+    pub fn label(self) -> String {
+        match self {
+            MatmulForm::Tiled => "f32 tiles".into(),
+            MatmulForm::Coop { size, .. } => format!("coop {size}x{size} f16"),
+            MatmulForm::CoopEmulated => "coop emulated".into(),
+        }
+    }
+
+    /// Workgroup memory the form's tiles take with token tiles of `tokens`, in bytes.
+    pub fn workgroup_bytes(self, tokens: u32) -> u32 {
+        match self {
+            MatmulForm::Tiled => 2 * 32 * 16 * 16,
+            // w_half and x_half (40 f16 a row), y_tile (TILE + 4 f32 a token).
+            MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {
+                80 * (TILE + tokens) + 4 * tokens * (TILE + 4)
+            }
+        }
+    }
+
+    /// The cooperative form an adapter supports, if any: f16 operands with f32
+    /// accumulators in one of [`COOP_SIZES`], with f16 and subgroups enabled, and room for
+    /// the tiles and a workgroup of [`COOP_TEAMS`] subgroups.
+    pub fn for_adapter(
+        features: wgpu::Features,
+        matrices: &[wgpu::CooperativeMatrixProperties],
+        subgroup_max: u32,
+        limits: &wgpu::Limits,
+    ) -> Option<MatmulForm> {
+        use wgpu::CooperativeScalarType::{F16, F32};
+        let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP;
+        let room = limits.max_compute_workgroup_storage_size
+            >= MatmulForm::CoopEmulated.workgroup_bytes(TOKENS)
+            && limits.max_compute_invocations_per_workgroup >= COOP_TEAMS * subgroup_max
+            && limits.max_compute_workgroup_size_x >= COOP_TEAMS * subgroup_max;
+        if !features.contains(needed) || !room || subgroup_max == 0 {
+            return None;
+        }
+        let size = COOP_SIZES.into_iter().find(|&size| {
+            matrices.iter().any(|m| {
+                (m.m_size, m.n_size, m.k_size) == (size, size, size)
+                    && m.ab_type == F16
+                    && m.cr_type == F32
+            })
+        })?;
+        Some(MatmulForm::Coop {
+            size,
+            subgroup: subgroup_max,
+        })
+    }
+}
+
+/// The files and constants of both matmul kernels in `form`, with tiles of `tokens` tokens
+/// (one of [`TOKEN_TILES`]).
+pub(crate) fn tiled(
+    decl: Declaration,
+    ty: GgmlType,
+    tokens: u32,
+    form: MatmulForm,
+) -> Result<Declaration, GpuError> {
     if !TOKEN_TILES.contains(&tokens) {
         return Err(GpuError::Pipeline(format!(
             "{}: token tile {tokens}, not one of {TOKEN_TILES:?}",
             decl.entry
         )));
     }
-    Ok(decl
+    let decl = decl
         .include(weight_includes(ty, WeightUse::Stage)?)
-        .include(["linear/matmul_tile.wgsl"])
+        .include(["linear/matmul_params.wgsl"])
         .constant("TILE", TILE)
-        .constant("TOKENS", tokens)
-        .constant("WG", WG))
+        .constant("TOKENS", tokens);
+    if form == MatmulForm::Tiled {
+        return Ok(decl.include(["linear/matmul_tile.wgsl"]).constant("WG", WG));
+    }
+    let blocks = (tokens / form_size(form)) * (TILE / form_size(form));
+    Ok(cooperative(decl, form, COOP_TEAMS, blocks)?.include(["linear/matmul_coop_tile.wgsl"]))
 }
 
-pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+/// The block size of a cooperative form (0 for the tiled one).
+pub(crate) fn form_size(form: MatmulForm) -> u32 {
+    match form {
+        MatmulForm::Tiled => 0,
+        MatmulForm::Coop { size, .. } => size,
+        MatmulForm::CoopEmulated => EMULATED_SIZE,
+    }
+}
+
+/// `decl` with the matrix operations of cooperative `form` (linear/coop/) and the constants
+/// they and a kernel over them need: `SIZE`, `WG` (`teams` subgroups of the adapter's
+/// largest size, or of the emulation's 32) and `TEAM_BLOCKS` (each team's share of
+/// `blocks` SIZE x SIZE blocks when all `teams` run).
+pub(crate) fn cooperative(
+    decl: Declaration,
+    form: MatmulForm,
+    teams: u32,
+    blocks: u32,
+) -> Result<Declaration, GpuError> {
+    let (size, wg, operations) = match form {
+        MatmulForm::Coop { size: 16, subgroup } => (
+            16,
+            teams * subgroup,
+            ["linear/coop/mat16.wgsl", "linear/coop/subgroup.wgsl"].as_slice(),
+        ),
+        MatmulForm::Coop { size: 8, subgroup } => (
+            8,
+            teams * subgroup,
+            ["linear/coop/mat8.wgsl", "linear/coop/subgroup.wgsl"].as_slice(),
+        ),
+        MatmulForm::CoopEmulated => (
+            EMULATED_SIZE,
+            teams * EMULATED_TEAM,
+            ["linear/coop/emulated.wgsl"].as_slice(),
+        ),
+        MatmulForm::Coop { .. } | MatmulForm::Tiled => {
+            return Err(GpuError::Pipeline(format!(
+                "{}: {form:?} is not a cooperative form of sizes {COOP_SIZES:?}",
+                decl.entry
+            )))
+        }
+    };
+    if wg == 0 || wg > 1024 {
+        return Err(GpuError::Pipeline(format!(
+            "{}: {form:?} makes workgroups of {wg} invocations",
+            decl.entry
+        )));
+    }
+    let mut decl = decl.enable("f16");
+    if let MatmulForm::Coop { .. } = form {
+        decl = decl.enable("wgpu_cooperative_matrix").with_subgroups();
+    }
+    Ok(decl
+        .include(operations.iter().copied())
+        .constant("WG", wg)
+        .constant("SIZE", size)
+        .constant("TEAM_BLOCKS", blocks.div_ceil(teams)))
+}
+
+pub fn declaration(ty: GgmlType, form: MatmulForm) -> Result<Declaration, GpuError> {
     tiled(
         Declaration::of::<MatmulParams, MatmulIo>("matmul", "linear/matmul.wgsl"),
         ty,
         TOKENS,
+        form,
     )
 }
 
@@ -133,7 +288,11 @@ pub fn matmul(
                 y: y.buffer,
             };
             let grid = [piece.rows.div_ceil(TILE), n_tokens.div_ceil(TOKENS), 1];
-            Dispatch::new(ctx, cache, Kernel::Matmul(w.ty), &params, &io, grid)
+            let kernel = Kernel::Matmul {
+                ty: w.ty,
+                form: ctx.features.matmul,
+            };
+            Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })
         .collect()
 }

@@ -5,7 +5,7 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, Declaration};
-use crate::runtime::ops::linear::matmul::{tiled, MatmulParams, TILE, TOKEN_TILES};
+use crate::runtime::ops::linear::matmul::{tiled, MatmulForm, MatmulParams, TILE, TOKEN_TILES};
 use crate::runtime::ops::linear::{ExpertWeights, SlotInput, SlotOutput};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -21,8 +21,8 @@ kernel_io! {
     }
 }
 
-/// The kernel for `ty` weights in tiles of `tokens` slots.
-pub fn declaration(ty: GgmlType, tokens: u32) -> Result<Declaration, GpuError> {
+/// The kernel for `ty` weights in tiles of `tokens` slots, in `form`.
+pub fn declaration(ty: GgmlType, tokens: u32, form: MatmulForm) -> Result<Declaration, GpuError> {
     tiled(
         Declaration::of::<MatmulParams, MatmulExpertsIo>(
             "matmul_experts",
@@ -30,6 +30,7 @@ pub fn declaration(ty: GgmlType, tokens: u32) -> Result<Declaration, GpuError> {
         ),
         ty,
         tokens,
+        form,
     )
 }
 
@@ -104,7 +105,11 @@ pub fn matmul_experts(
                 piece.rows / rows_per_expert,
                 n_tokens.div_ceil(tokens),
             ];
-            let kernel = Kernel::MatmulExperts { ty: w.ty, tokens };
+            let kernel = Kernel::MatmulExperts {
+                ty: w.ty,
+                tokens,
+                form: ctx.features.matmul,
+            };
             Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })
         .collect()
