@@ -24,3 +24,8 @@ fn load_v(i: u32) -> f32 {
 fn load_k2(i: u32) -> vec2<f32> {
     return vec2<f32>(k_cache[i], k_cache[i + 1u]);
 }
+
+// Elements i and i + 1 (i even) of the V cache.
+fn load_v2(i: u32) -> vec2<f32> {
+    return vec2<f32>(v_cache[i], v_cache[i + 1u]);
+}

@@ -87,7 +87,7 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lanes: Lanes) {
                 let a_at = (b / BLOCK_ROWS) * SIZE * A_STRIDE;
                 let b_at = (b % BLOCK_ROWS) * SIZE * B_STRIDE;
                 for (var k = 0u; k < 32u; k += SIZE) {
-                    acc[i] = acc_mma(acc[i], a_at + k, b_at + k, lanes);
+                    acc[i] = acc_mma(acc[i], a_at + k, A_STRIDE, b_at + k, B_STRIDE, lanes);
                 }
             }
         }
@@ -96,7 +96,7 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lanes: Lanes) {
     for (var i = 0u; i < TEAM_BLOCKS; i++) {
         let b = team + i * teams;
         if (b < BLOCKS) {
-            acc_store(acc[i], (b / BLOCK_ROWS) * SIZE * C_STRIDE + (b % BLOCK_ROWS) * SIZE, lanes);
+            acc_store(acc[i], (b / BLOCK_ROWS) * SIZE * C_STRIDE + (b % BLOCK_ROWS) * SIZE, C_STRIDE, lanes);
         }
     }
     workgroupBarrier();

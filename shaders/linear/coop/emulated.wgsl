@@ -28,24 +28,42 @@ fn acc_zero() -> Acc {
     return Acc();
 }
 
-fn acc_mma(acc: Acc, a_at: u32, b_at: u32, lanes: Lanes) -> Acc {
+// The product of block element e's row of A and column of B, B column-major (`rows`
+// false: (k, c) at b_at + c * b_stride + k) or row-major (true: at b_at + k * b_stride + c).
+fn block_dot(e: u32, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, rows: bool) -> f32 {
+    let a_row = a_at + (e / SIZE) * a_stride;
+    var s = 0.0;
+    for (var k = 0u; k < SIZE; k++) {
+        var b_k = b_at + (e % SIZE) * b_stride + k;
+        if (rows) {
+            b_k = b_at + k * b_stride + e % SIZE;
+        }
+        s += f32(a_half[a_row + k]) * f32(b_half[b_k]);
+    }
+    return s;
+}
+
+fn acc_mma(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, lanes: Lanes) -> Acc {
     var out = acc;
     for (var i = 0u; i < ACC_EACH; i++) {
         let e = lanes.index % TEAM_LANES + TEAM_LANES * i;
-        // A row-major: (m, k) at a_at + m * A_STRIDE + k; B column-major: (k, c) at
-        // b_at + c * B_STRIDE + k.
-        let a_row = a_at + (e / SIZE) * A_STRIDE;
-        let b_col = b_at + (e % SIZE) * B_STRIDE;
-        for (var k = 0u; k < SIZE; k++) {
-            out[i] += f32(a_half[a_row + k]) * f32(b_half[b_col + k]);
-        }
+        out[i] += block_dot(e, a_at, a_stride, b_at, b_stride, false);
     }
     return out;
 }
 
-fn acc_store(acc: Acc, at: u32, lanes: Lanes) {
+fn acc_mma_rows(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, lanes: Lanes) -> Acc {
+    var out = acc;
     for (var i = 0u; i < ACC_EACH; i++) {
         let e = lanes.index % TEAM_LANES + TEAM_LANES * i;
-        c_tile[at + (e / SIZE) * C_STRIDE + e % SIZE] = acc[i];
+        out[i] += block_dot(e, a_at, a_stride, b_at, b_stride, true);
+    }
+    return out;
+}
+
+fn acc_store(acc: Acc, at: u32, stride: u32, lanes: Lanes) {
+    for (var i = 0u; i < ACC_EACH; i++) {
+        let e = lanes.index % TEAM_LANES + TEAM_LANES * i;
+        c_tile[at + (e / SIZE) * stride + e % SIZE] = acc[i];
     }
 }

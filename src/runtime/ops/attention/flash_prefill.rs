@@ -1,6 +1,6 @@
 //! `shaders/attention/flash_prefill.wgsl`: tiled causal flash attention for a block of
 //! queries, gate included; and `flash_prefill_gqa.wgsl`, its GPU form: every K and V row
-//! read once for the query heads sharing it, the scores on cooperative matrices.
+//! read once for the query heads sharing it, both products on cooperative matrices.
 
 use crate::error::GpuError;
 use crate::runtime::gpu::GpuContext;
@@ -104,15 +104,22 @@ pub fn gqa_declaration(
     .constant("HD", head_dim)
     .constant("GROUP", group)
     .constant("ROWS", GQA_ROWS)
-    .constant("KT", key_tile);
+    .constant("KT", key_tile)
+    .constant(
+        "OUT_TEAM_BLOCKS",
+        ((GQA_ROWS / size) * (head_dim / size)).div_ceil(GQA_TEAMS),
+    );
     let blocks = (GQA_ROWS / size) * (key_tile / size);
     cooperative(decl, form, GQA_TEAMS, blocks)
 }
 
 /// Workgroup memory of `flash_prefill_gqa` for heads of `head_dim` and key tiles of
-/// `key_tile`, bytes: the f16 query and key tiles, the f32 scores and three f32 a row.
+/// `key_tile`, bytes: the f16 queries, probabilities and K or V rows, the f32 scores (or
+/// four output blocks of 16 x 16), and two f32 a row.
 pub fn gqa_workgroup_bytes(head_dim: u32, key_tile: u32) -> u32 {
-    2 * (GQA_ROWS + key_tile) * (head_dim + 8) + 4 * GQA_ROWS * (key_tile + 4) + 12 * GQA_ROWS
+    let halves = (GQA_ROWS + key_tile) * (head_dim + 8) + GQA_ROWS * (key_tile + 8);
+    let floats = (GQA_ROWS * (key_tile + 4)).max(4 * 16 * 16) + 2 * GQA_ROWS;
+    2 * halves + 4 * floats
 }
 
 /// How `flash_prefill_gqa` runs a step on an adapter.
