@@ -112,7 +112,7 @@ impl Bench {
     /// Times `dispatches` of `flops` floating-point operations and prints the rate.
     fn time_flops(&self, name: &str, dispatches: &[&Dispatch], sync: &wgpu::Buffer, flops: f64) {
         if let Some(us) = time(&self.gpu, name, dispatches, sync) {
-            println!("{:<52} {:>10.2} TFLOP/s", "", flops / us / 1e6);
+            println!("{:<52} {:>10.1} GFLOP/s", "", flops / us / 1e3);
         }
     }
 }
@@ -474,8 +474,8 @@ fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
     b.time(what, &ds.iter().collect::<Vec<_>>(), &chunk_qkv);
 }
 
-/// The prefill matmuls of a 512-token step in each form the adapter runs (its cooperative
-/// matrices, if any, and the f32 tiles), with their rate: Qwen3.5-35B-A3B's GDN input
+/// The prefill matmuls of a 512-token step (128 on a CPU device) in each form the adapter runs (its cooperative
+/// matrices, if any, the f16 tiles and the f32 tiles), with their rate: Qwen3.5-35B-A3B's GDN input
 /// projection (8192 x 2048), and the up projection of its 4096 routed slots grouped by
 /// expert (512 x 2048 each), over 32 experts (128 slots each, the bench model's routing)
 /// and over 256 (16 each, the real model's).
@@ -484,11 +484,15 @@ fn matmul_forms(b: &mut Bench) {
     use qwen_wgpu::runtime::ops::linear::matmul_experts;
     use qwen_wgpu::runtime::ops::linear::matmul_experts::{token_tile, ExpertGroups};
     use qwen_wgpu::runtime::ops::moe::{moe_group, MoeGroupIo};
-    let (e, ty, tokens) = (HIDDEN, GgmlType::Q4K, 512u32);
+    // A CPU device takes 128-token steps, which keep its run within minutes.
+    let cpu = b.gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let (e, ty, tokens) = (HIDDEN, GgmlType::Q4K, if cpu { 128 } else { 512u32 });
     let own = b.gpu.features.matmul;
     let mut forms = vec![own];
-    if own != MatmulForm::Tiled {
-        forms.push(MatmulForm::Tiled);
+    for form in [MatmulForm::TiledHalf, MatmulForm::Tiled] {
+        if form != own && (b.gpu.features.shader_f16 || form == MatmulForm::Tiled) {
+            forms.push(form);
+        }
     }
     let qkv = b.matrix("qkv", ty, 8192);
     let x = b.random_buf((tokens * e) as usize, 1.0);

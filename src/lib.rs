@@ -14,6 +14,7 @@
 //! - [`rng`]: the seeded generator behind every synthetic fixture.
 
 pub mod chat;
+pub mod chat_output;
 pub mod demo;
 pub mod error;
 pub mod loader;

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::error::GpuError;
-use crate::runtime::ops::linear::matmul::{MatmulForm, MATMUL_ENV};
+use crate::runtime::ops::linear::matmul::MatmulForm;
 
 /// Environment variable that picks an adapter by index or name, like `--adapter`.
 pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
@@ -97,8 +97,9 @@ pub struct GpuFeatures {
     /// sequential, 14.5 s chunked (`cargo bench --bench kernels -- delta`).
     pub chunked_delta_rule: bool,
     /// How prompt steps multiply their matmul tiles: on cooperative matrices (tensor
-    /// cores) where the adapter has f16 ones, else f32 FMAs ([`MatmulForm::for_adapter`];
-    /// `QWEN_WGPU_MATMUL=tiled` forces the FMAs).
+    /// cores) where the adapter has f16 ones ([`MatmulForm::for_adapter`]), else f32 FMAs
+    /// over f16 tiles on a GPU with f16 and 24 KiB of workgroup memory, else over f32 tiles
+    /// ([`MatmulForm::choose`]; `QWEN_WGPU_MATMUL=f16` or `f32` forces the tiles).
     pub matmul: MatmulForm,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
@@ -112,6 +113,7 @@ impl GpuFeatures {
     fn of(
         features: wgpu::Features,
         device_type: wgpu::DeviceType,
+        limits: &wgpu::Limits,
         coop: Option<MatmulForm>,
     ) -> GpuFeatures {
         let gpu = match std::env::var(FORMS_ENV).as_deref() {
@@ -127,7 +129,7 @@ impl GpuFeatures {
             matvec_min_grid: gpu.then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
             fused_decode: gpu,
             chunked_delta_rule: gpu,
-            matmul: coop.unwrap_or(MatmulForm::Tiled),
+            matmul: MatmulForm::choose(coop, gpu, features, limits),
             mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         }
     }
@@ -328,14 +330,20 @@ impl GpuContext {
         if info.device_type == wgpu::DeviceType::Cpu {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
-        let forced_tiled = std::env::var(MATMUL_ENV).is_ok_and(|v| v == "tiled");
+        let forced_tiles = MatmulForm::forced_tiles();
+        // Apple GPUs run simdgroups of 32, which wgpu's Metal backend reports as up to 64.
+        let team_width = if info.backend == wgpu::Backend::Metal {
+            32
+        } else {
+            info.subgroup_max_size
+        };
         let coop = MatmulForm::for_adapter(
             have,
             &adapter.cooperative_matrix_properties(),
-            info.subgroup_max_size,
+            team_width,
             &limits,
         )
-        .filter(|_| !forced_tiled);
+        .filter(|_| !forced_tiles);
         if coop.is_some() {
             wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         }
@@ -359,7 +367,7 @@ impl GpuContext {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let features = GpuFeatures::of(required_features, info.device_type, coop);
+        let features = GpuFeatures::of(required_features, info.device_type, &limits, coop);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         Ok(GpuContext {
             adapter,

@@ -281,7 +281,7 @@ impl Kernel {
         // Qwen3.5's 8 query heads of 256 a KV head (key tiles for 32 and 48 KiB of
         // workgroup memory), qwen3moe's (32 / 4) of 128, the tiny models' 2 of 16, in each
         // cooperative form.
-        for form in &MATMUL_FORMS[1..] {
+        for form in &MATMUL_FORMS[2..] {
             let shapes = [
                 (256, true, 8, 16),
                 (256, true, 8, 32),
@@ -313,10 +313,11 @@ impl Kernel {
     }
 }
 
-/// The matmul forms every type is built in for the naga tests: cooperative matrices at
-/// NVIDIA's and Apple's sizes by subgroups of 32.
-const MATMUL_FORMS: [MatmulForm; 4] = [
+/// The matmul forms every type is built in for the naga tests (the cooperative ones
+/// last): cooperative matrices at NVIDIA's and Apple's sizes by subgroups of 32.
+const MATMUL_FORMS: [MatmulForm; 5] = [
     MatmulForm::Tiled,
+    MatmulForm::TiledHalf,
     MatmulForm::CoopEmulated,
     MatmulForm::Coop {
         size: 16,

@@ -8,6 +8,7 @@ use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::tokenizer::{ChatTemplate, GgufTokenizer};
 use qwen_wgpu::model::algebra::KvDtype;
+use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
 use crate::common::{gpu_or_skip, tiny};
@@ -84,6 +85,12 @@ fn second_turn_prefills_only_itself() {
         history.len()
     );
     let held = session.logits().unwrap();
+    // f16 operands (a GPU's prefill matmuls) move logits by about 1e-3 with the chunking.
+    let tol = if model.ctx.features.matmul == MatmulForm::Tiled {
+        1e-4
+    } else {
+        1e-2
+    };
     let mut fresh = Session::new(model, OPTIONS).unwrap();
     fresh.prefill(&history).unwrap();
     let again = fresh.logits().unwrap();
@@ -92,7 +99,7 @@ fn second_turn_prefills_only_itself() {
         .iter()
         .zip(&again)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff <= 1e-4 * scale, "{diff} vs {scale}");
+    assert!(diff <= tol * scale, "{diff} vs {scale}");
 }
 
 /// Every token reaches the model exactly once whatever ended the reply: after a limit the

@@ -104,8 +104,9 @@ pub fn for_each_variant(
 }
 
 /// Runs `check` with each matmul form this adapter can run: its own (cooperative matrices
-/// where it has them), the cooperative tile emulated in plain WGSL (where it has f16), and
-/// the tiled form; says so when the adapter has no cooperative matrices to test. `check`
+/// where it has them), the cooperative tile emulated in plain WGSL and the f16 tiles (where
+/// it has f16), and the f32 tiles; says so when the adapter has no cooperative matrices to
+/// test. `check`
 /// gets the bound on |gpu - ref| per unit of the row's sum of |w x|: the f32 matvec's
 /// 2e-5, or for f16 operands (each rounded by at most 2^-11) 1e-3.
 pub fn for_each_matmul_form(
@@ -120,13 +121,17 @@ pub fn for_each_matmul_form(
             gpu.info.name
         );
     }
-    // The adapter's own form is the tiled one or its cooperative matrices.
     let mut forms = vec![own];
-    if gpu.features.shader_f16 {
-        forms.push(MatmulForm::CoopEmulated);
-    }
-    if own != MatmulForm::Tiled {
-        forms.push(MatmulForm::Tiled);
+    let others = [
+        MatmulForm::CoopEmulated,
+        MatmulForm::TiledHalf,
+        MatmulForm::Tiled,
+    ];
+    for form in others {
+        let f16 = form != MatmulForm::Tiled;
+        if form != own && (gpu.features.shader_f16 || !f16) {
+            forms.push(form);
+        }
     }
     for form in forms {
         gpu.features.matmul = form;

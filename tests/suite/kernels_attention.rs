@@ -339,7 +339,10 @@ fn flash_prefill_gqa_matches_reference() {
     let mut rng = SplitMix64::new(23);
     let tol = (2e-3, 2e-3);
     for_each_matmul_form(&mut gpu, |gpu, _| {
-        if gpu.features.matmul == MatmulForm::Tiled {
+        if !matches!(
+            gpu.features.matmul,
+            MatmulForm::Coop { .. } | MatmulForm::CoopEmulated
+        ) {
             return;
         }
         for (nh, nkv, hd, _, gated) in GEOMETRIES {

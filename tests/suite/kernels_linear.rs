@@ -310,7 +310,8 @@ fn matmul_case(
     } else {
         96
     };
-    let rows = 33;
+    // Past one 64-row tile, and into the second half of a 128-row one.
+    let rows = 70;
     let w = random_weights(ty, rows, cols, rng);
     let wf = dequantize(ty, &w, rows * cols).unwrap();
     let row_bytes = ty.row_bytes(cols as u64).unwrap();

@@ -18,8 +18,12 @@ fn teams_of(lanes: Lanes) -> u32 {
     return lanes.teams;
 }
 
+// Zeros to start accumulators from: WGSL zero-fills workgroup memory before the first
+// invocation runs, and Metal does not promise that `{}` zero-fills a simdgroup matrix.
+var<workgroup> coop_zeros: array<f32, SIZE * SIZE>;
+
 fn acc_zero() -> Acc {
-    return Acc();
+    return coopLoadT<Acc>(&coop_zeros[0], SIZE);
 }
 
 // acc + the A block of a_half from a_at (row-major, a_stride a row) times the B block of

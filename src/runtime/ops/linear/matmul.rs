@@ -9,8 +9,10 @@ use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
-/// Rows per matmul workgroup: each invocation owns 4 rows (16 apart) of the tile.
+/// Rows per matmul workgroup: each invocation owns 4 rows (16 apart) of the tile (8 in
+/// the f16 tiles of [`HALF_TILE`] rows).
 pub const TILE: u32 = 64;
+pub const HALF_TILE: u32 = 128;
 /// Invocations per matmul workgroup: 16 row groups x 16 token groups.
 pub const WG: u32 = 256;
 /// Token tiles the kernels are built for: each invocation owns `tokens / 16` of a tile's
@@ -47,12 +49,16 @@ kernel_io! {
     }
 }
 
-/// How the prefill matmuls multiply their tiles. Every form computes the same tiles of
-/// [`TILE`] rows by a token tile, from the same staging decoders.
+/// How the prefill matmuls multiply their tiles. Every form computes tiles of
+/// [`MatmulForm::tile_rows`] rows by a token tile, from the same staging decoders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum MatmulForm {
-    /// f32 FMAs over workgroup-memory tiles (`linear/matmul_tile.wgsl`): every adapter.
+    /// f32 FMAs over f32 workgroup-memory tiles (`linear/matmul_tile.wgsl`): CPU devices
+    /// and adapters without f16.
     Tiled,
+    /// f32 FMAs over f16 tiles of twice the rows, double-buffered
+    /// (`linear/matmul_half_tile.wgsl`): GPUs with f16 and without cooperative matrices.
+    TiledHalf,
     /// f16 cooperative matrices of `size` x `size` (one of [`COOP_SIZES`]) with f32
     /// accumulators (`linear/matmul_coop_tile.wgsl`): tensor cores, simdgroup matrices.
     /// A workgroup holds [`COOP_TEAMS`] subgroups of the adapter's largest size,
@@ -74,8 +80,8 @@ pub const COOP_TEAMS: u32 = 8;
 const EMULATED_SIZE: u32 = 16;
 const EMULATED_TEAM: u32 = 32;
 
-/// Environment variable forcing the tiled matmul (`tiled`) on an adapter with cooperative
-/// matrices: to measure one form against the other.
+/// Environment variable forcing the matmul's f16 tiles (`f16`) or f32 tiles (`f32`) whatever
+/// the adapter has: to measure one form against another.
 pub const MATMUL_ENV: &str = "QWEN_WGPU_MATMUL";
 
 impl MatmulForm {
@@ -83,8 +89,17 @@ impl MatmulForm {
     pub fn label(self) -> String {
         match self {
             MatmulForm::Tiled => "f32 tiles".into(),
+            MatmulForm::TiledHalf => "f16 tiles".into(),
             MatmulForm::Coop { size, .. } => format!("coop {size}x{size} f16"),
             MatmulForm::CoopEmulated => "coop emulated".into(),
+        }
+    }
+
+    /// Weight rows a workgroup's tile takes.
+    pub fn tile_rows(self) -> u32 {
+        match self {
+            MatmulForm::TiledHalf => HALF_TILE,
+            _ => TILE,
         }
     }
 
@@ -92,10 +107,44 @@ impl MatmulForm {
     pub fn workgroup_bytes(self, tokens: u32) -> u32 {
         match self {
             MatmulForm::Tiled => 2 * 32 * 16 * 16,
+            // Two buffers of 32 elements of 128 rows and of 64 tokens, f16.
+            MatmulForm::TiledHalf => 2 * 32 * (HALF_TILE + TOKENS) * 2,
             // w_half and x_half (40 f16 a row), y_tile (TILE + 4 f32 a token).
             MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {
                 80 * (TILE + tokens) + 4 * tokens * (TILE + 4)
             }
+        }
+    }
+
+    /// Whether [`MATMUL_ENV`] forces tiles (f16 or f32) rather than cooperative matrices.
+    pub fn forced_tiles() -> bool {
+        matches!(std::env::var(MATMUL_ENV).as_deref(), Ok("f16") | Ok("f32"))
+    }
+
+    /// The form of a device: its cooperative form `coop` where it has one, else the f16
+    /// tiles on a GPU (`gpu`) with f16 and room for them, else the f32 tiles; unless
+    /// [`MATMUL_ENV`] forces tiles. A CPU device keeps the f32 tiles although the f16 ones
+    /// run faster there too (lavapipe, bench-qwen35moe pp128: 1.03 tok/s against 0.94):
+    /// lavapipe is the device that proves the GPU path equals the f32 reference to 1e-4,
+    /// and f16 operands move logits by 1e-3.
+    pub fn choose(
+        coop: Option<MatmulForm>,
+        gpu: bool,
+        features: wgpu::Features,
+        limits: &wgpu::Limits,
+    ) -> MatmulForm {
+        let half = features.contains(wgpu::Features::SHADER_F16)
+            && MatmulForm::TiledHalf.workgroup_bytes(0)
+                <= limits.max_compute_workgroup_storage_size;
+        match std::env::var(MATMUL_ENV).as_deref() {
+            Ok("f32") => MatmulForm::Tiled,
+            Ok("f16") if half => MatmulForm::TiledHalf,
+            Ok("f16") => MatmulForm::Tiled,
+            _ => match coop {
+                Some(form) => form,
+                None if gpu && half => MatmulForm::TiledHalf,
+                None => MatmulForm::Tiled,
+            },
         }
     }
 
@@ -150,10 +199,19 @@ pub(crate) fn tiled(
     let decl = decl
         .include(weight_includes(ty, WeightUse::Stage)?)
         .include(["linear/matmul_params.wgsl"])
-        .constant("TILE", TILE)
+        .constant("TILE", form.tile_rows())
         .constant("TOKENS", tokens);
-    if form == MatmulForm::Tiled {
-        return Ok(decl.include(["linear/matmul_tile.wgsl"]).constant("WG", WG));
+    match form {
+        MatmulForm::Tiled => {
+            return Ok(decl.include(["linear/matmul_tile.wgsl"]).constant("WG", WG))
+        }
+        MatmulForm::TiledHalf => {
+            return Ok(decl
+                .enable("f16")
+                .include(["linear/matmul_half_tile.wgsl"])
+                .constant("WG", WG))
+        }
+        MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {}
     }
     let blocks = (tokens / form_size(form)) * (TILE / form_size(form));
     Ok(cooperative(decl, form, COOP_TEAMS, blocks)?.include(["linear/matmul_coop_tile.wgsl"]))
@@ -162,7 +220,7 @@ pub(crate) fn tiled(
 /// The block size of a cooperative form (0 for the tiled one).
 pub(crate) fn form_size(form: MatmulForm) -> u32 {
     match form {
-        MatmulForm::Tiled => 0,
+        MatmulForm::Tiled | MatmulForm::TiledHalf => 0,
         MatmulForm::Coop { size, .. } => size,
         MatmulForm::CoopEmulated => EMULATED_SIZE,
     }
@@ -194,7 +252,7 @@ pub(crate) fn cooperative(
             teams * EMULATED_TEAM,
             ["linear/coop/emulated.wgsl"].as_slice(),
         ),
-        MatmulForm::Coop { .. } | MatmulForm::Tiled => {
+        MatmulForm::Coop { .. } | MatmulForm::Tiled | MatmulForm::TiledHalf => {
             return Err(GpuError::Pipeline(format!(
                 "{}: {form:?} is not a cooperative form of sizes {COOP_SIZES:?}",
                 decl.entry
@@ -287,7 +345,8 @@ pub fn matmul(
                 x: x.buffer,
                 y: y.buffer,
             };
-            let grid = [piece.rows.div_ceil(TILE), n_tokens.div_ceil(TOKENS), 1];
+            let tile = ctx.features.matmul.tile_rows();
+            let grid = [piece.rows.div_ceil(tile), n_tokens.div_ceil(TOKENS), 1];
             let kernel = Kernel::Matmul {
                 ty: w.ty,
                 form: ctx.features.matmul,

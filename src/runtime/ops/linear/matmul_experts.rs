@@ -5,7 +5,7 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, Declaration};
-use crate::runtime::ops::linear::matmul::{tiled, MatmulForm, MatmulParams, TILE, TOKEN_TILES};
+use crate::runtime::ops::linear::matmul::{tiled, MatmulForm, MatmulParams, TOKEN_TILES};
 use crate::runtime::ops::linear::{ExpertWeights, SlotInput, SlotOutput};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -101,7 +101,7 @@ pub fn matmul_experts(
                 offsets: groups.offsets,
             };
             let grid = [
-                rows_per_expert.div_ceil(TILE),
+                rows_per_expert.div_ceil(ctx.features.matmul.tile_rows()),
                 piece.rows / rows_per_expert,
                 n_tokens.div_ceil(tokens),
             ];
