@@ -115,10 +115,11 @@ pub fn gqa_declaration(
 
 /// Workgroup memory of `flash_prefill_gqa` for heads of `head_dim` and key tiles of
 /// `key_tile`, bytes: the f16 queries, probabilities and K or V rows, the f32 scores (or
-/// four output blocks of 16 x 16), and two f32 a row.
+/// four output blocks of 16 x 16), two f32 a row, and a 16 x 16 block of the zeros the
+/// matrices start from.
 pub fn gqa_workgroup_bytes(head_dim: u32, key_tile: u32) -> u32 {
     let halves = (GQA_ROWS + key_tile) * (head_dim + 8) + GQA_ROWS * (key_tile + 8);
-    let floats = (GQA_ROWS * (key_tile + 4)).max(4 * 16 * 16) + 2 * GQA_ROWS;
+    let floats = (GQA_ROWS * (key_tile + 4)).max(4 * 16 * 16) + 2 * GQA_ROWS + 16 * 16;
     2 * halves + 4 * floats
 }
 
@@ -135,14 +136,31 @@ pub struct GqaShape {
 /// blocks, and some key tile must fit the adapter's workgroup memory.
 pub fn gqa_shape(ctx: &GpuContext, step: &AttentionStep<'_>) -> Option<GqaShape> {
     let a = step.config;
-    let form = ctx.features.matmul;
-    let size = form_size(form);
-    let group = a.n_head / a.n_head_kv.max(1);
-    let shaped = size != 0 && group != 0 && GQA_ROWS % group == 0 && a.head_dim % size == 0;
     let limit = ctx.limits.max_compute_workgroup_storage_size;
+    gqa_shape_for(
+        ctx.features.matmul,
+        a.n_head,
+        a.n_head_kv,
+        a.head_dim,
+        limit,
+    )
+}
+
+/// [`gqa_shape`] for `n_head` query heads over `n_kv` KV heads of `head_dim`, in `form`,
+/// with `limit` bytes of workgroup memory.
+pub fn gqa_shape_for(
+    form: MatmulForm,
+    n_head: u32,
+    n_kv: u32,
+    head_dim: u32,
+    limit: u32,
+) -> Option<GqaShape> {
+    let size = form_size(form);
+    let group = n_head / n_kv.max(1);
+    let shaped = size != 0 && group != 0 && GQA_ROWS % group == 0 && head_dim % size == 0;
     let key_tile = GQA_KEY_TILES
         .into_iter()
-        .find(|&kt| kt % size.max(1) == 0 && gqa_workgroup_bytes(a.head_dim, kt) <= limit)?;
+        .find(|&kt| kt % size.max(1) == 0 && gqa_workgroup_bytes(head_dim, kt) <= limit)?;
     shaped.then_some(GqaShape { form, key_tile })
 }
 
@@ -188,4 +206,36 @@ pub fn flash_prefill(
         kv_f16: step.kv_f16,
     };
     Dispatch::new(ctx, cache, kernel, &params, &io, [a.n_head, tiles, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COOP: MatmulForm = MatmulForm::Coop {
+        size: 16,
+        subgroup: 32,
+    };
+
+    /// Qwen3.5's 16/2 heads of 256 take 32-position key tiles in NVIDIA's 48 KiB, 16 in
+    /// Apple's and lavapipe's 32 KiB, and fall back below that; qwen3moe's 32/4 heads of 128
+    /// take 32; 12/2 heads (6 a KV head) never divide the 32 rows; the tiles' forms never run
+    /// it.
+    #[test]
+    fn gqa_shapes_follow_the_group_the_head_dim_and_the_memory() {
+        let tile = |n_head, n_kv, hd, limit| {
+            gqa_shape_for(COOP, n_head, n_kv, hd, limit).map(|s| s.key_tile)
+        };
+        assert_eq!(tile(16, 2, 256, 48 * 1024), Some(32));
+        assert_eq!(tile(16, 2, 256, 32 * 1024), Some(16));
+        assert_eq!(tile(16, 2, 256, 16 * 1024), None);
+        assert_eq!(tile(32, 4, 128, 32 * 1024), Some(32));
+        assert_eq!(tile(12, 2, 128, 64 * 1024), None);
+        assert_eq!(gqa_workgroup_bytes(256, 16), 32_256);
+        for form in [MatmulForm::Tiled, MatmulForm::TiledHalf] {
+            assert_eq!(gqa_shape_for(form, 16, 2, 256, 64 * 1024), None);
+        }
+        let emulated = gqa_shape_for(MatmulForm::CoopEmulated, 4, 2, 16, 32 * 1024);
+        assert_eq!(emulated.map(|s| s.key_tile), Some(32));
+    }
 }

@@ -109,10 +109,12 @@ impl MatmulForm {
             MatmulForm::Tiled => 2 * 32 * 16 * 16,
             // Two buffers of 32 elements of 128 rows and of 64 tokens, f16.
             MatmulForm::TiledHalf => 2 * 32 * (HALF_TILE + TOKENS) * 2,
-            // w_half and x_half (40 f16 a row), y_tile (TILE + 4 f32 a token).
-            MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {
-                80 * (TILE + tokens) + 4 * tokens * (TILE + 4)
+            // a_half and b_half (40 f16 a row), c_tile (TILE + 4 f32 a token), and the
+            // zeros the real matrices start from.
+            MatmulForm::Coop { size, .. } => {
+                80 * (TILE + tokens) + 4 * tokens * (TILE + 4) + 4 * size * size
             }
+            MatmulForm::CoopEmulated => 80 * (TILE + tokens) + 4 * tokens * (TILE + 4),
         }
     }
 
@@ -161,8 +163,11 @@ impl MatmulForm {
         let needed = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
             | wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP;
-        let room = limits.max_compute_workgroup_storage_size
-            >= MatmulForm::CoopEmulated.workgroup_bytes(TOKENS)
+        let widest = MatmulForm::Coop {
+            size: COOP_SIZES[0],
+            subgroup: subgroup_max,
+        };
+        let room = limits.max_compute_workgroup_storage_size >= widest.workgroup_bytes(TOKENS)
             && limits.max_compute_invocations_per_workgroup >= COOP_TEAMS * subgroup_max
             && limits.max_compute_workgroup_size_x >= COOP_TEAMS * subgroup_max;
         if !features.contains(needed) || !room || subgroup_max == 0 {
@@ -354,4 +359,93 @@ pub fn matmul(
             Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::CooperativeScalarType::{F16, F32};
+
+    fn matrices(
+        configs: &[(
+            u32,
+            wgpu::CooperativeScalarType,
+            wgpu::CooperativeScalarType,
+        )],
+    ) -> Vec<wgpu::CooperativeMatrixProperties> {
+        configs
+            .iter()
+            .map(|&(n, ab_type, cr_type)| wgpu::CooperativeMatrixProperties {
+                m_size: n,
+                n_size: n,
+                k_size: n,
+                ab_type,
+                cr_type,
+                saturating_accumulation: false,
+            })
+            .collect()
+    }
+
+    fn limits(storage: u32) -> wgpu::Limits {
+        wgpu::Limits {
+            max_compute_workgroup_storage_size: storage,
+            max_compute_invocations_per_workgroup: 1024,
+            max_compute_workgroup_size_x: 1024,
+            ..wgpu::Limits::default()
+        }
+    }
+
+    /// NVIDIA's and RDNA3's 16x16x16 f16 -> f32 wins over 8x8x8; Apple's 8x8 is taken;
+    /// f32-only matrices, a missing feature and too little workgroup memory give none.
+    #[test]
+    fn the_cooperative_form_follows_what_the_adapter_lists() {
+        let all = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP;
+        let big = limits(48 * 1024);
+        let nvidia = matrices(&[(16, F16, F16), (16, F16, F32), (8, F16, F32)]);
+        assert_eq!(
+            MatmulForm::for_adapter(all, &nvidia, 32, &big),
+            Some(MatmulForm::Coop {
+                size: 16,
+                subgroup: 32
+            })
+        );
+        let apple = matrices(&[(8, F32, F32), (8, F16, F32)]);
+        assert_eq!(
+            MatmulForm::for_adapter(all, &apple, 32, &limits(32 * 1024)),
+            Some(MatmulForm::Coop {
+                size: 8,
+                subgroup: 32
+            })
+        );
+        assert_eq!(
+            MatmulForm::for_adapter(all, &matrices(&[(8, F32, F32)]), 32, &big),
+            None
+        );
+        let no_f16 = all - wgpu::Features::SHADER_F16;
+        assert_eq!(MatmulForm::for_adapter(no_f16, &nvidia, 32, &big), None);
+        assert_eq!(
+            MatmulForm::for_adapter(all, &nvidia, 32, &limits(16 * 1024)),
+            None
+        );
+        // 8 subgroups of 256 would need workgroups of 2048.
+        assert_eq!(MatmulForm::for_adapter(all, &nvidia, 256, &big), None);
+    }
+
+    /// The f16 tiles fit 24 KiB (16 for the weights, 8 for the inputs) and the cooperative
+    /// tile 28 KiB at 64-token tiles (27 emulated, without the zeros).
+    #[test]
+    fn tile_memory_is_what_the_shaders_declare() {
+        assert_eq!(MatmulForm::TiledHalf.workgroup_bytes(TOKENS), 24 * 1024);
+        assert_eq!(MatmulForm::Tiled.workgroup_bytes(TOKENS), 16 * 1024);
+        assert_eq!(MatmulForm::CoopEmulated.workgroup_bytes(TOKENS), 27_648);
+        let coop = MatmulForm::Coop {
+            size: 16,
+            subgroup: 32,
+        };
+        assert_eq!(coop.workgroup_bytes(TOKENS), 28_672);
+        assert_eq!(MatmulForm::TiledHalf.tile_rows(), 128);
+        assert_eq!(MatmulForm::CoopEmulated.tile_rows(), TILE);
+    }
 }
