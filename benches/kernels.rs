@@ -364,6 +364,59 @@ fn attention(b: &mut Bench) {
     };
     let d = flash_prefill(&b.gpu, &b.cache, step, io).unwrap();
     b.time("flash_prefill, 64 tokens", &[&d], &out64);
+    long_prefill_attention(b, &att);
+}
+
+/// A long prompt's last step: 512 queries at positions 3584..4096 (128 at 896..1024 on a
+/// CPU device, which keeps its run within minutes), in each form the adapter runs (its
+/// cooperative matrices, with each K and V row read once for a KV head's query heads, and
+/// the f32 form; without cooperative matrices, the f32 form and the GPU kernel emulated).
+fn long_prefill_attention(b: &mut Bench, att: &AttentionConfig) {
+    use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
+    let cpu = b.gpu.info.device_type == wgpu::DeviceType::Cpu;
+    let (n_q, positions) = if cpu { (128u32, 1024u32) } else { (512, 4096) };
+    let (nh, hd) = (att.n_head, att.head_dim);
+    // f16 K and V, two to a word.
+    let words = (positions * att.n_head_kv * hd / 2) as usize;
+    let kc = b.random_buf(words, 0.01);
+    let vc = b.random_buf(words, 0.01);
+    let q = b.random_buf((n_q * nh * hd) as usize, 1.0);
+    let q_in = b.random_buf((n_q * nh * 2 * hd) as usize, 1.0);
+    let out = f32_buffer(&b.gpu, "out", (n_q * nh * hd) as usize);
+    let step_buf = f32_buffer(&b.gpu, "step", 2);
+    let own = b.gpu.features.matmul;
+    let mut forms = vec![own];
+    if own != MatmulForm::Tiled {
+        forms.push(MatmulForm::Tiled);
+    } else if b.gpu.features.shader_f16 {
+        // The GPU kernel's plain-WGSL emulation: its tiling without the matrix units.
+        forms.push(MatmulForm::CoopEmulated);
+    }
+    // Each query sees the positions before the step and half the step's, on average.
+    let seen = (positions - n_q) as f64 + n_q as f64 / 2.0;
+    let flops = 4.0 * (hd * nh * n_q) as f64 * seen;
+    for form in forms {
+        b.gpu.features.matmul = form;
+        let step = AttentionStep {
+            config: att,
+            kv_f16: true,
+            n_tokens: n_q,
+            pos0: positions - n_q,
+            step: &step_buf,
+        };
+        let io = FlashPrefillIo {
+            q: &q,
+            k_cache: &kc,
+            v_cache: &vc,
+            q_in: &q_in,
+            out: &out,
+            step: &step_buf,
+        };
+        let d = flash_prefill(&b.gpu, &b.cache, step, io).unwrap();
+        let what = format!("flash_prefill {n_q} queries at {positions} positions {form:?}");
+        b.time_flops(&what, &[&d], &out, flops);
+    }
+    b.gpu.features.matmul = own;
 }
 
 /// MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
