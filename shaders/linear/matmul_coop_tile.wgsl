@@ -52,19 +52,7 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lanes: Lanes) {
         acc[i] = acc_zero();
     }
     for (var u = 0u; u < params.units; u++) {
-        // Invocation s decodes part s % 4 (8 values) of row s / 4's unit.
-        for (var s = lid; s < TILE * 4u; s += WG) {
-            let r = s / 4u;
-            let part = s % 4u;
-            let row = row0 + r;
-            if (row < params.rows) {
-                let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-                stage_unit(block, u % UNITS_PER_BLOCK, r, part);
-            } else {
-                stage4(r, 8u * part, vec4<f32>(0.0));
-                stage4(r, 8u * part + 4u, vec4<f32>(0.0));
-            }
-        }
+        stage_weights(row0, slab, u, lid);
         // Eight invocations a token, each four neighbouring floats of its row.
         for (var i = lid; i < TOKENS * 8u; i += WG) {
             let tt = i / 8u;

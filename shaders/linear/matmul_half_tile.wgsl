@@ -38,18 +38,7 @@ fn stage4(r: u32, l: u32, v: vec4<f32>) {
 // Unit u of the tile's weight rows and inputs into buffer `b`.
 fn stage(b: u32, u: u32, row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
     stage_buffer = b;
-    for (var s = lid; s < TILE * 4u; s += WG) {
-        let r = s / 4u;
-        let part = s % 4u;
-        let row = row0 + r;
-        if (row < params.rows) {
-            let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-            stage_unit(block, u % UNITS_PER_BLOCK, r, part);
-        } else {
-            stage4(r, 8u * part, vec4<f32>(0.0));
-            stage4(r, 8u * part + 4u, vec4<f32>(0.0));
-        }
-    }
+    stage_weights(row0, slab, u, lid);
     // Neighbouring invocations take neighbouring tokens, four elements each.
     for (var i = lid; i < TOKENS * 8u; i += WG) {
         let tt = i % TOKENS;

@@ -50,23 +50,13 @@ fn tile_product(row0: u32, slab: u32, tok0: u32, n: u32, lanes: Lanes) {
     let lid = lanes.index;
     let r = lid % 16u;
     let t = lid / 16u;
-    // Staging roles: invocation lid decodes part lid % 4 (8 values) of row lid / 4's unit.
-    let stage_row = lid / 4u;
-    let stage_part = lid % 4u;
     // acc[j]: tile token t + 16 j of rows r, r + 16, r + 32, r + 48.
     var acc: array<vec4<f32>, TOKENS_EACH>;
     for (var j = 0u; j < TOKENS_EACH; j++) {
         acc[j] = vec4<f32>(0.0);
     }
     for (var u = 0u; u < params.units; u++) {
-        let row = row0 + stage_row;
-        if (row < params.rows) {
-            let block = slab + row * params.row_bytes + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-            stage_unit(block, u % UNITS_PER_BLOCK, stage_row, stage_part);
-        } else {
-            stage4(stage_row, 8u * stage_part, vec4<f32>(0.0));
-            stage4(stage_row, 8u * stage_part + 4u, vec4<f32>(0.0));
-        }
+        stage_weights(row0, slab, u, lid);
         // Neighbouring invocations take neighbouring tokens, four elements each: their
         // stores land 4 words apart in x_tile (2 per bank), where walking the elements
         // put 32 neighbours 64 words apart, all in one bank.

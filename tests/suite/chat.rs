@@ -8,10 +8,9 @@ use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::tokenizer::{ChatTemplate, GgufTokenizer};
 use qwen_wgpu::model::algebra::KvDtype;
-use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{gpu_or_skip, tiny};
+use crate::common::{gpu_or_skip, operand_tol, tiny};
 
 /// What a chat test runs on: a synthetic `preset` with its tokenizer and template, and a
 /// session of 256 tokens in chunks of 16 with an f32 KV cache.
@@ -86,11 +85,7 @@ fn second_turn_prefills_only_itself() {
     );
     let held = session.logits().unwrap();
     // f16 operands (a GPU's prefill matmuls) move logits by about 1e-3 with the chunking.
-    let tol = if model.ctx.features.matmul == MatmulForm::Tiled {
-        1e-4
-    } else {
-        1e-2
-    };
+    let tol = operand_tol(&model, 1e-4);
     let mut fresh = Session::new(model, OPTIONS).unwrap();
     fresh.prefill(&history).unwrap();
     let again = fresh.logits().unwrap();

@@ -12,7 +12,7 @@ use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::loader::ModelConfig;
 use qwen_wgpu::model::algebra::{kv_total_bytes, recurrent_state_bytes, KvDtype};
 use qwen_wgpu::model::algebra::{memory_plan, WeightBytes};
-use qwen_wgpu::model::reference::forward::ReferenceModel;
+use qwen_wgpu::model::reference::forward::{ReferenceModel, ReferenceState};
 use qwen_wgpu::model::reference::sample::argmax;
 use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::ops::linear::matvec::MIN_GRID;
@@ -20,7 +20,7 @@ use qwen_wgpu::runtime::session::check_fits;
 use qwen_wgpu::runtime::state::SequenceState;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{gpu_or_skip, tiny, TINY_PRESETS};
+use crate::common::{gpu_or_skip, operand_tol, tiny, TINY_PRESETS};
 
 fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
     let opts = SynthOptions {
@@ -62,17 +62,6 @@ fn load_with(
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
 
-/// The logits tolerance `tol` of a test, widened to 1e-2 where the model's prefill matmuls
-/// and attention scores take f16 operands (each output within 1e-3 of its sum of |w x|,
-/// compounded over the layers).
-fn operand_tol(model: &GpuModel, tol: f32) -> f32 {
-    if model.ctx.features.matmul == MatmulForm::Tiled {
-        tol
-    } else {
-        tol.max(1e-2)
-    }
-}
-
 /// `max |gpu - ref| <= tol * max |ref|` over the vocabulary.
 fn assert_logits_close(what: &str, gpu: &[f32], reference: &[f32], tol: f32) {
     assert_eq!(gpu.len(), reference.len(), "{what}: vocabulary sizes");
@@ -86,6 +75,35 @@ fn assert_logits_close(what: &str, gpu: &[f32], reference: &[f32], tol: f32) {
         "{what}: max |gpu - ref| = {diff}, {:.2e} of max |logit| {scale} (allowed {tol:.0e})",
         diff / scale
     );
+}
+
+/// Steps of greedy decode from `token`, each step's logits within `tol` of the reference's
+/// (fed the same tokens from `ref_state`); with `same_tokens` the GPU's pick must be the
+/// reference's argmax too.
+struct Follow<'a> {
+    what: &'a str,
+    steps: usize,
+    tol: f32,
+    same_tokens: bool,
+}
+
+fn decode_like_reference(
+    session: &mut Session,
+    reference: &ReferenceModel,
+    ref_state: &mut ReferenceState,
+    mut token: u32,
+    follow: Follow<'_>,
+) {
+    for step in 0..follow.steps {
+        let next = session.decode(token).unwrap();
+        let expect = reference.forward(&[token], ref_state).unwrap().remove(0);
+        let what = format!("{}, decode step {step}", follow.what);
+        assert_logits_close(&what, &session.logits().unwrap(), &expect, follow.tol);
+        if follow.same_tokens {
+            assert_eq!(next, argmax(&expect), "{what}: token");
+        }
+        token = next;
+    }
 }
 
 /// A 21-token prompt in chunks of 8 (8 + 8 + 5: three plans, attention across chunks), then
@@ -124,23 +142,15 @@ fn generate_like_reference(
         expect.last().unwrap(),
         tol,
     );
-    let mut token = session.sample().unwrap();
+    let token = session.sample().unwrap();
     assert_eq!(token, argmax(expect.last().unwrap()), "{what}: first token");
-    for step in 0..16 {
-        let next = session.decode(token).unwrap();
-        let expect = reference
-            .forward(&[token], &mut ref_state)
-            .unwrap()
-            .remove(0);
-        assert_logits_close(
-            &format!("{what} decode step {step}"),
-            &session.logits().unwrap(),
-            &expect,
-            tol,
-        );
-        assert_eq!(next, argmax(&expect), "{what}: token after step {step}");
-        token = next;
-    }
+    let follow = Follow {
+        what: &what,
+        steps: 16,
+        tol,
+        same_tokens: true,
+    };
+    decode_like_reference(&mut session, &reference, &mut ref_state, token, follow);
     assert_eq!(session.position(), 21 + 16);
 }
 
@@ -208,17 +218,14 @@ fn falsify_hl_006_gpu_linear_attention_equals_cpu_scalar_path() {
             expect.last().unwrap(),
             tol,
         );
-        let mut token = session.sample().unwrap();
-        for step in 0..8 {
-            let next = session.decode(token).unwrap();
-            let expect = reference
-                .forward(&[token], &mut ref_state)
-                .unwrap()
-                .remove(0);
-            let what = format!("{what}, decode step {step}");
-            assert_logits_close(&what, &session.logits().unwrap(), &expect, tol);
-            token = next;
-        }
+        let token = session.sample().unwrap();
+        let follow = Follow {
+            what: &what,
+            steps: 8,
+            tol,
+            same_tokens: false,
+        };
+        decode_like_reference(&mut session, &reference, &mut ref_state, token, follow);
     }
 }
 
@@ -508,18 +515,14 @@ fn a_4096_token_prompt_matches_the_reference_in_any_steps() {
         let what = format!("4096-token prompt, GPU kernel forms {gpu_forms}");
         assert_logits_close(&what, &session.logits().unwrap(), expect, tol);
         let mut ref_state = whole_state.clone();
-        let mut token = session.sample().unwrap();
+        let token = session.sample().unwrap();
         assert_eq!(token, argmax(expect), "{what}: first token");
-        for step in 0..4 {
-            let next = session.decode(token).unwrap();
-            let expect = reference
-                .forward(&[token], &mut ref_state)
-                .unwrap()
-                .remove(0);
-            let what = format!("{what}, decode step {step}");
-            assert_logits_close(&what, &session.logits().unwrap(), &expect, tol);
-            assert_eq!(next, argmax(&expect), "{what}: token");
-            token = next;
-        }
+        let follow = Follow {
+            what: &what,
+            steps: 4,
+            tol,
+            same_tokens: true,
+        };
+        decode_like_reference(&mut session, &reference, &mut ref_state, token, follow);
     }
 }

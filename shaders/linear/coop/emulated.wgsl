@@ -43,22 +43,22 @@ fn block_dot(e: u32, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, rows: b
     return s;
 }
 
-fn acc_mma(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, lanes: Lanes) -> Acc {
+// acc + the A block times the B block, B column-major or (`rows`) row-major.
+fn block_mma(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, rows: bool, lanes: Lanes) -> Acc {
     var out = acc;
     for (var i = 0u; i < ACC_EACH; i++) {
         let e = lanes.index % TEAM_LANES + TEAM_LANES * i;
-        out[i] += block_dot(e, a_at, a_stride, b_at, b_stride, false);
+        out[i] += block_dot(e, a_at, a_stride, b_at, b_stride, rows);
     }
     return out;
 }
 
+fn acc_mma(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, lanes: Lanes) -> Acc {
+    return block_mma(acc, a_at, a_stride, b_at, b_stride, false, lanes);
+}
+
 fn acc_mma_rows(acc: Acc, a_at: u32, a_stride: u32, b_at: u32, b_stride: u32, lanes: Lanes) -> Acc {
-    var out = acc;
-    for (var i = 0u; i < ACC_EACH; i++) {
-        let e = lanes.index % TEAM_LANES + TEAM_LANES * i;
-        out[i] += block_dot(e, a_at, a_stride, b_at, b_stride, true);
-    }
-    return out;
+    return block_mma(acc, a_at, a_stride, b_at, b_stride, true, lanes);
 }
 
 fn acc_store(acc: Acc, at: u32, stride: u32, lanes: Lanes) {

@@ -203,7 +203,7 @@ pub(crate) fn tiled(
     }
     let decl = decl
         .include(weight_includes(ty, WeightUse::Stage)?)
-        .include(["linear/matmul_params.wgsl"])
+        .include(["linear/matmul_params.wgsl", "linear/matmul_weights.wgsl"])
         .constant("TILE", form.tile_rows())
         .constant("TOKENS", tokens);
     match form {
