@@ -50,12 +50,13 @@ impl Reply {
 
 /// Decodes tokens to text as they come, holding back bytes of an unfinished UTF-8
 /// character (a token can end in the middle of one).
-struct TextStream {
+#[derive(Default)]
+pub struct TextStream {
     pending: Vec<u32>,
 }
 
 impl TextStream {
-    fn push(&mut self, tokenizer: &GgufTokenizer, token: u32) -> Result<String, Error> {
+    pub fn push(&mut self, tokenizer: &GgufTokenizer, token: u32) -> Result<String, Error> {
         self.pending.push(token);
         let text = tokenizer.decode(&self.pending)?;
         if text.ends_with('\u{FFFD}') && self.pending.len() < 8 {
@@ -106,9 +107,7 @@ fn stream_ahead(
     limit: Option<usize>,
     on_text: &mut dyn FnMut(&str) -> Result<Flow, Error>,
 ) -> Result<Reply, Error> {
-    let mut stream = TextStream {
-        pending: Vec::new(),
-    };
+    let mut stream = TextStream::default();
     let mut reply = Reply {
         text: String::new(),
         tokens: Vec::new(),

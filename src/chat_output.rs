@@ -58,6 +58,10 @@ pub struct ReplyParser {
     /// Content has started (leading newlines after `</think>` are dropped before it).
     content_started: bool,
     stopped: bool,
+    /// `<tool_call>` opens a call (not when no tools were offered, or calls were refused).
+    calls: bool,
+    /// `<think>` opens reasoning (not for a raw completion).
+    reasoning: bool,
 }
 
 impl ReplyParser {
@@ -77,7 +81,25 @@ impl ReplyParser {
             tools,
             content_started: false,
             stopped: false,
+            calls: true,
+            reasoning: true,
         }
+    }
+
+    /// A parser that reads `<tool_call>` as text: no tools were offered, or the request
+    /// said `tool_choice: none`.
+    pub fn without_calls(mut self) -> ReplyParser {
+        self.calls = false;
+        self
+    }
+
+    /// A parser for raw text (a completion): stop strings only, every tag kept as text.
+    pub fn plain(stops: Vec<String>) -> ReplyParser {
+        let mut parser = ReplyParser::new(false, stops, Vec::new()).without_calls();
+        parser.reasoning = false;
+        // Raw text is handed out as written, leading newlines included.
+        parser.content_started = true;
+        parser
     }
 
     /// Whether a stop string has ended the reply (what follows it is dropped).
@@ -146,10 +168,13 @@ impl ReplyParser {
 
     /// The tags that change the part from the current one.
     fn tags(&self) -> &'static [&'static str] {
-        match self.part {
-            Part::Reasoning => &[THINK_CLOSE, THINK_OPEN],
-            Part::Content => &[CALL_OPEN, THINK_OPEN],
-            Part::Call => &[CALL_CLOSE],
+        match (self.part, self.calls, self.reasoning) {
+            (Part::Reasoning, _, _) => &[THINK_CLOSE, THINK_OPEN],
+            (Part::Content, true, true) => &[CALL_OPEN, THINK_OPEN],
+            (Part::Content, true, false) => &[CALL_OPEN],
+            (Part::Content, false, true) => &[THINK_OPEN],
+            (Part::Content, false, false) => &[],
+            (Part::Call, _, _) => &[CALL_CLOSE],
         }
     }
 

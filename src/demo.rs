@@ -20,6 +20,10 @@ pub fn cache_dir() -> PathBuf {
 /// The preset the demo model takes.
 pub const DEMO_PRESET: &str = "demo-qwen35moe";
 
+/// Bumped when the chat template synthetic files carry changes, so that a demo model
+/// written by an older version is not reused with the old template.
+const TEMPLATE_REVISION: u32 = 2;
+
 /// The embedded default model, written on first use: Qwen3.5 MoE layers at a small width,
 /// the real Qwen3.5 vocabulary and chat template, random q8_0 weights.
 pub fn demo_model() -> Result<PathBuf, Error> {
@@ -30,7 +34,9 @@ pub fn demo_model() -> Result<PathBuf, Error> {
         ..SynthOptions::default()
     };
     let dir = cache_dir();
-    let path = dir.join(synthetic_file_name(&config, &opts));
+    let name = synthetic_file_name(&config, &opts)
+        .replace(".gguf", &format!("-t{TEMPLATE_REVISION}.gguf"));
+    let path = dir.join(name);
     if !path.exists() {
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
             context: format!("creating the cache directory {}", dir.display()),

@@ -6,6 +6,7 @@
 //! - [`model`]: the contract algebra (parameters, FLOPs, memory, roofline) and the CPU reference.
 //! - [`runtime`]: the GPU side: adapter, kernel declarations and pipelines, weights and state in
 //!   VRAM, the per-step plans and the generation session.
+//! - [`serve`]: the OpenAI-compatible HTTP server: slots, prompt cache, tool calls.
 //! - [`chat`]: streaming generation and multi-turn conversations on a session.
 //! - [`demo`]: the embedded default model, written on first use.
 //! - [`error`]: the error enums at the library's boundaries.
@@ -23,5 +24,6 @@ pub mod npy;
 pub mod report;
 pub mod rng;
 pub mod runtime;
+pub mod serve;
 
 pub use error::{Error, Result};

@@ -12,6 +12,7 @@ use cli::bench::{bench, BenchArgs};
 use cli::evaluate::{logits, perplexity_cmd, LogitsArgs, PerplexityArgs};
 use cli::generate::{chat, run as run_prompt, ChatArgs, RunArgs};
 use cli::inspect::{devices, inspect, list_presets, synth, InspectArgs, SynthArgs};
+use cli::serve::{serve_cmd, ServeArgs};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +31,9 @@ enum Command {
     Run(RunArgs),
     /// Chat with the model over several turns (state kept between turns).
     Chat(ChatArgs),
+    /// An OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models,
+    /// /health, /metrics) with parallel slots, tool calls, reasoning and a prompt cache.
+    Serve(ServeArgs),
     /// Prefill and decode speed (llama-bench style), roofline, memory, per-kernel profile.
     Bench(BenchArgs),
     /// Describe a GGUF model (or a published preset): layers, parameters, KV and state sizes,
@@ -67,6 +71,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run(args) => run_prompt(args),
         Command::Chat(args) => chat(args),
+        Command::Serve(args) => serve_cmd(args),
         Command::Bench(args) => bench(args),
         Command::Inspect(args) => inspect(args),
         Command::Synth(args) => synth(args),

@@ -5,3 +5,4 @@ pub mod evaluate;
 pub mod generate;
 pub mod inspect;
 pub mod model;
+pub mod serve;

@@ -232,11 +232,20 @@ fn build(
     Ok(tk)
 }
 
-/// One turn of a conversation.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One turn of a conversation, with the fields chat templates read besides role and
+/// content: an assistant turn's reasoning and tool calls, a tool turn's call id and name.
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<TemplateToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
@@ -244,8 +253,82 @@ impl ChatMessage {
         ChatMessage {
             role: role.to_string(),
             content: content.to_string(),
+            ..ChatMessage::default()
         }
     }
+}
+
+/// A tool call of an assistant turn as templates read it (OpenAI's shape, with the
+/// arguments as an object: Qwen's templates iterate over them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TemplateToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: TemplateFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TemplateFunction {
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+/// Python's `json.dumps` (what Hugging Face's `tojson` calls): `", "` and `": "` between
+/// items, non-ASCII kept, `indent` spaces when asked. minijinja's own filter writes compact
+/// JSON with HTML escapes, which would give other tokens than the template's authors saw.
+fn python_json(value: &serde_json::Value, indent: Option<usize>, depth: usize, out: &mut String) {
+    use serde_json::Value;
+    let newline = |out: &mut String, depth: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * depth));
+        }
+    };
+    let item_sep = if indent.is_some() { "," } else { ", " };
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                newline(out, depth + 1);
+                python_json(v, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                newline(out, depth + 1);
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(": ");
+                python_json(v, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn tojson(
+    value: minijinja::Value,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+    })?;
+    let mut out = String::new();
+    python_json(&json, indent, 0, &mut out);
+    Ok(minijinja::Value::from_safe_string(out))
 }
 
 /// A chat template (Jinja, as `tokenizer.chat_template` holds it) rendered with minijinja
@@ -267,6 +350,7 @@ impl ChatTemplate {
                 ))
             },
         );
+        env.add_filter("tojson", tojson);
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| TokenizerError::Template(e.to_string()))?;
         Ok(ChatTemplate { env })
@@ -280,15 +364,30 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         enable_thinking: bool,
     ) -> Result<String, TokenizerError> {
+        self.render_with_tools(messages, &[], add_generation_prompt, enable_thinking)
+    }
+
+    /// [`ChatTemplate::render`] offering `tools` (OpenAI's `{"type": "function", "function":
+    /// {..}}` objects, as templates expect them); none offered when empty.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+        enable_thinking: bool,
+    ) -> Result<String, TokenizerError> {
         let template = self
             .env
             .get_template("chat")
             .map_err(|e| TokenizerError::Template(e.to_string()))?;
-        let ctx: HashMap<&str, minijinja::Value> = HashMap::from([
+        let mut ctx: HashMap<&str, minijinja::Value> = HashMap::from([
             ("messages", minijinja::Value::from_serialize(messages)),
             ("add_generation_prompt", add_generation_prompt.into()),
             ("enable_thinking", enable_thinking.into()),
         ]);
+        if !tools.is_empty() {
+            ctx.insert("tools", minijinja::Value::from_serialize(tools));
+        }
         template
             .render(ctx)
             .map_err(|e| TokenizerError::Template(e.to_string()))

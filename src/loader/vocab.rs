@@ -155,9 +155,11 @@ pub mod token_type {
     pub const UNUSED: i32 = 5;
 }
 
-/// ChatML as Qwen3.5 renders a conversation without tools: with thinking off, the
-/// assistant's turn opens with an empty reasoning block so the model answers directly.
-pub const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}";
+/// ChatML as the Qwen3.5 family renders a conversation, tools included: signatures in the
+/// system turn, calls as `<tool_call><function=..><parameter=..>` elements, results as
+/// `<tool_response>` blocks; with thinking off, the assistant's turn opens with an empty
+/// reasoning block so the model answers directly. Synthetic models carry it.
+pub const CHATML_TEMPLATE: &str = include_str!("templates/chatml_tools.jinja");
 
 /// Bytes as a GPT-2 byte-level string (`" the"` becomes `"Ġthe"`).
 pub fn byte_level(bytes: &[u8]) -> String {

@@ -129,4 +129,74 @@ impl SequenceState {
         }
         self.pos = 0;
     }
+
+    /// Records copies of the recurrent states (the attention caches need none: past the
+    /// position they are overwritten, never read) into new buffers.
+    pub fn snapshot(
+        &self,
+        ctx: &GpuContext,
+        tokens: Vec<u32>,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> StateSnapshot {
+        let mut copy = |from: &wgpu::Buffer| {
+            let to = zeroed(ctx, "recurrent_snapshot", from.size());
+            encoder.copy_buffer_to_buffer(from, 0, &to, 0, from.size());
+            to
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                LayerState::Linear { conv, delta } => Some((copy(conv), copy(delta))),
+                LayerState::Attention { .. } => None,
+            })
+            .collect();
+        StateSnapshot {
+            pos: self.pos,
+            tokens,
+            layers,
+            bytes: self.recurrent_bytes(),
+        }
+    }
+
+    /// Records the copy of `snapshot`'s recurrent states back and moves to its position.
+    /// The caller vouches that the attention caches still hold the snapshot's tokens below
+    /// it (the sequence has not been rewound past it since).
+    pub fn restore(&mut self, snapshot: &StateSnapshot, encoder: &mut wgpu::CommandEncoder) {
+        for (live, saved) in self.layers.iter().zip(&snapshot.layers) {
+            if let (LayerState::Linear { conv, delta }, Some((c, d))) = (live, saved) {
+                encoder.copy_buffer_to_buffer(c, 0, conv, 0, c.size());
+                encoder.copy_buffer_to_buffer(d, 0, delta, 0, d.size());
+            }
+        }
+        self.pos = snapshot.pos;
+    }
+}
+
+/// A sequence's recurrent state at a position, kept in VRAM so the sequence can resume
+/// there: attention layers can drop a suffix of their cache, a Gated DeltaNet state cannot
+/// go back.
+pub struct StateSnapshot {
+    pos: u32,
+    /// The tokens the sequence held when it was taken.
+    tokens: Vec<u32>,
+    /// Each layer's (conv, delta) copies; `None` for attention layers.
+    layers: Vec<Option<(wgpu::Buffer, wgpu::Buffer)>>,
+    bytes: u64,
+}
+
+impl StateSnapshot {
+    /// The position the sequence resumes at.
+    pub fn pos(&self) -> u32 {
+        self.pos
+    }
+
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// VRAM the copies take.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
 }

@@ -24,7 +24,7 @@ use crate::runtime::ops::sample::{
 };
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
-use crate::runtime::state::{check_kv_binding, SequenceState};
+use crate::runtime::state::{check_kv_binding, SequenceState, StateSnapshot};
 use crate::runtime::tensor::{map_read_after, read_f32};
 use crate::runtime::weights::{self, ModelWeights, Progress};
 
@@ -74,11 +74,21 @@ impl SessionOptions {
 
     /// What one session of this shape needs besides the weights.
     pub fn memory_plan(&self, config: &ModelConfig, weights: &WeightBytes) -> MemoryPlan {
+        self.memory_plan_for(config, weights, 1)
+    }
+
+    /// What `sessions` sessions of this shape need besides the weights.
+    pub fn memory_plan_for(
+        &self,
+        config: &ModelConfig,
+        weights: &WeightBytes,
+        sessions: u32,
+    ) -> MemoryPlan {
         memory_plan(
             config,
             weights,
             self.context as u64,
-            1,
+            sessions as u64,
             self.ubatch as u64,
             self.kv_dtype,
         )
@@ -113,7 +123,8 @@ impl Sampling {
         self.temperature <= 0.0
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    /// Refuses settings the sampler cannot follow, naming the allowed ranges.
+    pub fn validate(&self) -> Result<(), Error> {
         let ok = self.temperature >= 0.0
             && self.top_k <= MAX_TOP_K
             && self.top_p > 0.0
@@ -175,10 +186,23 @@ impl GpuModel {
         plan_for: &SessionOptions,
         progress: Progress<'_>,
     ) -> Result<Arc<GpuModel>, Error> {
+        GpuModel::load_for_sessions(ctx, file, config, plan_for, 1, progress)
+    }
+
+    /// [`GpuModel::load`] for `sessions` sessions shaped by `plan_for` (a server's slots),
+    /// refused before any upload when they do not fit together.
+    pub fn load_for_sessions(
+        ctx: GpuContext,
+        file: &GgufFile,
+        config: &ModelConfig,
+        plan_for: &SessionOptions,
+        sessions: u32,
+        progress: Progress<'_>,
+    ) -> Result<Arc<GpuModel>, Error> {
         // The KV cache's own limit first: past it no budget matters.
         check_kv_binding(&ctx, config, plan_for.context, plan_for.kv_dtype)?;
         let wb = WeightBytes::from_file(config, file);
-        let plan = plan_for.memory_plan(config, &wb);
+        let plan = plan_for.memory_plan_for(config, &wb, sessions.max(1));
         if let Some(budget) = ctx.memory_budget() {
             check_fits(&plan, plan_for.context, budget, &ctx.info.name)?;
         }
@@ -403,6 +427,58 @@ impl Session {
         ctx.queue.submit([enc.finish()]);
         self.last_row = None;
         self.history.clear();
+    }
+
+    /// A copy of the sequence's state now, to resume from with [`Session::restore`] after
+    /// it has gone on (a prompt cache keeps these at message boundaries).
+    pub fn snapshot(&self) -> Result<StateSnapshot, Error> {
+        self.check_settled()?;
+        let ctx = &self.model.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let snapshot = self.state.snapshot(ctx, self.history.clone(), &mut enc);
+        ctx.queue.submit([enc.finish()]);
+        Ok(snapshot)
+    }
+
+    /// Goes back to `snapshot`, taken from this session at a point its history still
+    /// starts with: the attention caches below that point hold the same tokens, and the
+    /// recurrent states are copied back. The next step must feed a token (no logits are
+    /// kept).
+    pub fn restore(&mut self, snapshot: &StateSnapshot) -> Result<(), Error> {
+        self.check_settled()?;
+        let pos = snapshot.pos() as usize;
+        let same_layout = self.state.recurrent_bytes() == snapshot.bytes();
+        if !same_layout || !self.history.starts_with(snapshot.tokens()) || pos > self.history.len()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "restore: the snapshot at position {pos} is not of this sequence (it holds {} \
+                 tokens, the snapshot {})",
+                self.history.len(),
+                snapshot.tokens().len()
+            )));
+        }
+        let ctx = &self.model.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        self.state.restore(snapshot, &mut enc);
+        ctx.queue.submit([enc.finish()]);
+        self.history.truncate(pos);
+        self.last_row = None;
+        Ok(())
+    }
+
+    /// Drops the tokens past `len` when no recurrent state has to go back with them: a
+    /// model with attention layers only (qwen3moe) can resume anywhere.
+    pub fn truncate(&mut self, len: usize) -> Result<bool, Error> {
+        self.check_settled()?;
+        if self.state.recurrent_bytes() > 0 || len > self.history.len() {
+            return Ok(false);
+        }
+        if len < self.history.len() {
+            self.history.truncate(len);
+            self.state.pos = len as u32;
+            self.last_row = None;
+        }
+        Ok(true)
     }
 
     /// Sets how tokens are drawn from now on; `seed` starts the draws.

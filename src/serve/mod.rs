@@ -1,0 +1,150 @@
+//! `qwen-wgpu serve`: an OpenAI-compatible HTTP server.
+//!
+//! axum on tokio answers HTTP ([`http`]); one engine thread owns the model on the GPU and
+//! `--parallel` slots ([`engine`]), fed through a channel. Requests are checked and
+//! tokenized on the HTTP side ([`api`]); replies come back token by token as [`job::Event`]s,
+//! split into reasoning, content and tool calls ([`reply`]). A request whose prompt starts
+//! with what a slot holds resumes there ([`prompt_cache`]).
+
+pub mod api;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod job;
+pub mod metrics;
+pub mod prompt_cache;
+pub mod reply;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::loader::tokenizer::{ChatTemplate, GgufTokenizer};
+use crate::loader::vocab::CHATML_TEMPLATE;
+use crate::loader::{GgufFile, ModelConfig};
+use crate::runtime::{AdapterChoice, GpuContext, GpuModel, SessionOptions};
+
+use engine::{Command, Engine, EngineHandle, EngineOptions};
+use http::{AppState, Ready};
+use metrics::Metrics;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub model: PathBuf,
+    /// The name clients give as `model`.
+    pub model_id: String,
+    pub adapter: Option<String>,
+    /// Each slot's session (its context is each request's limit).
+    pub session: SessionOptions,
+    /// Sequences generating at once.
+    pub parallel: u32,
+    /// Requests waiting for a slot before new ones are refused (503).
+    pub queue: usize,
+    pub api_key: Option<String>,
+    /// VRAM for the prompt cache's snapshots.
+    pub cache_bytes: u64,
+    /// Largest request body.
+    pub body_limit: usize,
+}
+
+/// A model's name for clients: its file's name without `.gguf`.
+pub fn model_id_of(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The server's shared state and the engine's inbox, before the model is loaded.
+pub fn prepare_state(options: &ServeOptions) -> (Arc<AppState>, UnboundedReceiver<Command>) {
+    let slots = options.parallel.max(1) as usize;
+    let (handle, inbox) = EngineHandle::channel(slots + options.queue);
+    let state = AppState::new(
+        handle,
+        Arc::new(Metrics::default()),
+        options.model_id.clone(),
+        slots,
+        options.api_key.clone(),
+        options.body_limit,
+    );
+    (Arc::new(state), inbox)
+}
+
+/// Loads the model (refused before any upload when the slots do not fit), marks the
+/// server ready and runs the engine until shutdown. Runs on the engine's own thread.
+pub fn load_and_run(
+    options: &ServeOptions,
+    state: &AppState,
+    inbox: UnboundedReceiver<Command>,
+) -> Result<(), Error> {
+    let file = GgufFile::open(&options.model)?;
+    let config = ModelConfig::from_gguf(&file)?;
+    config.check_tensors(&file)?;
+    let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
+    let template = ChatTemplate::new(
+        tokenizer
+            .chat_template
+            .as_deref()
+            .unwrap_or(CHATML_TEMPLATE),
+    )?;
+    let gpu = GpuContext::new(&AdapterChoice::from_flag(options.adapter.as_deref()))?;
+    log::info!("{}", gpu.describe());
+    let model = GpuModel::load_for_sessions(
+        gpu,
+        &file,
+        &config,
+        &options.session,
+        options.parallel.max(1),
+        &mut |_, _| {},
+    )?;
+    let engine = Engine::new(
+        model,
+        Arc::clone(&tokenizer),
+        EngineOptions {
+            slots: state.slots,
+            session: options.session,
+            cache_bytes: options.cache_bytes,
+        },
+        inbox,
+        Arc::clone(&state.metrics),
+    )?;
+    let ready = Ready {
+        tokenizer,
+        template,
+        limits: api::Limits {
+            context: options.session.context,
+            model_id: state.model_id.clone(),
+        },
+    };
+    // Only this thread sets it, once.
+    let _ = state.ready.set(ready);
+    eprintln!(
+        "qwen-wgpu serve: {} loaded, {} slots of {} tokens",
+        state.model_id, state.slots, options.session.context
+    );
+    engine.run();
+    Ok(())
+}
+
+/// Answers HTTP on `listener` until `shutdown` completes; then the engine fails what is
+/// in flight (streams end with an error event) and the server waits for the connections
+/// to close.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let handle = state.handle.clone();
+    let app = http::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            handle.shutdown();
+        })
+        .await
+        .map_err(|source| Error::Io {
+            context: "serving HTTP".into(),
+            source,
+        })
+}
