@@ -57,6 +57,8 @@ pub struct ReplyParser {
     tools: Vec<ToolSpec>,
     /// Content has started (leading newlines after `</think>` are dropped before it).
     content_started: bool,
+    /// Reasoning has started (the newline after `<think>` is dropped before it).
+    reasoning_started: bool,
     stopped: bool,
     /// `<tool_call>` opens a call (not when no tools were offered, or calls were refused).
     calls: bool,
@@ -80,6 +82,7 @@ impl ReplyParser {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
             tools,
             content_started: false,
+            reasoning_started: false,
             stopped: false,
             calls: true,
             reasoning: true,
@@ -149,7 +152,12 @@ impl ReplyParser {
             }
             match self.next_tag(&self.held) {
                 Some((at, tag)) => {
-                    let before = self.held[..at].to_string();
+                    let mut before = &self.held[..at];
+                    if tag == THINK_CLOSE {
+                        // The newlines that close a reasoning block are not reasoning.
+                        before = before.trim_end_matches('\n');
+                    }
+                    let before = before.to_string();
                     self.emit(out, before);
                     self.held.drain(..at + tag.len());
                     self.switch(out, tag);
@@ -197,8 +205,18 @@ impl ReplyParser {
             .min()
     }
 
-    /// Bytes at the end of `held` that may begin a tag or a stop string.
+    /// Bytes at the end of `held` that may begin a tag or a stop string, and in reasoning
+    /// the newlines that may precede `</think>`.
     fn held_back(&self) -> usize {
+        let keep = self.held_back_patterns();
+        if self.part != Part::Reasoning {
+            return keep;
+        }
+        let rest = &self.held[..self.held.len() - keep];
+        keep + rest.len() - rest.trim_end_matches('\n').len()
+    }
+
+    fn held_back_patterns(&self) -> usize {
         let stops = if self.part == Part::Call {
             &[][..]
         } else {
@@ -225,7 +243,10 @@ impl ReplyParser {
     fn switch(&mut self, out: &mut Vec<Piece>, tag: &str) {
         match (self.part, tag) {
             // A repeated `<think>` at the start of reasoning, or one the model opens itself.
-            (_, THINK_OPEN) => self.part = Part::Reasoning,
+            (_, THINK_OPEN) => {
+                self.part = Part::Reasoning;
+                self.reasoning_started = false;
+            }
             (Part::Reasoning, THINK_CLOSE) => {
                 self.part = Part::Content;
                 self.content_started = false;
@@ -251,7 +272,17 @@ impl ReplyParser {
             return;
         }
         match self.part {
-            Part::Reasoning => push_piece(out, Piece::Reasoning(text)),
+            Part::Reasoning => {
+                let text = if self.reasoning_started {
+                    text
+                } else {
+                    text.trim_start_matches('\n').to_string()
+                };
+                if !text.is_empty() {
+                    self.reasoning_started = true;
+                    push_piece(out, Piece::Reasoning(text));
+                }
+            }
             Part::Content => self.emit_content(out, text),
             Part::Call => self.call.push_str(&text),
         }
@@ -404,7 +435,7 @@ mod tests {
             assert_eq!(
                 got,
                 vec![
-                    Piece::Reasoning("Let me check.\n".into()),
+                    Piece::Reasoning("Let me check.".into()),
                     Piece::Content("I'll look it up.\n".into()),
                     Piece::ToolCall(ToolCall {
                         name: "get_weather".into(),

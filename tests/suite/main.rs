@@ -19,5 +19,6 @@ mod parity;
 mod pipelined;
 mod quant;
 mod reference;
+mod server;
 mod shaders;
 mod tokenizer;
