@@ -27,9 +27,12 @@ use crate::runtime::ops::gdn::{
     causal_conv1d, conv_delta_rule, delta_chunk_state, delta_chunk_wy, delta_rule, CausalConv1dIo,
     ConvDeltaRuleIo, ConvShape, DeltaChunkStateIo, DeltaChunkWyIo, DeltaRuleIo,
 };
+use crate::runtime::ops::copy_floats::copy_floats;
+use crate::runtime::ops::linear::matvec_batch::MAX_TOKENS as BATCH_TOKENS;
 use crate::runtime::ops::linear::{
-    embed, matmul, matmul_experts, matvec_experts, ExpertGroups, ExpertWeights, GatedHeadNorm,
-    InputNorm, Matvec, MatvecInput, Projection, RowNorm, SlotInput, SlotOutput, Strided,
+    embed, matmul, matmul_experts, matvec_batch, matvec_experts, ExpertGroups, ExpertWeights,
+    GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm, SlotInput, SlotOutput,
+    Strided,
 };
 use crate::runtime::ops::moe::{
     moe_combine, moe_down, moe_gate_up, moe_group, moe_route, swiglu, CombineShape, DownBuffers,
@@ -113,6 +116,15 @@ pub struct Graph {
     /// The attention kernels' position (`common/step.wgsl`).
     step: wgpu::Buffer,
     n_tokens: u32,
+    /// A batched decode step's sequences, in row order (empty for one sequence's step).
+    rows: Vec<RowSteps>,
+}
+
+/// What moves with one sequence of a batched decode step: its step buffer and the nodes of
+/// its decode attention.
+struct RowSteps {
+    step: wgpu::Buffer,
+    flash: Vec<usize>,
 }
 
 impl Graph {
@@ -125,6 +137,30 @@ impl Graph {
             }
         }
         write_step(queue, &self.step, pos0, self.n_tokens);
+        Ok(())
+    }
+
+    /// Moves a batched decode step's rows to their sequences' positions.
+    pub fn set_row_positions(
+        &mut self,
+        queue: &wgpu::Queue,
+        positions: &[u32],
+    ) -> Result<(), GpuError> {
+        if positions.len() != self.rows.len() {
+            return Err(GpuError::Shape(format!(
+                "{} positions for a step of {} sequences",
+                positions.len(),
+                self.rows.len()
+            )));
+        }
+        for (row, &pos) in self.rows.iter().zip(positions) {
+            write_step(queue, &row.step, pos, 1);
+            for &i in &row.flash {
+                if let Op::FlashDecode(f) = &mut self.nodes[i].op {
+                    f.set_position(pos)?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -156,12 +192,23 @@ pub struct Bindings<'a> {
     pub scratch: &'a Scratch,
 }
 
+/// One sequence of a batched decode step: its caches and recurrent state, and its own
+/// activation buffers, through which its attention, delta rule and sampling run.
+pub struct RowBindings<'a> {
+    pub state: &'a SequenceState,
+    pub scratch: &'a Scratch,
+}
+
 /// Builds the plan node by node.
 struct Builder<'a> {
     b: &'a Bindings<'a>,
     n_tokens: u32,
     layer: Option<usize>,
     nodes: Vec<Node>,
+    /// A batched decode step's sequences (empty for one sequence's step).
+    rows: &'a [RowBindings<'a>],
+    /// Per row, the indices of its decode-attention nodes.
+    row_flash: Vec<Vec<usize>>,
 }
 
 impl Builder<'_> {
@@ -191,6 +238,8 @@ impl Builder<'_> {
             Op::Matvec(Matvec::single(
                 ctx, cache, w, x.buffer, x.offset, y.buffer, y.offset,
             )?)
+        } else if self.n_tokens <= BATCH_TOKENS {
+            Op::Dispatches(matvec_batch(ctx, cache, w, self.n_tokens, x, y)?)
         } else {
             Op::Dispatches(matmul(ctx, cache, w, self.n_tokens, x, y)?)
         };
@@ -293,6 +342,22 @@ impl Builder<'_> {
         self.one("add_rms_norm", d)
     }
 
+    /// `n` floats between a batched step's buffers and one sequence's.
+    fn copy(
+        &mut self,
+        label: &'static str,
+        n: u32,
+        src: (&wgpu::Buffer, u32),
+        dst: (&wgpu::Buffer, u32),
+    ) -> Result<(), GpuError> {
+        let d = copy_floats(self.b.ctx, self.b.cache, n, src, dst);
+        self.one(label, d)
+    }
+
+    fn batched(&self) -> bool {
+        !self.rows.is_empty()
+    }
+
     fn rows(&self, n: u32, rows: u32) -> Rows {
         Rows {
             n,
@@ -325,7 +390,67 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         n_tokens,
         layer: None,
         nodes: Vec::new(),
+        rows: &[],
+        row_flash: Vec::new(),
     };
+    forward(&mut g, logits)?;
+    Ok(Graph {
+        nodes: g.nodes,
+        step: s.step.clone(),
+        n_tokens,
+        rows: Vec::new(),
+    })
+}
+
+/// The plan of one decode step of several sequences, one token each, row `r` of the step
+/// being `rows[r]`'s: the projections, FFNs and output head run over all rows at once (each
+/// weight read once for all), while each row's attention or delta rule runs on its own
+/// caches and state. `b.scratch` holds the step's rows (its batch at least `rows.len()`,
+/// and as many logit rows); `b.state` is unused. Each row's logits end in its own scratch,
+/// for its sampler.
+pub fn build_batch(b: &Bindings<'_>, rows: &[RowBindings<'_>]) -> Result<Graph, Error> {
+    let s = b.scratch;
+    let n = rows.len() as u32;
+    if n == 0 || n > s.ubatch || n > s.logit_rows {
+        return Err(GpuError::Shape(format!(
+            "a batched step of {n} sequences (the batch's scratch holds 1 to {} rows)",
+            s.ubatch.min(s.logit_rows)
+        ))
+        .into());
+    }
+    let mut g = Builder {
+        b,
+        n_tokens: n,
+        layer: None,
+        nodes: Vec::new(),
+        rows,
+        row_flash: vec![Vec::new(); rows.len()],
+    };
+    forward(&mut g, LogitRows::All)?;
+    let v = b.config.n_vocab;
+    for (r, row) in rows.iter().enumerate() {
+        let from = (&s.logits, r as u32 * v);
+        g.copy("logits_row", v, from, (&row.scratch.logits, 0))?;
+    }
+    let steps = rows
+        .iter()
+        .zip(g.row_flash)
+        .map(|(row, flash)| RowSteps {
+            step: row.scratch.step.clone(),
+            flash,
+        })
+        .collect();
+    Ok(Graph {
+        nodes: g.nodes,
+        step: s.step.clone(),
+        n_tokens: n,
+        rows: steps,
+    })
+}
+
+/// Embedding, the layers and the output head.
+fn forward(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
+    let (b, s, n_tokens) = (g.b, g.b.scratch, g.n_tokens);
     let w = b.weights;
     let ds = embed(
         b.ctx,
@@ -342,15 +467,10 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
     }
     for i in 0..w.layers.len() {
         g.layer = Some(i);
-        layer(&mut g, i)?;
+        layer(g, i)?;
     }
     g.layer = None;
-    lm_head(&mut g, logits)?;
-    Ok(Graph {
-        nodes: g.nodes,
-        step: s.step.clone(),
-        n_tokens,
-    })
+    lm_head(g, logits)
 }
 
 /// Layer `i`: its mixer, the FFN, each followed by the residual add fused into the next norm.
@@ -359,6 +479,8 @@ fn layer(g: &mut Builder<'_>, i: usize) -> Result<(), GpuError> {
     let layer = &w.layers[i];
     let norm = &layer.attn_norm;
     match (&layer.mixer, &g.b.state.layers[i]) {
+        (MixerWeights::Attention(aw), _) if g.batched() => attention_rows(g, i, aw, norm)?,
+        (MixerWeights::Linear(lw), _) if g.batched() => gated_delta_net_rows(g, i, lw, norm)?,
         (MixerWeights::Attention(aw), LayerState::Attention { keys, values }) => {
             attention(g, aw, norm, keys, values)?
         }
@@ -590,6 +712,144 @@ fn gated_delta_net(
         y: &sl.normed,
     };
     let r = g.rows(gc.d_v, t * gc.n_v_heads);
+    g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
+    g.project_out("ssm_out", &w.out, Strided::rows(&sl.normed, w.out.cols))
+}
+
+/// A batched decode step's gated attention: the q, k, v projections of every row at once,
+/// then each row's norm, rope, cache write and attention on its own cache (its rows of
+/// q/k/v handed to its scratch, its output taken back), then the output projection of all.
+fn attention_rows(
+    g: &mut Builder<'_>,
+    i: usize,
+    w: &AttentionWeights,
+    norm: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let b = g.b;
+    let Some(sa) = &b.scratch.attention else {
+        return Err(GpuError::Shape(
+            "attention layer without attention scratch".into(),
+        ));
+    };
+    let outputs = [
+        (&w.q, Strided::rows(&sa.q_in, w.q.rows)),
+        (&w.k, Strided::rows(&sa.k_in, w.k.rows)),
+        (&w.v, Strided::rows(&sa.v_in, w.v.rows)),
+    ];
+    let labels = ("attn_qkv", &["attn_q", "attn_k", "attn_v"][..]);
+    g.project_normed(labels, norm, &outputs)?;
+    let rows = g.rows;
+    for (r, row) in rows.iter().enumerate() {
+        let (LayerState::Attention { keys, values }, Some(ra)) =
+            (&row.state.layers[i], &row.scratch.attention)
+        else {
+            return Err(GpuError::Shape(format!(
+                "layer {i}: batched row {r} has no attention cache"
+            )));
+        };
+        let r = r as u32;
+        g.copy("attn_q_row", w.q.rows, (&sa.q_in, r * w.q.rows), (&ra.q_in, 0))?;
+        g.copy("attn_k_row", w.k.rows, (&sa.k_in, r * w.k.rows), (&ra.k_in, 0))?;
+        g.copy("attn_v_row", w.v.rows, (&sa.v_in, r * w.v.rows), (&ra.v_in, 0))?;
+        let step = AttentionStep {
+            config: &b.config.attention,
+            kv_f16: row.state.kv_dtype == KvDtype::F16,
+            n_tokens: 1,
+            pos0: 0,
+            step: &row.scratch.step,
+        };
+        let io = QkNormRopeIo {
+            q_in: &ra.q_in,
+            k_in: &ra.k_in,
+            v_in: &ra.v_in,
+            q_norm: &w.q_norm,
+            k_norm: &w.k_norm,
+            freqs: &b.weights.rope_freqs,
+            q_out: &ra.q,
+            k_cache: keys,
+            v_cache: values,
+            step: &row.scratch.step,
+        };
+        let rope = qk_norm_rope(b.ctx, b.cache, step, b.config.rms_eps, io)?;
+        g.push("qk_norm_rope", Op::QkNormRope(rope));
+        let buffers = FlashDecodeBuffers {
+            q: &ra.q,
+            k_cache: keys,
+            v_cache: values,
+            partials: &ra.partials,
+            q_in: &ra.q_in,
+            out: &ra.out,
+        };
+        let f = FlashDecode::new(b.ctx, b.cache, step, buffers)?;
+        g.row_flash[r as usize].push(g.nodes.len());
+        g.push("flash_decode", Op::FlashDecode(f));
+        g.copy("attn_out_row", w.o.cols, (&ra.out, 0), (&sa.out, r * w.o.cols))?;
+    }
+    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
+}
+
+/// A batched decode step's Gated DeltaNet: the input projections of every row at once,
+/// then each row's conv and delta rule on its own state (its rows of qkv, beta and alpha
+/// handed to its scratch, its output taken back), then the gated norm and the output
+/// projection of all.
+fn gated_delta_net_rows(
+    g: &mut Builder<'_>,
+    i: usize,
+    w: &LinearWeights,
+    norm: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let b = g.b;
+    let (Some(sl), Some(gc)) = (&b.scratch.linear, &b.config.gdn) else {
+        return Err(GpuError::Shape("linear layer without its geometry".into()));
+    };
+    let outputs = [
+        (&w.qkv, Strided::rows(&sl.qkv, w.qkv.rows)),
+        (&w.gate, Strided::rows(&sl.z, w.gate.rows)),
+        (&w.beta, Strided::rows(&sl.beta, w.beta.rows)),
+        (&w.alpha, Strided::rows(&sl.alpha, w.alpha.rows)),
+    ];
+    let names = ["attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha"];
+    g.project_normed(("gdn_in", &names), norm, &outputs)?;
+    let eps = b.config.rms_eps;
+    let width = gc.d_v * gc.n_v_heads;
+    let rows = g.rows;
+    for (r, row) in rows.iter().enumerate() {
+        let (LayerState::Linear { conv, delta }, Some(rl)) =
+            (&row.state.layers[i], &row.scratch.linear)
+        else {
+            return Err(GpuError::Shape(format!(
+                "layer {i}: batched row {r} has no recurrent state"
+            )));
+        };
+        let r = r as u32;
+        g.copy("qkv_row", w.qkv.rows, (&sl.qkv, r * w.qkv.rows), (&rl.qkv, 0))?;
+        g.copy("beta_row", w.beta.rows, (&sl.beta, r * w.beta.rows), (&rl.beta, 0))?;
+        g.copy("alpha_row", w.alpha.rows, (&sl.alpha, r * w.alpha.rows), (&rl.alpha, 0))?;
+        let io = ConvDeltaRuleIo {
+            qkv: &rl.qkv,
+            conv_w: &w.conv,
+            conv_state: conv,
+            step: &row.scratch.step,
+            beta_raw: &rl.beta,
+            alpha: &rl.alpha,
+            dt_bias: &w.dt_bias,
+            a_neg: &w.a,
+            out: &rl.delta_out,
+            state: delta,
+        };
+        g.one(
+            "conv_delta_rule",
+            conv_delta_rule(b.ctx, b.cache, gc, eps, io),
+        )?;
+        g.copy("delta_out_row", width, (&rl.delta_out, 0), (&sl.delta_out, r * width))?;
+    }
+    let io = GatedRmsNormIo {
+        src: &sl.delta_out,
+        w: &w.norm,
+        z: &sl.z,
+        y: &sl.normed,
+    };
+    let r = g.rows(gc.d_v, g.n_tokens * gc.n_v_heads);
     g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
     g.project_out("ssm_out", &w.out, Strided::rows(&sl.normed, w.out.cols))
 }
@@ -892,7 +1152,9 @@ fn group_slots(
     m: &MoeConfig,
 ) -> Result<bool, GpuError> {
     let b = g.b;
-    let grouped = g.n_tokens > 1 && b.ctx.features.grouped_expert_prefill;
+    // A few tokens' slots (a short chunk, a batched decode step) take the per-slot form:
+    // an expert gets about one of them.
+    let grouped = g.n_tokens > BATCH_TOKENS && b.ctx.features.grouped_expert_prefill;
     if grouped {
         let io = MoeGroupIo {
             ids: &rs.ids,

@@ -14,4 +14,4 @@ pub mod tensor;
 pub mod weights;
 
 pub use gpu::{AdapterChoice, GpuContext, GpuFeatures};
-pub use session::{GpuModel, Sampling, Session, SessionOptions, DEFAULT_UBATCH};
+pub use session::{DecodeBatch, GpuModel, Sampling, Session, SessionOptions, DEFAULT_UBATCH};

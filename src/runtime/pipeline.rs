@@ -14,7 +14,7 @@ use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuFeatures;
 use crate::runtime::kernel::Declaration;
 use crate::runtime::ops::linear::matmul::MatmulForm;
-use crate::runtime::ops::{attention, gdn, linear, moe, norm, sample};
+use crate::runtime::ops::{attention, copy_floats, gdn, linear, moe, norm, sample};
 
 /// Every WGSL file of the crate, by its path under `shaders/` (embedded by build.rs).
 pub const SHADER_FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shader_files.rs"));
@@ -38,6 +38,8 @@ pub enum Kernel {
         rows: u32,
     },
     Embed(GgmlType),
+    /// A step over a few tokens, each weight unit decoded once for all.
+    MatvecBatch(GgmlType),
     Matmul {
         ty: GgmlType,
         form: linear::matmul::MatmulForm,
@@ -60,6 +62,7 @@ pub enum Kernel {
     },
     MoeRoute,
     MoeGroup,
+    CopyFloats,
     Swiglu,
     MoeCombine,
     ArgmaxPartial,
@@ -122,6 +125,8 @@ impl Kernel {
             Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul { ty, form } => linear::matmul::declaration(ty, form)?,
+            Kernel::MatvecBatch(ty) => linear::matvec_batch::declaration(ty)?,
+            Kernel::CopyFloats => copy_floats::declaration(),
             Kernel::MatmulExperts { ty, tokens, form } => {
                 linear::matmul_experts::declaration(ty, tokens, form)?
             }
@@ -183,6 +188,7 @@ impl Kernel {
                 all.push(Kernel::Matmul { ty, form });
             }
             all.push(Kernel::Embed(ty));
+            all.push(Kernel::MatvecBatch(ty));
         }
         // AMD's wave64 makes workgroups of 512.
         all.push(Kernel::Matmul {
@@ -301,6 +307,7 @@ impl Kernel {
         all.extend([
             Kernel::MoeRoute,
             Kernel::MoeGroup,
+            Kernel::CopyFloats,
             Kernel::Swiglu,
             Kernel::MoeCombine,
             Kernel::ArgmaxPartial,

@@ -4,7 +4,9 @@
 //! Each round it admits waiting jobs to free slots (resuming from the prompt cache where a
 //! slot holds a prefix of the prompt), prefills one chunk of one prompt, then runs one
 //! decode step of every generating slot, so a new prompt stalls running streams by one
-//! chunk at most. Decode steps are pipelined per slot ([`Session::decode_ahead`]).
+//! chunk at most. The generating slots step together in one submit ([`DecodeBatch`]: each
+//! weight read once for all of them), pipelined: the step feeding each slot's token is on
+//! the GPU while the host hands out the token before it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedS
 use crate::error::Error;
 use crate::loader::tokenizer::GgufTokenizer;
 use crate::runtime::state::StateSnapshot;
-use crate::runtime::{GpuModel, Session, SessionOptions};
+use crate::runtime::{DecodeBatch, GpuModel, Session, SessionOptions};
 use crate::serve::job::{Event, Job, Usage};
 use crate::serve::metrics::Metrics;
 use crate::serve::prompt_cache::{plan_resume, snapshot_marks, Resume, SnapshotStore};
@@ -123,6 +125,8 @@ struct Slot {
 pub struct Engine {
     tokenizer: Arc<GgufTokenizer>,
     slots: Vec<Slot>,
+    /// One submit for every generating slot (none with one slot).
+    batch: Option<DecodeBatch>,
     store: SnapshotStore<StateSnapshot>,
     waiting: VecDeque<Job>,
     inbox: UnboundedReceiver<Command>,
@@ -153,7 +157,14 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let rewindable = slots[0].session.state().recurrent_bytes() == 0;
+        let batch = if slots.len() > 1 {
+            let rows = slots.len() as u32;
+            Some(DecodeBatch::new(model, rows, options.session.context)?)
+        } else {
+            None
+        };
         Ok(Engine {
+            batch,
             boundary: tokenizer.token_to_id("<|im_start|>"),
             tokenizer,
             store: SnapshotStore::new(slots.len(), options.cache_bytes),
@@ -355,18 +366,57 @@ impl Engine {
         Ok(())
     }
 
-    /// One decode step of every generating slot; returns the tokens generated.
+    /// One decode step of every generating slot, those that go on in one batched submit;
+    /// returns the tokens generated.
     fn decode_all(&mut self) -> u64 {
-        let mut generated = 0;
-        for index in 0..self.slots.len() {
-            let decoding = self.slots[index]
-                .work
-                .as_ref()
-                .is_some_and(|w| w.phase == Phase::Decode);
-            if !decoding {
+        let mut going = Vec::new();
+        let mut ending = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(work) = slot.work.as_ref().filter(|w| w.phase == Phase::Decode) else {
                 continue;
+            };
+            let session = &slot.session;
+            // The token about to be read is the last whatever it is: no step feeds it.
+            let last = work.generated + 1 >= work.job.max_tokens
+                || session.position() >= session.options.context;
+            if last {
+                ending.push(i);
+            } else {
+                going.push(i);
             }
-            match self.decode_step(index) {
+        }
+        let mut tokens: Vec<(usize, Result<u32, Error>, bool)> = ending
+            .iter()
+            .map(|&i| (i, self.slots[i].session.read_ahead(), true))
+            .collect();
+        match (going.len(), self.batch.as_mut()) {
+            (0, _) => {}
+            (1, _) | (_, None) => tokens.extend(
+                going
+                    .iter()
+                    .map(|&i| (i, self.slots[i].session.decode_ahead(), false)),
+            ),
+            (_, Some(batch)) => {
+                let mut sessions: Vec<&mut Session> = self
+                    .slots
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| going.contains(i))
+                    .map(|(_, s)| &mut s.session)
+                    .collect();
+                match batch.decode_ahead(&mut sessions) {
+                    Ok(ids) => tokens.extend(going.iter().zip(ids).map(|(&i, t)| (i, Ok(t), false))),
+                    Err(e) => {
+                        for &i in &going {
+                            self.abort(i, &e);
+                        }
+                    }
+                }
+            }
+        }
+        let mut generated = 0;
+        for (index, token, last) in tokens {
+            match token.and_then(|t| self.take_token(index, t, last)) {
                 Ok(()) => generated += 1,
                 Err(e) => self.abort(index, &e),
             }
@@ -374,19 +424,10 @@ impl Engine {
         generated
     }
 
-    fn decode_step(&mut self, index: usize) -> Result<(), Error> {
-        let slot = &mut self.slots[index];
-        let Some(work) = slot.work.as_mut() else {
+    /// Hands a generated token to the slot's reply and ends the job when it is over.
+    fn take_token(&mut self, index: usize, token: u32, last: bool) -> Result<(), Error> {
+        let Some(work) = self.slots[index].work.as_mut() else {
             return Ok(());
-        };
-        let session = &mut slot.session;
-        // The token about to be read is the last whatever it is: no step feeds it.
-        let last = work.generated + 1 >= work.job.max_tokens
-            || session.position() >= session.options.context;
-        let token = if last {
-            session.read_ahead()?
-        } else {
-            session.decode_ahead()?
         };
         work.generated += 1;
         let next = if self.tokenizer.is_end_of_generation(token) {

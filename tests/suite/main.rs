@@ -1,5 +1,6 @@
 //! The integration suite, one binary so that the crate and wgpu link once.
 
+mod batched;
 mod chat;
 mod cli;
 mod common;

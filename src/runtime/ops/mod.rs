@@ -4,6 +4,7 @@
 //! only records dispatches.
 
 pub mod attention;
+pub mod copy_floats;
 pub mod gdn;
 pub mod linear;
 pub mod moe;

@@ -20,10 +20,10 @@ use crate::runtime::session::{Session, StepInput, Submitted};
 /// A submitted step whose sampled id the host has not read.
 #[derive(Debug, Clone)]
 pub(super) struct Ahead {
-    step: Submitted,
+    pub(super) step: Submitted,
     /// The generator before this step's draw: a dropped draw gives its number back, so the
     /// draws after a stop are the ones the unpipelined loop would make.
-    rng_before: SplitMix64,
+    pub(super) rng_before: SplitMix64,
 }
 
 impl Session {

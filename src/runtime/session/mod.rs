@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, GpuError};
 use crate::loader::config::ModelConfig;
 use crate::loader::gguf::GgufFile;
+use crate::model::activations::activation_slots;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::reference::sample::Draw;
 use crate::rng::SplitMix64;
@@ -29,7 +30,10 @@ use crate::runtime::tensor::{map_read_after, read_f32};
 use crate::runtime::weights::{self, ModelWeights, Progress};
 
 mod ahead;
+mod batch;
 mod profile;
+
+pub use batch::DecodeBatch;
 
 pub use profile::NodeTime;
 
@@ -77,21 +81,28 @@ impl SessionOptions {
         self.memory_plan_for(config, weights, 1)
     }
 
-    /// What `sessions` sessions of this shape need besides the weights.
+    /// What `sessions` sessions of this shape need besides the weights, with the
+    /// [`DecodeBatch`] that steps them together when there are several.
     pub fn memory_plan_for(
         &self,
         config: &ModelConfig,
         weights: &WeightBytes,
         sessions: u32,
     ) -> MemoryPlan {
-        memory_plan(
+        let mut plan = memory_plan(
             config,
             weights,
             self.context as u64,
             sessions as u64,
             self.ubatch as u64,
             self.kv_dtype,
-        )
+        );
+        if sessions > 1 {
+            let n = sessions as u64;
+            plan.activations +=
+                activation_slots(config, n, n, self.context as u64).bytes();
+        }
+        plan
     }
 }
 
@@ -257,6 +268,8 @@ const PREFILL_PLANS_KEPT: usize = 4;
 
 /// One sequence on a [`GpuModel`].
 pub struct Session {
+    /// Unique among the process's sessions: names it in batched plans.
+    id: u64,
     model: Arc<GpuModel>,
     pub options: SessionOptions,
     state: SequenceState,
@@ -289,6 +302,15 @@ enum StepInput {
     Host,
     /// The id the previous step sampled, still on the GPU.
     Sampled,
+}
+
+/// How a step draws, set up by [`Session::prepare_draw`] before recording.
+struct DrawPlan {
+    penalise: bool,
+    /// Known tokens written to the penalty's window (the unknown last one goes after).
+    window_end: usize,
+    /// Top-k sampling rather than the argmax.
+    top_k: bool,
 }
 
 /// A submitted step and the read-back buffer its id goes to.
@@ -370,7 +392,9 @@ impl Session {
             &scratch.logits,
             &scratch.recent,
         )?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Session {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             options,
             state,
             scratch,
@@ -730,6 +754,28 @@ impl Session {
     /// previous step's id is copied on the GPU into the token buffer and, when the penalty
     /// is on, into the last slot of its window: the host does not know it yet.
     fn record_and_submit(&mut self, input: StepInput) -> Result<Submitted, Error> {
+        let draw = self.prepare_draw(input)?;
+        let ctx = &self.model.ctx;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        if input == StepInput::Sampled {
+            self.record_feed(&mut enc, &draw, &self.scratch.tokens, 0);
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            if input != StepInput::Logits {
+                self.decode.encode(&mut pass);
+            }
+            self.record_draw(&mut pass, &draw);
+        }
+        let read = self.record_read(&mut enc);
+        let submission = self.model.ctx.queue.submit([enc.finish()]);
+        Ok(Submitted { read, submission })
+    }
+
+    /// Sets up the next draw on the host: the penalty's window of known tokens (`input`
+    /// says whether the last one is still on the GPU) and the draw's parameters (which
+    /// takes the generator's next number).
+    fn prepare_draw(&mut self, input: StepInput) -> Result<DrawPlan, Error> {
         let ctx = &self.model.ctx;
         let sp = self.sampling;
         let penalise = self.penalises();
@@ -748,7 +794,7 @@ impl Session {
                 (known.len() + unknown) as u32,
             )?;
         }
-        let sampler = match (&mut self.top_k, sp.is_greedy()) {
+        let top_k = match (&mut self.top_k, sp.is_greedy()) {
             (Some(s), false) => {
                 let draw = Draw {
                     temperature: sp.temperature,
@@ -757,37 +803,52 @@ impl Session {
                     u: self.rng.unit_f32(),
                 };
                 s.set_draw(&ctx.queue, &draw)?;
-                Some(&*s)
+                true
             }
-            _ => None,
+            _ => false,
         };
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        if input == StepInput::Sampled {
-            enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.tokens, 0, 4);
-            if penalise {
-                let at = 4 * window_end as u64;
-                enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.recent, at, 4);
+        Ok(DrawPlan {
+            penalise,
+            window_end,
+            top_k,
+        })
+    }
+
+    /// Copies the id the previous step sampled (still on the GPU) into `tokens` at byte
+    /// `at`, where the step's embedding reads it, and into the penalty's window.
+    fn record_feed(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        draw: &DrawPlan,
+        tokens: &wgpu::Buffer,
+        at: u64,
+    ) {
+        enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, tokens, at, 4);
+        if draw.penalise {
+            let at = 4 * draw.window_end as u64;
+            enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.recent, at, 4);
+        }
+    }
+
+    /// The penalty and the sampler over this session's logits.
+    fn record_draw(&self, pass: &mut wgpu::ComputePass<'_>, draw: &DrawPlan) {
+        if draw.penalise {
+            self.penalty.dispatch.encode(pass);
+        }
+        match (&self.top_k, draw.top_k) {
+            (Some(s), true) => {
+                s.partial.encode(pass);
+                s.sample.encode(pass);
+            }
+            _ => {
+                self.argmax.partial.encode(pass);
+                self.argmax.reduce.encode(pass);
             }
         }
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            if input != StepInput::Logits {
-                self.decode.encode(&mut pass);
-            }
-            if penalise {
-                self.penalty.dispatch.encode(&mut pass);
-            }
-            match sampler {
-                Some(s) => {
-                    s.partial.encode(&mut pass);
-                    s.sample.encode(&mut pass);
-                }
-                None => {
-                    self.argmax.partial.encode(&mut pass);
-                    self.argmax.reduce.encode(&mut pass);
-                }
-            }
-        }
+    }
+
+    /// Copies the sampled id to the next read-back buffer; returns which.
+    fn record_read(&mut self, enc: &mut wgpu::CommandEncoder) -> usize {
         let read = self.next_read;
         self.next_read = 1 - read;
         enc.copy_buffer_to_buffer(
@@ -797,7 +858,6 @@ impl Session {
             0,
             4,
         );
-        let submission = ctx.queue.submit([enc.finish()]);
-        Ok(Submitted { read, submission })
+        read
     }
 }

@@ -283,6 +283,10 @@ impl Matvec {
         self.pieces.len()
     }
 
+    pub fn pieces(&self) -> &[Dispatch] {
+        &self.pieces
+    }
+
     /// The workgroups of the smallest dispatch.
     pub fn min_workgroups(&self) -> Option<u64> {
         self.pieces.iter().map(Dispatch::workgroups).min()

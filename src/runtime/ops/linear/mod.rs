@@ -5,12 +5,14 @@ pub mod embed;
 pub mod matmul;
 pub mod matmul_experts;
 pub mod matvec;
+pub mod matvec_batch;
 pub mod matvec_experts;
 
 pub use embed::embed;
 pub use matmul::{matmul, Strided};
 pub use matmul_experts::{matmul_experts, ExpertGroups};
 pub use matvec::{GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm};
+pub use matvec_batch::matvec_batch;
 pub use matvec_experts::{matvec_experts, ExpertWeights, SlotInput, SlotOutput, MANY_SLOTS};
 
 use crate::error::GpuError;

@@ -1,0 +1,102 @@
+//! `shaders/linear/matvec_batch.wgsl`: the matvec of a step over a few tokens (a decode step
+//! of several sequences, a short prompt chunk), each weight unit decoded once for all of
+//! them.
+
+use crate::error::GpuError;
+use crate::loader::quant::GgmlType;
+use crate::runtime::gpu::GpuContext;
+use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
+use crate::runtime::ops::linear::matvec::WG;
+use crate::runtime::ops::linear::matmul::Strided;
+use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
+use crate::runtime::ops::{grid, Dispatch};
+use crate::runtime::pipeline::{Kernel, PipelineCache};
+use crate::runtime::tensor::QuantMatrix;
+
+/// Columns (tokens) one dispatch multiplies: the kernel's accumulator count.
+pub const COLS: u32 = 8;
+/// Steps of at most this many tokens take [`matvec_batch`] rather than the tiled matmul,
+/// whose 64-token tiles would be mostly empty (on lavapipe a 2048 x 2048 q4_K matmul of 1
+/// to 16 tokens takes 30x the matvec's time).
+pub const MAX_TOKENS: u32 = 16;
+/// Rows per workgroup: 16 invocations a row.
+pub const ROWS: u32 = 4;
+
+kernel_params! {
+    /// `shaders/linear/matvec_batch.wgsl`'s `Params`.
+    pub struct MatvecBatchParams {
+        pub rows: u32,
+        /// 32-element units per row (cols / 32).
+        pub units: u32,
+        pub row_bytes: u32,
+        pub n_cols: u32,
+        pub x_stride: u32,
+        pub x_offset: u32,
+        pub y_stride: u32,
+        pub y_offset: u32,
+    }
+}
+
+kernel_io! {
+    /// The buffers of one piece of [`matvec_batch`].
+    pub struct MatvecBatchIo {
+        weights: Read "[rows, row_bytes] GGUF blocks as u32 words",
+        x: Read "[n_cols, x_stride] f32, read as vec4",
+        y: ReadWrite "[n_cols, y_stride] f32",
+    }
+}
+
+pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+    Ok(Declaration::of::<MatvecBatchParams, MatvecBatchIo>(
+        "matvec_batch",
+        "linear/matvec_batch.wgsl",
+    )
+    .include(weight_includes(ty, WeightUse::Decode)?)
+    .constant("WG", WG)
+    .constant("ROWS", ROWS)
+    .constant("COLS", COLS))
+}
+
+/// `y[t] = W x[t]` for `n_tokens` rows of x: one dispatch per piece of W and per
+/// [`COLS`] tokens.
+pub fn matvec_batch(
+    ctx: &GpuContext,
+    cache: &PipelineCache,
+    w: &QuantMatrix,
+    n_tokens: u32,
+    x: Strided<'_>,
+    y: Strided<'_>,
+) -> Result<Vec<Dispatch>, GpuError> {
+    check_vec4_input("matvec_batch", x.offset, x.stride)?;
+    if x.stride < w.cols || y.stride < w.rows {
+        return Err(GpuError::Shape(format!(
+            "matvec_batch: x rows of {} for {} columns, y rows of {} for {} rows",
+            x.stride, w.cols, y.stride, w.rows
+        )));
+    }
+    let mut dispatches = Vec::new();
+    for first in (0..n_tokens).step_by(COLS as usize) {
+        for piece in &w.pieces {
+            let params = MatvecBatchParams {
+                rows: piece.rows,
+                units: w.cols / 32,
+                row_bytes: w.row_bytes,
+                n_cols: (n_tokens - first).min(COLS),
+                x_stride: x.stride,
+                x_offset: x.offset + first * x.stride,
+                y_stride: y.stride,
+                y_offset: y.offset + first * y.stride + piece.first_row,
+            };
+            let io = MatvecBatchIo {
+                weights: &piece.buffer,
+                x: x.buffer,
+                y: y.buffer,
+            };
+            let groups = piece.rows.div_ceil(ROWS);
+            let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
+            let kernel = Kernel::MatvecBatch(w.ty);
+            dispatches.push(Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, 1])?);
+        }
+    }
+    Ok(dispatches)
+}
