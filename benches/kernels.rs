@@ -17,7 +17,8 @@ use qwen_wgpu::runtime::ops::attention::{
     QkNormRopeIo, FLASH_CHUNK,
 };
 use qwen_wgpu::runtime::ops::linear::{
-    embed, matmul, matvec_experts, ExpertWeights, SlotInput, SlotOutput, Strided,
+    embed, matmul, matvec_batch, matvec_experts, ExpertWeights, Matvec, SlotInput, SlotOutput,
+    Strided,
 };
 use qwen_wgpu::runtime::ops::moe::{moe_route, MoeRouteIo, RouteShape};
 use qwen_wgpu::runtime::ops::sample::{
@@ -498,6 +499,14 @@ fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
     let ds = matmul(&b.gpu, &b.cache, &wm, 64, x, y).unwrap();
     let what = "matmul q4_K 2048 x 2048 x 64 tokens";
     b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
+    // A batched decode step's projections: one matvec per sequence against one batched one.
+    let single = Matvec::single(&b.gpu, &b.cache, &wm, &xs, 0, &ys, 0).unwrap();
+    b.time("matvec q4_K 2048 x 2048", &single.pieces().iter().collect::<Vec<_>>(), &ys);
+    for n in [1u32, 8] {
+        let ds = matvec_batch(&b.gpu, &b.cache, &wm, n, x, y).unwrap();
+        let what = format!("matvec_batch q4_K 2048 x 2048 x {n} tokens");
+        b.time(&what, &ds.iter().collect::<Vec<_>>(), &ys);
+    }
     let slot_ids: Vec<u32> = (0..1024u32).map(|s| (s % 8 + 5 * (s / 8)) % 32).collect();
     let slot_ids = storage_buffer(&b.gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
     let chunk = b.random_buf(128 * e as usize, 1.0);

@@ -1,11 +1,12 @@
 // y[c] = W x[c] for the n_cols columns of one step over a few tokens (c < COLS): a decode
-// step of several sequences, or a short prompt chunk. Each 32-element unit of a weight row
-// is decoded once (unit_values, the type's decoder) and multiplied with every column, so
-// the weights are read once for all of them.
+// step of several sequences, or a short prompt chunk. Each piece of a weight row is
+// decoded once and multiplied with every column (unit_dot_cols: word-wise for the common
+// quantizations, linear/dot_cols/; over the decoder's unit_values otherwise), so the
+// weights are read and decoded once for all of them.
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows; TPR = WG /
-// ROWS invocations per row stride over its units; each column's partials are added per row
-// by span_sum (common/reduce_*.wgsl). Mirrors model::reference::linear::matvec per column,
+// ROWS invocations per row stride over its units; the partials of every row and column are
+// added in one pass over workgroup memory. Mirrors model::reference::linear::matvec per column,
 // over loader::dequant::dequantize.
 
 struct Params {
@@ -31,6 +32,18 @@ struct Params {
 
 const TPR: u32 = WG / ROWS;
 
+// [WG, COLS]: each invocation's partial dot of each column.
+var<workgroup> partials: array<f32, WG * COLS>;
+
+fn n_cols() -> u32 {
+    return params.n_cols;
+}
+
+// The vec4 of column c's x at float i of its row (i a multiple of 4).
+fn x_col(c: u32, i: u32) -> vec4<f32> {
+    return x[(params.x_offset + c * params.x_stride + i) >> 2u];
+}
+
 @compute @workgroup_size(WG)
 fn matvec_batch(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -43,22 +56,26 @@ fn matvec_batch(
     if (row < params.rows) {
         let base = row * params.row_bytes;
         for (var u = lane; u < params.units; u += TPR) {
-            let v = unit_values(base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES, u % UNITS_PER_BLOCK);
-            for (var c = 0u; c < params.n_cols; c++) {
-                let xb = (params.x_offset + c * params.x_stride + 32u * u) >> 2u;
-                var s = vec4<f32>(0.0);
-                for (var l = 0u; l < 8u; l++) {
-                    s += vec4<f32>(v[4u * l], v[4u * l + 1u], v[4u * l + 2u], v[4u * l + 3u]) * x[xb + l];
-                }
-                acc[c] += (s.x + s.y) + (s.z + s.w);
-            }
+            let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
+            unit_dot_cols(block, u % UNITS_PER_BLOCK, 32u * u, &acc);
         }
     }
-    // Every invocation takes part in every column's sum: span_sum has barriers.
+    // Every column's partials at once, then one invocation per (row, column) adds its
+    // row's TPR partials: one barrier whatever the column count.
     for (var c = 0u; c < COLS; c++) {
-        let total = span_sum(acc[c], lid, TPR);
-        if (c < params.n_cols && lane == 0u && row < params.rows) {
-            y[params.y_offset + c * params.y_stride + row] = total;
+        partials[lid * COLS + c] = acc[c];
+    }
+    workgroupBarrier();
+    let first = (wg.x + wg.y * nwg.x) * ROWS;
+    for (var k = lid; k < ROWS * COLS; k += WG) {
+        let r = k / COLS;
+        let c = k % COLS;
+        if (c < params.n_cols && first + r < params.rows) {
+            var total = 0.0;
+            for (var t = 0u; t < TPR; t++) {
+                total += partials[(r * TPR + t) * COLS + c];
+            }
+            y[params.y_offset + c * params.y_stride + first + r] = total;
         }
     }
 }

@@ -1,15 +1,20 @@
-// Repetition penalty, applied to the logits in place before sampling: the logit of each
-// distinct recent token is divided by `penalty` when positive and multiplied by it
-// otherwise (llama.cpp's rule). A token listed twice is penalised once: invocation i skips
-// a token that an earlier slot of `recent` already holds.
-// Mirrors model::reference::sample::apply_repetition_penalty.
+// The penalties on recent tokens, applied to the logits in place before sampling
+// (llama.cpp's rule): the logit of each distinct recent token, seen c times, is divided by
+// `penalty` when positive and multiplied by it otherwise, then lowered by
+// c * frequency + presence. Invocation i handles a token only at its first slot of
+// `recent`, counting the slots after that hold it too.
+// Mirrors model::reference::sample::apply_penalties.
 // WG comes from Rust (ops/sample/repetition_penalty.rs).
 
 struct Params {
     n_recent: u32,
     n_vocab: u32,
     penalty: f32,
-    _pad: u32,
+    presence: f32,
+    frequency: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -27,8 +32,13 @@ fn repetition_penalty(@builtin(local_invocation_index) lid: u32) {
             first = recent[j] != t;
         }
         if (first) {
+            var count = 1u;
+            for (var j = i + 1u; j < params.n_recent; j++) {
+                count += u32(recent[j] == t);
+            }
             let l = logits[t];
-            logits[t] = select(l * params.penalty, l / params.penalty, l > 0.0);
+            let r = select(l * params.penalty, l / params.penalty, l > 0.0);
+            logits[t] = r - f32(count) * params.frequency - params.presence;
         }
     }
 }

@@ -29,7 +29,13 @@ pub struct SamplingArgs {
     /// Penalise recently seen tokens (1: off).
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
-    /// How many recent tokens the penalty covers.
+    /// Lower the logit of every token among the recent ones by this (0: off; -2 to 2).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Lower a recent token's logit by this for each time it occurs (0: off; -2 to 2).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// How many recent tokens the penalties cover.
     #[arg(long, default_value_t = 64)]
     pub repeat_last_n: u32,
     /// Seed of the draws (default: from the clock; printed so a run can be repeated).
@@ -45,6 +51,8 @@ impl SamplingArgs {
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
             repeat_last_n: self.repeat_last_n,
         }
     }

@@ -38,8 +38,12 @@ pub enum Kernel {
         rows: u32,
     },
     Embed(GgmlType),
-    /// A step over a few tokens, each weight unit decoded once for all.
-    MatvecBatch(GgmlType),
+    /// A step over a few tokens, each weight unit decoded once for all; `rows` per
+    /// workgroup, one of `matvec_batch::ROW_CHOICES`.
+    MatvecBatch {
+        ty: GgmlType,
+        rows: u32,
+    },
     Matmul {
         ty: GgmlType,
         form: linear::matmul::MatmulForm,
@@ -125,7 +129,7 @@ impl Kernel {
             Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul { ty, form } => linear::matmul::declaration(ty, form)?,
-            Kernel::MatvecBatch(ty) => linear::matvec_batch::declaration(ty)?,
+            Kernel::MatvecBatch { ty, rows } => linear::matvec_batch::declaration(ty, rows)?,
             Kernel::CopyFloats => copy_floats::declaration(),
             Kernel::MatmulExperts { ty, tokens, form } => {
                 linear::matmul_experts::declaration(ty, tokens, form)?
@@ -188,7 +192,9 @@ impl Kernel {
                 all.push(Kernel::Matmul { ty, form });
             }
             all.push(Kernel::Embed(ty));
-            all.push(Kernel::MatvecBatch(ty));
+            all.extend(
+                linear::matvec_batch::ROW_CHOICES.map(|rows| Kernel::MatvecBatch { ty, rows }),
+            );
         }
         // AMD's wave64 makes workgroups of 512.
         all.push(Kernel::Matmul {

@@ -35,6 +35,8 @@ pub struct RequestBody {
     pub frequency_penalty: Option<f32>,
     #[serde(alias = "repeat_penalty")]
     pub repetition_penalty: Option<f32>,
+    /// The recent tokens the penalties cover (llama.cpp's name).
+    pub repeat_last_n: Option<u32>,
     pub seed: Option<i64>,
     pub stop: Option<StopIn>,
     pub n: Option<u32>,
@@ -262,17 +264,6 @@ fn check_common(body: &RequestBody, limits: &Limits) -> Result<(), ApiError> {
 }
 
 fn sampling(body: &RequestBody) -> Result<Sampling, ApiError> {
-    for (name, value) in [
-        ("presence_penalty", body.presence_penalty),
-        ("frequency_penalty", body.frequency_penalty),
-    ] {
-        if value.is_some_and(|v| v != 0.0) {
-            return Err(ApiError::bad_request(
-                Some(name),
-                format!("{name}: additive penalties are not supported yet; use repetition_penalty"),
-            ));
-        }
-    }
     if body.top_k.is_some_and(|k| k > MAX_TOP_K) {
         return Err(ApiError::bad_request(
             Some("top_k"),
@@ -289,7 +280,9 @@ fn sampling(body: &RequestBody) -> Result<Sampling, ApiError> {
         top_p: body.top_p.unwrap_or(base.top_p),
         min_p: body.min_p.unwrap_or(base.min_p),
         repeat_penalty: body.repetition_penalty.unwrap_or(base.repeat_penalty),
-        repeat_last_n: base.repeat_last_n,
+        presence_penalty: body.presence_penalty.unwrap_or(base.presence_penalty),
+        frequency_penalty: body.frequency_penalty.unwrap_or(base.frequency_penalty),
+        repeat_last_n: body.repeat_last_n.unwrap_or(base.repeat_last_n),
     };
     sampling
         .validate()

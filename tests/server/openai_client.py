@@ -239,6 +239,12 @@ def real():
                         ({"messages": []}, "messages"), ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role")]:
         resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt, **body})
         check(f"{param}: 400", resp.status_code == 400 and error_of(resp)["param"] == param, resp.text)
+    # Presence and frequency penalties take effect (greedy: only the penalties can change the reply).
+    penalised = greedy(prompt, 16, presence_penalty=2.0, frequency_penalty=2.0).choices[0].message.content
+    check("presence and frequency penalties change a greedy reply", penalised != full, repr((penalised, full)))
+    resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt, "presence_penalty": 3})
+    check("a penalty out of range: 400", resp.status_code == 400 and "presence penalty" in error_of(resp)["message"],
+          resp.text)
     resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt}, headers={})
     check("missing API key: 401", resp.status_code == 401, resp.text)
     resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt}, headers={"Authorization": "Bearer wrong"})

@@ -7,7 +7,7 @@ use qwen_wgpu::loader::quantize::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
-use qwen_wgpu::runtime::ops::linear::{embed, matmul, Matvec, Strided};
+use qwen_wgpu::runtime::ops::linear::{embed, matmul, matvec_batch, Matvec, Strided};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
 use qwen_wgpu::runtime::GpuContext;
@@ -280,6 +280,52 @@ fn embed_matches_reference_for_every_type() {
             }
         }
     }
+}
+
+/// The batched matvec (a decode step of several sequences, a short chunk) against the
+/// reference matvec of every column, within the matvec's bound (2e-5 of the sum of |w x|
+/// per output), for every type, with the matvec's GPU and CPU row splits, column counts
+/// within one dispatch and past it, strided and offset input and output rows, and the
+/// matrix in pieces.
+#[test]
+fn matvec_batch_matches_reference_for_every_type() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(45);
+    for_each_matvec_grid(&mut gpu, &[512], |gpu| {
+        for ty in GgmlType::SUPPORTED {
+            let cols = if ty.layout().block_size == 256 { 512 } else { 96 };
+            let rows = 37;
+            let w = random_weights(ty, rows, cols, &mut rng);
+            let wf = dequantize(ty, &w, rows * cols).unwrap();
+            let row_bytes = ty.row_bytes(cols as u64).unwrap();
+            for (n, max_piece) in [(1usize, u64::MAX), (3, u64::MAX), (11, 16 * row_bytes)] {
+                // Rows of x and y with room around them: offsets and strides are honoured.
+                let (x_stride, x_offset, y_stride, y_offset) = (cols + 8, 4, rows + 3, 2);
+                let x: Vec<f32> = (0..x_offset + n * x_stride)
+                    .map(|_| rng.symmetric_f32())
+                    .collect();
+                let shape = MatrixShape {
+                    ty,
+                    cols: cols as u32,
+                    rows: rows as u32,
+                };
+                let m = QuantMatrix::upload(gpu, "w", shape, &w, max_piece).unwrap();
+                let xb = storage_buffer(gpu, "x", bytemuck::cast_slice(&x));
+                let yb = f32_buffer(gpu, "y", y_offset + n * y_stride);
+                let xs = Strided::rows(&xb, x_stride as u32).at(x_offset as u32);
+                let ys = Strided::rows(&yb, y_stride as u32).at(y_offset as u32);
+                let ds = matvec_batch(gpu, &cache, &m, n as u32, xs, ys).unwrap();
+                run_dispatches(gpu, &ds.iter().collect::<Vec<_>>());
+                let got = read_f32(gpu, &yb, y_offset + n * y_stride).unwrap();
+                for t in 0..n {
+                    let y = &got[y_offset + t * y_stride..][..rows];
+                    let xt = &x[x_offset + t * x_stride..][..cols];
+                    check_within(2e-5, ty, rows, cols, y, &wf, xt);
+                }
+            }
+        }
+    });
 }
 
 /// The prefill matmul against the reference matvec of every token, in every form the

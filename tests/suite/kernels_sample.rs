@@ -1,7 +1,7 @@
 //! `shaders/sample/`: argmax, the exact index of the largest logit (ties to the lowest),
 //! over a 248k vocabulary, for any length.
 
-use qwen_wgpu::model::reference::sample::{apply_repetition_penalty, sample_top_k_top_p, Draw};
+use qwen_wgpu::model::reference::sample::{apply_penalties, sample_top_k_top_p, Draw, Penalties};
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::sample::{
     argmax_partials_bytes, top_k_partials_bytes, Argmax, RepetitionPenalty, SampleBuffers,
@@ -10,7 +10,7 @@ use qwen_wgpu::runtime::ops::sample::{
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer};
 
-use crate::common::{gpu_or_skip, run_dispatches};
+use crate::common::{assert_close, gpu_or_skip, run_dispatches};
 
 #[test]
 fn argmax_matches_reference() {
@@ -101,8 +101,8 @@ fn top_k_top_p_sampling_matches_reference() {
     assert!(TopKSampler::new(&gpu, &cache, 100, 65, b).is_err());
 }
 
-/// The penalty touches exactly the distinct recent tokens (duplicates once, ids past the
-/// vocabulary ignored), by the reference's rule: exact, one f32 multiply or divide each.
+/// The penalties touch exactly the distinct recent tokens (duplicates once, counted for the
+/// frequency penalty; ids past the vocabulary ignored), by the reference's rule.
 #[test]
 fn repetition_penalty_matches_reference() {
     let Some(gpu) = gpu_or_skip() else { return };
@@ -119,18 +119,28 @@ fn repetition_penalty_matches_reference() {
             }
         })
         .collect();
-    for (penalty, used) in [(1.3f32, 200usize), (0.8, 17), (1.1, 0)] {
+    let cases = [
+        (1.3f32, 0.0f32, 0.0f32, 200usize),
+        (0.8, 0.0, 0.0, 17),
+        (1.1, 0.0, 0.0, 0),
+        (1.0, 0.5, 0.25, 200),
+        (1.2, -0.3, 1.5, 60),
+    ];
+    for (repeat, presence, frequency, used) in cases {
+        let penalties = Penalties {
+            repeat,
+            presence,
+            frequency,
+        };
         let lb = storage_buffer(&gpu, "logits", bytemuck::cast_slice(&logits));
         let rb = storage_buffer(&gpu, "recent", bytemuck::cast_slice(&recent));
         let mut p = RepetitionPenalty::new(&gpu, &cache, n as u32, 200, &lb, &rb).unwrap();
-        p.set(&gpu.queue, penalty, used as u32).unwrap();
+        p.set(&gpu.queue, penalties, used as u32).unwrap();
         run_dispatches(&gpu, &[&p.dispatch]);
         let mut expect = logits.clone();
-        apply_repetition_penalty(&mut expect, &recent[..used], penalty);
-        assert_eq!(
-            read_f32(&gpu, &lb, n).unwrap(),
-            expect,
-            "penalty {penalty} over {used}"
-        );
+        apply_penalties(&mut expect, &recent[..used], penalties);
+        let got = read_f32(&gpu, &lb, n).unwrap();
+        // Exact but for the subtraction's rounding of c * frequency + presence.
+        assert_close(&format!("{penalties:?} over {used}"), &got, &expect, 1e-6, 1e-6);
     }
 }

@@ -58,13 +58,31 @@ pub fn sample_top_k_top_p(logits: &[f32], top_k: usize, d: &Draw) -> u32 {
     order[kept - 1] as u32
 }
 
-/// Repetition penalty as llama.cpp applies it: each distinct recent token's logit is divided
-/// by `penalty` when positive and multiplied by it otherwise.
-pub fn apply_repetition_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
-    let mut seen = std::collections::HashSet::new();
+/// The penalties on recent tokens, as llama.cpp's `penalties` sampler applies them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Penalties {
+    /// Divides a positive logit, multiplies a negative one (1: off).
+    pub repeat: f32,
+    /// Subtracted once from the logit of every token in the window (0: off).
+    pub presence: f32,
+    /// Subtracted from a token's logit once per time it is in the window (0: off).
+    pub frequency: f32,
+}
+
+/// For each distinct recent token t seen c times:
+/// `l_t = (l_t > 0 ? l_t / repeat : l_t * repeat) - c * frequency - presence`.
+pub fn apply_penalties(logits: &mut [f32], recent: &[u32], p: Penalties) {
+    let mut counts: Vec<(u32, u32)> = Vec::new();
     for &t in recent {
-        if let Some(l) = logits.get_mut(t as usize).filter(|_| seen.insert(t)) {
-            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        match counts.iter_mut().find(|(id, _)| *id == t) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((t, 1)),
+        }
+    }
+    for (t, c) in counts {
+        if let Some(l) = logits.get_mut(t as usize) {
+            let r = if *l > 0.0 { *l / p.repeat } else { *l * p.repeat };
+            *l = r - c as f32 * p.frequency - p.presence;
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::loader::config::ModelConfig;
 use crate::loader::gguf::GgufFile;
 use crate::model::activations::activation_slots;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
-use crate::model::reference::sample::Draw;
+use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
@@ -118,7 +118,11 @@ pub struct Sampling {
     pub min_p: f32,
     /// 1 disables it.
     pub repeat_penalty: f32,
-    /// Recent tokens (prompt included) the penalty covers.
+    /// Subtracted from the logit of each token in the window (0 disables it).
+    pub presence_penalty: f32,
+    /// Subtracted per occurrence in the window (0 disables it).
+    pub frequency_penalty: f32,
+    /// Recent tokens (prompt included) the penalties cover.
     pub repeat_last_n: u32,
 }
 
@@ -142,18 +146,23 @@ impl Sampling {
             && self.top_p <= 1.0
             && (0.0..=1.0).contains(&self.min_p)
             && self.repeat_penalty > 0.0
+            && (-2.0..=2.0).contains(&self.presence_penalty)
+            && (-2.0..=2.0).contains(&self.frequency_penalty)
             && self.repeat_last_n <= MAX_PENALTY_WINDOW;
         if ok {
             Ok(())
         } else {
             Err(Error::InvalidArgument(format!(
                 "sampling: temperature {} (>= 0), top-k {} (0..={MAX_TOP_K}), top-p {} (0, 1], \
-                 min-p {} [0, 1], repeat penalty {} (> 0) over {} tokens (at most {MAX_PENALTY_WINDOW})",
+                 min-p {} [0, 1], repeat penalty {} (> 0), presence penalty {} and frequency \
+                 penalty {} [-2, 2], over {} tokens (at most {MAX_PENALTY_WINDOW})",
                 self.temperature,
                 self.top_k,
                 self.top_p,
                 self.min_p,
                 self.repeat_penalty,
+                self.presence_penalty,
+                self.frequency_penalty,
                 self.repeat_last_n
             )))
         }
@@ -169,6 +178,8 @@ impl Default for Sampling {
             top_p: 0.95,
             min_p: 0.05,
             repeat_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             repeat_last_n: 64,
         }
     }
@@ -439,7 +450,9 @@ impl Session {
     }
 
     fn penalises(&self) -> bool {
-        self.sampling.repeat_penalty != 1.0 && self.sampling.repeat_last_n > 0
+        let s = &self.sampling;
+        let any = s.repeat_penalty != 1.0 || s.presence_penalty != 0.0 || s.frequency_penalty != 0.0;
+        any && s.repeat_last_n > 0
     }
 
     /// Forgets the sequence (the next token is at position 0), and any step sampled ahead.
@@ -788,11 +801,13 @@ impl Session {
             ctx.queue
                 .write_buffer(&self.scratch.recent, 0, bytemuck::cast_slice(known));
             window_end = known.len();
-            self.penalty.set(
-                &ctx.queue,
-                sp.repeat_penalty,
-                (known.len() + unknown) as u32,
-            )?;
+            let penalties = Penalties {
+                repeat: sp.repeat_penalty,
+                presence: sp.presence_penalty,
+                frequency: sp.frequency_penalty,
+            };
+            self.penalty
+                .set(&ctx.queue, penalties, (known.len() + unknown) as u32)?;
         }
         let top_k = match (&mut self.top_k, sp.is_greedy()) {
             (Some(s), false) => {

@@ -6,7 +6,7 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
-use crate::runtime::ops::linear::matvec::WG;
+use crate::runtime::ops::linear::matvec::{check_rows, WG};
 use crate::runtime::ops::linear::matmul::Strided;
 use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
 use crate::runtime::ops::{grid, Dispatch};
@@ -19,8 +19,10 @@ pub const COLS: u32 = 8;
 /// whose 64-token tiles would be mostly empty (on lavapipe a 2048 x 2048 q4_K matmul of 1
 /// to 16 tokens takes 30x the matvec's time).
 pub const MAX_TOKENS: u32 = 16;
-/// Rows per workgroup: 16 invocations a row.
-pub const ROWS: u32 = 4;
+/// Rows per workgroup the kernel is built for: on a GPU 4 (16 lanes along each row, and
+/// 512 workgroups for a 2048-row matrix), on a CPU device 16 (it pays per workgroup, as the
+/// matvec does).
+pub const ROW_CHOICES: [u32; 2] = [4, 16];
 
 kernel_params! {
     /// `shaders/linear/matvec_batch.wgsl`'s `Params`.
@@ -46,14 +48,15 @@ kernel_io! {
     }
 }
 
-pub fn declaration(ty: GgmlType) -> Result<Declaration, GpuError> {
+pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
+    check_rows(rows)?;
     Ok(Declaration::of::<MatvecBatchParams, MatvecBatchIo>(
         "matvec_batch",
         "linear/matvec_batch.wgsl",
     )
-    .include(weight_includes(ty, WeightUse::Decode)?)
+    .include(weight_includes(ty, WeightUse::DotColumns)?)
     .constant("WG", WG)
-    .constant("ROWS", ROWS)
+    .constant("ROWS", rows)
     .constant("COLS", COLS))
 }
 
@@ -74,6 +77,10 @@ pub fn matvec_batch(
             x.stride, w.cols, y.stride, w.rows
         )));
     }
+    let rows = match ctx.features.matvec_min_grid {
+        Some(_) => ROW_CHOICES[0],
+        None => ROW_CHOICES[1],
+    };
     let mut dispatches = Vec::new();
     for first in (0..n_tokens).step_by(COLS as usize) {
         for piece in &w.pieces {
@@ -92,9 +99,9 @@ pub fn matvec_batch(
                 x: x.buffer,
                 y: y.buffer,
             };
-            let groups = piece.rows.div_ceil(ROWS);
+            let groups = piece.rows.div_ceil(rows);
             let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
-            let kernel = Kernel::MatvecBatch(w.ty);
+            let kernel = Kernel::MatvecBatch { ty: w.ty, rows };
             dispatches.push(Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, 1])?);
         }
     }

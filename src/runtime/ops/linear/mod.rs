@@ -27,6 +27,8 @@ pub(crate) enum WeightUse {
     Stage,
     /// Units decoded to floats (`unit_values`): embedding rows.
     Decode,
+    /// A unit's dot with several inputs (`unit_dot_cols`): the batched matvec.
+    DotColumns,
 }
 
 /// The shared pieces a kernel over weights of type `ty` includes: byte helpers, the block
@@ -64,6 +66,7 @@ pub(crate) fn weight_includes(
         WeightUse::Dot => files.push(dot_file(ty)),
         WeightUse::Stage => files.push(stage_file(ty)),
         WeightUse::Decode => {}
+        WeightUse::DotColumns => files.push(dot_columns_file(ty)),
     }
     Ok(files)
 }
@@ -89,6 +92,15 @@ fn dot_file(ty: GgmlType) -> &'static str {
         GgmlType::Bf16 => "linear/dot/bf16.wgsl",
         GgmlType::Iq4Xs => "linear/dot/iq4_xs.wgsl",
         _ => "linear/unit_dot.wgsl",
+    }
+}
+
+/// The batched matvec's `unit_dot_cols` for `ty`: word-wise for q4_K, else over the
+/// decoder's `unit_values`.
+fn dot_columns_file(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::Q4K => "linear/dot_cols/q4_k.wgsl",
+        _ => "linear/dot_cols/generic.wgsl",
     }
 }
 

@@ -1,8 +1,9 @@
-//! `shaders/sample/repetition_penalty.wgsl`: the repetition penalty over the last tokens,
-//! applied to the logits before sampling.
+//! `shaders/sample/repetition_penalty.wgsl`: the repetition, presence and frequency
+//! penalties over the last tokens, applied to the logits before sampling.
 
 use crate::error::GpuError;
 use crate::model::activations::kernel_sizes;
+use crate::model::reference::sample::Penalties;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::Dispatch;
@@ -16,7 +17,9 @@ kernel_params! {
         pub n_recent: u32,
         pub n_vocab: u32,
         pub penalty: f32,
-        pub _pad: u32,
+        pub presence: f32,
+        pub frequency: f32,
+        pub _pad: [u32; 3],
     }
 }
 
@@ -68,7 +71,9 @@ impl RepetitionPenalty {
             n_recent: 0,
             n_vocab,
             penalty: 1.0,
-            _pad: 0,
+            presence: 0.0,
+            frequency: 0.0,
+            _pad: [0; 3],
         };
         let io = RepetitionPenaltyIo { logits, recent };
         let kernel = Kernel::RepetitionPenalty;
@@ -80,20 +85,29 @@ impl RepetitionPenalty {
         })
     }
 
-    /// Sets the penalty and how many ids of the window buffer are in use.
+    /// Sets the penalties and how many ids of the window buffer are in use.
     pub fn set(
         &mut self,
         queue: &wgpu::Queue,
-        penalty: f32,
+        penalties: Penalties,
         n_recent: u32,
     ) -> Result<(), GpuError> {
-        if penalty.is_nan() || penalty <= 0.0 || n_recent > self.window {
+        let Penalties {
+            repeat,
+            presence,
+            frequency,
+        } = penalties;
+        let finite = presence.is_finite() && frequency.is_finite();
+        if repeat.is_nan() || repeat <= 0.0 || !finite || n_recent > self.window {
             return Err(GpuError::Shape(format!(
-                "repetition penalty {penalty} (> 0) over {n_recent} of {} tokens",
+                "penalties: repeat {repeat} (> 0), presence {presence}, frequency {frequency} \
+                 over {n_recent} of {} tokens",
                 self.window
             )));
         }
-        self.params.penalty = penalty;
+        self.params.penalty = repeat;
+        self.params.presence = presence;
+        self.params.frequency = frequency;
         self.params.n_recent = n_recent;
         self.dispatch.write_params(queue, &self.params);
         Ok(())
