@@ -501,7 +501,11 @@ fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
     b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
     // A batched decode step's projections: one matvec per sequence against one batched one.
     let single = Matvec::single(&b.gpu, &b.cache, &wm, &xs, 0, &ys, 0).unwrap();
-    b.time("matvec q4_K 2048 x 2048", &single.pieces().iter().collect::<Vec<_>>(), &ys);
+    b.time(
+        "matvec q4_K 2048 x 2048",
+        &single.pieces().iter().collect::<Vec<_>>(),
+        &ys,
+    );
     for n in [1u32, 8] {
         let ds = matvec_batch(&b.gpu, &b.cache, &wm, n, x, y).unwrap();
         let what = format!("matvec_batch q4_K 2048 x 2048 x {n} tokens");

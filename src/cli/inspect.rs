@@ -31,8 +31,8 @@ pub struct InspectArgs {
     /// Tokens of context per sequence.
     #[arg(long, default_value_t = 4096)]
     context: u64,
-    /// Sequences decoded together.
-    #[arg(long, default_value_t = 1)]
+    /// Sequences decoded together (a server's `--parallel` slots).
+    #[arg(long, alias = "parallel", default_value_t = 1)]
     batch: u32,
     /// Tokens prefilled at once.
     #[arg(long, default_value_t = 512)]

@@ -299,7 +299,9 @@ impl MemoryPlan {
     }
 }
 
-/// The plan for `n_seq` sequences of up to `context` tokens, prefilling `ubatch` tokens at once.
+/// The plan for `n_seq` sequences of up to `context` tokens, prefilling `ubatch` tokens at
+/// once; several sequences also have the rows of the step that decodes them together (a
+/// server's slots: `runtime::DecodeBatch`).
 pub fn memory_plan(
     config: &ModelConfig,
     weights: &WeightBytes,
@@ -308,11 +310,16 @@ pub fn memory_plan(
     ubatch: u64,
     kv_dtype: KvDtype,
 ) -> MemoryPlan {
+    let batch_rows = if n_seq > 1 {
+        crate::model::activations::activation_slots(config, n_seq, n_seq, context).bytes()
+    } else {
+        0
+    };
     MemoryPlan {
         weights: weights.main(),
         kv: n_seq * kv_total_bytes(config, context, kv_dtype),
         recurrent_state: n_seq * recurrent_state_bytes(config).total(),
-        activations: n_seq * sequence_activation_bytes(config, ubatch, context),
+        activations: n_seq * sequence_activation_bytes(config, ubatch, context) + batch_rows,
     }
 }
 

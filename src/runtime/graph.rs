@@ -23,11 +23,11 @@ use crate::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefill,
     FlashPrefillIo, QkNormRope, QkNormRopeIo,
 };
+use crate::runtime::ops::copy_floats::copy_floats;
 use crate::runtime::ops::gdn::{
     causal_conv1d, conv_delta_rule, delta_chunk_state, delta_chunk_wy, delta_rule, CausalConv1dIo,
     ConvDeltaRuleIo, ConvShape, DeltaChunkStateIo, DeltaChunkWyIo, DeltaRuleIo,
 };
-use crate::runtime::ops::copy_floats::copy_floats;
 use crate::runtime::ops::linear::matvec_batch::MAX_TOKENS as BATCH_TOKENS;
 use crate::runtime::ops::linear::{
     embed, matmul, matmul_experts, matvec_batch, matvec_experts, ExpertGroups, ExpertWeights,
@@ -748,9 +748,24 @@ fn attention_rows(
             )));
         };
         let r = r as u32;
-        g.copy("attn_q_row", w.q.rows, (&sa.q_in, r * w.q.rows), (&ra.q_in, 0))?;
-        g.copy("attn_k_row", w.k.rows, (&sa.k_in, r * w.k.rows), (&ra.k_in, 0))?;
-        g.copy("attn_v_row", w.v.rows, (&sa.v_in, r * w.v.rows), (&ra.v_in, 0))?;
+        g.copy(
+            "attn_q_row",
+            w.q.rows,
+            (&sa.q_in, r * w.q.rows),
+            (&ra.q_in, 0),
+        )?;
+        g.copy(
+            "attn_k_row",
+            w.k.rows,
+            (&sa.k_in, r * w.k.rows),
+            (&ra.k_in, 0),
+        )?;
+        g.copy(
+            "attn_v_row",
+            w.v.rows,
+            (&sa.v_in, r * w.v.rows),
+            (&ra.v_in, 0),
+        )?;
         let step = AttentionStep {
             config: &b.config.attention,
             kv_f16: row.state.kv_dtype == KvDtype::F16,
@@ -783,7 +798,12 @@ fn attention_rows(
         let f = FlashDecode::new(b.ctx, b.cache, step, buffers)?;
         g.row_flash[r as usize].push(g.nodes.len());
         g.push("flash_decode", Op::FlashDecode(f));
-        g.copy("attn_out_row", w.o.cols, (&ra.out, 0), (&sa.out, r * w.o.cols))?;
+        g.copy(
+            "attn_out_row",
+            w.o.cols,
+            (&ra.out, 0),
+            (&sa.out, r * w.o.cols),
+        )?;
     }
     g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
@@ -822,9 +842,24 @@ fn gated_delta_net_rows(
             )));
         };
         let r = r as u32;
-        g.copy("qkv_row", w.qkv.rows, (&sl.qkv, r * w.qkv.rows), (&rl.qkv, 0))?;
-        g.copy("beta_row", w.beta.rows, (&sl.beta, r * w.beta.rows), (&rl.beta, 0))?;
-        g.copy("alpha_row", w.alpha.rows, (&sl.alpha, r * w.alpha.rows), (&rl.alpha, 0))?;
+        g.copy(
+            "qkv_row",
+            w.qkv.rows,
+            (&sl.qkv, r * w.qkv.rows),
+            (&rl.qkv, 0),
+        )?;
+        g.copy(
+            "beta_row",
+            w.beta.rows,
+            (&sl.beta, r * w.beta.rows),
+            (&rl.beta, 0),
+        )?;
+        g.copy(
+            "alpha_row",
+            w.alpha.rows,
+            (&sl.alpha, r * w.alpha.rows),
+            (&rl.alpha, 0),
+        )?;
         let io = ConvDeltaRuleIo {
             qkv: &rl.qkv,
             conv_w: &w.conv,
@@ -841,7 +876,12 @@ fn gated_delta_net_rows(
             "conv_delta_rule",
             conv_delta_rule(b.ctx, b.cache, gc, eps, io),
         )?;
-        g.copy("delta_out_row", width, (&rl.delta_out, 0), (&sl.delta_out, r * width))?;
+        g.copy(
+            "delta_out_row",
+            width,
+            (&rl.delta_out, 0),
+            (&sl.delta_out, r * width),
+        )?;
     }
     let io = GatedRmsNormIo {
         src: &sl.delta_out,

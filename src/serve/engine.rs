@@ -405,7 +405,9 @@ impl Engine {
                     .map(|(_, s)| &mut s.session)
                     .collect();
                 match batch.decode_ahead(&mut sessions) {
-                    Ok(ids) => tokens.extend(going.iter().zip(ids).map(|(&i, t)| (i, Ok(t), false))),
+                    Ok(ids) => {
+                        tokens.extend(going.iter().zip(ids).map(|(&i, t)| (i, Ok(t), false)))
+                    }
                     Err(e) => {
                         for &i in &going {
                             self.abort(i, &e);

@@ -22,7 +22,9 @@ const OPTIONS: SessionOptions = SessionOptions {
 const PROMPTS: [&[u32]; 3] = [
     &[3, 14, 15, 9, 26, 5, 35, 8, 9, 7, 9],
     &[27, 18, 28],
-    &[1, 41, 42, 13, 56, 23, 7, 30, 11, 12, 60, 2, 5, 9, 17, 33, 20, 4, 6],
+    &[
+        1, 41, 42, 13, 56, 23, 7, 30, 11, 12, 60, 2, 5, 9, 17, 33, 20, 4, 6,
+    ],
 ];
 
 /// Which sessions each step runs together: all, then one leaving, then back.

@@ -294,7 +294,11 @@ fn matvec_batch_matches_reference_for_every_type() {
     let mut rng = SplitMix64::new(45);
     for_each_matvec_grid(&mut gpu, &[512], |gpu| {
         for ty in GgmlType::SUPPORTED {
-            let cols = if ty.layout().block_size == 256 { 512 } else { 96 };
+            let cols = if ty.layout().block_size == 256 {
+                512
+            } else {
+                96
+            };
             let rows = 37;
             let w = random_weights(ty, rows, cols, &mut rng);
             let wf = dequantize(ty, &w, rows * cols).unwrap();

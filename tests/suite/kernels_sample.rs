@@ -141,6 +141,12 @@ fn repetition_penalty_matches_reference() {
         apply_penalties(&mut expect, &recent[..used], penalties);
         let got = read_f32(&gpu, &lb, n).unwrap();
         // Exact but for the subtraction's rounding of c * frequency + presence.
-        assert_close(&format!("{penalties:?} over {used}"), &got, &expect, 1e-6, 1e-6);
+        assert_close(
+            &format!("{penalties:?} over {used}"),
+            &got,
+            &expect,
+            1e-6,
+            1e-6,
+        );
     }
 }

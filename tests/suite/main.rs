@@ -18,6 +18,7 @@ mod kernels_norm;
 mod kernels_sample;
 mod parity;
 mod pipelined;
+mod prompt_cache;
 mod quant;
 mod reference;
 mod server;

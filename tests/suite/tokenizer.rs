@@ -187,3 +187,51 @@ fn unreadable_vocabularies_are_named() {
         matches!(from_writer(&w), Err(TokenizerError::MissingKey(k)) if k == "tokenizer.ggml.tokens")
     );
 }
+
+/// The synthetic models' template renders tools, an assistant's tool calls (arguments by
+/// parameter, strings raw and the rest as JSON) and the tool results as Qwen3.5 lays them
+/// out, and keeps reasoning only after the last user message.
+#[test]
+fn chat_template_renders_tools_calls_and_results() {
+    use qwen_wgpu::loader::tokenizer::{TemplateFunction, TemplateToolCall};
+    let t = ChatTemplate::new(CHATML_TEMPLATE).unwrap();
+    let tool = serde_json::json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}});
+    let call = TemplateToolCall {
+        id: "c1".into(),
+        kind: "function",
+        function: TemplateFunction {
+            name: "get_weather".into(),
+            arguments: serde_json::json!({"city": "Paris", "days": 3}),
+        },
+    };
+    let messages = [
+        ChatMessage::new("system", "Be brief."),
+        ChatMessage {
+            reasoning_content: Some("old thoughts".into()),
+            ..ChatMessage::new("assistant", "Earlier.")
+        },
+        ChatMessage::new("user", "Weather in Paris?"),
+        ChatMessage {
+            reasoning_content: Some("I should look it up.".into()),
+            tool_calls: vec![call],
+            ..ChatMessage::new("assistant", "")
+        },
+        ChatMessage {
+            tool_call_id: Some("c1".into()),
+            ..ChatMessage::new("tool", "{\"forecast\": \"sunny\"}")
+        },
+        ChatMessage::new("tool", "second result"),
+    ];
+    let got = t.render_with_tools(&messages, &[tool], true, true).unwrap();
+    let want = "<|im_start|>system\nBe brief.\n\n# Tools\n\nThese functions are available, one JSON signature a line:\n<tools>\n{\"function\": {\"name\": \"get_weather\", \"parameters\": {\"properties\": {\"city\": {\"type\": \"string\"}}, \"type\": \"object\"}}, \"type\": \"function\"}\n</tools>\n\nCall one by writing:\n<tool_call>\n<function=NAME>\n<parameter=ARGUMENT>\nVALUE\n</parameter>\n</function>\n</tool_call>\nwith one parameter element per argument and every required argument given. Calls may follow one another; after the last, stop and wait for the results.<|im_end|>\n\
+<|im_start|>assistant\nEarlier.<|im_end|>\n\
+<|im_start|>user\nWeather in Paris?<|im_end|>\n\
+<|im_start|>assistant\n<think>\nI should look it up.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call><|im_end|>\n\
+<|im_start|>user\n<tool_response>\n{\"forecast\": \"sunny\"}\n</tool_response>\n<tool_response>\nsecond result\n</tool_response><|im_end|>\n\
+<|im_start|>assistant\n";
+    assert_eq!(got, want, "\n--- got ---\n{got}\n--- want ---\n{want}");
+    // Without tools the template is plain ChatML, as before.
+    let plain = t.render(&messages[..3], true, false).unwrap();
+    assert!(!plain.contains("# Tools") && plain.ends_with("<think>\n\n</think>\n\n"));
+}

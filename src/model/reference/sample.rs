@@ -81,7 +81,11 @@ pub fn apply_penalties(logits: &mut [f32], recent: &[u32], p: Penalties) {
     }
     for (t, c) in counts {
         if let Some(l) = logits.get_mut(t as usize) {
-            let r = if *l > 0.0 { *l / p.repeat } else { *l * p.repeat };
+            let r = if *l > 0.0 {
+                *l / p.repeat
+            } else {
+                *l * p.repeat
+            };
             *l = r - c as f32 * p.frequency - p.presence;
         }
     }

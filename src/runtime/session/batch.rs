@@ -88,7 +88,10 @@ impl DecodeBatch {
                 s.record_draw(&mut pass, draw);
             }
         }
-        let reads: Vec<usize> = sessions.iter_mut().map(|s| s.record_read(&mut enc)).collect();
+        let reads: Vec<usize> = sessions
+            .iter_mut()
+            .map(|s| s.record_read(&mut enc))
+            .collect();
         let submission = ctx.queue.submit([enc.finish()]);
         let share = (thread_cpu_seconds() - started) / sessions.len() as f64;
         let mut pending = Vec::with_capacity(sessions.len());

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use crate::error::{Error, GpuError};
 use crate::loader::config::ModelConfig;
 use crate::loader::gguf::GgufFile;
-use crate::model::activations::activation_slots;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
@@ -89,20 +88,14 @@ impl SessionOptions {
         weights: &WeightBytes,
         sessions: u32,
     ) -> MemoryPlan {
-        let mut plan = memory_plan(
+        memory_plan(
             config,
             weights,
             self.context as u64,
             sessions as u64,
             self.ubatch as u64,
             self.kv_dtype,
-        );
-        if sessions > 1 {
-            let n = sessions as u64;
-            plan.activations +=
-                activation_slots(config, n, n, self.context as u64).bytes();
-        }
-        plan
+        )
     }
 }
 
@@ -451,7 +444,8 @@ impl Session {
 
     fn penalises(&self) -> bool {
         let s = &self.sampling;
-        let any = s.repeat_penalty != 1.0 || s.presence_penalty != 0.0 || s.frequency_penalty != 0.0;
+        let any =
+            s.repeat_penalty != 1.0 || s.presence_penalty != 0.0 || s.frequency_penalty != 0.0;
         any && s.repeat_last_n > 0
     }
 

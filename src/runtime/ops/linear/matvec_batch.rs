@@ -6,8 +6,8 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
-use crate::runtime::ops::linear::matvec::{check_rows, WG};
 use crate::runtime::ops::linear::matmul::Strided;
+use crate::runtime::ops::linear::matvec::{check_rows, WG};
 use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -102,7 +102,14 @@ pub fn matvec_batch(
             let groups = piece.rows.div_ceil(rows);
             let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
             let kernel = Kernel::MatvecBatch { ty: w.ty, rows };
-            dispatches.push(Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, 1])?);
+            dispatches.push(Dispatch::new(
+                ctx,
+                cache,
+                kernel,
+                &params,
+                &io,
+                [gx, gy, 1],
+            )?);
         }
     }
     Ok(dispatches)
