@@ -158,6 +158,23 @@ impl GgufTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The bytes a token stands for (its byte-level form mapped back; a token may hold part
+    /// of a UTF-8 character); empty for an id outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(piece) = self.inner.id_to_token(id) else {
+            return Vec::new();
+        };
+        let map = crate::loader::vocab::byte_to_unicode();
+        let mut bytes = Vec::new();
+        for c in piece.chars() {
+            match map.iter().position(|&m| m == c) {
+                Some(b) => bytes.push(b as u8),
+                None => bytes.extend(c.to_string().as_bytes()),
+            }
+        }
+        bytes
+    }
+
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

@@ -15,6 +15,8 @@ use crate::serve::job::OutputForm;
 
 /// Most stop strings a request may give.
 pub const MAX_STOPS: usize = 16;
+/// Most alternatives `top_logprobs` may ask for (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: u32 = 20;
 
 /// The body of `/v1/chat/completions` and `/v1/completions` (the fields either reads;
 /// fields this server does not know are ignored, as OpenAI's own server does).
@@ -153,6 +155,8 @@ pub struct Prepared {
     pub form: OutputForm,
     pub stream: bool,
     pub include_usage: bool,
+    /// Each generated token's log probability and this many alternatives, when asked.
+    pub logprobs: Option<u32>,
 }
 
 /// Which endpoint a body came to.
@@ -171,6 +175,7 @@ pub fn prepare(
     limits: &Limits,
 ) -> Result<Prepared, ApiError> {
     check_common(&body, limits)?;
+    let logprobs = logprobs(&body, endpoint)?;
     let sampling = sampling(&body)?;
     let stops = match &body.stop {
         None => Vec::new(),
@@ -207,6 +212,7 @@ pub fn prepare(
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        logprobs,
     })
 }
 
@@ -235,17 +241,6 @@ fn check_common(body: &RequestBody, limits: &Limits) -> Result<(), ApiError> {
             "echo: returning the prompt with the completion is not supported".into(),
         ));
     }
-    let logprobs = match &body.logprobs {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Number(n)) => n.as_u64() != Some(0),
-        Some(_) => true,
-    };
-    if logprobs || body.top_logprobs.is_some_and(|n| n > 0) {
-        return Err(ApiError::bad_request(
-            Some("logprobs"),
-            "logprobs: log probabilities are not supported by this server yet".into(),
-        ));
-    }
     match body
         .response_format
         .as_ref()
@@ -260,6 +255,35 @@ fn check_common(body: &RequestBody, limits: &Limits) -> Result<(), ApiError> {
                  only 'text'"
             ),
         )),
+    }
+}
+
+/// The alternatives a request wants with each token's log probability: chat's `logprobs:
+/// true` with `top_logprobs: n`, or the completions endpoint's `logprobs: n`.
+fn logprobs(body: &RequestBody, endpoint: Endpoint) -> Result<Option<u32>, ApiError> {
+    let bad = |what: &str| ApiError::bad_request(Some("logprobs"), format!("logprobs: {what}"));
+    let top = match (endpoint, &body.logprobs) {
+        (_, None | Some(Value::Null) | Some(Value::Bool(false))) => None,
+        (Endpoint::Chat, Some(Value::Bool(true))) => Some(body.top_logprobs.unwrap_or(0)),
+        (Endpoint::Completion, Some(Value::Number(n))) => Some(
+            n.as_u64()
+                .ok_or_else(|| bad("expected a count of alternatives"))? as u32,
+        ),
+        (Endpoint::Chat, Some(_)) => return Err(bad("expected a boolean")),
+        (Endpoint::Completion, Some(_)) => return Err(bad("expected a count of alternatives")),
+    };
+    if body.top_logprobs.is_some() && top.is_none() && endpoint == Endpoint::Chat {
+        return Err(ApiError::bad_request(
+            Some("top_logprobs"),
+            "top_logprobs: needs logprobs: true".into(),
+        ));
+    }
+    match top {
+        Some(n) if n > MAX_TOP_LOGPROBS => Err(ApiError::bad_request(
+            Some("top_logprobs"),
+            format!("top_logprobs: {n}, at most {MAX_TOP_LOGPROBS}"),
+        )),
+        other => Ok(other),
     }
 }
 

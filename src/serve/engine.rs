@@ -20,6 +20,7 @@ use crate::loader::tokenizer::GgufTokenizer;
 use crate::runtime::state::StateSnapshot;
 use crate::runtime::{DecodeBatch, GpuModel, Session, SessionOptions};
 use crate::serve::job::{Event, Job, Usage};
+use crate::serve::logprobs::logprobs;
 use crate::serve::metrics::Metrics;
 use crate::serve::prompt_cache::{plan_resume, snapshot_marks, Resume, SnapshotStore};
 use crate::serve::reply::{Next, ReplyStream};
@@ -112,6 +113,9 @@ struct Work {
     prefilled: usize,
     cached: usize,
     generated: u32,
+    /// A job reporting log probabilities steps unpipelined, alone, reading each step's
+    /// logits: the last token drawn, which its next step feeds.
+    drawn: Option<u32>,
     /// Admission order: prompts are prefilled first come, first served.
     admitted: u64,
 }
@@ -313,6 +317,7 @@ impl Engine {
             prefilled: reused,
             cached: reused,
             generated: 0,
+            drawn: None,
             admitted: self.clock,
         });
         Ok(())
@@ -360,7 +365,9 @@ impl Engine {
             }
         }
         if work.prefilled == work.job.prompt.len() {
-            slot.session.sample_ahead()?;
+            if work.job.logprobs.is_none() {
+                slot.session.sample_ahead()?;
+            }
             work.phase = Phase::Decode;
         }
         Ok(())
@@ -371,6 +378,7 @@ impl Engine {
     fn decode_all(&mut self) -> u64 {
         let mut going = Vec::new();
         let mut ending = Vec::new();
+        let mut reporting = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(work) = slot.work.as_ref().filter(|w| w.phase == Phase::Decode) else {
                 continue;
@@ -379,16 +387,19 @@ impl Engine {
             // The token about to be read is the last whatever it is: no step feeds it.
             let last = work.generated + 1 >= work.job.max_tokens
                 || session.position() >= session.options.context;
-            if last {
-                ending.push(i);
-            } else {
-                going.push(i);
+            match (work.job.logprobs.is_some(), last) {
+                (true, _) => reporting.push((i, last)),
+                (false, true) => ending.push(i),
+                (false, false) => going.push(i),
             }
         }
         let mut tokens: Vec<(usize, Result<u32, Error>, bool)> = ending
             .iter()
             .map(|&i| (i, self.slots[i].session.read_ahead(), true))
             .collect();
+        for (i, last) in reporting {
+            tokens.push((i, self.draw_reporting(i), last));
+        }
         match (going.len(), self.batch.as_mut()) {
             (0, _) => {}
             (1, _) | (_, None) => tokens.extend(
@@ -424,6 +435,26 @@ impl Engine {
             }
         }
         generated
+    }
+
+    /// The next token of a job reporting log probabilities: drawn from the prompt's logits
+    /// first, then each step feeds the last one; the step's logits give the report, sent
+    /// before the token's text.
+    fn draw_reporting(&mut self, index: usize) -> Result<u32, Error> {
+        let slot = &mut self.slots[index];
+        let Some(work) = slot.work.as_mut() else {
+            return Err(Error::InvalidArgument("no job on the slot".into()));
+        };
+        let token = match work.drawn {
+            None => slot.session.sample()?,
+            Some(t) => slot.session.decode(t)?,
+        };
+        work.drawn = Some(token);
+        let top = work.job.logprobs.unwrap_or(0);
+        let logits = slot.session.logits()?;
+        let report = logprobs(&logits, token, top, &self.tokenizer);
+        let _ = work.job.events.send(Event::Logprobs(report));
+        Ok(token)
     }
 
     /// Hands a generated token to the slot's reply and ends the job when it is over.

@@ -23,7 +23,7 @@ use crate::loader::tokenizer::{ChatTemplate, GgufTokenizer};
 use crate::serve::api::{parse_body, prepare, Endpoint, Limits, Prepared};
 use crate::serve::engine::EngineHandle;
 use crate::serve::error::ApiError;
-use crate::serve::job::{Event, FinishReason, Job, Usage};
+use crate::serve::job::{Event, FinishReason, Job, Logprobs, TokenLogprob, Usage};
 use crate::serve::metrics::Metrics;
 
 /// What the server knows once the model is loaded.
@@ -221,6 +221,7 @@ async fn start(
         sampling,
         stops,
         form,
+        logprobs,
         ..
     } = prepared;
     state
@@ -233,6 +234,7 @@ async fn start(
             seed,
             stops,
             form,
+            logprobs,
             events: tx,
             received: Instant::now(),
             ticket,
@@ -293,6 +295,56 @@ impl ReplyShape {
     }
 }
 
+fn logprob_json(t: &TokenLogprob) -> Value {
+    json!({
+        "token": String::from_utf8_lossy(&t.bytes),
+        "logprob": t.logprob,
+        "bytes": t.bytes,
+    })
+}
+
+/// Chat's `logprobs.content`: one entry a token, with its alternatives.
+fn chat_logprobs(reports: &[Logprobs]) -> Value {
+    let content: Vec<Value> = reports
+        .iter()
+        .map(|l| {
+            let mut entry = logprob_json(&l.token);
+            entry["top_logprobs"] = l.top.iter().map(logprob_json).collect();
+            entry
+        })
+        .collect();
+    json!({ "content": content })
+}
+
+/// The completions endpoint's (legacy) `logprobs`: parallel lists, the text offset of each
+/// token counted from `offset`.
+fn completion_logprobs(reports: &[Logprobs], mut offset: usize) -> Value {
+    let text = |t: &TokenLogprob| String::from_utf8_lossy(&t.bytes).into_owned();
+    let mut offsets = Vec::new();
+    for l in reports {
+        offsets.push(offset);
+        offset += text(&l.token).len();
+    }
+    json!({
+        "tokens": reports.iter().map(|l| text(&l.token)).collect::<Vec<_>>(),
+        "token_logprobs": reports.iter().map(|l| l.token.logprob).collect::<Vec<_>>(),
+        "top_logprobs": reports
+            .iter()
+            .map(|l| l.top.iter().map(|t| (text(t), json!(t.logprob))).collect::<serde_json::Map<_, _>>())
+            .collect::<Vec<_>>(),
+        "text_offset": offsets,
+    })
+}
+
+/// A reply's `logprobs` in its endpoint's form, null when none were asked for.
+fn logprobs_json(endpoint: Endpoint, reports: &[Logprobs], offset: usize) -> Value {
+    match (reports.is_empty(), endpoint) {
+        (true, _) => Value::Null,
+        (false, Endpoint::Chat) => chat_logprobs(reports),
+        (false, Endpoint::Completion) => completion_logprobs(reports, offset),
+    }
+}
+
 fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
@@ -310,13 +362,16 @@ async fn collect(
     let mut content = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
+    let mut reports = Vec::new();
     loop {
         match rx.recv().await {
             Some(Event::Started { .. }) => {}
+            Some(Event::Logprobs(l)) => reports.push(l),
             Some(Event::Reasoning(t)) => reasoning.push_str(&t),
             Some(Event::Content(t)) => content.push_str(&t),
             Some(Event::ToolCall(c)) => calls.push(shape.call_json(calls.len(), &c)),
             Some(Event::Done { finish, usage }) => {
+                let logprobs = logprobs_json(shape.endpoint, &reports, 0);
                 let choice = match shape.endpoint {
                     Endpoint::Chat => {
                         let mut message = json!({
@@ -333,10 +388,11 @@ async fn collect(
                         if !calls.is_empty() {
                             message["tool_calls"] = Value::Array(calls);
                         }
-                        json!({"index": 0, "message": message, "logprobs": null,
+                        json!({"index": 0, "message": message, "logprobs": logprobs,
                                "finish_reason": finish.as_str()})
                     }
-                    Endpoint::Completion => json!({"index": 0, "text": content, "logprobs": null,
+                    Endpoint::Completion => json!({"index": 0, "text": content,
+                                                   "logprobs": logprobs,
                                                    "finish_reason": finish.as_str()}),
                 };
                 let object = match shape.endpoint {
@@ -366,21 +422,27 @@ struct Streaming {
     shape: ReplyShape,
     calls: usize,
     ended: bool,
+    /// Bytes of completion text sent, for the legacy logprobs' offsets.
+    sent: usize,
 }
 
 impl Streaming {
     fn chunk(&self, delta: Value, finish: Option<FinishReason>) -> SseEvent {
+        self.chunk_with(delta, finish, Value::Null)
+    }
+
+    fn chunk_with(&self, delta: Value, finish: Option<FinishReason>, logprobs: Value) -> SseEvent {
         let finish = finish.map(|f| f.as_str());
         let body = match self.shape.endpoint {
             Endpoint::Chat => self.shape.envelope(
                 "chat.completion.chunk",
-                json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]),
+                json!([{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]),
             ),
             Endpoint::Completion => {
                 let text = delta.get("content").cloned().unwrap_or(json!(""));
                 self.shape.envelope(
                     "text_completion",
-                    json!([{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}]),
+                    json!([{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}]),
                 )
             }
         };
@@ -396,8 +458,15 @@ impl Streaming {
                 }
                 Endpoint::Completion => Vec::new(),
             },
+            Some(Event::Logprobs(l)) => {
+                let report = logprobs_json(self.shape.endpoint, &[l], self.sent);
+                vec![self.chunk_with(json!({}), None, report)]
+            }
             Some(Event::Reasoning(t)) => vec![self.chunk(json!({"reasoning_content": t}), None)],
-            Some(Event::Content(t)) => vec![self.chunk(json!({"content": t}), None)],
+            Some(Event::Content(t)) => {
+                self.sent += t.len();
+                vec![self.chunk(json!({"content": t}), None)]
+            }
             Some(Event::ToolCall(c)) => {
                 let call = self.shape.call_json(self.calls, &c);
                 self.calls += 1;
@@ -441,6 +510,7 @@ fn event_stream(
         shape,
         calls: 0,
         ended: false,
+        sent: 0,
     };
     stream::unfold(streaming, |mut s| async move {
         if s.ended {

@@ -38,6 +38,8 @@ pub struct Job {
     pub seed: u64,
     pub stops: Vec<String>,
     pub form: OutputForm,
+    /// Report each token's log probability with this many alternatives.
+    pub logprobs: Option<u32>,
     pub events: UnboundedSender<Event>,
     pub received: Instant,
     /// Holds the job's place in the engine's limit until the job is dropped.
@@ -71,11 +73,28 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
-/// What the engine reports on a job's channel, in order: `Started`, pieces, then `Done`
-/// or `Failed` (a job may also fail before it starts).
+/// A token's text as bytes (a token may hold part of a UTF-8 character) and its log
+/// probability under the distribution it was drawn from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+}
+
+/// A generated token's log probability, and the most likely tokens at its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logprobs {
+    pub token: TokenLogprob,
+    pub top: Vec<TokenLogprob>,
+}
+
+/// What the engine reports on a job's channel, in order: `Started`, pieces (with each
+/// token's `Logprobs` before its text, when asked), then `Done` or `Failed` (a job may also
+/// fail before it starts).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Started { cached_tokens: u32 },
+    Logprobs(Logprobs),
     Reasoning(String),
     Content(String),
     ToolCall(ToolCall),

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod job;
+pub mod logprobs;
 pub mod metrics;
 pub mod prompt_cache;
 pub mod reply;

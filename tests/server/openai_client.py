@@ -239,6 +239,30 @@ def real():
                         ({"messages": []}, "messages"), ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role")]:
         resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt, **body})
         check(f"{param}: 400", resp.status_code == 400 and error_of(resp)["param"] == param, resp.text)
+    # Log probabilities: the greedy token is the most likely one, and the tokens are the
+    # ones drawn without asking for them.
+    plain8 = greedy(prompt, 8)
+    r = greedy(prompt, 8, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    check("logprobs: one entry a token", len(content) == r.usage.completion_tokens, repr(r.choices[0].logprobs))
+    check("logprobs: the greedy token is the best of its top 3",
+          all(len(e.top_logprobs) == 3 and e.logprob <= 0 and abs(e.logprob - e.top_logprobs[0].logprob) < 1e-5
+              and e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob >= e.top_logprobs[2].logprob
+              for e in content), repr(content[:2]))
+    check("logprobs: the same reply as without them", r.choices[0].message.content == plain8.choices[0].message.content,
+          repr((r.choices[0].message.content, plain8.choices[0].message.content)))
+    streamed = client.chat.completions.create(model=MODEL, messages=prompt, max_tokens=8, temperature=0, stream=True,
+                                              logprobs=True, top_logprobs=1)
+    entries = [e for chunk in streamed for c in chunk.choices if c.logprobs and c.logprobs.content
+               for e in c.logprobs.content]
+    check("streamed logprobs", [e.logprob for e in entries] == [e.logprob for e in content], repr(entries[:2]))
+    c = client.completions.create(model=MODEL, prompt="The GPU", max_tokens=4, temperature=0, logprobs=2)
+    lp = c.choices[0].logprobs
+    check("completion logprobs", len(lp.token_logprobs) == c.usage.completion_tokens and len(lp.top_logprobs[0]) <= 2
+          and lp.text_offset[0] == 0, repr(lp))
+    resp = post("/v1/chat/completions", {"model": MODEL, "messages": prompt, "logprobs": True, "top_logprobs": 21})
+    check("top_logprobs over 20: 400", resp.status_code == 400 and error_of(resp)["param"] == "top_logprobs", resp.text)
+
     # Presence and frequency penalties take effect (greedy: only the penalties can change the reply).
     penalised = greedy(prompt, 16, presence_penalty=2.0, frequency_penalty=2.0).choices[0].message.content
     check("presence and frequency penalties change a greedy reply", penalised != full, repr((penalised, full)))
