@@ -188,9 +188,10 @@ fn unreadable_vocabularies_are_named() {
     );
 }
 
-/// The synthetic models' template renders tools, an assistant's tool calls (arguments by
-/// parameter, strings raw and the rest as JSON) and the tool results as Qwen3.5 lays them
-/// out, and keeps reasoning only after the last user message.
+/// The synthetic models' template renders tools (as `json.dumps` writes them, keys in the
+/// client's order), an assistant's tool calls (arguments by parameter, strings raw and the
+/// rest as JSON) and the tool results as Qwen3.5 lays them out, and keeps reasoning only
+/// after the last user message.
 #[test]
 fn chat_template_renders_tools_calls_and_results() {
     use qwen_wgpu::loader::tokenizer::{TemplateFunction, TemplateToolCall};
@@ -224,7 +225,7 @@ fn chat_template_renders_tools_calls_and_results() {
         ChatMessage::new("tool", "second result"),
     ];
     let got = t.render_with_tools(&messages, &[tool], true, true).unwrap();
-    let want = "<|im_start|>system\nBe brief.\n\n# Tools\n\nThese functions are available, one JSON signature a line:\n<tools>\n{\"function\": {\"name\": \"get_weather\", \"parameters\": {\"properties\": {\"city\": {\"type\": \"string\"}}, \"type\": \"object\"}}, \"type\": \"function\"}\n</tools>\n\nCall one by writing:\n<tool_call>\n<function=NAME>\n<parameter=ARGUMENT>\nVALUE\n</parameter>\n</function>\n</tool_call>\nwith one parameter element per argument and every required argument given. Calls may follow one another; after the last, stop and wait for the results.<|im_end|>\n\
+    let want = "<|im_start|>system\nBe brief.\n\n# Tools\n\nThese functions are available, one JSON signature a line:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}\n</tools>\n\nCall one by writing:\n<tool_call>\n<function=NAME>\n<parameter=ARGUMENT>\nVALUE\n</parameter>\n</function>\n</tool_call>\nwith one parameter element per argument and every required argument given. Calls may follow one another; after the last, stop and wait for the results.<|im_end|>\n\
 <|im_start|>assistant\nEarlier.<|im_end|>\n\
 <|im_start|>user\nWeather in Paris?<|im_end|>\n\
 <|im_start|>assistant\n<think>\nI should look it up.\n</think>\n\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call><|im_end|>\n\
