@@ -10,7 +10,6 @@ use std::io::{BufRead, Write};
 use qwen_wgpu::chat::{generate, Conversation, Flow};
 use qwen_wgpu::error::Error;
 use qwen_wgpu::loader::tokenizer::{ChatTemplate, GgufTokenizer};
-use qwen_wgpu::loader::vocab::CHATML_TEMPLATE;
 use qwen_wgpu::loader::{GgufFile, ModelConfig};
 use qwen_wgpu::runtime::{AdapterChoice, GpuContext, GpuModel, Sampling, Session, SessionOptions};
 
@@ -30,12 +29,7 @@ fn chat() -> Result<(), Error> {
     let config = ModelConfig::from_gguf(&file)?;
     config.check_tensors(&file)?;
     let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::new(
-        tokenizer
-            .chat_template
-            .as_deref()
-            .unwrap_or(CHATML_TEMPLATE),
-    )?;
+    let template = ChatTemplate::of_tokenizer(&tokenizer)?;
 
     let gpu = GpuContext::new(&AdapterChoice::from_env())?;
     let options = SessionOptions::default();

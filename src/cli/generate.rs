@@ -257,10 +257,7 @@ fn print_stats(loaded: &Loaded, conv: &Conversation) {
 
 pub fn chat(args: ChatArgs) -> Result<(), Error> {
     let (mut loaded, _) = start(&args.model, &args.sampling)?;
-    let template = match template_of(&loaded)? {
-        Some(t) => t,
-        None => ChatTemplate::new(qwen_wgpu::loader::vocab::CHATML_TEMPLATE)?,
-    };
+    let template = ChatTemplate::of_tokenizer(&loaded.tokenizer)?;
     eprintln!("type a message; /reset forgets, /stats shows usage, /think on|off, /exit quits; Ctrl-C stops a reply");
     let mut conv = Conversation::new(args.system.as_deref(), args.think);
     let stdin = std::io::stdin();

@@ -373,6 +373,12 @@ impl ChatTemplate {
         Ok(ChatTemplate { env })
     }
 
+    /// The template `tokenizer`'s GGUF carries, or ChatML with tools when it has none.
+    pub fn of_tokenizer(tokenizer: &GgufTokenizer) -> Result<ChatTemplate, TokenizerError> {
+        let source = tokenizer.chat_template.as_deref();
+        ChatTemplate::new(source.unwrap_or(crate::loader::vocab::CHATML_TEMPLATE))
+    }
+
     /// The prompt for `messages`; `add_generation_prompt` opens the assistant's turn;
     /// `enable_thinking` (Qwen3.5) chooses whether the reply starts with a reasoning block.
     pub fn render(

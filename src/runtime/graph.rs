@@ -15,8 +15,10 @@
 //! ([`Graph::set_position`]: rotary angles, cache rows, KV length) and records it.
 
 use crate::error::{Error, GpuError};
-use crate::loader::config::{ExpertGateUp, FfnConfig, ModelConfig, MoeConfig};
-use crate::model::activations::{moe_h_stride, LinearActivations, RouterActivations};
+use crate::loader::config::{ExpertGateUp, FfnConfig, GdnConfig, ModelConfig, MoeConfig};
+use crate::model::activations::{
+    moe_h_stride, AttentionActivations, LinearActivations, RouterActivations,
+};
 use crate::model::algebra::KvDtype;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
@@ -546,6 +548,8 @@ fn lm_head(g: &mut Builder<'_>, logits: LogitRows) -> Result<(), GpuError> {
     }
 }
 
+/// A step's gated attention: the q, k, v projections, then norm, rope, cache write and
+/// attention over the step's own cache, then the output projection.
 fn attention(
     g: &mut Builder<'_>,
     w: &AttentionWeights,
@@ -554,25 +558,122 @@ fn attention(
     values: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
     let b = g.b;
-    let s = b.scratch;
-    let Some(sa) = &s.attention else {
-        return Err(GpuError::Shape(
-            "attention layer without attention scratch".into(),
-        ));
+    let sa = attention_scratch(b.scratch)?;
+    attention_projections(g, w, norm, sa)?;
+    let seq = Sequence {
+        step: &b.scratch.step,
+        kv_f16: b.state.kv_dtype == KvDtype::F16,
+        n_tokens: g.n_tokens,
     };
+    attention_core(g, w, sa, seq, keys, values)?;
+    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
+}
+
+/// A batched decode step's gated attention: the q, k, v projections of every row at once,
+/// then each row's norm, rope, cache write and attention on its own cache (its rows of
+/// q/k/v handed to its scratch, its output taken back), then the output projection of all.
+fn attention_rows(
+    g: &mut Builder<'_>,
+    i: usize,
+    w: &AttentionWeights,
+    norm: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let sa = attention_scratch(g.b.scratch)?;
+    attention_projections(g, w, norm, sa)?;
+    let rows = g.rows;
+    for (r, row) in rows.iter().enumerate() {
+        let (LayerState::Attention { keys, values }, Ok(ra)) =
+            (&row.state.layers[i], attention_scratch(row.scratch))
+        else {
+            return Err(GpuError::Shape(format!(
+                "layer {i}: batched row {r} has no attention cache"
+            )));
+        };
+        let at = r as u32;
+        g.copy(
+            "attn_q_row",
+            w.q.rows,
+            (&sa.q_in, at * w.q.rows),
+            (&ra.q_in, 0),
+        )?;
+        g.copy(
+            "attn_k_row",
+            w.k.rows,
+            (&sa.k_in, at * w.k.rows),
+            (&ra.k_in, 0),
+        )?;
+        g.copy(
+            "attn_v_row",
+            w.v.rows,
+            (&sa.v_in, at * w.v.rows),
+            (&ra.v_in, 0),
+        )?;
+        let seq = Sequence {
+            step: &row.scratch.step,
+            kv_f16: row.state.kv_dtype == KvDtype::F16,
+            n_tokens: 1,
+        };
+        let flash = attention_core(g, w, ra, seq, keys, values)?;
+        g.row_flash[r].extend(flash);
+        g.copy(
+            "attn_out_row",
+            w.o.cols,
+            (&ra.out, 0),
+            (&sa.out, at * w.o.cols),
+        )?;
+    }
+    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
+}
+
+fn attention_scratch(s: &Scratch) -> Result<&AttentionActivations<wgpu::Buffer>, GpuError> {
+    s.attention
+        .as_ref()
+        .ok_or_else(|| GpuError::Shape("attention layer without attention scratch".into()))
+}
+
+/// One sequence's share of a mixer step: where its position is, its KV element type and
+/// its tokens in the step.
+#[derive(Clone, Copy)]
+struct Sequence<'a> {
+    step: &'a wgpu::Buffer,
+    kv_f16: bool,
+    n_tokens: u32,
+}
+
+/// The q, k and v projections of the step's normed rows into `sa`.
+fn attention_projections(
+    g: &mut Builder<'_>,
+    w: &AttentionWeights,
+    norm: &wgpu::Buffer,
+    sa: &AttentionActivations<wgpu::Buffer>,
+) -> Result<(), GpuError> {
     let outputs = [
         (&w.q, Strided::rows(&sa.q_in, w.q.rows)),
         (&w.k, Strided::rows(&sa.k_in, w.k.rows)),
         (&w.v, Strided::rows(&sa.v_in, w.v.rows)),
     ];
     let labels = ("attn_qkv", &["attn_q", "attn_k", "attn_v"][..]);
-    g.project_normed(labels, norm, &outputs)?;
+    g.project_normed(labels, norm, &outputs)
+}
+
+/// One sequence's q/k norm, rope and cache write, then its attention (split-KV decode for
+/// one token, the tiled form for a chunk) into `sa.out`; returns the decode attention's
+/// node, which moves with the sequence's position.
+fn attention_core(
+    g: &mut Builder<'_>,
+    w: &AttentionWeights,
+    sa: &AttentionActivations<wgpu::Buffer>,
+    seq: Sequence<'_>,
+    keys: &wgpu::Buffer,
+    values: &wgpu::Buffer,
+) -> Result<Option<usize>, GpuError> {
+    let b = g.b;
     let step = AttentionStep {
         config: &b.config.attention,
-        kv_f16: b.state.kv_dtype == KvDtype::F16,
-        n_tokens: g.n_tokens,
+        kv_f16: seq.kv_f16,
+        n_tokens: seq.n_tokens,
         pos0: 0,
-        step: &s.step,
+        step: seq.step,
     };
     let io = QkNormRopeIo {
         q_in: &sa.q_in,
@@ -584,11 +685,11 @@ fn attention(
         q_out: &sa.q,
         k_cache: keys,
         v_cache: values,
-        step: &s.step,
+        step: seq.step,
     };
     let rope = qk_norm_rope(b.ctx, b.cache, step, b.config.rms_eps, io)?;
     g.push("qk_norm_rope", Op::QkNormRope(rope));
-    if g.n_tokens == 1 {
+    if seq.n_tokens == 1 {
         let buffers = FlashDecodeBuffers {
             q: &sa.q,
             k_cache: keys,
@@ -599,19 +700,19 @@ fn attention(
         };
         let f = FlashDecode::new(b.ctx, b.cache, step, buffers)?;
         g.push("flash_decode", Op::FlashDecode(f));
-    } else {
-        let io = FlashPrefillIo {
-            q: &sa.q,
-            k_cache: keys,
-            v_cache: values,
-            q_in: &sa.q_in,
-            out: &sa.out,
-            step: &s.step,
-        };
-        let f = flash_prefill(b.ctx, b.cache, step, io)?;
-        g.push("flash_prefill", Op::FlashPrefill(f));
+        return Ok(Some(g.nodes.len() - 1));
     }
-    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
+    let io = FlashPrefillIo {
+        q: &sa.q,
+        k_cache: keys,
+        v_cache: values,
+        q_in: &sa.q_in,
+        out: &sa.out,
+        step: seq.step,
+    };
+    let f = flash_prefill(b.ctx, b.cache, step, io)?;
+    g.push("flash_prefill", Op::FlashPrefill(f));
+    Ok(None)
 }
 
 fn gated_delta_net(
@@ -623,38 +724,14 @@ fn gated_delta_net(
 ) -> Result<(), GpuError> {
     let b = g.b;
     let s = b.scratch;
-    let (Some(sl), Some(gc)) = (&s.linear, &b.config.gdn) else {
-        return Err(GpuError::Shape("linear layer without its geometry".into()));
-    };
+    let (sl, gc) = linear_scratch(s, b.config)?;
     let t = g.n_tokens;
-    let outputs = [
-        (&w.qkv, Strided::rows(&sl.qkv, w.qkv.rows)),
-        (&w.gate, Strided::rows(&sl.z, w.gate.rows)),
-        (&w.beta, Strided::rows(&sl.beta, w.beta.rows)),
-        (&w.alpha, Strided::rows(&sl.alpha, w.alpha.rows)),
-    ];
-    let names = ["attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha"];
-    g.project_normed(("gdn_in", &names), norm, &outputs)?;
+    gdn_projections(g, w, norm, sl)?;
     let eps = b.config.rms_eps;
     if t == 1 {
         // A decode step: the conv runs inside the delta rule, each workgroup convolving the
         // channels it reads.
-        let io = ConvDeltaRuleIo {
-            qkv: &sl.qkv,
-            conv_w: &w.conv,
-            conv_state,
-            step: &s.step,
-            beta_raw: &sl.beta,
-            alpha: &sl.alpha,
-            dt_bias: &w.dt_bias,
-            a_neg: &w.a,
-            out: &sl.delta_out,
-            state: delta_state,
-        };
-        g.one(
-            "conv_delta_rule",
-            conv_delta_rule(b.ctx, b.cache, gc, eps, io),
-        )?;
+        conv_delta_step(g, w, sl, &s.step, conv_state, delta_state)?;
     } else {
         let shape = ConvShape {
             channels: gc.conv_channels() as u32,
@@ -705,107 +782,7 @@ fn gated_delta_net(
         g.push("ssm_out", Op::Matvec(m));
         return Ok(());
     }
-    let io = GatedRmsNormIo {
-        src: &sl.delta_out,
-        w: &w.norm,
-        z: &sl.z,
-        y: &sl.normed,
-    };
-    let r = g.rows(gc.d_v, t * gc.n_v_heads);
-    g.one("gated_rms_norm", gated_rms_norm(b.ctx, b.cache, r, io))?;
-    g.project_out("ssm_out", &w.out, Strided::rows(&sl.normed, w.out.cols))
-}
-
-/// A batched decode step's gated attention: the q, k, v projections of every row at once,
-/// then each row's norm, rope, cache write and attention on its own cache (its rows of
-/// q/k/v handed to its scratch, its output taken back), then the output projection of all.
-fn attention_rows(
-    g: &mut Builder<'_>,
-    i: usize,
-    w: &AttentionWeights,
-    norm: &wgpu::Buffer,
-) -> Result<(), GpuError> {
-    let b = g.b;
-    let Some(sa) = &b.scratch.attention else {
-        return Err(GpuError::Shape(
-            "attention layer without attention scratch".into(),
-        ));
-    };
-    let outputs = [
-        (&w.q, Strided::rows(&sa.q_in, w.q.rows)),
-        (&w.k, Strided::rows(&sa.k_in, w.k.rows)),
-        (&w.v, Strided::rows(&sa.v_in, w.v.rows)),
-    ];
-    let labels = ("attn_qkv", &["attn_q", "attn_k", "attn_v"][..]);
-    g.project_normed(labels, norm, &outputs)?;
-    let rows = g.rows;
-    for (r, row) in rows.iter().enumerate() {
-        let (LayerState::Attention { keys, values }, Some(ra)) =
-            (&row.state.layers[i], &row.scratch.attention)
-        else {
-            return Err(GpuError::Shape(format!(
-                "layer {i}: batched row {r} has no attention cache"
-            )));
-        };
-        let r = r as u32;
-        g.copy(
-            "attn_q_row",
-            w.q.rows,
-            (&sa.q_in, r * w.q.rows),
-            (&ra.q_in, 0),
-        )?;
-        g.copy(
-            "attn_k_row",
-            w.k.rows,
-            (&sa.k_in, r * w.k.rows),
-            (&ra.k_in, 0),
-        )?;
-        g.copy(
-            "attn_v_row",
-            w.v.rows,
-            (&sa.v_in, r * w.v.rows),
-            (&ra.v_in, 0),
-        )?;
-        let step = AttentionStep {
-            config: &b.config.attention,
-            kv_f16: row.state.kv_dtype == KvDtype::F16,
-            n_tokens: 1,
-            pos0: 0,
-            step: &row.scratch.step,
-        };
-        let io = QkNormRopeIo {
-            q_in: &ra.q_in,
-            k_in: &ra.k_in,
-            v_in: &ra.v_in,
-            q_norm: &w.q_norm,
-            k_norm: &w.k_norm,
-            freqs: &b.weights.rope_freqs,
-            q_out: &ra.q,
-            k_cache: keys,
-            v_cache: values,
-            step: &row.scratch.step,
-        };
-        let rope = qk_norm_rope(b.ctx, b.cache, step, b.config.rms_eps, io)?;
-        g.push("qk_norm_rope", Op::QkNormRope(rope));
-        let buffers = FlashDecodeBuffers {
-            q: &ra.q,
-            k_cache: keys,
-            v_cache: values,
-            partials: &ra.partials,
-            q_in: &ra.q_in,
-            out: &ra.out,
-        };
-        let f = FlashDecode::new(b.ctx, b.cache, step, buffers)?;
-        g.row_flash[r as usize].push(g.nodes.len());
-        g.push("flash_decode", Op::FlashDecode(f));
-        g.copy(
-            "attn_out_row",
-            w.o.cols,
-            (&ra.out, 0),
-            (&sa.out, r * w.o.cols),
-        )?;
-    }
-    g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
+    gdn_output(g, w, sl)
 }
 
 /// A batched decode step's Gated DeltaNet: the input projections of every row at once,
@@ -818,10 +795,66 @@ fn gated_delta_net_rows(
     w: &LinearWeights,
     norm: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let b = g.b;
-    let (Some(sl), Some(gc)) = (&b.scratch.linear, &b.config.gdn) else {
-        return Err(GpuError::Shape("linear layer without its geometry".into()));
-    };
+    let (sl, gc) = linear_scratch(g.b.scratch, g.b.config)?;
+    gdn_projections(g, w, norm, sl)?;
+    let width = gc.d_v * gc.n_v_heads;
+    let rows = g.rows;
+    for (r, row) in rows.iter().enumerate() {
+        let (LayerState::Linear { conv, delta }, Ok((rl, _))) = (
+            &row.state.layers[i],
+            linear_scratch(row.scratch, g.b.config),
+        ) else {
+            return Err(GpuError::Shape(format!(
+                "layer {i}: batched row {r} has no recurrent state"
+            )));
+        };
+        let at = r as u32;
+        g.copy(
+            "qkv_row",
+            w.qkv.rows,
+            (&sl.qkv, at * w.qkv.rows),
+            (&rl.qkv, 0),
+        )?;
+        g.copy(
+            "beta_row",
+            w.beta.rows,
+            (&sl.beta, at * w.beta.rows),
+            (&rl.beta, 0),
+        )?;
+        g.copy(
+            "alpha_row",
+            w.alpha.rows,
+            (&sl.alpha, at * w.alpha.rows),
+            (&rl.alpha, 0),
+        )?;
+        conv_delta_step(g, w, rl, &row.scratch.step, conv, delta)?;
+        g.copy(
+            "delta_out_row",
+            width,
+            (&rl.delta_out, 0),
+            (&sl.delta_out, at * width),
+        )?;
+    }
+    gdn_output(g, w, sl)
+}
+
+fn linear_scratch<'s>(
+    s: &'s Scratch,
+    config: &'s ModelConfig,
+) -> Result<(&'s LinearActivations<wgpu::Buffer>, &'s GdnConfig), GpuError> {
+    match (&s.linear, &config.gdn) {
+        (Some(sl), Some(gc)) => Ok((sl, gc)),
+        _ => Err(GpuError::Shape("linear layer without its geometry".into())),
+    }
+}
+
+/// The qkv, gate, beta and alpha projections of the step's normed rows into `sl`.
+fn gdn_projections(
+    g: &mut Builder<'_>,
+    w: &LinearWeights,
+    norm: &wgpu::Buffer,
+    sl: &LinearActivations<wgpu::Buffer>,
+) -> Result<(), GpuError> {
     let outputs = [
         (&w.qkv, Strided::rows(&sl.qkv, w.qkv.rows)),
         (&w.gate, Strided::rows(&sl.z, w.gate.rows)),
@@ -829,60 +862,42 @@ fn gated_delta_net_rows(
         (&w.alpha, Strided::rows(&sl.alpha, w.alpha.rows)),
     ];
     let names = ["attn_qkv", "attn_gate", "ssm_beta", "ssm_alpha"];
-    g.project_normed(("gdn_in", &names), norm, &outputs)?;
-    let eps = b.config.rms_eps;
-    let width = gc.d_v * gc.n_v_heads;
-    let rows = g.rows;
-    for (r, row) in rows.iter().enumerate() {
-        let (LayerState::Linear { conv, delta }, Some(rl)) =
-            (&row.state.layers[i], &row.scratch.linear)
-        else {
-            return Err(GpuError::Shape(format!(
-                "layer {i}: batched row {r} has no recurrent state"
-            )));
-        };
-        let r = r as u32;
-        g.copy(
-            "qkv_row",
-            w.qkv.rows,
-            (&sl.qkv, r * w.qkv.rows),
-            (&rl.qkv, 0),
-        )?;
-        g.copy(
-            "beta_row",
-            w.beta.rows,
-            (&sl.beta, r * w.beta.rows),
-            (&rl.beta, 0),
-        )?;
-        g.copy(
-            "alpha_row",
-            w.alpha.rows,
-            (&sl.alpha, r * w.alpha.rows),
-            (&rl.alpha, 0),
-        )?;
-        let io = ConvDeltaRuleIo {
-            qkv: &rl.qkv,
-            conv_w: &w.conv,
-            conv_state: conv,
-            step: &row.scratch.step,
-            beta_raw: &rl.beta,
-            alpha: &rl.alpha,
-            dt_bias: &w.dt_bias,
-            a_neg: &w.a,
-            out: &rl.delta_out,
-            state: delta,
-        };
-        g.one(
-            "conv_delta_rule",
-            conv_delta_rule(b.ctx, b.cache, gc, eps, io),
-        )?;
-        g.copy(
-            "delta_out_row",
-            width,
-            (&rl.delta_out, 0),
-            (&sl.delta_out, r * width),
-        )?;
-    }
+    g.project_normed(("gdn_in", &names), norm, &outputs)
+}
+
+/// One sequence's decode step of conv and delta rule in one dispatch, on its own state.
+fn conv_delta_step(
+    g: &mut Builder<'_>,
+    w: &LinearWeights,
+    sl: &LinearActivations<wgpu::Buffer>,
+    step: &wgpu::Buffer,
+    conv_state: &wgpu::Buffer,
+    delta_state: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    let (b, gc) = (g.b, linear_scratch(g.b.scratch, g.b.config)?.1);
+    let io = ConvDeltaRuleIo {
+        qkv: &sl.qkv,
+        conv_w: &w.conv,
+        conv_state,
+        step,
+        beta_raw: &sl.beta,
+        alpha: &sl.alpha,
+        dt_bias: &w.dt_bias,
+        a_neg: &w.a,
+        out: &sl.delta_out,
+        state: delta_state,
+    };
+    let d = conv_delta_rule(b.ctx, b.cache, gc, b.config.rms_eps, io);
+    g.one("conv_delta_rule", d)
+}
+
+/// The gated output norm of the step's rows, then the output projection into `block_out`.
+fn gdn_output(
+    g: &mut Builder<'_>,
+    w: &LinearWeights,
+    sl: &LinearActivations<wgpu::Buffer>,
+) -> Result<(), GpuError> {
+    let (b, gc) = (g.b, linear_scratch(g.b.scratch, g.b.config)?.1);
     let io = GatedRmsNormIo {
         src: &sl.delta_out,
         w: &w.norm,

@@ -188,15 +188,23 @@ pub fn prepare(
             format!("stop: {} strings, at most {MAX_STOPS}", stops.len()),
         ));
     }
-    let (text, form) = match endpoint {
-        Endpoint::Chat => chat_prompt(&body, template)?,
-        Endpoint::Completion => (completion_prompt(&body, tokenizer)?, OutputForm::Text),
+    let encode = |text: &str| {
+        tokenizer
+            .encode(text)
+            .map_err(|e| ApiError::bad_request(None, format!("tokenizing the prompt: {e}")))
     };
-    let prompt = match (&body.prompt, endpoint) {
-        (Some(PromptIn::Tokens(ids)), Endpoint::Completion) => ids.clone(),
-        _ => tokenizer
-            .encode(&text)
-            .map_err(|e| ApiError::bad_request(None, format!("tokenizing the prompt: {e}")))?,
+    let (prompt, form) = match endpoint {
+        Endpoint::Chat => {
+            let (text, form) = chat_prompt(&body, template)?;
+            (encode(&text)?, form)
+        }
+        Endpoint::Completion => {
+            let prompt = match completion_prompt(&body, tokenizer)? {
+                CompletionPrompt::Text(text) => encode(text)?,
+                CompletionPrompt::Tokens(ids) => ids.to_vec(),
+            };
+            (prompt, OutputForm::Text)
+        }
     };
     let max_tokens = max_tokens(&body, prompt.len(), limits)?;
     Ok(Prepared {
@@ -356,10 +364,20 @@ fn max_tokens(body: &RequestBody, prompt: usize, limits: &Limits) -> Result<u32,
     }
 }
 
-fn completion_prompt(body: &RequestBody, tokenizer: &GgufTokenizer) -> Result<String, ApiError> {
+/// A completion's prompt as given.
+enum CompletionPrompt<'b> {
+    Text(&'b str),
+    /// Token ids, checked against the vocabulary.
+    Tokens(&'b [u32]),
+}
+
+fn completion_prompt<'b>(
+    body: &'b RequestBody,
+    tokenizer: &GgufTokenizer,
+) -> Result<CompletionPrompt<'b>, ApiError> {
     match &body.prompt {
-        Some(PromptIn::Text(t)) => Ok(t.clone()),
-        Some(PromptIn::Texts(v)) if v.len() == 1 => Ok(v[0].clone()),
+        Some(PromptIn::Text(t)) => Ok(CompletionPrompt::Text(t)),
+        Some(PromptIn::Texts(v)) if v.len() == 1 => Ok(CompletionPrompt::Text(&v[0])),
         Some(PromptIn::Texts(v)) => Err(ApiError::bad_request(
             Some("prompt"),
             format!(
@@ -374,7 +392,7 @@ fn completion_prompt(body: &RequestBody, tokenizer: &GgufTokenizer) -> Result<St
                     Some("prompt"),
                     format!("prompt: token {t} is outside the vocabulary of {n_vocab}"),
                 )),
-                None => Ok(String::new()),
+                None => Ok(CompletionPrompt::Tokens(ids)),
             }
         }
         None => Err(ApiError::bad_request(

@@ -52,80 +52,82 @@ impl Metrics {
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self, slots: usize) -> String {
+        let get = |c: &AtomicU64| c.load(Relaxed).to_string();
+        let rows = [
+            (
+                "requests_total",
+                "counter",
+                "Generation requests answered in full.",
+                get(&self.requests_ok),
+            ),
+            (
+                "requests_failed_total",
+                "counter",
+                "Generation requests that ended in an error.",
+                get(&self.requests_failed),
+            ),
+            (
+                "prompt_tokens_total",
+                "counter",
+                "Prompt tokens of all requests.",
+                get(&self.prompt_tokens),
+            ),
+            (
+                "prompt_tokens_cached_total",
+                "counter",
+                "Prompt tokens resumed from the prompt cache, not prefilled.",
+                get(&self.cached_tokens),
+            ),
+            (
+                "prompt_cache_hits_total",
+                "counter",
+                "Requests that resumed from the prompt cache.",
+                get(&self.cache_hits),
+            ),
+            (
+                "completion_tokens_total",
+                "counter",
+                "Tokens generated.",
+                get(&self.completion_tokens),
+            ),
+            (
+                "decode_tokens_per_second",
+                "gauge",
+                "Tokens generated a second, all slots together, over the last seconds.",
+                format!("{:.3}", self.decode_rate()),
+            ),
+            (
+                "queue_depth",
+                "gauge",
+                "Requests waiting for a slot.",
+                get(&self.queued),
+            ),
+            (
+                "slots_busy",
+                "gauge",
+                "Slots running a request.",
+                get(&self.busy_slots),
+            ),
+            ("slots", "gauge", "Slots (--parallel).", slots.to_string()),
+            (
+                "prompt_cache_snapshots",
+                "gauge",
+                "Recurrent-state snapshots kept.",
+                get(&self.snapshots),
+            ),
+            (
+                "prompt_cache_bytes",
+                "gauge",
+                "VRAM the kept snapshots take.",
+                get(&self.snapshot_bytes),
+            ),
+        ];
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP qwen_wgpu_{name} {help}");
             let _ = writeln!(out, "# TYPE qwen_wgpu_{name} {kind}");
             let _ = writeln!(out, "qwen_wgpu_{name} {value}");
-        };
-        let get = |c: &AtomicU64| c.load(Relaxed).to_string();
-        metric(
-            "requests_total",
-            "counter",
-            "Generation requests answered in full.",
-            get(&self.requests_ok),
-        );
-        metric(
-            "requests_failed_total",
-            "counter",
-            "Generation requests that ended in an error.",
-            get(&self.requests_failed),
-        );
-        metric(
-            "prompt_tokens_total",
-            "counter",
-            "Prompt tokens of all requests.",
-            get(&self.prompt_tokens),
-        );
-        metric(
-            "prompt_tokens_cached_total",
-            "counter",
-            "Prompt tokens resumed from the prompt cache, not prefilled.",
-            get(&self.cached_tokens),
-        );
-        metric(
-            "prompt_cache_hits_total",
-            "counter",
-            "Requests that resumed from the prompt cache.",
-            get(&self.cache_hits),
-        );
-        metric(
-            "completion_tokens_total",
-            "counter",
-            "Tokens generated.",
-            get(&self.completion_tokens),
-        );
-        metric(
-            "decode_tokens_per_second",
-            "gauge",
-            "Tokens generated a second, all slots together, over the last seconds.",
-            format!("{:.3}", self.decode_rate()),
-        );
-        metric(
-            "queue_depth",
-            "gauge",
-            "Requests waiting for a slot.",
-            get(&self.queued),
-        );
-        metric(
-            "slots_busy",
-            "gauge",
-            "Slots running a request.",
-            get(&self.busy_slots),
-        );
-        metric("slots", "gauge", "Slots (--parallel).", slots.to_string());
-        metric(
-            "prompt_cache_snapshots",
-            "gauge",
-            "Recurrent-state snapshots kept.",
-            get(&self.snapshots),
-        );
-        metric(
-            "prompt_cache_bytes",
-            "gauge",
-            "VRAM the kept snapshots take.",
-            get(&self.snapshot_bytes),
-        );
+        }
         out
     }
 }

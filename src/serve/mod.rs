@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::loader::tokenizer::{ChatTemplate, GgufTokenizer};
-use crate::loader::vocab::CHATML_TEMPLATE;
 use crate::loader::{GgufFile, ModelConfig};
 use crate::runtime::{AdapterChoice, GpuContext, GpuModel, SessionOptions};
 
@@ -83,12 +82,7 @@ pub fn load_and_run(
     let config = ModelConfig::from_gguf(&file)?;
     config.check_tensors(&file)?;
     let tokenizer = Arc::new(GgufTokenizer::from_gguf(&file)?);
-    let template = ChatTemplate::new(
-        tokenizer
-            .chat_template
-            .as_deref()
-            .unwrap_or(CHATML_TEMPLATE),
-    )?;
+    let template = ChatTemplate::of_tokenizer(&tokenizer)?;
     let gpu = GpuContext::new(&AdapterChoice::from_flag(options.adapter.as_deref()))?;
     log::info!("{}", gpu.describe());
     let model = GpuModel::load_for_sessions(

@@ -128,7 +128,6 @@ struct Kept<S> {
 pub struct SnapshotStore<S> {
     slots: Vec<Vec<Kept<S>>>,
     budget: u64,
-    used: u64,
     clock: u64,
 }
 
@@ -137,7 +136,6 @@ impl<S: Snapshot> SnapshotStore<S> {
         SnapshotStore {
             slots: (0..slots).map(|_| Vec::new()).collect(),
             budget,
-            used: 0,
             clock: 0,
         }
     }
@@ -167,7 +165,9 @@ impl<S: Snapshot> SnapshotStore<S> {
         if !self.admits(bytes) {
             return false;
         }
-        while self.used + bytes > self.budget {
+        // A copy at the same position is replaced.
+        self.slots[slot].retain(|k| k.snapshot.pos() != snapshot.pos());
+        while self.used() + bytes > self.budget {
             let oldest = self
                 .slots
                 .iter()
@@ -177,38 +177,35 @@ impl<S: Snapshot> SnapshotStore<S> {
                 .map(|(s, i, _)| (s, i));
             match oldest {
                 Some((s, i)) => {
-                    let dropped = self.slots[s].remove(i);
-                    self.used -= dropped.snapshot.bytes();
+                    self.slots[s].remove(i);
                 }
                 None => break,
             }
         }
         self.clock += 1;
-        self.used += bytes;
-        let kept = &mut self.slots[slot];
-        kept.retain(|k| k.snapshot.pos() != snapshot.pos());
-        kept.push(Kept {
+        self.slots[slot].push(Kept {
             snapshot,
             last_used: self.clock,
         });
-        self.recount();
         true
     }
 
     /// Drops `slot`'s snapshots past `pos`: the slot is about to overwrite what follows.
     pub fn drop_after(&mut self, slot: usize, pos: usize) {
         self.slots[slot].retain(|k| k.snapshot.pos() <= pos);
-        self.recount();
     }
 
     pub fn clear(&mut self, slot: usize) {
         self.slots[slot].clear();
-        self.recount();
     }
 
     /// Bytes kept.
     pub fn used(&self) -> u64 {
-        self.used
+        self.slots
+            .iter()
+            .flatten()
+            .map(|k| k.snapshot.bytes())
+            .sum()
     }
 
     pub fn len(&self) -> usize {
@@ -217,15 +214,6 @@ impl<S: Snapshot> SnapshotStore<S> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn recount(&mut self) {
-        self.used = self
-            .slots
-            .iter()
-            .flatten()
-            .map(|k| k.snapshot.bytes())
-            .sum();
     }
 }
 

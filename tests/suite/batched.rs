@@ -3,13 +3,11 @@
 //! logits within the summation-order tolerance, for every architecture, greedy and seeded
 //! with the repetition penalty, with sessions leaving and joining the batch between steps.
 
-use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::quant::GgmlType;
-use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::{DecodeBatch, GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{assert_close, gpu_or_skip, tiny, TINY_PRESETS};
+use crate::common::{assert_close, gpu_or_skip, load_tiny, TINY_PRESETS};
 
 const OPTIONS: SessionOptions = SessionOptions {
     context: 96,
@@ -31,15 +29,7 @@ const PROMPTS: [&[u32]; 3] = [
 const SCHEDULE: [&[usize]; 6] = [&[0, 1, 2], &[0, 1, 2], &[0, 2], &[1], &[0, 1, 2], &[2, 0]];
 
 fn model(preset: &str) -> Option<std::sync::Arc<GpuModel>> {
-    let config = tiny(preset);
-    let opts = SynthOptions {
-        weight_type: GgmlType::Q8_0,
-        ..SynthOptions::default()
-    };
-    let bytes = synthetic_model(&config, &opts).unwrap().to_bytes();
-    let file = GgufFile::from_bytes(bytes).unwrap();
-    let gpu = gpu_or_skip()?;
-    Some(GpuModel::load(gpu, &file, &config, &OPTIONS, &mut |_, _| {}).unwrap())
+    Some(load_tiny(preset, GgmlType::Q8_0, gpu_or_skip()?, &OPTIONS))
 }
 
 /// Sessions with their prompts prefilled and a first draw ahead.

@@ -17,6 +17,23 @@ pub fn synth_writer(config: &ModelConfig) -> GgufWriter {
     synthetic_model(config, &SynthOptions::default()).expect("tiny presets synthesise")
 }
 
+/// `preset` with weights of `weight_type`, loaded on `gpu` for sessions shaped by `options`.
+pub fn load_tiny(
+    preset: &str,
+    weight_type: qwen_wgpu::loader::quant::GgmlType,
+    gpu: qwen_wgpu::runtime::GpuContext,
+    options: &qwen_wgpu::runtime::SessionOptions,
+) -> std::sync::Arc<qwen_wgpu::runtime::GpuModel> {
+    let config = tiny(preset);
+    let opts = SynthOptions {
+        weight_type,
+        ..SynthOptions::default()
+    };
+    let bytes = synthetic_model(&config, &opts).unwrap().to_bytes();
+    let file = qwen_wgpu::loader::gguf::GgufFile::from_bytes(bytes).unwrap();
+    qwen_wgpu::runtime::GpuModel::load(gpu, &file, &config, options, &mut |_, _| {}).unwrap()
+}
+
 /// File offset of the `n_dims` field of a tensor info record.
 pub fn n_dims_offset(t: &TensorInfo) -> usize {
     t.info_offset as usize + 8 + t.name.len()

@@ -7,6 +7,7 @@ use qwen_wgpu::loader::quantize::encode_floats;
 use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::ops::copy_floats::copy_floats;
 use qwen_wgpu::runtime::ops::linear::{embed, matmul, matvec_batch, Matvec, Strided};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
@@ -280,6 +281,31 @@ fn embed_matches_reference_for_every_type() {
             }
         }
     }
+}
+
+/// `copy_floats` (a batched step's hand-off of one row) against the slice copy: exact, at
+/// offsets on both sides, over a length that is not a multiple of the workgroup, touching
+/// nothing else.
+#[test]
+fn copy_floats_matches_a_slice_copy() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(46);
+    let src: Vec<f32> = (0..1000).map(|_| rng.symmetric_f32()).collect();
+    let dst: Vec<f32> = (0..900).map(|_| rng.symmetric_f32()).collect();
+    let (n, from, to) = (517usize, 300usize, 211usize);
+    let sb = storage_buffer(&gpu, "src", bytemuck::cast_slice(&src));
+    let db = storage_buffer(&gpu, "dst", bytemuck::cast_slice(&dst));
+    let d = copy_floats(&gpu, &cache, n as u32, (&sb, from as u32), (&db, to as u32)).unwrap();
+    run_dispatches(&gpu, &[&d]);
+    let mut want = dst.clone();
+    want[to..to + n].copy_from_slice(&src[from..from + n]);
+    assert_eq!(read_f32(&gpu, &db, dst.len()).unwrap(), want);
+    // A run past either end is refused, naming the sizes.
+    let Err(e) = copy_floats(&gpu, &cache, 700, (&sb, 0), (&db, 300)) else {
+        panic!("a copy past the end of dst was accepted");
+    };
+    assert!(e.to_string().contains("copy_floats: 700 floats"), "{e}");
 }
 
 /// The batched matvec (a decode step of several sequences, a short chunk) against the

@@ -4,14 +4,12 @@
 //! turn finds is the unpipelined one.
 
 use qwen_wgpu::error::Error;
-use qwen_wgpu::loader::gguf::GgufFile;
 use qwen_wgpu::loader::quant::GgmlType;
-use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::ops::linear::matvec::MIN_GRID;
-use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
+use qwen_wgpu::runtime::{Sampling, Session, SessionOptions};
 
-use crate::common::{gpu_or_skip, tiny};
+use crate::common::{gpu_or_skip, load_tiny};
 
 const OPTIONS: SessionOptions = SessionOptions {
     context: 64,
@@ -23,17 +21,10 @@ const OPTIONS: SessionOptions = SessionOptions {
 /// Two sessions on one model of `preset` (q8_0 weights), with the GPU's or the CPU
 /// device's decode plan.
 fn two_sessions(preset: &str, gpu_forms: bool) -> Option<(Session, Session)> {
-    let config = tiny(preset);
-    let opts = SynthOptions {
-        weight_type: GgmlType::Q8_0,
-        ..SynthOptions::default()
-    };
-    let bytes = synthetic_model(&config, &opts).unwrap().to_bytes();
-    let file = GgufFile::from_bytes(bytes).unwrap();
     let mut gpu = gpu_or_skip()?;
     gpu.features.fused_decode = gpu_forms;
     gpu.features.matvec_min_grid = gpu_forms.then_some(MIN_GRID);
-    let model = GpuModel::load(gpu, &file, &config, &OPTIONS, &mut |_, _| {}).unwrap();
+    let model = load_tiny(preset, GgmlType::Q8_0, gpu, &OPTIONS);
     Some((
         Session::new(model.clone(), OPTIONS).unwrap(),
         Session::new(model, OPTIONS).unwrap(),

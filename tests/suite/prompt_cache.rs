@@ -3,12 +3,11 @@
 //! prefilled from nothing, for every architecture; a snapshot of another history is refused;
 //! a model without recurrent state drops a suffix without one (`Session::truncate`).
 
-use qwen_wgpu::loader::gguf::GgufFile;
-use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
+use qwen_wgpu::loader::quant::GgmlType;
 use qwen_wgpu::model::algebra::KvDtype;
-use qwen_wgpu::runtime::{GpuModel, Session, SessionOptions};
+use qwen_wgpu::runtime::{Session, SessionOptions};
 
-use crate::common::{assert_close, gpu_or_skip, tiny, TINY_PRESETS};
+use crate::common::{assert_close, gpu_or_skip, load_tiny, TINY_PRESETS};
 
 const OPTIONS: SessionOptions = SessionOptions {
     context: 128,
@@ -24,12 +23,7 @@ const FIRST_TAIL: [u32; 9] = [60, 61, 62, 63, 64, 65, 66, 67, 68];
 const SECOND_TAIL: [u32; 5] = [90, 12, 13, 44, 45];
 
 fn sessions(preset: &str) -> Option<(Session, Session)> {
-    let config = tiny(preset);
-    let bytes = synthetic_model(&config, &SynthOptions::default())
-        .unwrap()
-        .to_bytes();
-    let file = GgufFile::from_bytes(bytes).unwrap();
-    let model = GpuModel::load(gpu_or_skip()?, &file, &config, &OPTIONS, &mut |_, _| {}).unwrap();
+    let model = load_tiny(preset, GgmlType::F32, gpu_or_skip()?, &OPTIONS);
     Some((
         Session::new(model.clone(), OPTIONS).unwrap(),
         Session::new(model, OPTIONS).unwrap(),

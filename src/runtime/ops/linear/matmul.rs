@@ -4,7 +4,7 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
-use crate::runtime::ops::linear::{weight_includes, WeightUse};
+use crate::runtime::ops::linear::{check_strided, weight_includes, WeightUse};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
@@ -323,12 +323,7 @@ pub fn matmul(
     x: Strided<'_>,
     y: Strided<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
-    if x.stride < w.cols || y.stride < w.rows {
-        return Err(GpuError::Shape(format!(
-            "matmul: x rows of {} for {} columns, y rows of {} for {} rows",
-            x.stride, w.cols, y.stride, w.rows
-        )));
-    }
+    check_strided("matmul", w, x, y)?;
     w.pieces
         .iter()
         .map(|piece| {

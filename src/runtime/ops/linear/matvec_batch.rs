@@ -8,7 +8,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matmul::Strided;
 use crate::runtime::ops::linear::matvec::{check_rows, WG};
-use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
+use crate::runtime::ops::linear::{check_strided, check_vec4_input, weight_includes, WeightUse};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
@@ -71,12 +71,7 @@ pub fn matvec_batch(
     y: Strided<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
     check_vec4_input("matvec_batch", x.offset, x.stride)?;
-    if x.stride < w.cols || y.stride < w.rows {
-        return Err(GpuError::Shape(format!(
-            "matvec_batch: x rows of {} for {} columns, y rows of {} for {} rows",
-            x.stride, w.cols, y.stride, w.rows
-        )));
-    }
+    check_strided("matvec_batch", w, x, y)?;
     let rows = match ctx.features.matvec_min_grid {
         Some(_) => ROW_CHOICES[0],
         None => ROW_CHOICES[1],

@@ -116,6 +116,22 @@ fn stage_file(ty: GgmlType) -> &'static str {
     }
 }
 
+/// Refuses rows of x too short for W's columns or rows of y too short for its rows.
+pub(crate) fn check_strided(
+    kernel: &str,
+    w: &crate::runtime::tensor::QuantMatrix,
+    x: Strided<'_>,
+    y: Strided<'_>,
+) -> Result<(), GpuError> {
+    if x.stride < w.cols || y.stride < w.rows {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: x rows of {} for {} columns, y rows of {} for {} rows",
+            x.stride, w.cols, y.stride, w.rows
+        )));
+    }
+    Ok(())
+}
+
 /// The matvec kernels read x four floats at a time, so its offset and row stride must be
 /// multiples of 4 floats.
 pub(crate) fn check_vec4_input(kernel: &str, offset: u32, stride: u32) -> Result<(), GpuError> {
