@@ -241,6 +241,8 @@ pub enum Error {
     Gpu(#[from] GpuError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Placement(#[from] crate::model::placement::PlacementError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -56,8 +56,13 @@ enum Command {
     },
 }
 
+/// Warnings and errors; wgpu-core's instance module only errors: it warns on every device
+/// with `MAPPABLE_PRIMARY_BUFFERS` on a discrete GPU, which this program enables on purpose
+/// (routed experts in host memory, `runtime::experts`) and uses only for those buffers.
+const LOG_FILTER: &str = "warn,wgpu_core::instance=error";
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(LOG_FILTER)).init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,8 +2,9 @@
 // (moe_group): each expert's weights are read once per tile of its slots, the tile sized
 // to the slots an expert gets (TOKENS).
 //
-// Split: workgroup (row tile, expert of this buffer, tile of that expert's slots); the
-// slots come from `order`, the weights from the expert's slab (the tile form's file,
+// Split: workgroup (row tile, expert, tile of that expert's slots); the slots come from
+// `order`, the weights from the expert's slab in this dispatch's piece of the pool or of the
+// host copy (moe/expert_slab.wgsl: other experts leave at once; the tile form's file,
 // linear/matmul_tile.wgsl or linear/matmul_coop_tile.wgsl).
 // Mirrors model::reference::linear::matvec applied per routed slot.
 
@@ -18,6 +19,8 @@
 @group(0) @binding(4) var<storage, read> order: array<u32>;
 // [n_expert + 1] u32: each expert's range in `order`
 @group(0) @binding(5) var<storage, read> offsets: array<u32>;
+// [n_expert] u32: each expert's pool slot
+@group(0) @binding(6) var<storage, read> location: array<u32>;
 
 // Tile token tt is slot order[tok0 + tt], which reads its token's x row.
 fn x_row(tok0: u32, tt: u32) -> u32 {
@@ -28,20 +31,21 @@ fn y_row(tok0: u32, tt: u32) -> u32 {
     return order[tok0 + tt];
 }
 
-var<workgroup> expert_range: vec2<u32>;
+// The expert's slots in `order`, and its slab in this piece (NOT_RESIDENT: not here).
+var<workgroup> expert_range: vec3<u32>;
 
-// Workgroup (row tile, expert of this buffer, tile of that expert's slots): the slots come
-// from `order`, the weights from the expert's slab.
+// Workgroup (row tile, expert, tile of that expert's slots).
 @compute @workgroup_size(WG)
 fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, lanes: Lanes) {
     if (lanes.index == 0u) {
-        let e = params.first_expert + wg.y;
-        expert_range = vec2<u32>(offsets[e], offsets[e + 1u]);
+        let e = wg.y;
+        let slab = expert_slab(e, params.from_pool, params.first_slab, params.slabs);
+        expert_range = vec3<u32>(offsets[e], offsets[e + 1u], slab);
     }
     let range = workgroupUniformLoad(&expert_range);
     let first = range.x + wg.z * TOKENS;
-    if (first >= range.y) {
+    if (range.z == NOT_RESIDENT || first >= range.y) {
         return;
     }
-    tile_product(wg.x * TILE, wg.y * params.rows * params.row_bytes, first, min(TOKENS, range.y - first), lanes);
+    tile_product(wg.x * TILE, range.z * params.rows * params.row_bytes, first, min(TOKENS, range.y - first), lanes);
 }

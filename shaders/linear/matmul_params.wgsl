@@ -10,10 +10,11 @@ struct Params {
     y_stride: u32,
     x_offset: u32,
     y_offset: u32,
-    // matmul_experts: this buffer holds experts first_expert.. (each `rows` rows); slot s
-    // reads x row s / x_group and writes y row s.
-    first_expert: u32,
+    // matmul_experts: this buffer holds slabs first_slab.. (+ slabs, each `rows` rows) of
+    // the pool (from_pool 1) or the host copy (moe/expert_slab.wgsl); slot s reads x row
+    // s / x_group and writes y row s.
+    first_slab: u32,
     x_group: u32,
-    _pad0: u32,
-    _pad1: u32,
+    slabs: u32,
+    from_pool: u32,
 }

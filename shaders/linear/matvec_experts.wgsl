@@ -12,20 +12,20 @@ struct Params {
     // 32-element units per row (cols / 32).
     units: u32,
     row_bytes: u32,
-    // Byte offset of expert first_expert's row 0 in `weights_0`.
+    // Byte offset of the first slab's row 0 in `weights_0`.
     weight_offset: u32,
     x_offset: u32,
     y_offset: u32,
-    // The experts this buffer holds are first_expert.. (+ n_experts), each `rows` rows;
-    // slot s reads x at x_offset + (s / x_group) * x_stride (x_group = k when a token's k
-    // slots share its input, 1 when each slot has its own) and writes
-    // y_offset + s * y_stride.
-    first_expert: u32,
-    n_experts: u32,
+    // This buffer holds slabs first_slab.. (+ slabs) of the pool (from_pool 1) or of the
+    // host copy (moe/expert_slab.wgsl), each `rows` rows; slot s reads x at
+    // x_offset + (s / x_group) * x_stride (x_group = k when a token's k slots share its
+    // input, 1 when each slot has its own) and writes y_offset + s * y_stride.
+    first_slab: u32,
+    slabs: u32,
     x_stride: u32,
     y_stride: u32,
     x_group: u32,
-    _pad0: u32,
+    from_pool: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
@@ -37,6 +37,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 // [slots] u32: the routed experts
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
+// [n_expert] u32: each expert's pool slot (moe/expert_slab.wgsl)
+@group(0) @binding(5) var<storage, read> location: array<u32>;
 
 fn x_at(i: u32) -> vec4<f32> {
     return x[i];
@@ -49,12 +51,12 @@ fn matvec_experts(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let slot = wg.z;
-    let e = ids[slot];
-    // Experts outside this buffer are another piece's dispatch.
-    if (e < params.first_expert || e >= params.first_expert + params.n_experts) {
+    let at = expert_slab(ids[slot], params.from_pool, params.first_slab, params.slabs);
+    // Another piece's dispatch reads this expert.
+    if (at == NOT_RESIDENT) {
         return;
     }
-    let slab = (e - params.first_expert) * params.rows * params.row_bytes;
+    let slab = at * params.rows * params.row_bytes;
     let first = (wg.x + wg.y * nwg.x) * ROWS;
     let v = rows_dot_0(
         first,

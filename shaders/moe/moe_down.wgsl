@@ -3,6 +3,8 @@
 // into the residual stream:
 //   y[d] += sum_j w[j] * (down_{ids[j]} . h[j])[d] + sigmoid(shared_logit) * (down_s . h[k])[d]
 // so the down matvecs, moe_combine and the residual add are one dispatch instead of four.
+// A routed expert's down comes from its VRAM pool slot when the location table names one,
+// else from the host copy (runtime/experts.rs).
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows of y and
 // walks the slots (linear/matvec_rows.wgsl, one reader per weight binding). Mirrors
@@ -17,7 +19,7 @@ struct Params {
     // n_embd.
     rows: u32,
     row_bytes: u32,
-    // Bytes per expert in weights_d.
+    // Bytes per expert slab in weights_d and weights_dh.
     slab: u32,
     shared_row_bytes: u32,
     // Floats per slot in h.
@@ -41,6 +43,11 @@ struct Params {
 @group(0) @binding(6) var<storage, read> shared_logit: array<f32>;
 // [n_embd] f32: the residual stream, updated in place
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;
+// [n_expert, n_embd, row_bytes] GGUF blocks: every down in host memory (the pool's binding
+// when all are resident)
+@group(0) @binding(8) var<storage, read> weights_dh: array<u32>;
+// [n_expert] u32: each expert's pool slot
+@group(0) @binding(9) var<storage, read> location: array<u32>;
 
 fn x_at(i: u32) -> vec4<f32> {
     return h[i];
@@ -56,8 +63,14 @@ fn moe_down(
     let rows = params.rows;
     var acc = 0.0;
     for (var j = 0u; j < params.k; j++) {
-        let base = ids[j] * params.slab;
-        let v = rows_dot_d(first, lid, rows, params.units, params.row_bytes, base, j * params.h_stride);
+        let e = ids[j];
+        let at = location[e];
+        var v = 0.0;
+        if (at != NOT_RESIDENT) {
+            v = rows_dot_d(first, lid, rows, params.units, params.row_bytes, at * params.slab, j * params.h_stride);
+        } else {
+            v = rows_dot_dh(first, lid, rows, params.units, params.row_bytes, e * params.slab, j * params.h_stride);
+        }
         acc += route_w[j] * v;
     }
     if (params.has_shared == 1u) {

@@ -7,6 +7,10 @@
 // recomputes the top-k and 1 / rms(x) (a few hundred logits and a few thousand floats,
 // cheaper than a dispatch and its barrier); workgroup 0 writes the picks for moe_down.
 //
+// A routed expert's gate and up come from its VRAM pool slot when the location table names
+// one, else from the host copy (runtime/experts.rs; moe/expert_slab.wgsl's NOT_RESIDENT);
+// workgroup 0 counts each pick, and the picks that missed the pool, for the re-planning.
+//
 // Split: workgroup (wg.x + wg.y * num_workgroups.x, slot wg.z) owns ROWS consecutive rows of
 // the slot's gate and up (linear/matvec_rows.wgsl, one reader per weight binding). Mirrors
 // reference::moe::moe_route, reference::norm::rms_norm, reference::linear::matvec per expert
@@ -25,7 +29,7 @@ struct Params {
     // Floats per slot in h.
     h_stride: u32,
     gate_row_bytes: u32,
-    // Bytes per expert in the gate and up bindings, and where the gate and up rows start
+    // Bytes per expert slab in the gate and up bindings, and where the gate and up rows start
     // in an expert's slab (the up rows follow the gate rows in a fused gate_up tensor).
     gate_slab: u32,
     gate_offset: u32,
@@ -59,6 +63,15 @@ struct Params {
 // [k] u32 and [k] f32: the picks and their weights, for moe_down
 @group(0) @binding(9) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(10) var<storage, read_write> route_w: array<f32>;
+// The gates and ups of every expert in host memory (the pool's bindings when all resident)
+@group(0) @binding(11) var<storage, read> weights_gh: array<u32>;
+@group(0) @binding(12) var<storage, read> weights_uh: array<u32>;
+// [n_expert] u32: each expert's pool slot; [n_expert + 1] u32: uses of each expert, misses
+@group(0) @binding(13) var<storage, read> location: array<u32>;
+@group(0) @binding(14) var<storage, read_write> counts: array<atomic<u32>>;
+
+// The slot's pool slot, read once and made uniform: the branch on it holds barriers.
+var<workgroup> slot_at: u32;
 
 fn x_at(i: u32) -> vec4<f32> {
     return x[i] * norm_w[i];
@@ -75,8 +88,13 @@ fn moe_gate_up(
     let first = (wg.x + wg.y * nwg.x) * ROWS;
     route_top_k(lid, 0u, params.n_expert, params.k, params.renormalise == 1u);
     if (wg.x == 0u && wg.y == 0u && slot == 0u && lid < params.k) {
-        ids[lid] = route_ids[lid];
+        let e = route_ids[lid];
+        ids[lid] = e;
         route_w[lid] = route_weights[lid];
+        atomicAdd(&counts[e], 1u);
+        if (location[e] == NOT_RESIDENT) {
+            atomicAdd(&counts[params.n_expert], 1u);
+        }
     }
     let scale = row_norm_scale(lid, 0u, params.units, params.eps);
     let u = params.units;
@@ -85,10 +103,21 @@ fn moe_gate_up(
     var up = 0.0;
     if (slot < params.k) {
         let e = route_ids[slot];
-        let gate_base = e * params.gate_slab + params.gate_offset;
-        let up_base = e * params.up_slab + params.up_offset;
-        g = rows_dot_g(first, lid, width, u, params.gate_row_bytes, gate_base, 0u);
-        up = rows_dot_u(first, lid, width, u, params.up_row_bytes, up_base, 0u);
+        if (lid == 0u) {
+            slot_at = location[e];
+        }
+        let at = workgroupUniformLoad(&slot_at);
+        if (at != NOT_RESIDENT) {
+            let gate_base = at * params.gate_slab + params.gate_offset;
+            let up_base = at * params.up_slab + params.up_offset;
+            g = rows_dot_g(first, lid, width, u, params.gate_row_bytes, gate_base, 0u);
+            up = rows_dot_u(first, lid, width, u, params.up_row_bytes, up_base, 0u);
+        } else {
+            let gate_base = e * params.gate_slab + params.gate_offset;
+            let up_base = e * params.up_slab + params.up_offset;
+            g = rows_dot_gh(first, lid, width, u, params.gate_row_bytes, gate_base, 0u);
+            up = rows_dot_uh(first, lid, width, u, params.up_row_bytes, up_base, 0u);
+        }
     } else {
         width = params.shared_rows;
         g = rows_dot_sg(first, lid, width, u, params.shared_gate_row_bytes, 0u, 0u);

@@ -188,6 +188,11 @@ fn describe_load(loaded: &Loaded) {
         s.model().ctx.describe(),
         s.options.context
     );
+    if let Some(split) = s.model().experts.as_ref().map(|c| &c.split) {
+        if !split.all_resident() {
+            eprintln!("{split}");
+        }
+    }
 }
 
 /// Ctrl-C handling, the model loaded and described, the sampling set; returns the seed.

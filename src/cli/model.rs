@@ -15,7 +15,7 @@ use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::ops::linear::matmul::TILE;
 use qwen_wgpu::runtime::weights::max_piece_bytes;
 use qwen_wgpu::runtime::{
-    AdapterChoice, GpuContext, GpuModel, Session, SessionOptions, DEFAULT_UBATCH,
+    AdapterChoice, GpuContext, GpuModel, LoadOptions, Session, SessionOptions, DEFAULT_UBATCH,
 };
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,6 +56,15 @@ pub struct ModelArgs {
     /// KV cache element type.
     #[arg(long, value_enum, default_value_t = KvType::F16)]
     pub kv_type: KvType,
+    /// VRAM the model and its sessions may take (e.g. 12GiB): routed experts past it stay
+    /// in host memory, which the GPU reads over the bus, the most used ones in VRAM.
+    /// Default: everything in VRAM (wgpu reports no VRAM size; `QWEN_WGPU_MEMORY_GIB` gives one).
+    #[arg(long, value_parser = parse_size)]
+    pub gpu_memory: Option<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    qwen_wgpu::model::placement::parse_size(text)
 }
 
 impl ModelArgs {
@@ -144,7 +153,11 @@ pub fn load(args: &ModelArgs, options: SessionOptions) -> Result<Loaded, Error> 
     log::info!("{}", gpu.describe());
     let options = fit_logit_rows(options, &config, &gpu);
     let bar = byte_bar("loading", 0);
-    let model = GpuModel::load(gpu, &file, &config, &options, &mut |done, total| {
+    let load = LoadOptions {
+        sessions: 1,
+        gpu_memory: args.gpu_memory,
+    };
+    let model = GpuModel::load_with(gpu, &file, &config, &options, load, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

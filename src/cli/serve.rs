@@ -53,6 +53,7 @@ pub fn serve_cmd(args: ServeArgs) -> Result<(), Error> {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         cache_bytes: args.cache_mib << 20,
         body_limit: args.max_body_mib << 20,
+        gpu_memory: args.model.gpu_memory,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,4 +3,5 @@
 pub mod activations;
 pub mod algebra;
 pub mod perplexity;
+pub mod placement;
 pub mod reference;

@@ -104,6 +104,9 @@ pub struct GpuFeatures {
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
     pub mapped_upload: bool,
+    /// Storage buffers can live in host memory (`MAPPABLE_PRIMARY_BUFFERS`): the routed
+    /// experts beyond a VRAM budget (`runtime::experts`).
+    pub host_storage: bool,
 }
 
 impl GpuFeatures {
@@ -130,7 +133,9 @@ impl GpuFeatures {
             fused_decode: gpu,
             chunked_delta_rule: gpu,
             matmul: MatmulForm::choose(coop, gpu, features, limits),
-            mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+            mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+                && device_type == wgpu::DeviceType::Cpu,
+            host_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
         }
     }
 }
@@ -325,11 +330,10 @@ impl GpuContext {
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
-        // Mappable storage buffers are slow on a discrete GPU, free where device memory is
-        // host memory.
-        if info.device_type == wgpu::DeviceType::Cpu {
-            wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
-        }
+        // Mappable storage buffers: weights written in place where device memory is host
+        // memory (a CPU device), and routed experts kept in host memory under a VRAM budget
+        // anywhere. Ordinary weights stay in device-local buffers on a GPU.
+        wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         let forced_tiles = MatmulForm::forced_tiles();
         // Apple GPUs run simdgroups of 32, which wgpu's Metal backend reports as up to 64.
         let team_width = if info.backend == wgpu::Backend::Metal {

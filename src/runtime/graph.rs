@@ -20,6 +20,7 @@ use crate::model::activations::{
     moe_h_stride, AttentionActivations, LinearActivations, RouterActivations,
 };
 use crate::model::algebra::KvDtype;
+use crate::runtime::experts::ExpertTensor;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefill,
@@ -1066,7 +1067,7 @@ fn moe_ffn(
         n_tokens: t,
         renormalise: m.norm_top_k,
     };
-    if g.fused() && fits_fused_experts(w) {
+    if g.fused() && fits_fused_experts(w, &b.ctx.limits) {
         fused_experts(g, w, m, norm, shape)?;
         return Ok(true);
     }
@@ -1074,6 +1075,8 @@ fn moe_ffn(
         logits: &rs.logits,
         ids: &rs.ids,
         weights: &rs.weights,
+        location: &w.down.table.location,
+        counts: &w.down.table.counts,
     };
     g.one("moe_route", moe_route(b.ctx, b.cache, shape, io))?;
     if g.fused() {
@@ -1114,19 +1117,28 @@ fn moe_ffn(
     Ok(false)
 }
 
-/// Whether every expert matrix sits in one binding, as the fused decode kernels read them
-/// (a tensor over the adapter's storage binding limit is split, and takes the staged form).
-fn fits_fused_experts(w: &MoeWeights) -> bool {
+/// Storage buffers `moe_gate_up` binds: params, four weights, two host copies, the input,
+/// the norm, the logits, h, ids, route weights, location and counts.
+const FUSED_EXPERT_BUFFERS: u32 = 15;
+
+/// Whether every expert matrix sits in one binding (pool and host copy each), as the fused
+/// decode kernels read them (a tensor over the adapter's storage binding limit is split, and
+/// takes the staged form), and the adapter binds as many buffers as they do.
+fn fits_fused_experts(w: &MoeWeights, limits: &wgpu::Limits) -> bool {
     let whole = |m: &QuantMatrix| m.pieces.len() == 1;
+    let whole_experts = |t: &ExpertTensor| t.whole().is_some();
     let gate_up = match &w.gate_up {
-        ExpertGateUp::Fused(gu) => whole(gu),
-        ExpertGateUp::Separate { gate, up } => whole(gate) && whole(up),
+        ExpertGateUp::Fused(gu) => whole_experts(gu),
+        ExpertGateUp::Separate { gate, up } => whole_experts(gate) && whole_experts(up),
     };
     let shared = w
         .shared
         .as_ref()
         .is_none_or(|s| whole(&s.gate) && whole(&s.up) && whole(&s.down));
-    gate_up && whole(&w.down) && shared
+    gate_up
+        && whole_experts(&w.down)
+        && shared
+        && limits.max_storage_buffers_per_shader_stage >= FUSED_EXPERT_BUFFERS
 }
 
 /// A decode token's experts from the router's logits: `moe_gate_up` (top-k, norm, every
@@ -1144,15 +1156,14 @@ fn fused_experts(
     let Some(rs) = &s.ffn.router else {
         return Err(GpuError::Shape("MoE layer without router scratch".into()));
     };
-    let rows = |w, rows_per_expert, first_row| ExpertRows {
+    let rows = |w, first_row| ExpertRows {
         w,
-        rows_per_expert,
         first_row,
         rows: fe,
     };
     let gate_up = match &w.gate_up {
-        ExpertGateUp::Fused(gu) => (rows(gu, 2 * fe, 0), rows(gu, 2 * fe, fe)),
-        ExpertGateUp::Separate { gate, up } => (rows(gate, fe, 0), rows(up, fe, 0)),
+        ExpertGateUp::Fused(gu) => (rows(gu, 0), rows(gu, fe)),
+        ExpertGateUp::Separate { gate, up } => (rows(gate, 0), rows(up, 0)),
     };
     let h_stride = moe_h_stride(m) as u32;
     let buffers = GateUpBuffers {
@@ -1185,10 +1196,7 @@ fn fused_experts(
         route_w: &rs.weights,
         y: &s.stream,
     };
-    let down = ExpertWeights {
-        w: &w.down,
-        rows_per_expert: b.config.n_embd,
-    };
+    let down = ExpertWeights { w: &w.down };
     let d = moe_down(b.ctx, b.cache, k, down, shared, buffers);
     g.one("moe_down", d)
 }
@@ -1240,8 +1248,8 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
         offsets: &rs.offsets,
         token_tile: matmul_experts::token_tile(t, k, m.n_expert),
     };
-    let experts = |w: &QuantMatrix, rows_per_expert, x: SlotInput<'_>, y: SlotOutput<'_>| {
-        let ew = ExpertWeights { w, rows_per_expert };
+    let experts = |w: &ExpertTensor, x: SlotInput<'_>, y: SlotOutput<'_>| {
+        let ew = ExpertWeights { w };
         if grouped {
             matmul_experts(b.ctx, b.cache, ew, t, groups, x, y)
         } else {
@@ -1260,13 +1268,13 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
     };
     match &w.gate_up {
         ExpertGateUp::Fused(wgu) => {
-            let ds = experts(wgu, 2 * fe, token_input, gate_up_out(0))?;
+            let ds = experts(wgu, token_input, gate_up_out(0))?;
             g.push("ffn_gate_up_exps", Op::Experts(ds));
         }
         ExpertGateUp::Separate { gate, up } => {
-            let ds = experts(gate, fe, token_input, gate_up_out(0))?;
+            let ds = experts(gate, token_input, gate_up_out(0))?;
             g.push("ffn_gate_exps", Op::Experts(ds));
-            let ds = experts(up, fe, token_input, gate_up_out(fe))?;
+            let ds = experts(up, token_input, gate_up_out(fe))?;
             g.push("ffn_up_exps", Op::Experts(ds));
         }
     }
@@ -1291,7 +1299,7 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
         stride: e,
         offset: 0,
     };
-    let ds = experts(&w.down, e, h, out)?;
+    let ds = experts(&w.down, h, out)?;
     g.push("ffn_down_exps", Op::Experts(ds));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The GPU side: adapter and device, shader assembly and pipelines, VRAM-resident tensors,
 //! and the kernel launchers. Knows nothing of GGUF parsing.
 
+pub mod experts;
 pub mod gpu;
 pub mod graph;
 pub mod host_clock;
@@ -14,4 +15,6 @@ pub mod tensor;
 pub mod weights;
 
 pub use gpu::{AdapterChoice, GpuContext, GpuFeatures};
-pub use session::{DecodeBatch, GpuModel, Sampling, Session, SessionOptions, DEFAULT_UBATCH};
+pub use session::{
+    DecodeBatch, GpuModel, LoadOptions, Sampling, Session, SessionOptions, DEFAULT_UBATCH,
+};

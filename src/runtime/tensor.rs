@@ -71,6 +71,35 @@ pub fn upload_buffer(
     Ok(buffer)
 }
 
+/// A read-only storage buffer holding `bytes` in host memory that the GPU reads over the
+/// bus (routed experts beyond the VRAM budget, `runtime::experts`): `MAP_READ` usage puts it
+/// in host-cached system memory on Vulkan and a CPU-side heap on DX12 and Metal (it needs
+/// `MAPPABLE_PRIMARY_BUFFERS`); written through bounded staging, so the file's map stays
+/// the only other copy.
+pub fn host_storage_buffer(
+    ctx: &GpuContext,
+    label: &str,
+    bytes: &[u8],
+) -> Result<wgpu::Buffer, GpuError> {
+    if !ctx.features.host_storage {
+        return Err(GpuError::Device(format!(
+            "{label}: this adapter cannot bind host memory as storage (no MAPPABLE_PRIMARY_BUFFERS), so every expert must fit in VRAM"
+        )));
+    }
+    ctx.created.buffer();
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (bytes.len().div_ceil(4).max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::MAP_READ
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    ctx.write_buffer(&buffer, 0, bytes)?;
+    Ok(buffer)
+}
+
 /// A zeroed f32 storage buffer of `n` values that kernels write and tests read back.
 pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
     ctx.created.buffer();
@@ -196,14 +225,8 @@ impl QuantMatrix {
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
-        let rows_per_expert = shape.rows;
-        let rows = rows_per_expert
-            .checked_mul(n_experts)
-            .ok_or(GpuError::Shape(format!(
-                "{name}: {n_experts} experts of {rows_per_expert} rows"
-            )))?;
-        let all = MatrixShape { rows, ..shape };
-        Self::upload_split(ctx, name, all, rows_per_expert, bytes, max_piece_bytes)
+        let all = experts_shape(name, shape, n_experts)?;
+        Self::upload_split(ctx, name, all, shape.rows, bytes, max_piece_bytes)
     }
 
     /// Splits into pieces that hold whole groups of `granularity` rows.
@@ -215,6 +238,81 @@ impl QuantMatrix {
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
+        let layout = PieceLayout::of(name, shape, granularity, max_piece_bytes)?;
+        layout.check_bytes(name, bytes)?;
+        layout.build(shape, |first_row, n| {
+            upload_buffer(ctx, name, layout.bytes_of(bytes, first_row, n))
+        })
+    }
+
+    /// `n_experts` slabs of `shape` in host memory the GPU reads over the bus
+    /// ([`host_storage_buffer`]), split on expert boundaries.
+    pub fn upload_experts_to_host(
+        ctx: &GpuContext,
+        name: &str,
+        shape: MatrixShape,
+        n_experts: u32,
+        bytes: &[u8],
+        max_piece_bytes: u64,
+    ) -> Result<QuantMatrix, GpuError> {
+        let all = experts_shape(name, shape, n_experts)?;
+        let layout = PieceLayout::of(name, all, shape.rows, max_piece_bytes)?;
+        layout.check_bytes(name, bytes)?;
+        layout.build(all, |first_row, n| {
+            host_storage_buffer(ctx, name, layout.bytes_of(bytes, first_row, n))
+        })
+    }
+
+    /// Room for `slots` slabs of `shape` in VRAM, zeroed (an expert pool filled by copies).
+    pub fn expert_pool(
+        ctx: &GpuContext,
+        name: &str,
+        shape: MatrixShape,
+        slots: u32,
+        max_piece_bytes: u64,
+    ) -> Result<QuantMatrix, GpuError> {
+        let all = experts_shape(name, shape, slots)?;
+        let layout = PieceLayout::of(name, all, shape.rows, max_piece_bytes)?;
+        layout.build(all, |_, n| {
+            ctx.created.buffer();
+            Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: (n as u64 * layout.row_bytes).div_ceil(4).max(1) * 4,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }))
+        })
+    }
+}
+
+/// `n_experts` slabs of `shape`'s rows as one matrix shape.
+fn experts_shape(name: &str, shape: MatrixShape, n_experts: u32) -> Result<MatrixShape, GpuError> {
+    let rows = shape
+        .rows
+        .checked_mul(n_experts)
+        .ok_or(GpuError::Shape(format!(
+            "{name}: {n_experts} experts of {} rows",
+            shape.rows
+        )))?;
+    Ok(MatrixShape { rows, ..shape })
+}
+
+/// How a matrix splits into pieces of whole `granularity`-row groups within one binding.
+struct PieceLayout {
+    row_bytes: u64,
+    rows: u32,
+    rows_per_piece: u32,
+}
+
+impl PieceLayout {
+    fn of(
+        name: &str,
+        shape: MatrixShape,
+        granularity: u32,
+        max_piece_bytes: u64,
+    ) -> Result<PieceLayout, GpuError> {
         let MatrixShape { ty, cols, rows } = shape;
         let row_bytes =
             ty.row_bytes(cols as u64)
@@ -222,12 +320,6 @@ impl QuantMatrix {
                 .ok_or(GpuError::Shape(format!(
                     "{name}: rows of {cols} {ty} elements are not whole 32-element units"
                 )))?;
-        if row_bytes * rows as u64 != bytes.len() as u64 {
-            return Err(GpuError::Shape(format!(
-                "{name}: {rows} rows of {row_bytes} bytes, but {} bytes given",
-                bytes.len()
-            )));
-        }
         let group_bytes = row_bytes * granularity as u64;
         let groups_per_piece = max_piece_bytes / group_bytes;
         if groups_per_piece == 0 {
@@ -235,15 +327,43 @@ impl QuantMatrix {
                 "{name}: {granularity} row(s) of {row_bytes} bytes exceed the storage binding limit {max_piece_bytes}"
             )));
         }
-        let rows_per_piece = (groups_per_piece * granularity as u64).min(rows as u64) as u32;
+        Ok(PieceLayout {
+            row_bytes,
+            rows,
+            rows_per_piece: (groups_per_piece * granularity as u64).min(rows as u64) as u32,
+        })
+    }
+
+    fn check_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), GpuError> {
+        if self.row_bytes * self.rows as u64 != bytes.len() as u64 {
+            return Err(GpuError::Shape(format!(
+                "{name}: {} rows of {} bytes, but {} bytes given",
+                self.rows,
+                self.row_bytes,
+                bytes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes_of<'b>(&self, bytes: &'b [u8], first_row: u32, n: u32) -> &'b [u8] {
+        let start = first_row as usize * self.row_bytes as usize;
+        &bytes[start..start + n as usize * self.row_bytes as usize]
+    }
+
+    /// The matrix whose pieces `make(first_row, rows)` creates.
+    fn build(
+        &self,
+        shape: MatrixShape,
+        mut make: impl FnMut(u32, u32) -> Result<wgpu::Buffer, GpuError>,
+    ) -> Result<QuantMatrix, GpuError> {
+        let MatrixShape { ty, cols, rows } = shape;
         let mut pieces = Vec::new();
         let mut first_row = 0;
         while first_row < rows {
-            let n = rows_per_piece.min(rows - first_row);
-            let start = first_row as usize * row_bytes as usize;
-            let end = start + n as usize * row_bytes as usize;
+            let n = self.rows_per_piece.min(rows - first_row);
             pieces.push(MatrixPiece {
-                buffer: upload_buffer(ctx, name, &bytes[start..end])?,
+                buffer: make(first_row, n)?,
                 first_row,
                 rows: n,
             });
@@ -253,7 +373,7 @@ impl QuantMatrix {
             ty,
             rows,
             cols,
-            row_bytes: row_bytes as u32,
+            row_bytes: self.row_bytes as u32,
             pieces,
         })
     }

@@ -11,18 +11,20 @@ use crate::loader::config::{
 use crate::loader::dequant::dequantize;
 use crate::loader::gguf::{GgufFile, TensorInfo};
 use crate::loader::names;
+use crate::model::placement::ExpertSplit;
 use crate::model::reference::rope::rope_frequencies;
+use crate::runtime::experts::{ExpertTable, ExpertTensor};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::tensor::{upload_buffer, MatrixShape, QuantMatrix};
 
 /// Every weight of one layer: matrices and expert tensors in block format, small tensors
 /// as f32 buffers (conv taps [conv_channels, conv_kernel]).
-pub type LayerWeights = LayerTensors<QuantMatrix, QuantMatrix, wgpu::Buffer>;
+pub type LayerWeights = LayerTensors<QuantMatrix, ExpertTensor, wgpu::Buffer>;
 pub type MixerWeights = MixerTensors<QuantMatrix, wgpu::Buffer>;
 pub type AttentionWeights = AttentionTensors<QuantMatrix, wgpu::Buffer>;
 pub type LinearWeights = LinearTensors<QuantMatrix, wgpu::Buffer>;
-pub type FfnWeights = FfnTensors<QuantMatrix, QuantMatrix>;
-pub type MoeWeights = MoeTensors<QuantMatrix, QuantMatrix>;
+pub type FfnWeights = FfnTensors<QuantMatrix, ExpertTensor>;
+pub type MoeWeights = MoeTensors<QuantMatrix, ExpertTensor>;
 pub type SharedExpert = SharedExpertTensors<QuantMatrix>;
 
 pub struct ModelWeights {
@@ -55,10 +57,14 @@ struct Uploader<'a, 'p> {
     done: u64,
     total: u64,
     progress: Progress<'p>,
+    /// Experts of each MoE layer resident in VRAM.
+    resident: u32,
+    /// The location table of the layer being loaded, shared by its expert tensors.
+    table: Option<ExpertTable>,
 }
 
-impl Uploader<'_, '_> {
-    fn bytes(&self, name: &str) -> Result<(&TensorInfo, &[u8]), Error> {
+impl<'a> Uploader<'a, '_> {
+    fn bytes(&self, name: &str) -> Result<(&'a TensorInfo, &'a [u8]), Error> {
         let info = self
             .file
             .tensor(name)
@@ -87,8 +93,9 @@ impl Uploader<'_, '_> {
         Ok(m)
     }
 
-    /// A 3-D expert tensor {cols, rows_per_expert, n_experts}.
-    fn upload_experts(&mut self, name: &str) -> Result<QuantMatrix, Error> {
+    /// A 3-D expert tensor {cols, rows_per_expert, n_experts}: the first `resident` experts
+    /// in a VRAM pool and, when that is not all of them, every expert in host memory.
+    fn upload_experts(&mut self, name: &str) -> Result<ExpertTensor, Error> {
         let (info, bytes) = self.bytes(name)?;
         let [cols, rows, n] = info.dims[..] else {
             return Err(Error::InvalidArgument(format!(
@@ -102,9 +109,43 @@ impl Uploader<'_, '_> {
             rows: dim(name, rows)?,
         };
         let n = dim(name, n)?;
-        let m = QuantMatrix::upload_experts(self.ctx, name, shape, n, bytes, self.max_piece)?;
+        let table = match &self.table {
+            Some(t) if t.n_expert == n => t.clone(),
+            _ => {
+                let t = ExpertTable::new(self.ctx, n, self.resident.min(n))?;
+                self.table = Some(t.clone());
+                t
+            }
+        };
+        let resident = self.resident.min(n);
+        let tensor = if resident == n {
+            let w = QuantMatrix::upload_experts(self.ctx, name, shape, n, bytes, self.max_piece)?;
+            ExpertTensor::with_table(w, shape.rows, table)
+        } else {
+            let host = QuantMatrix::upload_experts_to_host(
+                self.ctx,
+                name,
+                shape,
+                n,
+                bytes,
+                self.max_piece,
+            )?;
+            let pool = (resident > 0)
+                .then(|| QuantMatrix::expert_pool(self.ctx, name, shape, resident, self.max_piece))
+                .transpose()?;
+            let t = ExpertTensor {
+                shape,
+                row_bytes: host.row_bytes,
+                n_expert: n,
+                pool,
+                host: Some(host),
+                table,
+            };
+            t.fill_pool(self.ctx)?;
+            t
+        };
         self.advance(bytes.len());
-        Ok(m)
+        Ok(tensor)
     }
 
     /// A small tensor dequantized to f32 (norms, conv taps: whatever type the file chose).
@@ -121,7 +162,7 @@ impl Uploader<'_, '_> {
 /// A layer's tensors, read by the names of their specs (the file was checked against them).
 impl TensorSource for Uploader<'_, '_> {
     type Matrix = QuantMatrix;
-    type Experts = QuantMatrix;
+    type Experts = ExpertTensor;
     type Vector = wgpu::Buffer;
     type Error = Error;
 
@@ -129,7 +170,7 @@ impl TensorSource for Uploader<'_, '_> {
         self.upload_matrix(&spec.name)
     }
 
-    fn experts(&mut self, spec: &TensorSpec) -> Result<QuantMatrix, Error> {
+    fn experts(&mut self, spec: &TensorSpec) -> Result<ExpertTensor, Error> {
         self.upload_experts(&spec.name)
     }
 
@@ -150,12 +191,14 @@ pub fn max_piece_bytes(ctx: &GpuContext) -> u64 {
         .min(ctx.limits.max_buffer_size)
 }
 
-/// Uploads every main-pass tensor of `file` (validated against `config`), calling
-/// `progress(done, total)` in bytes. Running out of device memory is an error, not a panic.
+/// Uploads every main-pass tensor of `file` (validated against `config`), the routed
+/// experts as `split` places them, calling `progress(done, total)` in bytes. Running out of
+/// device memory is an error, not a panic.
 pub fn upload(
     ctx: &GpuContext,
     file: &GgufFile,
     config: &ModelConfig,
+    split: &ExpertSplit,
     progress: Progress<'_>,
 ) -> Result<ModelWeights, Error> {
     let total = config
@@ -172,6 +215,8 @@ pub fn upload(
         done: 0,
         total,
         progress,
+        resident: split.resident,
+        table: None,
     };
     let weights = upload_all(&mut up, config).and_then(|w| {
         ctx.finish_writes()?;
@@ -196,7 +241,10 @@ fn upload_all(up: &mut Uploader<'_, '_>, config: &ModelConfig) -> Result<ModelWe
     };
     let output_norm = up.upload_vector(names::OUTPUT_NORM)?;
     let layers = (0..config.layers.len())
-        .map(|i| config.layer_tensors(i)?.load(up))
+        .map(|i| {
+            up.table = None;
+            config.layer_tensors(i)?.load(up)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let a = &config.attention;
     let freqs = rope_frequencies(a.n_rot as usize, a.rope_base, a.rope_sections);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::loader::tokenizer::{ChatTemplate, GgufTokenizer};
 use crate::loader::{GgufFile, ModelConfig};
-use crate::runtime::{AdapterChoice, GpuContext, GpuModel, SessionOptions};
+use crate::runtime::{AdapterChoice, GpuContext, GpuModel, LoadOptions, SessionOptions};
 
 use engine::{Command, Engine, EngineHandle, EngineOptions};
 use http::{AppState, Ready};
@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub cache_bytes: u64,
     /// Largest request body.
     pub body_limit: usize,
+    /// VRAM the model and the slots may take; routed experts past it stay in host memory.
+    pub gpu_memory: Option<u64>,
 }
 
 /// A model's name for clients: its file's name without `.gguf`.
@@ -85,14 +87,16 @@ pub fn load_and_run(
     let template = ChatTemplate::of_tokenizer(&tokenizer)?;
     let gpu = GpuContext::new(&AdapterChoice::from_flag(options.adapter.as_deref()))?;
     log::info!("{}", gpu.describe());
-    let model = GpuModel::load_for_sessions(
-        gpu,
-        &file,
-        &config,
-        &options.session,
-        options.parallel.max(1),
-        &mut |_, _| {},
-    )?;
+    let load = LoadOptions {
+        sessions: options.parallel.max(1),
+        gpu_memory: options.gpu_memory,
+    };
+    let model = GpuModel::load_with(gpu, &file, &config, &options.session, load, &mut |_, _| {})?;
+    if let Some(split) = model.experts.as_ref().map(|c| &c.split) {
+        if !split.all_resident() {
+            eprintln!("{split}");
+        }
+    }
     let engine = Engine::new(
         model,
         Arc::clone(&tokenizer),

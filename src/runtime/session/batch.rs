@@ -93,6 +93,9 @@ impl DecodeBatch {
             .map(|s| s.record_read(&mut enc))
             .collect();
         let submission = ctx.queue.submit([enc.finish()]);
+        if let Some(s) = sessions.first() {
+            s.model.tend_experts(sessions.len() as u64);
+        }
         let share = (thread_cpu_seconds() - started) / sessions.len() as f64;
         let mut pending = Vec::with_capacity(sessions.len());
         for ((s, read), rng_before) in sessions.iter_mut().zip(reads).zip(before) {

@@ -14,8 +14,10 @@ use crate::error::{Error, GpuError};
 use crate::loader::config::ModelConfig;
 use crate::loader::gguf::GgufFile;
 use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
+use crate::model::placement::ExpertSplit;
 use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
+use crate::runtime::experts::{ExpertCache, ExpertTraffic};
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
 use crate::runtime::host_clock::thread_cpu_seconds;
@@ -178,12 +180,35 @@ impl Default for Sampling {
     }
 }
 
+/// How a model is loaded: the sessions it must hold besides its weights, and the VRAM
+/// budget that decides which routed experts stay in host memory.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Sessions shaped by the plan's [`SessionOptions`] (a server's slots).
+    pub sessions: u32,
+    /// VRAM bytes the model and its sessions may take (`--gpu-memory`); routed experts
+    /// past it are read from host memory. `None`: what the device reports, where it does
+    /// (`QWEN_WGPU_MEMORY_GIB` on a GPU; wgpu reports no VRAM size), else everything in VRAM.
+    pub gpu_memory: Option<u64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            sessions: 1,
+            gpu_memory: None,
+        }
+    }
+}
+
 /// A model's weights and pipelines in VRAM, shared by its sessions.
 pub struct GpuModel {
     pub ctx: GpuContext,
     pub cache: PipelineCache,
     pub config: ModelConfig,
     pub weights: ModelWeights,
+    /// Where the routed experts live and how their resident sets follow use (MoE models).
+    pub experts: Option<ExpertCache>,
     /// Anonymous host memory (bytes) just before and just after the upload, where the OS
     /// reports it: what loading kept on the host besides the file's map.
     pub host_memory_at_load: Option<(u64, u64)>,
@@ -201,36 +226,89 @@ impl GpuModel {
         plan_for: &SessionOptions,
         progress: Progress<'_>,
     ) -> Result<Arc<GpuModel>, Error> {
-        GpuModel::load_for_sessions(ctx, file, config, plan_for, 1, progress)
+        GpuModel::load_with(
+            ctx,
+            file,
+            config,
+            plan_for,
+            LoadOptions::default(),
+            progress,
+        )
     }
 
-    /// [`GpuModel::load`] for `sessions` sessions shaped by `plan_for` (a server's slots),
-    /// refused before any upload when they do not fit together.
-    pub fn load_for_sessions(
+    /// [`GpuModel::load`] for `load.sessions` sessions shaped by `plan_for` within
+    /// `load.gpu_memory`, refused before any upload when they do not fit.
+    pub fn load_with(
         ctx: GpuContext,
         file: &GgufFile,
         config: &ModelConfig,
         plan_for: &SessionOptions,
-        sessions: u32,
+        load: LoadOptions,
         progress: Progress<'_>,
     ) -> Result<Arc<GpuModel>, Error> {
         // The KV cache's own limit first: past it no budget matters.
         check_kv_binding(&ctx, config, plan_for.context, plan_for.kv_dtype)?;
         let wb = WeightBytes::from_file(config, file);
-        let plan = plan_for.memory_plan_for(config, &wb, sessions.max(1));
+        let mut plan = plan_for.memory_plan_for(config, &wb, load.sessions.max(1));
+        // A CPU device's "VRAM" is host memory: moving experts to host memory frees none.
+        let reported = (ctx.info.device_type != wgpu::DeviceType::Cpu)
+            .then(|| ctx.memory_budget())
+            .flatten();
+        let split = ExpertSplit::plan(config, &wb, &plan, load.gpu_memory.or(reported))?;
+        if !split.all_resident() && !ctx.features.host_storage {
+            return Err(GpuError::Device(format!(
+                "{} cannot read storage buffers in host memory (no MAPPABLE_PRIMARY_BUFFERS), so the routed experts cannot stay outside VRAM: {:.2} GiB would",
+                ctx.info.name,
+                split.host_bytes() / GIB
+            ))
+            .into());
+        }
+        plan.weights -= split.host_bytes();
         if let Some(budget) = ctx.memory_budget() {
             check_fits(&plan, plan_for.context, budget, &ctx.info.name)?;
         }
         let before = host_anonymous_memory();
-        let weights = weights::upload(&ctx, file, config, progress)?;
+        let weights = weights::upload(&ctx, file, config, &split, progress)?;
         let host_memory_at_load = before.zip(host_anonymous_memory());
+        let experts = config
+            .moe()
+            .is_some()
+            .then(|| ExpertCache::new(&ctx, split, &weights.layers));
         Ok(Arc::new(GpuModel {
             ctx,
             cache: PipelineCache::default(),
             config: config.clone(),
             weights,
+            experts,
             host_memory_at_load,
         }))
+    }
+
+    /// Called after each submit of `tokens` tokens: lets the resident experts follow use.
+    /// The step has run by then, so a failed re-plan is logged rather than losing it; the
+    /// table stays as it was, which is correct, only slower.
+    pub(crate) fn tend_experts(&self, tokens: u64) {
+        if let Some(cache) = &self.experts {
+            if let Err(e) = cache.tend(&self.ctx, &self.weights.layers, tokens) {
+                log::warn!("re-planning the resident experts: {e}");
+            }
+        }
+    }
+
+    /// Routed expert reads so far (waits for the submitted work); `None` without experts.
+    pub fn expert_traffic(&self) -> Result<Option<ExpertTraffic>, Error> {
+        match &self.experts {
+            Some(cache) => Ok(Some(cache.traffic(&self.ctx, &self.weights.layers)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Re-plans the resident experts from the uses counted so far, now.
+    pub fn replan_experts(&self) -> Result<(), Error> {
+        if let Some(cache) = &self.experts {
+            cache.replan_now(&self.ctx, &self.weights.layers)?;
+        }
+        Ok(())
     }
 }
 
@@ -673,6 +751,7 @@ impl Session {
             graph.encode(&mut pass);
         }
         ctx.queue.submit([enc.finish()]);
+        model.tend_experts(chunk.len() as u64);
         self.state.pos += chunk.len() as u32;
         self.history.extend_from_slice(chunk);
         Ok(())
@@ -776,6 +855,9 @@ impl Session {
         }
         let read = self.record_read(&mut enc);
         let submission = self.model.ctx.queue.submit([enc.finish()]);
+        if input != StepInput::Logits {
+            self.model.tend_experts(1);
+        }
         Ok(Submitted { read, submission })
     }
 

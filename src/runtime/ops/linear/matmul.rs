@@ -33,10 +33,12 @@ kernel_params! {
         pub y_stride: u32,
         pub x_offset: u32,
         pub y_offset: u32,
-        /// `matmul_experts`: the first expert this buffer holds, and slots per x row.
-        pub first_expert: u32,
+        /// `matmul_experts`: the first slab this buffer holds, slots per x row, the slabs it
+        /// holds, and whether they are the pool's (1) or the host copy's (0).
+        pub first_slab: u32,
         pub x_group: u32,
-        pub _pad: [u32; 2],
+        pub slabs: u32,
+        pub from_pool: u32,
     }
 }
 
@@ -336,9 +338,10 @@ pub fn matmul(
                 y_stride: y.stride,
                 x_offset: x.offset,
                 y_offset: y.offset + piece.first_row,
-                first_expert: 0,
+                first_slab: 0,
                 x_group: 1,
-                _pad: [0; 2],
+                slabs: 0,
+                from_pool: 0,
             };
             let io = MatmulIo {
                 weights: &piece.buffer,

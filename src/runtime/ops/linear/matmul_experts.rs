@@ -13,11 +13,12 @@ use crate::runtime::pipeline::{Kernel, PipelineCache};
 kernel_io! {
     /// The buffers of one piece of [`matmul_experts`].
     pub struct MatmulExpertsIo {
-        weights: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
+        weights: Read "[slabs, rows, row_bytes] GGUF blocks as u32 words",
         x: Read "[slots / x_group, x_stride] f32",
         y: ReadWrite "[slots, y_stride] f32",
         order: Read "[slots] u32: slot indices grouped by expert",
         offsets: Read "[n_expert + 1] u32: each expert's range in order",
+        location: Read "[n_expert] u32: each expert's pool slot",
     }
 }
 
@@ -27,7 +28,8 @@ pub fn declaration(ty: GgmlType, tokens: u32, form: MatmulForm) -> Result<Declar
         Declaration::of::<MatmulParams, MatmulExpertsIo>(
             "matmul_experts",
             "linear/matmul_experts.wgsl",
-        ),
+        )
+        .include(["moe/expert_slab.wgsl"]),
         ty,
         tokens,
         form,
@@ -69,44 +71,51 @@ pub fn matmul_experts(
     x: SlotInput<'_>,
     y: SlotOutput<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
-    let ExpertWeights { w, rows_per_expert } = experts;
+    let w = experts.w;
+    let rows_per_expert = w.rows_per_expert();
     let tokens = groups.token_tile;
-    if x.group == 0 || x.stride < w.cols || y.stride < rows_per_expert {
+    if x.group == 0 || x.stride < w.cols() || y.stride < rows_per_expert {
         return Err(GpuError::Shape(format!(
             "matmul_experts: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
-            x.group, x.stride, w.cols, y.stride, rows_per_expert
+            x.group,
+            x.stride,
+            w.cols(),
+            y.stride,
+            rows_per_expert
         )));
     }
-    w.pieces
-        .iter()
+    w.pieces()
         .map(|piece| {
             let params = MatmulParams {
                 rows: rows_per_expert,
-                units: w.cols / 32,
+                units: w.cols() / 32,
                 row_bytes: w.row_bytes,
                 n_tokens,
                 x_stride: x.stride,
                 y_stride: y.stride,
                 x_offset: 0,
                 y_offset: y.offset,
-                first_expert: piece.first_row / rows_per_expert,
+                first_slab: piece.first_slab,
                 x_group: x.group,
-                _pad: [0; 2],
+                slabs: piece.slabs,
+                from_pool: piece.from_pool.into(),
             };
             let io = MatmulExpertsIo {
-                weights: &piece.buffer,
+                weights: piece.buffer,
                 x: x.buffer,
                 y: y.buffer,
                 order: groups.order,
                 offsets: groups.offsets,
+                location: &w.table.location,
             };
+            // Every expert: a piece holds some of them, found through the table.
             let grid = [
                 rows_per_expert.div_ceil(ctx.features.matmul.tile_rows()),
-                piece.rows / rows_per_expert,
+                w.n_expert,
                 n_tokens.div_ceil(tokens),
             ];
             let kernel = Kernel::MatmulExperts {
-                ty: w.ty,
+                ty: w.ty(),
                 tokens,
                 form: ctx.features.matmul,
             };

@@ -2,6 +2,7 @@
 
 use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
+use crate::runtime::experts::ExpertTensor;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matvec::{
@@ -10,7 +11,6 @@ use crate::runtime::ops::linear::matvec::{
 use crate::runtime::ops::linear::{check_vec4_input, row_reader};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
-use crate::runtime::tensor::QuantMatrix;
 
 /// Slots from which [`matvec_experts`] takes the many-slot form.
 pub const MANY_SLOTS: u32 = 64;
@@ -30,24 +30,26 @@ kernel_params! {
         pub weight_offset: u32,
         pub x_offset: u32,
         pub y_offset: u32,
-        /// The experts this buffer holds, and each slot's x and y strides.
-        pub first_expert: u32,
-        pub n_experts: u32,
+        /// The slabs this buffer holds, and each slot's x and y strides.
+        pub first_slab: u32,
+        pub slabs: u32,
         pub x_stride: u32,
         pub y_stride: u32,
         /// Slots sharing one x row (k for gate/up, 1 for down).
         pub x_group: u32,
-        pub _pad: u32,
+        /// 1: the slabs are the pool's, found through the location table; 0: the host copy's.
+        pub from_pool: u32,
     }
 }
 
 kernel_io! {
     /// The buffers of one piece of [`matvec_experts`].
     pub struct MatvecExpertsIo {
-        weights_0: Read "[n_experts, rows, row_bytes] GGUF blocks as u32 words",
+        weights_0: Read "[slabs, rows, row_bytes] GGUF blocks as u32 words",
         x: Read "[slots / x_group, x_stride] f32, read as vec4",
         y: ReadWrite "[slots, y_stride] f32",
         ids: Read "[slots] u32: the routed experts",
+        location: Read "[n_expert] u32: each expert's pool slot",
     }
 }
 
@@ -72,16 +74,15 @@ pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
         "linear/matvec_experts.wgsl",
     )
     .namespace("_0", row_reader(ty)?)
+    .include(["moe/expert_slab.wgsl"])
     .constant("WG", WG)
     .constant("ROWS", rows))
 }
 
-/// The routed experts' weights: `w` holds slabs of `rows_per_expert` rows, one per expert
-/// (split on expert boundaries).
+/// The routed experts' weights: wherever the placement put them, with their location table.
 #[derive(Clone, Copy)]
 pub struct ExpertWeights<'a> {
-    pub w: &'a QuantMatrix,
-    pub rows_per_expert: u32,
+    pub w: &'a ExpertTensor,
 }
 
 /// How the slots find their inputs: x row `s / group` of `stride` floats (group = k when a
@@ -116,33 +117,34 @@ pub fn matvec_experts(
         return Err(GpuError::Shape("matvec_experts: slot group 0".into()));
     }
     check_vec4_input("matvec_experts", 0, x.stride)?;
-    let ExpertWeights { w, rows_per_expert } = experts;
+    let w = experts.w;
+    let rows_per_expert = w.rows_per_expert();
     let rows = rows_per_workgroup(ctx.features.matvec_min_grid, rows_per_expert, slots);
-    let kernel = Kernel::MatvecExperts { ty: w.ty, rows };
+    let kernel = Kernel::MatvecExperts { ty: w.ty(), rows };
     let groups = rows_per_expert.div_ceil(rows);
     let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
-    w.pieces
-        .iter()
+    w.pieces()
         .map(|piece| {
             let params = MatvecExpertsParams {
                 rows: rows_per_expert,
-                units: w.cols / 32,
+                units: w.cols() / 32,
                 row_bytes: w.row_bytes,
                 weight_offset: 0,
                 x_offset: 0,
                 y_offset: y.offset,
-                first_expert: piece.first_row / rows_per_expert,
-                n_experts: piece.rows / rows_per_expert,
+                first_slab: piece.first_slab,
+                slabs: piece.slabs,
                 x_stride: x.stride,
                 y_stride: y.stride,
                 x_group: x.group,
-                _pad: 0,
+                from_pool: piece.from_pool.into(),
             };
             let io = MatvecExpertsIo {
-                weights_0: &piece.buffer,
+                weights_0: piece.buffer,
                 x: x.buffer,
                 y: y.buffer,
                 ids,
+                location: &w.table.location,
             };
             Dispatch::new(ctx, cache, kernel, &params, &io, [gx, gy, slots])
         })

@@ -3,6 +3,7 @@
 
 use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
+use crate::runtime::experts::ExpertTensor;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matvec::{check_rows, rows_per_workgroup, WG};
@@ -49,11 +50,16 @@ kernel_io! {
         h: ReadWrite "[slots, h_stride] f32",
         ids: ReadWrite "[k] u32: the picks, for moe_down",
         route_w: ReadWrite "[k] f32: their weights",
+        weights_gh: Read "[n_expert, rows, row_bytes] GGUF blocks: every gate in host memory",
+        weights_uh: Read "[n_expert, rows, row_bytes] GGUF blocks: every up in host memory",
+        location: Read "[n_expert] u32: each expert's pool slot",
+        counts: ReadWrite "[n_expert + 1] u32: uses of each expert, then the misses",
     }
 }
 
-/// The reader suffixes of the gate, up, shared gate and shared up bindings.
-const READERS: [&str; 4] = ["_g", "_u", "_sg", "_su"];
+/// The reader suffixes of the gate, up, shared gate and shared up bindings, then of the
+/// gate's and up's host copies.
+const READERS: [&str; 6] = ["_g", "_u", "_sg", "_su", "_gh", "_uh"];
 
 /// The kernel over gate, up, shared gate and shared up weights of `types`, `rows` rows per
 /// workgroup.
@@ -62,30 +68,42 @@ pub fn declaration(types: [GgmlType; 4], rows: u32) -> Result<Declaration, GpuEr
     let mut d =
         Declaration::of::<MoeGateUpParams, MoeGateUpIo>("moe_gate_up", "moe/moe_gate_up.wgsl")
             .include(["linear/row_norm.wgsl"]);
-    for (suffix, ty) in READERS.into_iter().zip(types) {
+    let [gate, up, ..] = types;
+    for (suffix, ty) in READERS.into_iter().zip(types.into_iter().chain([gate, up])) {
         d = d.namespace(suffix, row_reader(ty)?);
     }
+    let d = d.include(["moe/expert_slab.wgsl"]);
     Ok(with_router(d).constant("WG", WG).constant("ROWS", rows))
 }
 
 /// One projection of every expert: expert e's rows are `first_row..first_row + rows` of its
-/// `rows_per_expert`-row slab in `w` (one binding).
+/// slab in `w` (whose pool and host copy are one binding each).
 #[derive(Clone, Copy)]
 pub struct ExpertRows<'a> {
-    pub w: &'a QuantMatrix,
-    pub rows_per_expert: u32,
+    pub w: &'a ExpertTensor,
     pub first_row: u32,
     pub rows: u32,
 }
 
 impl ExpertRows<'_> {
-    fn buffer(&self) -> Result<&wgpu::Buffer, GpuError> {
-        single_piece(self.w)
+    /// The pool's and the host copy's bindings.
+    fn buffers(&self) -> Result<(&wgpu::Buffer, &wgpu::Buffer), GpuError> {
+        whole_experts(self.w)
     }
 
     fn slab_bytes(&self) -> u32 {
-        self.rows_per_expert * self.w.row_bytes
+        self.w.rows_per_expert() * self.w.row_bytes
     }
+}
+
+/// An expert tensor the fused expert kernels bind: pool and host copy one binding each.
+pub(crate) fn whole_experts(w: &ExpertTensor) -> Result<(&wgpu::Buffer, &wgpu::Buffer), GpuError> {
+    w.whole().ok_or_else(|| {
+        GpuError::Shape(format!(
+            "fused expert kernels read each of {} experts' pool and host copy in one binding; one of them is split",
+            w.n_expert
+        ))
+    })
 }
 
 /// A matrix the fused expert kernels bind whole: they cannot follow a split matrix.
@@ -140,6 +158,7 @@ pub fn moe_gate_up(
     }
     let width = gate.rows;
     let k = route.k;
+    let table = &gate.w.table;
     if route.n_tokens != 1
         || route.n_expert > MAX_EXPERTS
         || k == 0
@@ -150,13 +169,24 @@ pub fn moe_gate_up(
             route.n_expert, route.n_tokens
         )));
     }
+    let (gate_pool, gate_host) = gate.buffers()?;
+    let (up_pool, up_host) = up.buffers()?;
     // Without a shared expert its bindings repeat the routed gate, never read.
-    let (sg, su) = shared.map_or((gate.w, gate.w), |s| (s.gate, s.up));
-    let shared_rows = if shared.is_some() { sg.rows } else { 0 };
+    let (weights_sg, weights_su, sg_row_bytes, su_row_bytes, shared_rows) = match shared {
+        Some(s) => (
+            single_piece(s.gate)?,
+            single_piece(s.up)?,
+            s.gate.row_bytes,
+            s.up.row_bytes,
+            s.gate.rows,
+        ),
+        None => (gate_pool, gate_pool, gate.w.row_bytes, gate.w.row_bytes, 0),
+    };
+    let shared_types = shared.map_or([gate.w.ty(); 2], |s| [s.gate.ty, s.up.ty]);
     let slots = k + u32::from(shared.is_some());
     let rows = rows_per_workgroup(ctx.features.matvec_min_grid, width.max(shared_rows), slots);
     let params = MoeGateUpParams {
-        units: gate.w.cols / 32,
+        units: gate.w.cols() / 32,
         eps: b.eps,
         k,
         slots,
@@ -169,26 +199,30 @@ pub fn moe_gate_up(
         up_row_bytes: up.w.row_bytes,
         up_slab: up.slab_bytes(),
         up_offset: up.first_row * up.w.row_bytes,
-        shared_gate_row_bytes: sg.row_bytes,
-        shared_up_row_bytes: su.row_bytes,
+        shared_gate_row_bytes: sg_row_bytes,
+        shared_up_row_bytes: su_row_bytes,
         n_expert: route.n_expert,
         renormalise: route.renormalise.into(),
         _pad: [0; 3],
     };
     let io = MoeGateUpIo {
-        weights_g: gate.buffer()?,
-        weights_u: up.buffer()?,
-        weights_sg: single_piece(sg)?,
-        weights_su: single_piece(su)?,
+        weights_g: gate_pool,
+        weights_u: up_pool,
+        weights_sg,
+        weights_su,
         x: b.x,
         norm_w: b.norm_w,
         logits: b.logits,
         h: b.h,
         ids: b.ids,
         route_w: b.route_w,
+        weights_gh: gate_host,
+        weights_uh: up_host,
+        location: &table.location,
+        counts: &table.counts,
     };
     let kernel = Kernel::MoeGateUp {
-        types: [gate.w.ty, up.w.ty, sg.ty, su.ty],
+        types: [gate.w.ty(), up.w.ty(), shared_types[0], shared_types[1]],
         rows,
     };
     let groups = width.max(shared_rows).div_ceil(rows);

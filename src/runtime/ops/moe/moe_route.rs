@@ -28,6 +28,8 @@ kernel_io! {
         logits: Read "[n_tokens, n_expert] f32: ffn_gate_inp x",
         ids: ReadWrite "[n_tokens, k] u32",
         weights: ReadWrite "[n_tokens, k] f32",
+        location: Read "[n_expert] u32: each expert's pool slot",
+        counts: ReadWrite "[n_expert + 1] u32: uses of each expert, then the misses",
     }
 }
 
@@ -36,6 +38,7 @@ pub fn declaration() -> Declaration {
         "moe_route",
         "moe/moe_route.wgsl",
     ))
+    .include(["moe/expert_slab.wgsl"])
     .constant("WG", WG)
 }
 
