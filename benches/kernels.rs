@@ -12,6 +12,7 @@ use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::activations::kernel_sizes::DELTA_CHUNK;
 use qwen_wgpu::model::reference::sample::Draw;
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::experts::{ExpertTable, ExpertTensor};
 use qwen_wgpu::runtime::ops::attention::{
     flash_prefill, qk_norm_rope, AttentionStep, FlashDecode, FlashDecodeBuffers, FlashPrefillIo,
     QkNormRopeIo, FLASH_CHUNK,
@@ -422,11 +423,13 @@ fn long_prefill_attention(b: &mut Bench, att: &AttentionConfig) {
 
 /// MoE: routing over 256 experts, 8 experts' up projections (512 x 2048 q4_K each).
 /// Returns the up projections for the prefill section.
-fn moe(b: &mut Bench) -> QuantMatrix {
+fn moe(b: &mut Bench) -> ExpertTensor {
     let e = HIDDEN;
     let logits = b.random_buf(256, 2.0);
     let ids = f32_buffer(&b.gpu, "ids", 8);
     let wts = f32_buffer(&b.gpu, "w", 8);
+    let table = ExpertTable::new(&b.gpu, 256, 256).unwrap();
+    let table_512 = ExpertTable::new(&b.gpu, 512, 512).unwrap();
     let shape = RouteShape {
         n_expert: 256,
         k: 8,
@@ -437,6 +440,8 @@ fn moe(b: &mut Bench) -> QuantMatrix {
         logits: &logits,
         ids: &ids,
         weights: &wts,
+        location: &table.location,
+        counts: &table.counts,
     };
     let d = moe_route(&b.gpu, &b.cache, shape, io).unwrap();
     b.time("moe_route 8 of 256", &[&d], &wts);
@@ -452,6 +457,8 @@ fn moe(b: &mut Bench) -> QuantMatrix {
         logits: &logits_512,
         ids: &ids_10,
         weights: &wts_10,
+        location: &table_512.location,
+        counts: &table_512.counts,
     };
     let d = moe_route(&b.gpu, &b.cache, shape, io).unwrap();
     b.time("moe_route 10 of 512", &[&d], &wts_10);
@@ -464,12 +471,10 @@ fn moe(b: &mut Bench) -> QuantMatrix {
     };
     let m = QuantMatrix::upload_experts(&b.gpu, "up_exps", shape, 256, &experts_bytes, b.max_piece)
         .unwrap();
+    let m = ExpertTensor::with_table(m, 512, table);
     let hidden = b.random_buf(e as usize, 1.0);
     let up = f32_buffer(&b.gpu, "up", 8 * 512);
-    let experts = ExpertWeights {
-        w: &m,
-        rows_per_expert: 512,
-    };
+    let experts = ExpertWeights { w: &m };
     let input = SlotInput {
         buffer: &hidden,
         stride: e,
@@ -484,13 +489,33 @@ fn moe(b: &mut Bench) -> QuantMatrix {
     let refs: Vec<&Dispatch> = ds.iter().collect();
     let what = format!("matvec_experts q4_K 8 x 512 x 2048 ({} pieces)", ds.len());
     b.time(&what, &refs, &up);
+    // The same experts read from host memory over the bus (none resident).
+    let host_table = ExpertTable::new(&b.gpu, 256, 0).unwrap();
+    let placed = (host_table, &[][..]);
+    let host = ExpertTensor::split(
+        &b.gpu,
+        "up_exps",
+        (shape, 256),
+        &experts_bytes,
+        b.max_piece,
+        placed,
+    )
+    .unwrap();
+    let experts = ExpertWeights { w: &host };
+    let ds = matvec_experts(&b.gpu, &b.cache, experts, 8, &ids, input, output).unwrap();
+    let refs: Vec<&Dispatch> = ds.iter().collect();
+    let what = format!(
+        "matvec_experts q4_K 8 x 512 x 2048 from host memory ({} pieces)",
+        ds.len()
+    );
+    b.time(&what, &refs, &up);
     m
 }
 
 /// Prefill: the matmul over 64 tokens; a 128-token prompt chunk's 1024 expert slots over 32
 /// experts of `up_exps` (the per-slot form), and the matmul at the GDN input projection's
 /// shape.
-fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
+fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
     let (e, ty) = (HIDDEN, GgmlType::Q4K);
     let wm = b.matrix("w", ty, e);
     let xs = b.random_buf(64 * e as usize, 1.0);
@@ -515,10 +540,7 @@ fn prefill(b: &mut Bench, up_exps: &QuantMatrix) {
     let slot_ids = storage_buffer(&b.gpu, "slot ids", bytemuck::cast_slice(&slot_ids));
     let chunk = b.random_buf(128 * e as usize, 1.0);
     let chunk_up = f32_buffer(&b.gpu, "chunk up", 1024 * 512);
-    let experts = ExpertWeights {
-        w: up_exps,
-        rows_per_expert: 512,
-    };
+    let experts = ExpertWeights { w: up_exps };
     let input = SlotInput {
         buffer: &chunk,
         stride: e,
@@ -580,6 +602,7 @@ fn matmul_forms(b: &mut Bench) {
             let w =
                 QuantMatrix::upload_experts(&b.gpu, "exps", shape, n_expert, &bytes, b.max_piece)
                     .unwrap();
+            let w = ExpertTensor::resident(&b.gpu, w, rows).unwrap();
             // Token t's 8 experts: 8 neighbours from a start that walks the experts.
             let ids: Vec<u32> = (0..slots)
                 .map(|s| (s % 8 + 5 * (s / 8)) % n_expert)
@@ -597,10 +620,7 @@ fn matmul_forms(b: &mut Bench) {
                 offsets: &offsets,
                 token_tile: token_tile(tokens, 8, n_expert),
             };
-            let experts = ExpertWeights {
-                w: &w,
-                rows_per_expert: rows,
-            };
+            let experts = ExpertWeights { w: &w };
             let input = SlotInput {
                 buffer: &x,
                 stride: e,

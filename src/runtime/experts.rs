@@ -55,12 +55,22 @@ pub struct ExpertTable {
 impl ExpertTable {
     /// A table whose pool slot `s` holds expert `s` for the first `resident` experts.
     pub fn new(ctx: &GpuContext, n_expert: u32, resident: u32) -> Result<ExpertTable, GpuError> {
+        let slots: Vec<u32> = (0..resident.min(n_expert)).collect();
+        ExpertTable::with_slots(ctx, n_expert, &slots)
+    }
+
+    /// A table whose pool slot `s` holds expert `slots[s]`.
+    pub fn with_slots(
+        ctx: &GpuContext,
+        n_expert: u32,
+        slots: &[u32],
+    ) -> Result<ExpertTable, GpuError> {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
         let location = buffer(ctx, "expert location", 4 * n_expert as u64, usage);
         ctx.write_buffer(
             &location,
             0,
-            bytemuck::cast_slice(&table_words(n_expert, resident)),
+            bytemuck::cast_slice(&locations(n_expert, slots)),
         )?;
         let counts = buffer(
             ctx,
@@ -76,10 +86,15 @@ impl ExpertTable {
     }
 }
 
-fn table_words(n_expert: u32, resident: u32) -> Vec<u32> {
-    (0..n_expert)
-        .map(|e| if e < resident { e } else { NOT_RESIDENT })
-        .collect()
+/// The location table of pools whose slot `s` holds expert `slots[s]`.
+fn locations(n_expert: u32, slots: &[u32]) -> Vec<u32> {
+    let mut words = vec![NOT_RESIDENT; n_expert as usize];
+    for (slot, &e) in slots.iter().enumerate() {
+        if let Some(w) = words.get_mut(e as usize) {
+            *w = slot as u32;
+        }
+    }
+    words
 }
 
 fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
@@ -188,25 +203,45 @@ impl ExpertTensor {
         }
     }
 
-    /// Copies the first experts into the pool's slots, as the table starts (slot `s` holds
-    /// expert `s`): on the GPU, from the host copy.
-    pub fn fill_pool(&self, ctx: &GpuContext) -> Result<(), GpuError> {
-        if self.host.is_none() || self.slab_bytes() % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
-            return if self.host.is_some() {
-                Err(GpuError::Shape(format!(
-                    "expert slabs of {} bytes are not whole 4-byte words: they cannot be copied between host memory and VRAM",
-                    self.slab_bytes()
-                )))
-            } else {
-                Ok(())
-            };
+    /// `bytes` (a GGUF expert tensor of `n_expert` slabs of `shape`) with every expert in
+    /// host memory and pool slot `s` holding expert `slots[s]`, copied there on the GPU;
+    /// `table` must place them so ([`ExpertTable::with_slots`]).
+    pub fn split(
+        ctx: &GpuContext,
+        name: &str,
+        (shape, n_expert): (MatrixShape, u32),
+        bytes: &[u8],
+        max_piece: u64,
+        (table, slots): (ExpertTable, &[u32]),
+    ) -> Result<ExpertTensor, GpuError> {
+        let host =
+            QuantMatrix::upload_experts_to_host(ctx, name, shape, n_expert, bytes, max_piece)?;
+        let slab_bytes = shape.rows as u64 * host.row_bytes as u64;
+        if slab_bytes % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
+            return Err(GpuError::Shape(format!(
+                "{name}: expert slabs of {slab_bytes} bytes are not whole 4-byte words, so they cannot be copied into VRAM"
+            )));
         }
+        let pool = match slots.len() {
+            0 => None,
+            n => Some(QuantMatrix::expert_pool(
+                ctx, name, shape, n as u32, max_piece,
+            )?),
+        };
+        let tensor = ExpertTensor {
+            shape,
+            row_bytes: host.row_bytes,
+            n_expert,
+            pool,
+            host: Some(host),
+            table,
+        };
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for slot in 0..self.slots() {
-            self.record_move(&mut enc, slot, slot)?;
+        for (slot, &e) in slots.iter().enumerate() {
+            tensor.record_move(&mut enc, e, slot as u32)?;
         }
         ctx.queue.submit([enc.finish()]);
-        Ok(())
+        Ok(tensor)
     }
 
     /// Records the copy of expert `e`'s host slab into pool slot `slot`.
@@ -607,13 +642,11 @@ fn plan_moves(slots: &[u32], score: &[f64]) -> Vec<(u32, u32)> {
 /// submit, so the step after the copies reads them).
 fn write_locations(ctx: &GpuContext, m: &MoeWeights, slots: &[u32]) -> Result<(), GpuError> {
     let t = &m.down.table;
-    let mut words = vec![NOT_RESIDENT; t.n_expert as usize];
-    for (slot, &e) in slots.iter().enumerate() {
-        if let Some(w) = words.get_mut(e as usize) {
-            *w = slot as u32;
-        }
-    }
-    ctx.write_buffer(&t.location, 0, bytemuck::cast_slice(&words))
+    ctx.write_buffer(
+        &t.location,
+        0,
+        bytemuck::cast_slice(&locations(t.n_expert, slots)),
+    )
 }
 
 #[cfg(test)]

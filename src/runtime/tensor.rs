@@ -177,13 +177,16 @@ pub fn read_f32(ctx: &GpuContext, buffer: &wgpu::Buffer, n: usize) -> Result<Vec
 }
 
 /// Rows `first_row..first_row + rows` of a matrix in one buffer.
+#[derive(Clone)]
 pub struct MatrixPiece {
     pub buffer: wgpu::Buffer,
     pub first_row: u32,
     pub rows: u32,
 }
 
-/// A weight matrix of `rows` rows of `cols` elements in its GGUF block format.
+/// A weight matrix of `rows` rows of `cols` elements in its GGUF block format (cloning
+/// shares its buffers).
+#[derive(Clone)]
 pub struct QuantMatrix {
     pub ty: GgmlType,
     pub rows: u32,

@@ -122,27 +122,9 @@ impl<'a> Uploader<'a, '_> {
             let w = QuantMatrix::upload_experts(self.ctx, name, shape, n, bytes, self.max_piece)?;
             ExpertTensor::with_table(w, shape.rows, table)
         } else {
-            let host = QuantMatrix::upload_experts_to_host(
-                self.ctx,
-                name,
-                shape,
-                n,
-                bytes,
-                self.max_piece,
-            )?;
-            let pool = (resident > 0)
-                .then(|| QuantMatrix::expert_pool(self.ctx, name, shape, resident, self.max_piece))
-                .transpose()?;
-            let t = ExpertTensor {
-                shape,
-                row_bytes: host.row_bytes,
-                n_expert: n,
-                pool,
-                host: Some(host),
-                table,
-            };
-            t.fill_pool(self.ctx)?;
-            t
+            let slots: Vec<u32> = (0..resident).collect();
+            let placed = (table, slots.as_slice());
+            ExpertTensor::split(self.ctx, name, (shape, n), bytes, self.max_piece, placed)?
         };
         self.advance(bytes.len());
         Ok(tensor)

@@ -14,6 +14,7 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::model::reference::moe::moe_route;
 use qwen_wgpu::model::reference::norm::{gated_rms_norm, rms_norm, sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::experts::{ExpertTable, ExpertTensor};
 use qwen_wgpu::runtime::ops::linear::{
     ExpertWeights, GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm,
 };
@@ -43,6 +44,33 @@ fn buf(gpu: &GpuContext, v: &[f32]) -> wgpu::Buffer {
 struct TestMatrix {
     m: QuantMatrix,
     values: Vec<f32>,
+    bytes: Vec<u8>,
+    /// One expert's (or the matrix's) shape.
+    shape: MatrixShape,
+}
+
+/// `t`'s experts under `table`: every one resident in expert order (`pool` None), or the
+/// experts of `pool` in a VRAM pool in that slot order and all of them in host memory.
+fn expert_tensor(
+    gpu: &GpuContext,
+    t: &TestMatrix,
+    pool: Option<&[u32]>,
+    table: &ExpertTable,
+) -> ExpertTensor {
+    match pool {
+        None => ExpertTensor::with_table(t.m.clone(), t.shape.rows, table.clone()),
+        Some(slots) => {
+            let placed = (table.clone(), slots);
+            let shape = (t.shape, table.n_expert);
+            ExpertTensor::split(gpu, "w", shape, &t.bytes, u64::MAX, placed).unwrap()
+        }
+    }
+}
+
+/// The location table of `pool` (every expert resident when `None`).
+fn expert_table(gpu: &GpuContext, n_expert: usize, pool: Option<&[u32]>) -> ExpertTable {
+    let all: Vec<u32> = (0..n_expert as u32).collect();
+    ExpertTable::with_slots(gpu, n_expert as u32, pool.unwrap_or(&all)).unwrap()
 }
 
 fn test_matrix(
@@ -66,7 +94,12 @@ fn test_matrix(
     } else {
         QuantMatrix::upload_experts(gpu, "w", shape, experts as u32, &bytes, max_piece).unwrap()
     };
-    TestMatrix { m, values }
+    TestMatrix {
+        m,
+        values,
+        bytes,
+        shape,
+    }
 }
 
 /// `row . x` and the sum of |w x| of the dot (its rounding scale).
@@ -195,8 +228,11 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
     use GgmlType::*;
     let (cols, n_expert, fe, k) = (256usize, 6usize, 64usize, 3usize);
     // Fused gate_up (q4_K) with a wider shared expert of other types, weights renormalised;
-    // separate gate and up of two types without one, as the softmax gives them.
-    for (fused, shared_width) in [(true, Some(96usize)), (false, None)] {
+    // separate gate and up of two types without one, as the softmax gives them; every
+    // expert resident, or the third pick and the first (in that slot order) resident and
+    // the rest read from host memory.
+    let cases = [(true, Some(96usize)), (false, None)];
+    for ((fused, shared_width), split) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         let renormalise = fused;
         let logits = random(n_expert, 3.0, rng);
         let (picks, picked_w) = moe_route(&logits, k, renormalise);
@@ -226,16 +262,20 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
         let idb = storage_buffer(gpu, "ids", bytemuck::cast_slice(&[0u32; 3]));
         let (lb, wb) = (buf(gpu, &logits), buf(gpu, &[0.0; 3]));
         let hb = buf(gpu, &vec![0.0; slots * h_stride]);
-        let rows = |w, per, first| ExpertRows {
+        let pool = [ids[2], ids[0]];
+        let pool = split.then_some(&pool[..]);
+        let table = expert_table(gpu, n_expert, pool);
+        let gate_t = expert_tensor(gpu, &gate, pool, &table);
+        let up_t = up.as_ref().map(|u| expert_tensor(gpu, u, pool, &table));
+        let rows = |w, first| ExpertRows {
             w,
-            rows_per_expert: per,
             first_row: first,
             rows: fe as u32,
         };
         let fe32 = fe as u32;
-        let pair = match &up {
-            None => (rows(&gate.m, 2 * fe32, 0), rows(&gate.m, 2 * fe32, fe32)),
-            Some(u) => (rows(&gate.m, fe32, 0), rows(&u.m, fe32, 0)),
+        let pair = match &up_t {
+            None => (rows(&gate_t, 0), rows(&gate_t, fe32)),
+            Some(u) => (rows(&gate_t, 0), rows(u, 0)),
         };
         let sh = shared.as_ref().map(|(g, u)| SharedGateUp {
             gate: &g.m,
@@ -267,6 +307,21 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
             .map(|v| v.to_bits())
             .collect();
         assert_eq!(got_ids, ids, "fused {fused}: the picks");
+        // Each pick counted, and the one outside the pool as a miss.
+        let counts = read_f32(gpu, &table.counts, n_expert + 1).unwrap();
+        let counts: Vec<u32> = counts.iter().map(|v| v.to_bits()).collect();
+        for e in 0..n_expert as u32 {
+            let want = u32::from(ids.contains(&e));
+            assert_eq!(
+                counts[e as usize], want,
+                "fused {fused}: uses of expert {e}"
+            );
+        }
+        assert_eq!(
+            counts[n_expert],
+            if split { 1 } else { 0 },
+            "fused {fused}: misses"
+        );
         let got_w = read_f32(gpu, &wb, k).unwrap();
         for (j, (&g, &want)) in got_w.iter().zip(&picked_w).enumerate() {
             assert_within(
@@ -301,7 +356,7 @@ fn gate_up_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) 
                 let want = silu(gv) * uv;
                 // d silu / dg is at most 1.1 in magnitude.
                 let tol = 3e-5 * (1.1 * ga * uv.abs() + ua * silu(gv).abs()) + 1e-7;
-                let what = format!("fused {fused} slot {s} row {r}");
+                let what = format!("fused {fused} split {split} slot {s} row {r}");
                 assert_within(&what, got[s * h_stride + r], want, tol);
             }
         }
@@ -321,7 +376,13 @@ fn down_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
     use GgmlType::*;
     let (n_embd, n_expert, fe, k) = (96usize, 5usize, 256usize, 3usize);
     let ids: [u32; 3] = [2, 4, 0];
-    for shared_width in [Some(512usize), None] {
+    // Every expert resident, or experts 0 and 2 in slots 0 and 1 and expert 4 read from
+    // host memory.
+    let pool = [0u32, 2];
+    for (shared_width, pool) in [Some(512usize), None]
+        .into_iter()
+        .flat_map(|w| [(w, None), (w, Some(&pool[..]))])
+    {
         let h_stride = fe.max(shared_width.unwrap_or(0));
         let slots = k + usize::from(shared_width.is_some());
         let h = random(slots * h_stride, 1.0, rng);
@@ -344,10 +405,9 @@ fn down_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             route_w: &wb,
             y: &yb,
         };
-        let experts = ExpertWeights {
-            w: &down.m,
-            rows_per_expert: n_embd as u32,
-        };
+        let table = expert_table(gpu, n_expert, pool);
+        let down_t = expert_tensor(gpu, &down, pool, &table);
+        let experts = ExpertWeights { w: &down_t };
         let d = moe_down(gpu, cache, k as u32, experts, shared, b).unwrap();
         run_dispatches(gpu, &[&d]);
         let got = read_f32(gpu, &yb, n_embd).unwrap();
@@ -365,7 +425,7 @@ fn down_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 want += sigmoid(logit[0]) * d;
                 scale += a;
             }
-            let what = format!("shared {shared_width:?} row {r}");
+            let what = format!("shared {shared_width:?} pool {pool:?} row {r}");
             assert_within(&what, got[r], want, 3e-5 * scale + 1e-6 * y0[r].abs());
         }
     }

@@ -8,6 +8,7 @@ use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::model::reference::moe::moe_route;
 use qwen_wgpu::model::reference::norm::{sigmoid, silu};
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::experts::{ExpertTable, ExpertTensor};
 use qwen_wgpu::runtime::ops::linear::matmul::TOKEN_TILES;
 use qwen_wgpu::runtime::ops::linear::matmul_experts::token_tile;
 use qwen_wgpu::runtime::ops::{linear, moe, Dispatch};
@@ -96,10 +97,15 @@ fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             n_tokens: n_tokens as u32,
             renormalise,
         };
+        // The even experts resident: the odd picks count as misses.
+        let pool: Vec<u32> = (0..n_expert as u32).step_by(2).collect();
+        let table = ExpertTable::with_slots(gpu, n_expert as u32, &pool).unwrap();
         let io = moe::MoeRouteIo {
             logits: &buf(gpu, &logits),
             ids: &ids,
             weights: &weights,
+            location: &table.location,
+            counts: &table.counts,
         };
         let d = moe::moe_route(gpu, cache, shape, io).unwrap();
         run_dispatches(gpu, &[&d]);
@@ -109,6 +115,20 @@ fn route_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
             .map(|f| f.to_bits())
             .collect();
         let got_w = read_f32(gpu, &weights, n_tokens * k).unwrap();
+        let counts: Vec<u32> = read_f32(gpu, &table.counts, n_expert + 1)
+            .unwrap()
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        for e in 0..n_expert as u32 {
+            let uses = got_ids.iter().filter(|&&i| i == e).count() as u32;
+            assert_eq!(
+                counts[e as usize], uses,
+                "route {k} of {n_expert}: uses of {e}"
+            );
+        }
+        let misses = got_ids.iter().filter(|&&i| i % 2 == 1).count() as u32;
+        assert_eq!(counts[n_expert], misses, "route {k} of {n_expert}: misses");
         for t in 0..n_tokens {
             let (ref_ids, ref_w) =
                 moe_route(&logits[t * n_expert..(t + 1) * n_expert], k, renormalise);
@@ -140,6 +160,8 @@ fn moe_route_matches_reference() {
         logits: &dummy,
         ids: &dummy,
         weights: &dummy,
+        location: &dummy,
+        counts: &dummy,
     };
     for (n_expert, k) in [(600, 8), (8, 17)] {
         let shape = moe::RouteShape {
@@ -174,16 +196,19 @@ fn routed_expert_cases(gpu: &GpuContext) {
         let ids_buf = storage_buffer(gpu, "ids", bytemuck::cast_slice(&slot_ids));
         let xb = buf(gpu, &x);
         let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
-        // Whole, and split into pieces of 4 and 2 experts.
-        for max_piece in [u64::MAX, 4 * slab, 2 * slab + 7] {
+        // Whole, and split into pieces of 4 and 2 experts; every expert resident, or
+        // experts 5, 1 and 3 in the pool (that slot order) and all in host memory.
+        let placements = [None, Some(&[5u32, 1, 3][..])];
+        for (max_piece, pool) in [u64::MAX, 4 * slab, 2 * slab + 7]
+            .into_iter()
+            .flat_map(|p| placements.map(|pool| (p, pool)))
+        {
             let shape = MatrixShape {
                 ty,
                 cols: cols as u32,
                 rows: rows as u32,
             };
-            let m =
-                QuantMatrix::upload_experts(gpu, "experts", shape, n_experts as u32, &w, max_piece)
-                    .unwrap();
+            let m = placed_experts(gpu, (shape, n_experts), &w, max_piece, pool);
             for group in [1usize, 3] {
                 let y = f32_buffer(gpu, "y", slot_ids.len() * rows);
                 let input = linear::SlotInput {
@@ -196,10 +221,7 @@ fn routed_expert_cases(gpu: &GpuContext) {
                     stride: rows as u32,
                     offset: 0,
                 };
-                let experts = linear::ExpertWeights {
-                    w: &m,
-                    rows_per_expert: rows as u32,
-                };
+                let experts = linear::ExpertWeights { w: &m };
                 let n_slots = slot_ids.len() as u32;
                 let ds =
                     linear::matvec_experts(gpu, &cache, experts, n_slots, &ids_buf, input, output)
@@ -213,7 +235,8 @@ fn routed_expert_cases(gpu: &GpuContext) {
                     stride: rows,
                     offset: 0,
                 };
-                let what = format!("{ty} pieces {} group {group}", m.pieces.len());
+                let pieces = m.pieces().count();
+                let what = format!("{ty} pieces {pieces} pool {pool:?} group {group}");
                 assert_slots_match(&what, 2e-5, &got, &slot_ids, &wf, &x, &layout);
             }
         }
@@ -367,16 +390,21 @@ fn matmul_experts_case(
     let slots = ids.len();
     let grouping = Grouping::new(gpu, cache, &ids, n_experts);
     let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
-    let forms = [(k, u64::MAX), (1, 4 * slab)];
+    // Whole or in pieces of 4 experts; every expert resident, or experts 4 and 0 in the
+    // pool (that slot order) and all in host memory.
+    let forms = [
+        (k, u64::MAX, None),
+        (1, 4 * slab, None),
+        (k, 4 * slab, Some(&[4u32, 0][..])),
+    ];
     let forms = forms.into_iter().flat_map(|f| TOKEN_TILES.map(|t| (f, t)));
-    for ((group_size, max_piece), token_tile) in forms {
+    for ((group_size, max_piece, pool), token_tile) in forms {
         let shape = MatrixShape {
             ty,
             cols: cols as u32,
             rows: rows as u32,
         };
-        let m = QuantMatrix::upload_experts(gpu, "experts", shape, n_experts as u32, &w, max_piece)
-            .unwrap();
+        let m = placed_experts(gpu, (shape, n_experts), &w, max_piece, pool);
         let n_x = slots / group_size;
         let x = random(n_x * cols, 1.0, rng);
         let layout = SlotLayout {
@@ -390,9 +418,9 @@ fn matmul_experts_case(
         let got = grouping.matmul_experts(gpu, cache, &m, run, &x, &layout);
         grouping.assert_exact(gpu, &ids, n_experts);
         let what = format!(
-            "{ty} {:?} tokens {n_tokens} k {k} group {group_size} pieces {} tile {token_tile}",
+            "{ty} {:?} tokens {n_tokens} k {k} group {group_size} pieces {} pool {pool:?} tile {token_tile}",
             gpu.features.matmul,
-            m.pieces.len()
+            m.pieces().count()
         );
         assert_slots_match(&what, bound, &got, &ids, &wf, &x, &layout);
     }
@@ -416,6 +444,30 @@ fn token_tile_holds_an_experts_average_share() {
             tile,
             "{n_tokens} tokens, {used} of {n_expert} experts"
         );
+    }
+}
+
+/// `bytes`, `n_experts` slabs of `shape`, in pieces of at most `max_piece` bytes: every
+/// expert resident in expert order (`pool` None), or `pool`'s experts in a VRAM pool in that
+/// slot order and every expert in host memory, the rest read from there.
+fn placed_experts(
+    gpu: &GpuContext,
+    (shape, n_experts): (MatrixShape, usize),
+    bytes: &[u8],
+    max_piece: u64,
+    pool: Option<&[u32]>,
+) -> ExpertTensor {
+    let n = n_experts as u32;
+    match pool {
+        None => {
+            let m = QuantMatrix::upload_experts(gpu, "experts", shape, n, bytes, max_piece);
+            ExpertTensor::resident(gpu, m.unwrap(), shape.rows).unwrap()
+        }
+        Some(slots) => {
+            let table = ExpertTable::with_slots(gpu, n, slots).unwrap();
+            let placed = (table, slots);
+            ExpertTensor::split(gpu, "experts", (shape, n), bytes, max_piece, placed).unwrap()
+        }
     }
 }
 
@@ -489,7 +541,7 @@ impl Grouping {
         &self,
         gpu: &GpuContext,
         cache: &PipelineCache,
-        m: &QuantMatrix,
+        m: &ExpertTensor,
         (n_tokens, token_tile): (usize, u32),
         x: &[f32],
         layout: &SlotLayout,
@@ -497,10 +549,7 @@ impl Grouping {
         let slots = self.slots;
         let xb = buf(gpu, x);
         let y = f32_buffer(gpu, "y", slots * layout.stride);
-        let experts = linear::ExpertWeights {
-            w: m,
-            rows_per_expert: layout.rows as u32,
-        };
+        let experts = linear::ExpertWeights { w: m };
         let groups = linear::ExpertGroups {
             order: &self.order,
             offsets: &self.offsets,
@@ -570,8 +619,7 @@ fn many_slot_cases(gpu: &GpuContext) {
             cols: cols as u32,
             rows: rows as u32,
         };
-        let m =
-            QuantMatrix::upload_experts(gpu, "e", shape, n_experts as u32, &w, u64::MAX).unwrap();
+        let m = placed_experts(gpu, (shape, n_experts), &w, u64::MAX, None);
         let (ids_buf, xb) = (
             storage_buffer(gpu, "ids", bytemuck::cast_slice(&ids)),
             buf(gpu, &x),
@@ -587,10 +635,7 @@ fn many_slot_cases(gpu: &GpuContext) {
             stride: rows as u32,
             offset: 0,
         };
-        let experts = linear::ExpertWeights {
-            w: &m,
-            rows_per_expert: rows as u32,
-        };
+        let experts = linear::ExpertWeights { w: &m };
         let n_slots = slots as u32;
         let ds =
             linear::matvec_experts(gpu, &cache, experts, n_slots, &ids_buf, input, output).unwrap();
