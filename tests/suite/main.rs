@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod contracts;
 mod executor;
+mod experts_placement;
 mod gguf_reader;
 mod gpu;
 mod kernels_attention;

@@ -1,0 +1,195 @@
+//! Experts beyond VRAM (`--gpu-memory`): whatever the budget leaves resident, the same
+//! kernels read the same bytes, so the logits equal the all-in-VRAM logits exactly, in
+//! prefill and decode, in the CPU and the GPU kernel forms, and across a re-plan that moves
+//! the resident set; the counters on the GPU count every routed read and its misses.
+
+use std::sync::Arc;
+
+use qwen_wgpu::loader::gguf::GgufFile;
+use qwen_wgpu::loader::quant::GgmlType;
+use qwen_wgpu::loader::synth::{synthetic_model, SynthOptions};
+use qwen_wgpu::loader::ModelConfig;
+use qwen_wgpu::model::algebra::WeightBytes;
+use qwen_wgpu::model::placement::ExpertSplit;
+use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
+use qwen_wgpu::runtime::ops::linear::matvec::MIN_GRID;
+use qwen_wgpu::runtime::{GpuModel, LoadOptions, Session, SessionOptions};
+
+use crate::common::{gpu_or_skip, tiny};
+
+const OPTIONS: SessionOptions = SessionOptions {
+    context: 64,
+    ubatch: 32,
+    kv_dtype: qwen_wgpu::model::algebra::KvDtype::F16,
+    all_logits: false,
+};
+/// More than the batched form's 16 tokens, so the GPU forms group the chunk by expert.
+const PROMPT: usize = 24;
+const DECODE: usize = 4;
+
+fn file_of(config: &ModelConfig) -> GgufFile {
+    let opts = SynthOptions {
+        weight_type: GgmlType::Q4K,
+        ..SynthOptions::default()
+    };
+    GgufFile::from_bytes(synthetic_model(config, &opts).unwrap().to_bytes()).unwrap()
+}
+
+/// The budget that leaves `resident` experts of each layer in VRAM.
+fn budget_for(config: &ModelConfig, file: &GgufFile, resident: u32) -> u64 {
+    let wb = WeightBytes::from_file(config, file);
+    let plan = OPTIONS.memory_plan(config, &wb);
+    let split = ExpertSplit::plan(config, &wb, &plan, None).unwrap();
+    let per_set: f64 = split.layers.iter().map(|l| l.expert_bytes).sum();
+    (split.always_resident + (resident as f64 + 0.5) * per_set) as u64
+}
+
+/// `file` loaded within `gpu_memory`, in the GPU kernel forms or the CPU ones.
+fn load(
+    config: &ModelConfig,
+    file: &GgufFile,
+    gpu_memory: Option<u64>,
+    gpu_forms: bool,
+) -> Option<Arc<GpuModel>> {
+    let mut gpu = gpu_or_skip()?;
+    gpu.features.grouped_expert_prefill = gpu_forms;
+    gpu.features.matvec_min_grid = gpu_forms.then_some(MIN_GRID);
+    gpu.features.fused_decode = gpu_forms;
+    gpu.features.chunked_delta_rule = gpu_forms;
+    gpu.features.matmul = MatmulForm::Tiled;
+    let load = LoadOptions {
+        sessions: 1,
+        gpu_memory,
+    };
+    Some(GpuModel::load_with(gpu, file, config, &OPTIONS, load, &mut |_, _| {}).unwrap())
+}
+
+/// The prompt's logits, then each greedy decode step's; `between` runs after the prefill.
+fn run(model: &Arc<GpuModel>, between: impl FnOnce(&GpuModel)) -> Vec<Vec<f32>> {
+    let mut session = Session::new(model.clone(), OPTIONS).unwrap();
+    let prompt: Vec<u32> = (0..PROMPT as u32).map(|i| (7 * i + 3) % 200).collect();
+    session.prefill(&prompt).unwrap();
+    between(model);
+    let mut all = vec![session.logits().unwrap()];
+    let mut token = session.sample().unwrap();
+    for _ in 0..DECODE {
+        token = session.decode(token).unwrap();
+        all.push(session.logits().unwrap());
+    }
+    all
+}
+
+fn assert_same(what: &str, got: &[Vec<f32>], want: &[Vec<f32>]) {
+    for (step, (g, w)) in got.iter().zip(want).enumerate() {
+        let differ = g
+            .iter()
+            .zip(w)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differ, 0, "{what}: step {step}: {differ} logits differ");
+    }
+}
+
+#[test]
+fn logits_under_any_gpu_memory_budget_equal_all_in_vram() {
+    for preset in ["tiny-qwen35moe", "tiny-qwen3moe"] {
+        let config = tiny(preset);
+        let file = file_of(&config);
+        let n_expert = config.moe().unwrap().n_expert;
+        for gpu_forms in [false, true] {
+            let Some(all) = load(&config, &file, None, gpu_forms) else {
+                return;
+            };
+            assert!(all.experts.as_ref().unwrap().split.all_resident());
+            let want = run(&all, |_| {});
+            for resident in [0, n_expert / 2, n_expert] {
+                let budget = budget_for(&config, &file, resident);
+                let model = load(&config, &file, Some(budget), gpu_forms).unwrap();
+                let split = &model.experts.as_ref().unwrap().split;
+                assert_eq!(split.resident, resident, "{preset}: the budget's split");
+                let what = format!("{preset} gpu forms {gpu_forms} resident {resident}");
+                assert_same(&what, &run(&model, |_| {}), &want);
+            }
+        }
+    }
+}
+
+/// Half the experts resident; after the prefill the pools take other experts in other
+/// slots (every slot moves) and the decode goes on with the same logits.
+#[test]
+fn a_replan_between_steps_keeps_the_logits() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config);
+    let n_expert = config.moe().unwrap().n_expert;
+    for gpu_forms in [false, true] {
+        let Some(all) = load(&config, &file, None, gpu_forms) else {
+            return;
+        };
+        let want = run(&all, |_| {});
+        let budget = budget_for(&config, &file, n_expert / 2);
+        let model = load(&config, &file, Some(budget), gpu_forms).unwrap();
+        let got = run(&model, |m| {
+            let cache = m.experts.as_ref().unwrap();
+            let before = cache.resident_sets().unwrap();
+            // The other half, last first.
+            let moved: Vec<Vec<u32>> = before
+                .iter()
+                .map(|slots| (slots.len() as u32..n_expert).rev().collect())
+                .collect();
+            cache.place(&m.ctx, &m.weights.layers, &moved).unwrap();
+            assert_eq!(cache.resident_sets().unwrap(), moved);
+        });
+        assert_same(&format!("gpu forms {gpu_forms}, re-placed"), &got, &want);
+        // And a re-plan by use: the counters drive it, the logits stay.
+        let got = run(&model, |m| m.replan_experts().unwrap());
+        assert_same(&format!("gpu forms {gpu_forms}, re-planned"), &got, &want);
+    }
+}
+
+/// Every token's k picks in every layer are counted; with no expert resident each is a
+/// miss, with all resident none is.
+#[test]
+fn the_counters_count_every_routed_read_and_its_misses() {
+    let config = tiny("tiny-qwen3moe");
+    let file = file_of(&config);
+    let moe = config.moe().unwrap();
+    let reads = ((PROMPT + DECODE) * moe.n_expert_used as usize * config.layers.len()) as u64;
+    for (resident, misses) in [(0, reads), (moe.n_expert, 0)] {
+        let budget = budget_for(&config, &file, resident);
+        let Some(model) = load(&config, &file, Some(budget), true) else {
+            return;
+        };
+        let before = model.expert_traffic().unwrap().unwrap();
+        run(&model, |_| {});
+        let t = model.expert_traffic().unwrap().unwrap().since(&before);
+        assert_eq!((t.uses, t.misses), (reads, misses), "{resident} resident");
+        let per_expert = model.experts.as_ref().unwrap().split.layers[0].expert_bytes;
+        assert_eq!(t.host_bytes, misses as f64 * per_expert);
+    }
+}
+
+/// A budget below what every token needs names the numbers; a dense model has no experts
+/// to move.
+#[test]
+fn a_budget_below_the_always_resident_bytes_is_refused_with_the_numbers() {
+    for (preset, needle) in [
+        ("tiny-qwen35moe", "every token needs in VRAM"),
+        ("tiny-qwen35", "no routed experts"),
+    ] {
+        let config = tiny(preset);
+        let file = file_of(&config);
+        let Some(gpu) = gpu_or_skip() else { return };
+        let load = LoadOptions {
+            sessions: 1,
+            gpu_memory: Some(1024),
+        };
+        let err = GpuModel::load_with(gpu, &file, &config, &OPTIONS, load, &mut |_, _| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(needle) && err.contains("GiB"),
+            "{preset}: {err}"
+        );
+    }
+}
