@@ -11,6 +11,7 @@ use crate::loader::quant::GgmlType;
 use crate::model::algebra::{
     self, KvDtype, MemoryPlan, RecurrentStateBytes, Roofline, WeightBytes,
 };
+use crate::model::placement::{ExpertSplit, DEFAULT_LINK_BYTES_PER_S};
 
 /// The knobs of an inspection.
 #[derive(Debug, Clone)]
@@ -25,6 +26,10 @@ pub struct InspectOptions {
     /// Weight type assumed for a preset (a file's own types are used for a file).
     pub preset_weight_type: GgmlType,
     pub roofline: Option<Roofline>,
+    /// The VRAM budget whose expert placement to show (`--gpu-memory`).
+    pub gpu_memory: Option<u64>,
+    /// Host-to-GPU bytes per second for the placement's prediction.
+    pub link_bandwidth: f64,
 }
 
 impl Default for InspectOptions {
@@ -36,6 +41,8 @@ impl Default for InspectOptions {
             kv_dtype: KvDtype::F16,
             preset_weight_type: GgmlType::Q4K,
             roofline: None,
+            gpu_memory: None,
+            link_bandwidth: DEFAULT_LINK_BYTES_PER_S,
         }
     }
 }
@@ -66,6 +73,22 @@ pub struct RooflineFacts {
     pub all_weights_tokens_per_s: f64,
 }
 
+/// Where a `--gpu-memory` budget puts the routed experts, and what decode then reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlacementFacts {
+    pub gpu_memory: u64,
+    pub split: ExpertSplit,
+    pub experts_resident: u64,
+    pub experts_host: u64,
+    /// Routed reads that miss VRAM when tokens pick experts evenly (the worst case: the
+    /// resident set follows use, and trained routers favour some experts).
+    pub even_miss_rate: f64,
+    pub host_bytes_per_token: f64,
+    pub link_bandwidth_bytes_per_s: f64,
+    /// Decode at the roofline's bandwidth with the misses over the link (with `--bandwidth`).
+    pub decode_tokens_per_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InspectReport {
     pub config: ModelConfig,
@@ -87,6 +110,7 @@ pub struct InspectReport {
     pub all_weights_bytes_per_token: f64,
     pub flops_per_token: f64,
     pub roofline: Option<RooflineFacts>,
+    pub placement: Option<PlacementFacts>,
 }
 
 impl InspectReport {
@@ -140,6 +164,31 @@ impl InspectReport {
             decode_tokens_per_s: r.tokens_per_second(traffic.total(), flops),
             all_weights_tokens_per_s: r.tokens_per_second(all_weights + traffic.kv, flops),
         });
+        let placement = match opts.gpu_memory {
+            Some(budget) => {
+                let split = ExpertSplit::plan(config, &weights, &memory, Some(budget))?;
+                let miss = split.even_miss_rate();
+                let decode_tokens_per_s = opts.roofline.map(|r| {
+                    split.predicted_tok_per_s(
+                        traffic.total(),
+                        miss,
+                        r.bandwidth,
+                        opts.link_bandwidth,
+                    )
+                });
+                Some(PlacementFacts {
+                    gpu_memory: budget,
+                    experts_resident: split.experts_resident(),
+                    experts_host: split.experts_host(),
+                    even_miss_rate: miss,
+                    host_bytes_per_token: split.host_bytes_per_token(miss),
+                    link_bandwidth_bytes_per_s: opts.link_bandwidth,
+                    decode_tokens_per_s,
+                    split,
+                })
+            }
+            None => None,
+        };
         Ok(InspectReport {
             config: config.clone(),
             schedule: config.schedule_string(),
@@ -159,6 +208,7 @@ impl InspectReport {
             all_weights_bytes_per_token: all_weights,
             flops_per_token: flops,
             roofline,
+            placement,
         })
     }
 }
@@ -380,6 +430,29 @@ impl InspectReport {
                     r.all_weights_tokens_per_s
                 ),
             );
+        }
+        if let Some(p) = &self.placement {
+            row(
+                &format!("gpu memory {}", human_bytes(p.gpu_memory as f64)),
+                p.split.to_string(),
+            );
+            row(
+                "host reads / token",
+                format!(
+                    "{} at even routing ({:.1}% of routed reads miss VRAM)",
+                    human_bytes(p.host_bytes_per_token),
+                    100.0 * p.even_miss_rate
+                ),
+            );
+            if let Some(tps) = p.decode_tokens_per_s {
+                row(
+                    "predicted decode",
+                    format!(
+                        "{tps:.1} tok/s with misses over a {:.0} GB/s link (even routing; routers that favour experts hit more)",
+                        p.link_bandwidth_bytes_per_s / 1e9
+                    ),
+                );
+            }
         }
     }
 }

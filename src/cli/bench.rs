@@ -13,6 +13,7 @@ use qwen_wgpu::loader::GgufFile;
 use qwen_wgpu::model::algebra::{decode_bytes_per_token, WeightBytes};
 use qwen_wgpu::report::parse_rate;
 use qwen_wgpu::rng::SplitMix64;
+use qwen_wgpu::runtime::experts::ExpertTraffic;
 use qwen_wgpu::runtime::gpu::host_anonymous_memory;
 use qwen_wgpu::runtime::session::{MinWorkgroups, NodeTime};
 use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
@@ -124,6 +125,16 @@ pub struct BenchReport {
     pub prefill_profile: Option<Vec<KernelShare>>,
     /// How the profile was timed.
     pub profile_timing: &'static str,
+    /// Routed experts (summed over layers) in VRAM and in host memory (`--gpu-memory`).
+    pub experts_resident: Option<u64>,
+    pub experts_host: Option<u64>,
+    /// Share of the timed decode tokens' routed reads served from VRAM.
+    pub expert_hit_rate: Option<f64>,
+    /// Expert bytes the timed decode tokens read from host memory, per token.
+    pub expert_host_bytes_per_token: Option<f64>,
+    /// Re-plans of the resident experts during the timed runs, and experts they moved.
+    pub expert_replans: Option<u64>,
+    pub experts_moved: Option<u64>,
 }
 
 fn bar(len: u64, message: &str) -> ProgressBar {
@@ -230,6 +241,8 @@ struct Runs {
     host_growth_per_token: Option<f64>,
     /// Mean CPU time to prepare, record and submit one decode step over the timed runs.
     host_us_per_token: Option<f64>,
+    /// The routed expert reads of the timed decode runs, and their tokens.
+    expert_decode: Option<(ExpertTraffic, f64)>,
 }
 
 fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result<Runs, Error> {
@@ -244,17 +257,29 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
             pp.push(rate);
         }
     }
+    // The prompts' uses re-plan the resident experts, as the first interval of a real run
+    // would; the timed decode then reads from a set that follows use.
+    let model = session.model().clone();
+    model.replan_experts()?;
     let mut host_after_warm_up = None;
+    let mut experts_before = None;
     for rep in 0..=reps {
         let rate = decode_once(session, args.n_gen.max(1), prompt[0])?;
         progress.inc(1);
         if rep > 0 {
             tg.push(rate);
         } else {
+            experts_before = model.expert_traffic()?;
             host_after_warm_up = host_anonymous_memory();
             session.take_host_time();
         }
     }
+    // Each timed run decodes n_gen tokens after a one-token prefill.
+    let tokens = (reps * (args.n_gen.max(1) + 1)) as f64;
+    let expert_decode = match (experts_before, model.expert_traffic()?) {
+        (Some(before), Some(after)) => Some((after.since(&before), tokens)),
+        _ => None,
+    };
     let host_us_per_token = session.take_host_time().us_per_step();
     // Host memory must not grow with the tokens decoded (it did, 3 MiB a token, while
     // lavapipe recompiled shaders per dispatch).
@@ -268,6 +293,7 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
         tg,
         host_growth_per_token,
         host_us_per_token,
+        expert_decode,
     })
 }
 
@@ -349,6 +375,8 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
     let bytes_per_token = traffic.total();
     let roofline = bandwidth / bytes_per_token;
     let decode = Stat::of(&runs.tg);
+    let split = session.model().experts.as_ref().map(|c| &c.split);
+    let expert_decode = runs.expert_decode;
     let report = BenchReport {
         model: loaded.config.name.clone(),
         file: loaded.path.display().to_string(),
@@ -374,6 +402,12 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         } else {
             "CPU time around one submit per node"
         },
+        experts_resident: split.map(|s| s.experts_resident()),
+        experts_host: split.map(|s| s.experts_host()),
+        expert_hit_rate: expert_decode.and_then(|(t, _)| t.hit_rate()),
+        expert_host_bytes_per_token: expert_decode.map(|(t, n)| t.host_bytes / n),
+        expert_replans: expert_decode.map(|(t, _)| t.replans),
+        experts_moved: expert_decode.map(|(t, _)| t.moved),
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -414,6 +448,7 @@ fn print_report(r: &BenchReport) {
         r.roofline_percent
     );
     println!("dispatches per decode token: {}", r.dispatches_per_token);
+    print_experts(r);
     print_decode_shape(r);
     let m = &r.memory;
     println!(
@@ -461,6 +496,22 @@ fn print_report(r: &BenchReport) {
             );
         }
     }
+}
+
+/// Where the routed experts live and what decode read from host memory.
+fn print_experts(r: &BenchReport) {
+    let (Some(resident), Some(host)) = (r.experts_resident, r.experts_host) else {
+        return;
+    };
+    let hit = r
+        .expert_hit_rate
+        .map_or("-".into(), |h| format!("{:.1}%", 100.0 * h));
+    let bytes = r.expert_host_bytes_per_token.unwrap_or(0.0) / (1u64 << 20) as f64;
+    println!(
+        "experts: {resident} in VRAM, {host} in host memory; decode hit rate {hit}, {bytes:.2} MiB a token from host memory ({} re-plans moved {})",
+        r.expert_replans.unwrap_or(0),
+        r.experts_moved.unwrap_or(0)
+    );
 }
 
 /// The host's time per decode token and the smallest matvec grid of the decode plan.

@@ -63,7 +63,7 @@ pub struct ModelArgs {
     pub gpu_memory: Option<u64>,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, String> {
     qwen_wgpu::model::placement::parse_size(text)
 }
 

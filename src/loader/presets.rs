@@ -13,7 +13,7 @@ use crate::loader::config::{
 };
 
 /// Every preset name `inspect --preset` accepts.
-pub const PRESET_NAMES: [&str; 19] = [
+pub const PRESET_NAMES: [&str; 20] = [
     "qwen3-30b-a3b",
     "qwen3-235b-a22b",
     "qwen3.5-0.8b",
@@ -33,6 +33,7 @@ pub const PRESET_NAMES: [&str; 19] = [
     "demo-qwen35moe",
     "bench-qwen35moe",
     "a3b-depth",
+    "route-qwen35moe",
 ];
 
 /// Looks a preset up by name (case-insensitive; `_` and `-` are interchangeable).
@@ -68,6 +69,7 @@ pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
         "demo-qwen35moe" => demo_qwen35moe(),
         "bench-qwen35moe" => bench_qwen35moe(),
         "a3b-depth" => a3b_depth(),
+        "route-qwen35moe" => route_qwen35moe(),
         _ => {
             return Err(ConfigError::UnknownPreset {
                 name: name.to_string(),
@@ -353,6 +355,27 @@ fn bench_qwen35moe() -> ModelConfig {
         n_ctx_train: 4096,
         n_nextn: 0,
         ..full
+    }
+}
+
+/// Qwen3.5-35B-A3B's routing (8 of 256 experts a layer) on the demo's small widths and the
+/// byte vocabulary: hit rates of the VRAM expert cache (`--gpu-memory`) at the real model's
+/// share of experts per token, measured in seconds on any device.
+fn route_qwen35moe() -> ModelConfig {
+    let demo = demo_qwen35moe();
+    ModelConfig {
+        name: "route-qwen35moe".into(),
+        n_vocab: 263,
+        tied_embeddings: false,
+        ffn: FfnConfig::Moe(MoeConfig {
+            n_expert: 256,
+            n_expert_used: 8,
+            expert_ffn: 64,
+            shared_ffn: Some(64),
+            norm_top_k: true,
+            storage: ExpertStorage::Separate,
+        }),
+        ..demo
     }
 }
 

@@ -32,6 +32,9 @@ pub struct SynthOptions {
     /// Write `attention.recurrent_layers` instead of `full_attention_interval`.
     pub explicit_schedule: bool,
     pub vocabulary: Vocabulary,
+    /// 0: routers spread tokens evenly over the experts, as random weights do. Above 0:
+    /// each layer favours a few experts, as trained routers do ([`skew_router`]).
+    pub router_skew: f32,
 }
 
 /// Which tokenizer a synthetic model carries.
@@ -51,6 +54,7 @@ impl Default for SynthOptions {
             q4_k_m: false,
             explicit_schedule: false,
             vocabulary: Vocabulary::Bytes,
+            router_skew: 0.0,
         }
     }
 }
@@ -101,7 +105,11 @@ pub fn synthetic_model(config: &ModelConfig, opts: &SynthOptions) -> Result<Gguf
             w.add_generated_tensor(&spec.name, &spec.dims, ty, Box::new(fill))?;
             continue;
         }
-        let values = synthetic_values(&spec, &mut rng);
+        let mut values = synthetic_values(&spec, &mut rng);
+        if spec.role == TensorRole::Router && opts.router_skew > 0.0 {
+            let seed = opts.seed ^ name_hash(&spec.name);
+            skew_router(&mut values, spec.dims[0] as usize, opts.router_skew, seed);
+        }
         let data = quantize(ty, &values)
             .map_err(|e| Error::InvalidArgument(format!("tensor '{}': {e}", spec.name)))?;
         w.add_tensor(&spec.name, &spec.dims, ty, data)?;
@@ -236,6 +244,34 @@ fn write_model_metadata(w: &mut GgufWriter, c: &ModelConfig, opts: &SynthOptions
     }
 }
 
+/// Scales the router row (`n_embd` weights) of the expert ranked `r` in a random order by
+/// `(1 + r)^-skew`: a token's logit for expert e is about `scale_e * N(0, 1)`, so the top
+/// of the ranking wins its top-k far more often than the tail, as the measured use of
+/// trained MoE routers is skewed (a few experts per layer take a large share of the
+/// tokens). The order is the layer's own, from `seed`.
+pub fn skew_router(values: &mut [f32], n_embd: usize, skew: f32, seed: u64) {
+    let n_expert = values.len() / n_embd.max(1);
+    let mut order: Vec<usize> = (0..n_expert).collect();
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..n_expert).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for (rank, &e) in order.iter().enumerate() {
+        let scale = (1.0 + rank as f32).powf(-skew);
+        values[e * n_embd..(e + 1) * n_embd]
+            .iter_mut()
+            .for_each(|v| *v *= scale);
+    }
+}
+
+/// FNV-1a of a tensor name: a per-tensor seed that leaves the main generator's sequence,
+/// and so every other tensor, as it is without skew.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Random values with the scale and sign conventions of a converted checkpoint.
 fn synthetic_values(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
     let n = spec.n_elements() as usize;
@@ -260,8 +296,13 @@ fn synthetic_values(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
 
 /// A file name that says which synthetic model a file holds (`tiny-qwen35moe-f32-seed24301.gguf`).
 pub fn synthetic_file_name(config: &ModelConfig, opts: &SynthOptions) -> String {
+    let skew = if opts.router_skew > 0.0 {
+        format!("-skew{}", opts.router_skew)
+    } else {
+        String::new()
+    };
     format!(
-        "{}-{}{}-seed{}.gguf",
+        "{}-{}{}{skew}-seed{}.gguf",
         config.name.to_ascii_lowercase().replace(' ', "-"),
         opts.weight_type,
         if opts.q4_k_m { "_M" } else { "" },
