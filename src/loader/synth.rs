@@ -312,6 +312,36 @@ pub fn synthetic_file_name(config: &ModelConfig, opts: &SynthOptions) -> String 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Skewed routers change the router tensors only, and favour a few experts: the ranked
+    /// rows' norms fall as (1 + rank)^-skew.
+    #[test]
+    fn router_skew_changes_only_the_routers() {
+        let config = crate::loader::presets::preset("tiny-qwen35moe").unwrap();
+        let even = synthetic_model(&config, &SynthOptions::default())
+            .unwrap()
+            .to_bytes();
+        let skewed = SynthOptions {
+            router_skew: 1.0,
+            ..SynthOptions::default()
+        };
+        let skewed = synthetic_model(&config, &skewed).unwrap().to_bytes();
+        let (even, skewed) = (
+            crate::loader::gguf::GgufFile::from_bytes(even).unwrap(),
+            crate::loader::gguf::GgufFile::from_bytes(skewed).unwrap(),
+        );
+        for spec in config.tensor_specs() {
+            let (a, b) = (even.tensor_data(&spec.name), skewed.tensor_data(&spec.name));
+            assert_eq!(a == b, spec.role != TensorRole::Router, "{}", spec.name);
+        }
+        let mut rows = vec![1.0f32; 4 * 3];
+        skew_router(&mut rows, 3, 1.0, 7);
+        let mut scales: Vec<f32> = rows.chunks(3).map(|r| r[0]).collect();
+        scales.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(scales, [1.0, 0.5, 1.0 / 3.0, 0.25]);
+    }
+
     /// The reference's Q4_K_M of a 4-layer qwen35moe: output and attn_v at q6_K, attn_qkv
     /// and the ffn_down family at q6_K in layers 2 and 3 only, the rest q4_K.
     #[test]

@@ -261,3 +261,60 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
     Ok(bytes as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::presets::preset;
+    use crate::loader::quant::GgmlType;
+    use crate::model::algebra::{memory_plan, KvDtype};
+
+    #[test]
+    fn sizes_parse_in_binary_and_decimal_units() {
+        assert_eq!(parse_size("12GiB"), Ok(12 << 30));
+        assert_eq!(parse_size("16GB"), Ok(16_000_000_000));
+        assert_eq!(parse_size("800 MiB"), Ok(800 << 20));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_size("GiB").is_err());
+    }
+
+    /// Qwen3.5-35B-A3B at q4_K in 12 GiB: everything but the routed experts first, then the
+    /// same number of experts in each of the 40 layers, as many as fit; the split adds up.
+    #[test]
+    fn a_budget_keeps_as_many_experts_a_layer_as_fit_after_the_rest() {
+        let config = preset("qwen3.5-35b-a3b").unwrap();
+        let weights = WeightBytes::uniform(&config, GgmlType::Q4K);
+        let plan = memory_plan(&config, &weights, 4096, 1, 512, KvDtype::F16);
+        let all = ExpertSplit::plan(&config, &weights, &plan, None).unwrap();
+        assert!(all.all_resident() && all.experts_host() == 0);
+        assert!((all.vram_bytes() - plan.total()).abs() < 1.0);
+        let budget = 12u64 << 30;
+        let split = ExpertSplit::plan(&config, &weights, &plan, Some(budget)).unwrap();
+        assert_eq!(split.layers.len(), 40);
+        let per_set: f64 = split.layers.iter().map(|l| l.expert_bytes).sum();
+        assert!(split.vram_bytes() <= budget as f64);
+        assert!(
+            split.vram_bytes() + per_set > budget as f64,
+            "one more set would fit"
+        );
+        assert_eq!(split.experts_resident() + split.experts_host(), 40 * 256);
+        let total = split.resident_expert_bytes() + split.host_bytes();
+        assert!((split.always_resident + total - plan.total()).abs() < 1.0);
+        // Even routing misses the host share; more misses, slower decode.
+        let miss = split.even_miss_rate();
+        assert!((miss - (256 - split.resident) as f64 / 256.0).abs() < 1e-12);
+        let fast = split.predicted_tok_per_s(1e9, 0.0, 1e12, 25e9);
+        let slow = split.predicted_tok_per_s(1e9, miss, 1e12, 25e9);
+        assert!((fast - 1000.0).abs() < 1e-6 && slow < fast);
+        // Below what every token reads: refused with the numbers.
+        let err = ExpertSplit::plan(&config, &weights, &plan, Some(1 << 30)).unwrap_err();
+        assert!(
+            err.to_string().contains("every token needs in VRAM"),
+            "{err}"
+        );
+    }
+}
