@@ -423,13 +423,8 @@ impl ExpertCache {
         st.tokens_since_read += tokens;
         match st.pending.as_ref().map(|p| p.load(Ordering::Acquire)) {
             Some(0) => Ok(()),
-            Some(status) => {
-                st.pending = None;
-                if status != 1 {
-                    return Err(GpuError::Device("mapping the expert counts failed".into()));
-                }
-                let counts = self.take_counts();
-                self.absorb(&mut st, &counts);
+            Some(_) => {
+                self.absorb_mapped(&mut st)?;
                 self.replan(ctx, layers, &mut st)
             }
             None if st.tokens_since_read >= REPLAN_TOKENS => {
@@ -448,18 +443,31 @@ impl ExpertCache {
         layers: &[LayerWeights],
     ) -> Result<ExpertTraffic, GpuError> {
         let mut st = self.lock()?;
-        if st.pending.is_none() {
-            self.start_read(ctx, layers, &mut st);
+        // A read-back in flight holds the counts up to its submit; a fresh one takes the rest.
+        if st.pending.is_some() {
+            self.finish_read(ctx, &mut st)?;
         }
+        self.start_read(ctx, layers, &mut st);
+        self.finish_read(ctx, &mut st)?;
+        Ok(st.traffic)
+    }
+
+    /// Waits for the read-back in flight and adds its counts.
+    fn finish_read(&self, ctx: &GpuContext, st: &mut CacheState) -> Result<(), GpuError> {
         ctx.wait()?;
+        self.absorb_mapped(st)
+    }
+
+    /// Adds the counts of the read-back in flight, which has mapped (or failed).
+    fn absorb_mapped(&self, st: &mut CacheState) -> Result<(), GpuError> {
         if let Some(p) = st.pending.take() {
             if p.load(Ordering::Acquire) != 1 {
                 return Err(GpuError::Device("mapping the expert counts failed".into()));
             }
             let counts = self.take_counts();
-            self.absorb(&mut st, &counts);
+            self.absorb(st, &counts);
         }
-        Ok(st.traffic)
+        Ok(())
     }
 
     /// Re-plans now from the counts so far, waiting for them (tests, and `bench` after its

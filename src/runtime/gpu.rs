@@ -18,11 +18,13 @@ pub const ADAPTER_ENV: &str = "QWEN_WGPU_ADAPTER";
 pub const FORMS_ENV: &str = "QWEN_WGPU_KERNEL_FORMS";
 
 /// The limits below which no kernel of ours can run; what desktop Vulkan, Metal and DX12
-/// devices report clears them (the storage-buffer count is the fused matvec's: its params,
-/// four weights, the input, the norm's weight and gate, and four outputs).
+/// devices report clears them (the storage-buffer count is `moe_gate_up`'s 15 with room: its
+/// params, four weights and two host copies of routed experts, the input, the norm, the
+/// logits, h, the picks and their weights, the location table and the use counters; Metal
+/// reports 29, desktop Vulkan and DX12 far more).
 const MIN_WORKGROUP_SIZE: u32 = 256;
 const MIN_WORKGROUP_STORAGE: u32 = 16 * 1024;
-pub const MIN_STORAGE_BUFFERS: u32 = 12;
+pub const MIN_STORAGE_BUFFERS: u32 = 16;
 const MIN_STORAGE_BINDING: u64 = 16 << 20;
 
 /// How to pick an adapter.

@@ -1067,7 +1067,7 @@ fn moe_ffn(
         n_tokens: t,
         renormalise: m.norm_top_k,
     };
-    if g.fused() && fits_fused_experts(w, &b.ctx.limits) {
+    if g.fused() && fits_fused_experts(w) {
         fused_experts(g, w, m, norm, shape)?;
         return Ok(true);
     }
@@ -1117,14 +1117,10 @@ fn moe_ffn(
     Ok(false)
 }
 
-/// Storage buffers `moe_gate_up` binds: params, four weights, two host copies, the input,
-/// the norm, the logits, h, ids, route weights, location and counts.
-const FUSED_EXPERT_BUFFERS: u32 = 15;
-
 /// Whether every expert matrix sits in one binding (pool and host copy each), as the fused
 /// decode kernels read them (a tensor over the adapter's storage binding limit is split, and
-/// takes the staged form), and the adapter binds as many buffers as they do.
-fn fits_fused_experts(w: &MoeWeights, limits: &wgpu::Limits) -> bool {
+/// takes the staged form).
+fn fits_fused_experts(w: &MoeWeights) -> bool {
     let whole = |m: &QuantMatrix| m.pieces.len() == 1;
     let whole_experts = |t: &ExpertTensor| t.whole().is_some();
     let gate_up = match &w.gate_up {
@@ -1135,10 +1131,7 @@ fn fits_fused_experts(w: &MoeWeights, limits: &wgpu::Limits) -> bool {
         .shared
         .as_ref()
         .is_none_or(|s| whole(&s.gate) && whole(&s.up) && whole(&s.down));
-    gate_up
-        && whole_experts(&w.down)
-        && shared
-        && limits.max_storage_buffers_per_shader_stage >= FUSED_EXPERT_BUFFERS
+    gate_up && whole_experts(&w.down) && shared
 }
 
 /// A decode token's experts from the router's logits: `moe_gate_up` (top-k, norm, every

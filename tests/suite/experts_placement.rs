@@ -193,3 +193,43 @@ fn a_budget_below_the_always_resident_bytes_is_refused_with_the_numbers() {
         );
     }
 }
+
+/// The asynchronous path: over 300 decode steps with half the experts resident the counts
+/// are read back and the resident sets re-planned between steps, and the tokens are the
+/// all-in-VRAM tokens.
+#[test]
+fn re_plans_between_decode_steps_keep_the_tokens() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config);
+    let n_expert = config.moe().unwrap().n_expert;
+    let options = SessionOptions {
+        context: 400,
+        ..OPTIONS
+    };
+    let tokens = |gpu_memory: Option<u64>| -> Option<(Vec<u32>, Arc<GpuModel>)> {
+        let mut gpu = gpu_or_skip()?;
+        gpu.features.matmul = MatmulForm::Tiled;
+        let load = LoadOptions {
+            sessions: 1,
+            gpu_memory,
+        };
+        let model = GpuModel::load_with(gpu, &file, &config, &options, load, &mut |_, _| {});
+        let model = model.unwrap();
+        let mut session = Session::new(model.clone(), options).unwrap();
+        session.prefill(&[1, 2, 3]).unwrap();
+        let mut token = session.sample().unwrap();
+        let mut out = Vec::new();
+        for _ in 0..300 {
+            token = session.decode(token).unwrap();
+            out.push(token);
+        }
+        Some((out, model))
+    };
+    let Some((want, _)) = tokens(None) else {
+        return;
+    };
+    let (got, model) = tokens(Some(budget_for(&config, &file, n_expert / 2))).unwrap();
+    assert_eq!(got, want);
+    let traffic = model.expert_traffic().unwrap().unwrap();
+    assert!(traffic.replans >= 1, "{traffic:?}");
+}
