@@ -214,7 +214,7 @@ impl QuantMatrix {
         bytes: &[u8],
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
-        Self::upload_split(ctx, name, shape, 1, bytes, max_piece_bytes)
+        Self::upload_split(ctx, name, (shape, 1), bytes, max_piece_bytes, false)
     }
 
     /// A 3-D expert tensor ({cols, rows_per_expert, n_experts}, `shape` holding one
@@ -229,22 +229,28 @@ impl QuantMatrix {
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
         let all = experts_shape(name, shape, n_experts)?;
-        Self::upload_split(ctx, name, all, shape.rows, bytes, max_piece_bytes)
+        Self::upload_split(ctx, name, (all, shape.rows), bytes, max_piece_bytes, false)
     }
 
     /// Splits into pieces that hold whole groups of `granularity` rows.
+    /// In host memory the GPU reads over the bus ([`host_storage_buffer`]) when `host`.
     fn upload_split(
         ctx: &GpuContext,
         name: &str,
-        shape: MatrixShape,
-        granularity: u32,
+        (shape, granularity): (MatrixShape, u32),
         bytes: &[u8],
         max_piece_bytes: u64,
+        host: bool,
     ) -> Result<QuantMatrix, GpuError> {
         let layout = PieceLayout::of(name, shape, granularity, max_piece_bytes)?;
         layout.check_bytes(name, bytes)?;
         layout.build(shape, |first_row, n| {
-            upload_buffer(ctx, name, layout.bytes_of(bytes, first_row, n))
+            let piece = layout.bytes_of(bytes, first_row, n);
+            if host {
+                host_storage_buffer(ctx, name, piece)
+            } else {
+                upload_buffer(ctx, name, piece)
+            }
         })
     }
 
@@ -259,11 +265,7 @@ impl QuantMatrix {
         max_piece_bytes: u64,
     ) -> Result<QuantMatrix, GpuError> {
         let all = experts_shape(name, shape, n_experts)?;
-        let layout = PieceLayout::of(name, all, shape.rows, max_piece_bytes)?;
-        layout.check_bytes(name, bytes)?;
-        layout.build(all, |first_row, n| {
-            host_storage_buffer(ctx, name, layout.bytes_of(bytes, first_row, n))
-        })
+        Self::upload_split(ctx, name, (all, shape.rows), bytes, max_piece_bytes, true)
     }
 
     /// Room for `slots` slabs of `shape` in VRAM, zeroed (an expert pool filled by copies).
