@@ -4,10 +4,15 @@
 // quantizations, linear/dot_cols/; over the decoder's unit_values otherwise), so the
 // weights are read and decoded once for all of them.
 //
-// Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows; TPR = WG /
-// ROWS invocations per row stride over its units; the partials of every row and column are
-// added in one pass over workgroup memory. Mirrors model::reference::linear::matvec per column,
-// over loader::dequant::dequantize.
+// Split: workgroup (wg.x + wg.y * num_workgroups.x) owns ROWS consecutive rows, in groups
+// of RPI consecutive rows; TPR = WG * RPI / ROWS invocations per group stride over its
+// units, each decoding the unit of all RPI rows and reading each x element once for them;
+// the partials of every row and column (linear/dot_cols/group.wgsl) are added in one pass
+// over workgroup memory.
+// GPUs run RPI = 1 (lanes along K, 16 a row). CPU devices run RPI = 4: there every x
+// element an invocation loads costs a loop over the SIMD lanes (lavapipe), which is most
+// of the kernel's time, and 4 rows share each load. Mirrors
+// model::reference::linear::matvec per column, over loader::dequant::dequantize.
 
 struct Params {
     rows: u32,
@@ -30,18 +35,24 @@ struct Params {
 // [n_cols, y_stride] f32
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-const TPR: u32 = WG / ROWS;
+const TPR: u32 = WG * RPI / ROWS;
 
-// [WG, COLS]: each invocation's partial dot of each column.
-var<workgroup> partials: array<f32, WG * COLS>;
+// [WG, RPI, COLS]: each invocation's partial dot of each of its rows and columns.
+var<workgroup> partials: array<f32, WG * RPI * COLS>;
+
+// The params the inner loops read, copied once per invocation: a storage read in the loop
+// would be repeated for every element where the compiler cannot hoist it (lavapipe).
+var<private> cols: u32;
+var<private> x_offset: u32;
+var<private> x_stride: u32;
 
 fn n_cols() -> u32 {
-    return params.n_cols;
+    return cols;
 }
 
 // The vec4 of column c's x at float i of its row (i a multiple of 4).
 fn x_col(c: u32, i: u32) -> vec4<f32> {
-    return x[(params.x_offset + c * params.x_stride + i) >> 2u];
+    return x[(x_offset + c * x_stride + i) >> 2u];
 }
 
 @compute @workgroup_size(WG)
@@ -50,30 +61,30 @@ fn matvec_batch(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wg.x + wg.y * nwg.x) * ROWS + lid / TPR;
+    let first = (wg.x + wg.y * nwg.x) * ROWS;
+    let group_row = first + (lid / TPR) * RPI;
     let lane = lid % TPR;
-    var acc: array<f32, COLS>;
-    if (row < params.rows) {
-        let base = row * params.row_bytes;
-        for (var u = lane; u < params.units; u += TPR) {
-            let block = base + (u / UNITS_PER_BLOCK) * BLOCK_BYTES;
-            unit_dot_cols(block, u % UNITS_PER_BLOCK, 32u * u, &acc);
-        }
+    cols = params.n_cols;
+    x_offset = params.x_offset;
+    x_stride = params.x_stride;
+    var acc: array<f32, RPI * COLS>;
+    if (group_row < params.rows) {
+        group_partials(group_row, lane, TPR, params.rows, params.units, params.row_bytes, 0u, &acc);
     }
-    // Every column's partials at once, then one invocation per (row, column) adds its
-    // row's TPR partials: one barrier whatever the column count.
-    for (var c = 0u; c < COLS; c++) {
-        partials[lid * COLS + c] = acc[c];
+    // Every row's and column's partials at once, then one invocation per (row, column) adds
+    // its group's TPR partials: one barrier whatever the column count.
+    for (var k = 0u; k < RPI * COLS; k++) {
+        partials[lid * RPI * COLS + k] = acc[k];
     }
     workgroupBarrier();
-    let first = (wg.x + wg.y * nwg.x) * ROWS;
     for (var k = lid; k < ROWS * COLS; k += WG) {
         let r = k / COLS;
         let c = k % COLS;
         if (c < params.n_cols && first + r < params.rows) {
+            let group = r / RPI;
             var total = 0.0;
             for (var t = 0u; t < TPR; t++) {
-                total += partials[(r * TPR + t) * COLS + c];
+                total += partials[((group * TPR + t) * RPI + r % RPI) * COLS + c];
             }
             y[params.y_offset + c * params.y_stride + first + r] = total;
         }

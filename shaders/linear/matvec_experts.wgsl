@@ -4,7 +4,8 @@
 // form too.
 //
 // Split: workgroup (wg.x + wg.y * num_workgroups.x, slot wg.z) owns ROWS consecutive rows
-// of the slot's expert (linear/matvec_rows.wgsl). Mirrors model::reference::linear::matvec
+// of the slot's expert, in groups of RPI rows an invocation (linear/rows_dots/: one on a
+// GPU, lanes along K; several sharing each x load on a CPU device). Mirrors model::reference::linear::matvec
 // applied per routed expert.
 
 struct Params {
@@ -58,7 +59,7 @@ fn matvec_experts(
     }
     let slab = at * params.rows * params.row_bytes;
     let first = (wg.x + wg.y * nwg.x) * ROWS;
-    let v = rows_dot_0(
+    let v = rows_dots_0(
         first,
         lid,
         params.rows,
@@ -67,8 +68,13 @@ fn matvec_experts(
         params.weight_offset + slab,
         params.x_offset + (slot / params.x_group) * params.x_stride,
     );
-    let row = first + lid / (WG / ROWS);
-    if (lid % (WG / ROWS) == 0u && row < params.rows) {
-        y[params.y_offset + slot * params.y_stride + row] = v;
+    let lanes = WG * RPI / ROWS;
+    let group_row = first + (lid / lanes) * RPI;
+    if (lid % lanes == 0u) {
+        for (var r = 0u; r < RPI; r++) {
+            if (group_row + r < params.rows) {
+                y[params.y_offset + slot * params.y_stride + group_row + r] = v[r];
+            }
+        }
     }
 }

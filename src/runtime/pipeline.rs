@@ -32,10 +32,10 @@ fn file(path: &str) -> Result<&'static str, GpuError> {
 pub enum Kernel {
     /// Segment types, `rows` per workgroup (one of `matvec::ROW_CHOICES`), folds.
     Matvec(linear::matvec::MatvecForm),
-    /// `rows` per workgroup, one of `matvec_experts::ROW_CHOICES`.
+    /// How a workgroup splits the rows, one of `matvec_experts::splits()`.
     MatvecExperts {
         ty: GgmlType,
-        rows: u32,
+        split: linear::matvec_experts::ExpertRows,
     },
     Embed(GgmlType),
     /// A step over a few tokens, each weight unit decoded once for all; `rows` per
@@ -126,7 +126,7 @@ impl Kernel {
     pub fn declaration(self) -> Result<Declaration, GpuError> {
         Ok(match self {
             Kernel::Matvec(form) => linear::matvec::declaration(form)?,
-            Kernel::MatvecExperts { ty, rows } => linear::matvec_experts::declaration(ty, rows)?,
+            Kernel::MatvecExperts { ty, split } => linear::matvec_experts::declaration(ty, split)?,
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul { ty, form } => linear::matmul::declaration(ty, form)?,
             Kernel::MatvecBatch { ty, rows } => linear::matvec_batch::declaration(ty, rows)?,
@@ -181,8 +181,9 @@ impl Kernel {
         for ty in GgmlType::SUPPORTED {
             let matvecs = linear::matvec::ROW_CHOICES
                 .map(|rows| Kernel::Matvec(linear::matvec::MatvecForm::single(ty, rows)));
-            let experts =
-                linear::matvec_experts::ROW_CHOICES.map(|rows| Kernel::MatvecExperts { ty, rows });
+            let experts = linear::matvec_experts::splits()
+                .into_iter()
+                .map(|split| Kernel::MatvecExperts { ty, split });
             all.extend(matvecs);
             all.extend(experts);
             for form in MATMUL_FORMS {

@@ -178,7 +178,7 @@ fn moe_route_matches_reference() {
 #[test]
 fn matvec_experts_reads_the_routed_experts() {
     let Some(mut gpu) = gpu_or_skip() else { return };
-    // The CPU form (16 rows a workgroup) and the GPU form (as few as fill 512).
+    // The CPU form (8 rows an invocation) and the GPU form (as few as fill 512).
     for_each_matvec_grid(&mut gpu, &[512], routed_expert_cases);
 }
 
@@ -598,7 +598,7 @@ impl Grouping {
 #[test]
 fn many_slot_matvec_experts_matches_reference() {
     let Some(mut gpu) = gpu_or_skip() else { return };
-    // The CPU form (16 rows a workgroup) and the GPU form (as few as fill 512).
+    // The CPU form (8 rows an invocation) and the GPU form (as few as fill 512).
     for_each_matvec_grid(&mut gpu, &[512], many_slot_cases);
 }
 

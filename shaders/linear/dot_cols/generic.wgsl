@@ -1,20 +1,32 @@
-// unit_dot_cols for any type: the unit's 32 values from the type's decoder
-// (linear/quant/<type>.wgsl, unit_values), then their dot with each column's x. The
-// kernel's file defines x_col(c, i), the vec4 of column c at float i of its row, and
-// n_cols().
-fn unit_dot_cols(block: u32, sub: u32, xi: u32, acc: ptr<function, array<f32, COLS>>) {
-    let v = unit_values(block, sub);
-    var w: array<vec4<f32>, 8>;
-    for (var l = 0u; l < 8u; l++) {
-        w[l] = vec4<f32>(v[4u * l], v[4u * l + 1u], v[4u * l + 2u], v[4u * l + 3u]);
+// unit_dot_cols for any type, over the RPI rows whose blocks are given: each row's unit of
+// 32 values from the type's decoder (linear/quant/<type>.wgsl, unit_values), then each
+// column's x, read once, multiplied into every row. The kernel's file defines x_col(c, i),
+// the vec4 of column c at float i of its row, and n_cols().
+fn unit_dot_cols(
+    blocks: ptr<function, array<u32, RPI>>,
+    sub: u32,
+    xi: u32,
+    acc: ptr<function, array<f32, RPI * COLS>>,
+) {
+    var w: array<array<vec4<f32>, 8>, RPI>;
+    for (var r = 0u; r < RPI; r++) {
+        let v = unit_values((*blocks)[r], sub);
+        for (var l = 0u; l < 8u; l++) {
+            w[r][l] = vec4<f32>(v[4u * l], v[4u * l + 1u], v[4u * l + 2u], v[4u * l + 3u]);
+        }
     }
     for (var c = 0u; c < COLS; c++) {
         if (c < n_cols()) {
-            var s = vec4<f32>(0.0);
+            var s: array<vec4<f32>, RPI>;
             for (var l = 0u; l < 8u; l++) {
-                s += w[l] * x_col(c, xi + 4u * l);
+                let xv = x_col(c, xi + 4u * l);
+                for (var r = 0u; r < RPI; r++) {
+                    s[r] += w[r][l] * xv;
+                }
             }
-            (*acc)[c] += (s.x + s.y) + (s.z + s.w);
+            for (var r = 0u; r < RPI; r++) {
+                (*acc)[r * COLS + c] += (s[r].x + s[r].y) + (s[r].z + s[r].w);
+            }
         }
     }
 }

@@ -6,18 +6,52 @@ use crate::runtime::experts::ExpertTensor;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matvec::{
-    check_rows, rows_per_workgroup as matvec_rows, ROWS, WG,
+    self, check_rows, rows_per_workgroup as matvec_rows, WG,
 };
-use crate::runtime::ops::linear::{check_vec4_input, row_reader};
+use crate::runtime::ops::linear::{check_vec4_input, rows_dots_reader};
 use crate::runtime::ops::{grid, Dispatch};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// Slots from which [`matvec_experts`] takes the many-slot form.
 pub const MANY_SLOTS: u32 = 64;
-/// Rows per workgroup of the many-slot form: a prompt chunk's many slots fill the device on
-/// their own, so fewer, longer workgroups (a CPU device pays per workgroup; pp128 of
-/// bench-qwen35moe on lavapipe 5.9 -> 6.2 tok/s, while decode's few slots want ROWS).
-pub const MANY_SLOT_ROWS: u32 = 64;
+
+/// How a workgroup splits an expert's rows: `rows` per workgroup, in groups of
+/// `per_invocation` rows that each invocation multiplies with every x element it loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExpertRows {
+    pub rows: u32,
+    pub per_invocation: u32,
+}
+
+impl ExpertRows {
+    /// A GPU's split: one row per group of lanes along K (`matvec::ROW_CHOICES`).
+    pub const fn lanes(rows: u32) -> Self {
+        ExpertRows {
+            rows,
+            per_invocation: 1,
+        }
+    }
+
+    /// Invocations per group of rows.
+    pub fn lanes_per_group(self) -> u32 {
+        WG * self.per_invocation / self.rows
+    }
+}
+
+/// A CPU device's split for decode's few slots: 8 rows share each x load (on lavapipe an x
+/// load costs a loop over the SIMD lanes), 4 invocations a group. `cargo bench --bench
+/// kernels -- matvec_experts` on lavapipe, 8 slots of 512 x 2048 q4_K: 60 ms at one row an
+/// invocation (16 a workgroup), 27 ms in this form; 1024 slots: 6.4 s, 3.0 s.
+pub const CPU_FEW_SLOTS: ExpertRows = ExpertRows {
+    rows: 128,
+    per_invocation: 8,
+};
+/// A CPU device's split for a prompt chunk's many slots, which fill the device on their own:
+/// fewer, longer workgroups, one invocation a group (a CPU device pays per workgroup).
+pub const CPU_MANY_SLOTS: ExpertRows = ExpertRows {
+    rows: 512,
+    per_invocation: 8,
+};
 
 kernel_params! {
     /// `shaders/linear/matvec_experts.wgsl`'s `Params`.
@@ -53,30 +87,51 @@ kernel_io! {
     }
 }
 
-/// The rows per workgroup the kernel is built for.
-pub const ROW_CHOICES: [u32; 6] = [1, 2, 4, 8, 16, MANY_SLOT_ROWS];
+/// The splits the kernel is built for: a GPU's (rows as the matvec chooses them) and a CPU
+/// device's.
+pub fn splits() -> Vec<ExpertRows> {
+    let mut all: Vec<ExpertRows> = matvec::ROW_CHOICES.map(ExpertRows::lanes).to_vec();
+    all.extend([CPU_FEW_SLOTS, CPU_MANY_SLOTS]);
+    all
+}
 
-/// Rows per workgroup for `slots` slots of experts of `rows` rows: on a CPU device 16, or
-/// 64 for a prompt chunk's many slots; with a minimum grid, as the matvec chooses.
-fn rows_per_workgroup(min_grid: Option<u32>, rows: u32, slots: u32) -> u32 {
+/// The split for `slots` slots of experts of `rows` rows: with a minimum grid (a GPU), rows
+/// as the matvec chooses them; else a CPU device's, by the slot count.
+fn split_for(min_grid: Option<u32>, rows: u32, slots: u32) -> ExpertRows {
     match (min_grid, slots >= MANY_SLOTS) {
-        (Some(_), _) => matvec_rows(min_grid, rows, slots),
-        (None, true) => MANY_SLOT_ROWS,
-        (None, false) => ROWS,
+        (Some(_), _) => ExpertRows::lanes(matvec_rows(min_grid, rows, slots)),
+        (None, true) => CPU_MANY_SLOTS,
+        (None, false) => CPU_FEW_SLOTS,
     }
 }
 
-/// The expert matvec over weights of type `ty`, `rows` rows per workgroup.
-pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
-    check_rows(rows)?;
+/// The expert matvec over weights of type `ty`, split as `split` says.
+pub fn declaration(ty: GgmlType, split: ExpertRows) -> Result<Declaration, GpuError> {
+    let ExpertRows {
+        rows,
+        per_invocation,
+    } = split;
+    let fits = per_invocation.is_power_of_two()
+        && rows.is_power_of_two()
+        && rows >= per_invocation
+        && rows <= WG * per_invocation;
+    if !fits || (per_invocation == 1 && check_rows(rows).is_err()) {
+        return Err(GpuError::Shape(format!(
+            "matvec_experts: {rows} rows per workgroup, {per_invocation} an invocation (powers \
+             of two, rows from {per_invocation} to {})",
+            WG * per_invocation
+        )));
+    }
     Ok(Declaration::of::<MatvecExpertsParams, MatvecExpertsIo>(
         "matvec_experts",
         "linear/matvec_experts.wgsl",
     )
-    .namespace("_0", row_reader(ty)?)
+    .namespace("_0", rows_dots_reader(ty, per_invocation)?)
     .include(["moe/expert_slab.wgsl"])
     .constant("WG", WG)
-    .constant("ROWS", rows))
+    .constant("ROWS", rows)
+    .constant("RPI", per_invocation)
+    .constant("COLS", 1))
 }
 
 /// The routed experts' weights: wherever the placement put them, with their location table.
@@ -119,9 +174,9 @@ pub fn matvec_experts(
     check_vec4_input("matvec_experts", 0, x.stride)?;
     let w = experts.w;
     let rows_per_expert = w.rows_per_expert();
-    let rows = rows_per_workgroup(ctx.features.matvec_min_grid, rows_per_expert, slots);
-    let kernel = Kernel::MatvecExperts { ty: w.ty(), rows };
-    let groups = rows_per_expert.div_ceil(rows);
+    let split = split_for(ctx.features.matvec_min_grid, rows_per_expert, slots);
+    let kernel = Kernel::MatvecExperts { ty: w.ty(), split };
+    let groups = rows_per_expert.div_ceil(split.rows);
     let (gx, gy) = grid(groups, ctx.limits.max_compute_workgroups_per_dimension);
     w.pieces()
         .map(|piece| {

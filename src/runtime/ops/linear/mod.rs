@@ -66,7 +66,7 @@ pub(crate) fn weight_includes(
         WeightUse::Dot => files.push(dot_file(ty)),
         WeightUse::Stage => files.push(stage_file(ty)),
         WeightUse::Decode => {}
-        WeightUse::DotColumns => files.push(dot_columns_file(ty)),
+        WeightUse::DotColumns => files.extend([dot_columns_file(ty), "linear/dot_cols/group.wgsl"]),
     }
     Ok(files)
 }
@@ -76,6 +76,26 @@ pub(crate) fn weight_includes(
 pub(crate) fn row_reader(ty: GgmlType) -> Result<Vec<&'static str>, GpuError> {
     let mut files = weight_includes(ty, WeightUse::Dot)?;
     files.push("linear/matvec_rows.wgsl");
+    Ok(files)
+}
+
+/// The files of one weight reader of `rows_dots` (the dots of `per_invocation` rows an
+/// invocation), for a [`Namespace`](crate::runtime::kernel::Namespace): at 1, lanes along K
+/// over [`row_reader`] (GPUs); past it, each x element read once for all the rows, over the
+/// column dots (CPU devices).
+pub(crate) fn rows_dots_reader(
+    ty: GgmlType,
+    per_invocation: u32,
+) -> Result<Vec<&'static str>, GpuError> {
+    let mut files = if per_invocation == 1 {
+        row_reader(ty)?
+    } else {
+        weight_includes(ty, WeightUse::DotColumns)?
+    };
+    files.push(match per_invocation {
+        1 => "linear/rows_dots/lanes.wgsl",
+        _ => "linear/rows_dots/shared_x.wgsl",
+    });
     Ok(files)
 }
 
