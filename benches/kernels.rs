@@ -531,9 +531,11 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
         &single.pieces().iter().collect::<Vec<_>>(),
         &ys,
     );
-    for n in [1u32, 8] {
-        let ds = matvec_batch(&b.gpu, &b.cache, &wm, n, x, y).unwrap();
-        let what = format!("matvec_batch q4_K 2048 x 2048 x {n} tokens");
+    // q6_K is the rest of a Q4_K_M file (half the ffn_down, attn_v, the head).
+    let w6 = b.matrix("w6", GgmlType::Q6K, e);
+    for (w, n) in [(&wm, 1u32), (&wm, 8), (&w6, 1), (&w6, 8)] {
+        let ds = matvec_batch(&b.gpu, &b.cache, w, n, x, y).unwrap();
+        let what = format!("matvec_batch {} 2048 x 2048 x {n} tokens", w.ty);
         b.time(&what, &ds.iter().collect::<Vec<_>>(), &ys);
     }
     let slot_ids: Vec<u32> = (0..1024u32).map(|s| (s % 8 + 5 * (s / 8)) % 32).collect();

@@ -1,7 +1,7 @@
 // unit_dot_cols for any type, over the RPI rows whose blocks are given: each row's unit of
 // 32 values from the type's decoder (linear/quant/<type>.wgsl, unit_values), then each
-// column's x, read once, multiplied into every row. The kernel's file defines x_col(c, i),
-// the vec4 of column c at float i of its row, and n_cols().
+// column's x, read once, multiplied into every row (dot_cols/units.wgsl). The kernel's file
+// defines x_col(c, i), the vec4 of column c at float i of its row, and n_cols().
 fn unit_dot_cols(
     blocks: ptr<function, array<u32, RPI>>,
     sub: u32,
@@ -15,18 +15,5 @@ fn unit_dot_cols(
             w[r][l] = vec4<f32>(v[4u * l], v[4u * l + 1u], v[4u * l + 2u], v[4u * l + 3u]);
         }
     }
-    for (var c = 0u; c < COLS; c++) {
-        if (c < n_cols()) {
-            var s: array<vec4<f32>, RPI>;
-            for (var l = 0u; l < 8u; l++) {
-                let xv = x_col(c, xi + 4u * l);
-                for (var r = 0u; r < RPI; r++) {
-                    s[r] += w[r][l] * xv;
-                }
-            }
-            for (var r = 0u; r < RPI; r++) {
-                (*acc)[r * COLS + c] += (s[r].x + s[r].y) + (s[r].z + s[r].w);
-            }
-        }
-    }
+    add_unit_cols(&w, xi, acc);
 }

@@ -2,7 +2,8 @@
 // half of the unit pair p = sub / 2 (as in linear/dot/q4_k.wgsl), four words whose low
 // nibbles are 16 elements of unit 2p and high nibbles the same 16 of unit 2p + 1. Each word
 // becomes two vec4 of weights, q * d * scale - dmin * min, once; then each column's x is
-// read once and multiplied into every row. Same values as quant/q4_k.wgsl's decoder.
+// read once and multiplied into every row (dot_cols/pair.wgsl). Same values as
+// quant/q4_k.wgsl's decoder.
 fn unit_dot_cols(
     blocks: ptr<function, array<u32, RPI>>,
     sub: u32,
@@ -27,14 +28,6 @@ fn unit_dot_cols(
             lo[r] = bytes_f32(q & 0x0F0F0F0Fu) * f[r].x - f[r].z;
             hi[r] = bytes_f32((q >> 4u) & 0x0F0F0F0Fu) * f[r].y - f[r].w;
         }
-        for (var c = 0u; c < COLS; c++) {
-            if (c < n_cols()) {
-                let xl = x_col(c, x_lo + 4u * j);
-                let xh = x_col(c, x_lo + 32u + 4u * j);
-                for (var r = 0u; r < RPI; r++) {
-                    (*acc)[r * COLS + c] += dot(lo[r], xl) + dot(hi[r], xh);
-                }
-            }
-        }
+        add_pair_cols(&lo, &hi, x_lo + 4u * j, x_lo + 32u + 4u * j, acc);
     }
 }

@@ -66,7 +66,10 @@ pub(crate) fn weight_includes(
         WeightUse::Dot => files.push(dot_file(ty)),
         WeightUse::Stage => files.push(stage_file(ty)),
         WeightUse::Decode => {}
-        WeightUse::DotColumns => files.extend([dot_columns_file(ty), "linear/dot_cols/group.wgsl"]),
+        WeightUse::DotColumns => {
+            files.extend_from_slice(dot_columns_files(ty));
+            files.push("linear/dot_cols/group.wgsl");
+        }
     }
     Ok(files)
 }
@@ -115,12 +118,16 @@ fn dot_file(ty: GgmlType) -> &'static str {
     }
 }
 
-/// The batched matvec's `unit_dot_cols` for `ty`: word-wise for q4_K, else over the
+/// The batched matvec's `unit_dot_cols` for `ty`, after the column loop it calls: word-wise
+/// for q4_K, q5_K, q6_K and q8_0 (the bulk of Q4_K_M, Q5_K_M and Q8_0 files), else over the
 /// decoder's `unit_values`.
-fn dot_columns_file(ty: GgmlType) -> &'static str {
+fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
     match ty {
-        GgmlType::Q4K => "linear/dot_cols/q4_k.wgsl",
-        _ => "linear/dot_cols/generic.wgsl",
+        GgmlType::Q4K => &["linear/dot_cols/pair.wgsl", "linear/dot_cols/q4_k.wgsl"],
+        GgmlType::Q5K => &["linear/dot_cols/pair.wgsl", "linear/dot_cols/q5_k.wgsl"],
+        GgmlType::Q6K => &["linear/dot_cols/q6_k.wgsl"],
+        GgmlType::Q8_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q8_0.wgsl"],
+        _ => &["linear/dot_cols/units.wgsl", "linear/dot_cols/generic.wgsl"],
     }
 }
 
