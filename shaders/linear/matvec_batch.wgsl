@@ -8,7 +8,7 @@
 // of RPI consecutive rows; TPR = WG * RPI / ROWS invocations per group stride over its
 // units, each decoding the unit of all RPI rows and reading each x element once for them;
 // the partials of every row and column (linear/dot_cols/group.wgsl) are added in one pass
-// over workgroup memory.
+// over workgroup memory (linear/dot_cols/sum.wgsl).
 // GPUs run RPI = 1 (lanes along K, 16 a row). CPU devices run RPI = 4: there every x
 // element an invocation loads costs a loop over the SIMD lanes (lavapipe), which is most
 // of the kernel's time, and 4 rows share each load. Mirrors
@@ -36,9 +36,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 const TPR: u32 = WG * RPI / ROWS;
-
-// [WG, RPI, COLS]: each invocation's partial dot of each of its rows and columns.
-var<workgroup> partials: array<f32, WG * RPI * COLS>;
 
 // The params the inner loops read, copied once per invocation: a storage read in the loop
 // would be repeated for every element where the compiler cannot hoist it (lavapipe).
@@ -71,22 +68,12 @@ fn matvec_batch(
     if (group_row < params.rows) {
         group_partials(group_row, lane, TPR, params.rows, params.units, params.row_bytes, 0u, &acc);
     }
-    // Every row's and column's partials at once, then one invocation per (row, column) adds
-    // its group's TPR partials: one barrier whatever the column count.
-    for (var k = 0u; k < RPI * COLS; k++) {
-        partials[lid * RPI * COLS + k] = acc[k];
-    }
-    workgroupBarrier();
+    store_partials(lid, &acc);
     for (var k = lid; k < ROWS * COLS; k += WG) {
         let r = k / COLS;
         let c = k % COLS;
         if (c < params.n_cols && first + r < params.rows) {
-            let group = r / RPI;
-            var total = 0.0;
-            for (var t = 0u; t < TPR; t++) {
-                total += partials[((group * TPR + t) * RPI + r % RPI) * COLS + c];
-            }
-            y[params.y_offset + c * params.y_stride + first + r] = total;
+            y[params.y_offset + c * params.y_stride + first + r] = column_total(r, c);
         }
     }
 }

@@ -16,6 +16,7 @@ use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::experts::ExpertTraffic;
 use qwen_wgpu::runtime::gpu::host_anonymous_memory;
 use qwen_wgpu::runtime::session::{MinWorkgroups, NodeTime};
+use qwen_wgpu::runtime::tensor::HOST_STORAGE_USAGE;
 use qwen_wgpu::runtime::{GpuContext, Sampling, Session};
 
 use crate::cli::model::{load, Loaded, ModelArgs};
@@ -135,6 +136,10 @@ pub struct BenchReport {
     /// Re-plans of the resident experts during the timed runs, and experts they moved.
     pub expert_replans: Option<u64>,
     pub experts_moved: Option<u64>,
+    /// Host-to-VRAM copy bandwidth (bytes/s), measured when experts live in host memory.
+    pub link_bandwidth_bytes_s: Option<f64>,
+    /// Decode tok/s the split predicts from the measured hit rate and both bandwidths.
+    pub expert_predicted_tok_s: Option<f64>,
 }
 
 fn bar(len: u64, message: &str) -> ProgressBar {
@@ -148,27 +153,62 @@ fn bar(len: u64, message: &str) -> ProgressBar {
 
 /// Device copy bandwidth: a buffer copied several times, read plus write bytes per second.
 pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64, Error> {
-    let size = (256u64 << 20)
+    let size = copy_size(ctx);
+    let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let (a, b) = (
+        copy_buffer(ctx, "copy-a", size, usage),
+        copy_buffer(ctx, "copy-b", size, usage),
+    );
+    // Each copy reads and writes the size.
+    Ok(2.0 * timed_copies(ctx, [&a, &b], size)?)
+}
+
+/// Host link bandwidth, where host memory can be bound as storage (routed experts past
+/// `--gpu-memory` live there): bytes per second copied from a buffer in host memory (the
+/// usage of the experts' host copies) into VRAM, the bus the kernels read those experts
+/// over. None where the adapter has no host storage.
+pub fn link_bandwidth(ctx: &GpuContext) -> Result<Option<f64>, Error> {
+    if !ctx.features.host_storage {
+        return Ok(None);
+    }
+    let size = copy_size(ctx);
+    let host = copy_buffer(ctx, "link-host", size, HOST_STORAGE_USAGE);
+    let vram = copy_buffer(ctx, "link-vram", size, wgpu::BufferUsages::COPY_DST);
+    Ok(Some(timed_copies(ctx, [&host, &vram], size)?))
+}
+
+/// Bytes a copy test moves: 256 MiB, or what one buffer and binding allow.
+fn copy_size(ctx: &GpuContext) -> u64 {
+    (256u64 << 20)
         .min(ctx.limits.max_buffer_size / 2)
         .min(ctx.limits.max_storage_buffer_binding_size)
         / 4
-        * 4;
-    let make = |label| {
-        ctx.created.buffer();
-        ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
-    let (a, b) = (make("copy-a"), make("copy-b"));
+        * 4
+}
+
+fn copy_buffer(
+    ctx: &GpuContext,
+    label: &str,
+    size: u64,
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    ctx.created.buffer();
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// Bytes per second of copies `from` -> `to` of `size` bytes: one warm-up copy, then six
+/// in one submit, timed to the GPU's completion.
+fn timed_copies(ctx: &GpuContext, [from, to]: [&wgpu::Buffer; 2], size: u64) -> Result<f64, Error> {
     let copies = |n: u32| -> Result<f64, Error> {
         let start = Instant::now();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for i in 0..n {
-            let (src, dst) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, size);
+        for _ in 0..n {
+            enc.copy_buffer_to_buffer(from, 0, to, 0, size);
         }
         ctx.queue.submit([enc.finish()]);
         ctx.wait()?;
@@ -177,7 +217,7 @@ pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64, Error> {
     copies(1)?;
     let n = 6;
     let seconds = copies(n)?;
-    Ok(2.0 * size as f64 * n as f64 / seconds)
+    Ok(size as f64 * n as f64 / seconds)
 }
 
 /// Sums node times by kernel family.
@@ -362,6 +402,12 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         Some(b) => (parse_rate(b, "B")?, false),
         None => (copy_bandwidth(ctx)?, true),
     };
+    let split = session.model().experts.as_ref().map(|c| &c.split);
+    // The bus matters only to a model with experts in host memory.
+    let link = match split {
+        Some(s) if s.experts_host() > 0 => link_bandwidth(ctx)?,
+        _ => None,
+    };
     let file = GgufFile::open(&loaded.path)?;
     let weights = WeightBytes::from_file(&loaded.config, &file);
     // The decode test's mean context.
@@ -375,8 +421,14 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
     let bytes_per_token = traffic.total();
     let roofline = bandwidth / bytes_per_token;
     let decode = Stat::of(&runs.tg);
-    let split = session.model().experts.as_ref().map(|c| &c.split);
     let expert_decode = runs.expert_decode;
+    let hit_rate = expert_decode.and_then(|(t, _)| t.hit_rate());
+    let predicted = match (split, link, hit_rate) {
+        (Some(s), Some(link), Some(hit)) => {
+            Some(s.predicted_tok_per_s(bytes_per_token, 1.0 - hit, bandwidth, link))
+        }
+        _ => None,
+    };
     let report = BenchReport {
         model: loaded.config.name.clone(),
         file: loaded.path.display().to_string(),
@@ -404,7 +456,9 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         },
         experts_resident: split.map(|s| s.experts_resident()),
         experts_host: split.map(|s| s.experts_host()),
-        expert_hit_rate: expert_decode.and_then(|(t, _)| t.hit_rate()),
+        expert_hit_rate: hit_rate,
+        link_bandwidth_bytes_s: link,
+        expert_predicted_tok_s: predicted,
         expert_host_bytes_per_token: expert_decode.map(|(t, n)| t.host_bytes / n),
         expert_replans: expert_decode.map(|(t, _)| t.replans),
         experts_moved: expert_decode.map(|(t, _)| t.moved),
@@ -512,6 +566,12 @@ fn print_experts(r: &BenchReport) {
         r.expert_replans.unwrap_or(0),
         r.experts_moved.unwrap_or(0)
     );
+    if let (Some(link), Some(tok_s)) = (r.link_bandwidth_bytes_s, r.expert_predicted_tok_s) {
+        println!(
+            "host link: {:.2} GB/s (measured copy from host memory); at the measured hit rate the split predicts {tok_s:.2} tok/s",
+            link / 1e9
+        );
+    }
 }
 
 /// The host's time per decode token and the smallest matvec grid of the decode plan.

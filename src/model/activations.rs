@@ -93,7 +93,7 @@ pub struct RouterActivations<T> {
     pub weights: T,
     /// `[ubatch * k, n_embd]`: each routed expert's output.
     pub expert_out: T,
-    /// Prefill: the slots grouped by expert (`[ubatch * k]` u32) and each expert's range
+    /// Grouped steps: the slots grouped by expert (`[ubatch * k]` u32) and each expert's range
     /// (`[n_expert + 1]` u32).
     pub order: T,
     pub offsets: T,

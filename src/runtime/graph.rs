@@ -33,9 +33,9 @@ use crate::runtime::ops::gdn::{
 };
 use crate::runtime::ops::linear::matvec_batch::MAX_TOKENS as BATCH_TOKENS;
 use crate::runtime::ops::linear::{
-    embed, matmul, matmul_experts, matvec_batch, matvec_experts, ExpertGroups, ExpertWeights,
-    GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm, SlotInput, SlotOutput,
-    Strided,
+    embed, matmul, matmul_experts, matvec_batch, matvec_batch_experts, matvec_experts,
+    ExpertGroups, ExpertWeights, GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection,
+    RowNorm, SlotInput, SlotOutput, Strided,
 };
 use crate::runtime::ops::moe::{
     moe_combine, moe_down, moe_gate_up, moe_group, moe_route, swiglu, CombineShape, DownBuffers,
@@ -1194,36 +1194,64 @@ fn fused_experts(
     g.one("moe_down", d)
 }
 
-/// Whether the step's routed experts run grouped by expert, recording the grouping of its
-/// slots (`moe_group`) when they do.
+/// How a step's routed experts run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpertForm {
+    /// One matvec per slot (`matvec_experts`).
+    PerSlot,
+    /// Grouped by expert, each expert's units decoded once for its few slots
+    /// (`matvec_batch_experts`).
+    Batched,
+    /// Grouped by expert, a tiled matmul per expert (`matmul_experts`).
+    Tiled,
+}
+
+/// How the step's routed experts run, recording the grouping of its slots (`moe_group`)
+/// when they run grouped.
 ///
 /// A prompt chunk's slots grouped by expert read each expert's weights once per tile of its
 /// tokens instead of once per slot: the bandwidth a GPU is bound by. A CPU device is bound
 /// by arithmetic instead, where the half-empty tiles of random routing cost more than the
 /// reads they save (pp128 of bench-qwen35moe on lavapipe: 7.47 tok/s per slot, 5.84
-/// grouped), so it keeps the per-slot form.
-fn group_slots(
+/// grouped), so it keeps the per-slot form for long chunks.
+///
+/// A step of a few tokens (a batched decode step, a short chunk) is grouped where its slots
+/// are at least half the experts, so that sequences share experts: each shared expert is
+/// then read and decoded once for all its slots, on any device. With fewer slots than that
+/// (8 sequences of 8 of 256 experts pick about 57 distinct ones) the per-slot form reads
+/// nearly as much and launches no workgroups for unpicked experts.
+fn expert_form(
     g: &mut Builder<'_>,
     rs: &RouterActivations<wgpu::Buffer>,
     m: &MoeConfig,
-) -> Result<bool, GpuError> {
+) -> Result<ExpertForm, GpuError> {
     let b = g.b;
-    // A few tokens' slots (a short chunk, a batched decode step) take the per-slot form:
-    // an expert gets about one of them.
-    let grouped = g.n_tokens > BATCH_TOKENS && b.ctx.features.grouped_expert_prefill;
-    if grouped {
+    let slots = g.n_tokens * m.n_expert_used;
+    let form = if g.n_tokens == 1 {
+        ExpertForm::PerSlot
+    } else if g.n_tokens <= BATCH_TOKENS {
+        if 2 * slots >= m.n_expert {
+            ExpertForm::Batched
+        } else {
+            ExpertForm::PerSlot
+        }
+    } else if b.ctx.features.grouped_expert_prefill {
+        ExpertForm::Tiled
+    } else {
+        ExpertForm::PerSlot
+    };
+    if form != ExpertForm::PerSlot {
         let io = MoeGroupIo {
             ids: &rs.ids,
             order: &rs.order,
             offsets: &rs.offsets,
         };
-        let slots = g.n_tokens * m.n_expert_used;
         g.one(
             "moe_group",
             moe_group(b.ctx, b.cache, m.n_expert, slots, io),
         )?;
     }
-    Ok(grouped)
+    Ok(form)
 }
 
 /// The routed experts' gate/up, SwiGLU and down over the step's `n_tokens * k` slots.
@@ -1235,7 +1263,7 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
         return Err(GpuError::Shape("MoE layer without router scratch".into()));
     };
     let slots = t * k;
-    let grouped = group_slots(g, rs, m)?;
+    let form = expert_form(g, rs, m)?;
     let groups = ExpertGroups {
         order: &rs.order,
         offsets: &rs.offsets,
@@ -1243,10 +1271,10 @@ fn routed_experts(g: &mut Builder<'_>, w: &MoeWeights, m: &MoeConfig) -> Result<
     };
     let experts = |w: &ExpertTensor, x: SlotInput<'_>, y: SlotOutput<'_>| {
         let ew = ExpertWeights { w };
-        if grouped {
-            matmul_experts(b.ctx, b.cache, ew, t, groups, x, y)
-        } else {
-            matvec_experts(b.ctx, b.cache, ew, slots, &rs.ids, x, y)
+        match form {
+            ExpertForm::Tiled => matmul_experts(b.ctx, b.cache, ew, t, groups, x, y),
+            ExpertForm::Batched => matvec_batch_experts(b.ctx, b.cache, ew, t, groups, x, y),
+            ExpertForm::PerSlot => matvec_experts(b.ctx, b.cache, ew, slots, &rs.ids, x, y),
         }
     };
     let token_input = SlotInput {

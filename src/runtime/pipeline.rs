@@ -44,6 +44,12 @@ pub enum Kernel {
         ty: GgmlType,
         rows: u32,
     },
+    /// The routed experts of a step over a few tokens, grouped by expert; `rows` per
+    /// workgroup as [`Kernel::MatvecBatch`].
+    MatvecBatchExperts {
+        ty: GgmlType,
+        rows: u32,
+    },
     Matmul {
         ty: GgmlType,
         form: linear::matmul::MatmulForm,
@@ -130,6 +136,9 @@ impl Kernel {
             Kernel::Embed(ty) => linear::embed::declaration(ty)?,
             Kernel::Matmul { ty, form } => linear::matmul::declaration(ty, form)?,
             Kernel::MatvecBatch { ty, rows } => linear::matvec_batch::declaration(ty, rows)?,
+            Kernel::MatvecBatchExperts { ty, rows } => {
+                linear::matvec_batch_experts::declaration(ty, rows)?
+            }
             Kernel::CopyFloats => copy_floats::declaration(),
             Kernel::MatmulExperts { ty, tokens, form } => {
                 linear::matmul_experts::declaration(ty, tokens, form)?
@@ -193,9 +202,10 @@ impl Kernel {
                 all.push(Kernel::Matmul { ty, form });
             }
             all.push(Kernel::Embed(ty));
-            all.extend(
-                linear::matvec_batch::ROW_CHOICES.map(|rows| Kernel::MatvecBatch { ty, rows }),
-            );
+            for rows in linear::matvec_batch::ROW_CHOICES {
+                all.push(Kernel::MatvecBatch { ty, rows });
+                all.push(Kernel::MatvecBatchExperts { ty, rows });
+            }
         }
         // AMD's wave64 makes workgroups of 512.
         all.push(Kernel::Matmul {

@@ -71,6 +71,14 @@ pub fn upload_buffer(
     Ok(buffer)
 }
 
+/// The usage of a storage buffer in host memory: `MAP_READ` is what wgpu-hal places in
+/// host-visible, cached system memory on a discrete GPU (`MAP_WRITE` would take the BAR
+/// window, which is VRAM).
+pub const HOST_STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::MAP_READ)
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
 /// A read-only storage buffer holding `bytes` in host memory that the GPU reads over the
 /// bus (routed experts beyond the VRAM budget, `runtime::experts`): `MAP_READ` usage puts it
 /// in host-cached system memory on Vulkan and a CPU-side heap on DX12 and Metal (it needs
@@ -90,10 +98,7 @@ pub fn host_storage_buffer(
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: (bytes.len().div_ceil(4).max(1) * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::MAP_READ
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
+        usage: HOST_STORAGE_USAGE,
         mapped_at_creation: false,
     });
     ctx.write_buffer(&buffer, 0, bytes)?;

@@ -13,7 +13,7 @@ use qwen_wgpu::model::algebra::WeightBytes;
 use qwen_wgpu::model::placement::ExpertSplit;
 use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::ops::linear::matvec::MIN_GRID;
-use qwen_wgpu::runtime::{GpuModel, LoadOptions, Session, SessionOptions};
+use qwen_wgpu::runtime::{DecodeBatch, GpuModel, LoadOptions, Session, SessionOptions};
 
 use crate::common::{gpu_or_skip, tiny};
 
@@ -37,8 +37,18 @@ fn file_of(config: &ModelConfig) -> GgufFile {
 
 /// The budget that leaves `resident` experts of each layer in VRAM.
 fn budget_for(config: &ModelConfig, file: &GgufFile, resident: u32) -> u64 {
+    budget_for_sessions(config, file, resident, (&OPTIONS, 1))
+}
+
+/// The same for `sessions` sessions shaped by `options`.
+fn budget_for_sessions(
+    config: &ModelConfig,
+    file: &GgufFile,
+    resident: u32,
+    (options, sessions): (&SessionOptions, u32),
+) -> u64 {
     let wb = WeightBytes::from_file(config, file);
-    let plan = OPTIONS.memory_plan(config, &wb);
+    let plan = options.memory_plan_for(config, &wb, sessions);
     let split = ExpertSplit::plan(config, &wb, &plan, None).unwrap();
     let per_set: f64 = split.layers.iter().map(|l| l.expert_bytes).sum();
     (split.always_resident + (resident as f64 + 0.5) * per_set) as u64
@@ -232,4 +242,62 @@ fn re_plans_between_decode_steps_keep_the_tokens() {
     assert_eq!(got, want);
     let traffic = model.expert_traffic().unwrap().unwrap();
     assert!(traffic.replans >= 1, "{traffic:?}");
+}
+
+/// A server's batched steps over a split model: three sessions stepping together with half
+/// the experts resident, the resident sets re-planned between steps (synchronously every 20
+/// steps, and by the asynchronous read-backs the batch's tokens trigger), draw the tokens
+/// the same batch draws with every expert in VRAM.
+#[test]
+fn re_plans_between_batched_steps_keep_the_tokens() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config);
+    let n_expert = config.moe().unwrap().n_expert;
+    let options = SessionOptions {
+        context: 160,
+        ..OPTIONS
+    };
+    let prompts: [&[u32]; 3] = [&[1, 2, 3], &[40, 41], &[7, 8, 9, 10]];
+    let tokens = |gpu_memory: Option<u64>| -> Option<(Vec<Vec<u32>>, Arc<GpuModel>)> {
+        let mut gpu = gpu_or_skip()?;
+        gpu.features.matmul = MatmulForm::Tiled;
+        let load = LoadOptions {
+            sessions: prompts.len() as u32,
+            gpu_memory,
+        };
+        let model = GpuModel::load_with(gpu, &file, &config, &options, load, &mut |_, _| {});
+        let model = model.unwrap();
+        let mut sessions: Vec<Session> = prompts
+            .iter()
+            .map(|p| {
+                let mut s = Session::new(model.clone(), options).unwrap();
+                s.prefill(p).unwrap();
+                s.sample_ahead().unwrap();
+                s
+            })
+            .collect();
+        let rows = prompts.len() as u32;
+        let mut batch = DecodeBatch::new(model.clone(), rows, options.context).unwrap();
+        let mut out = vec![Vec::new(); prompts.len()];
+        for step in 0..120 {
+            if step % 20 == 10 {
+                model.replan_experts().unwrap();
+            }
+            let mut rows: Vec<&mut Session> = sessions.iter_mut().collect();
+            for (o, t) in out.iter_mut().zip(batch.decode_ahead(&mut rows).unwrap()) {
+                o.push(t);
+            }
+        }
+        Some((out, model))
+    };
+    let Some((want, _)) = tokens(None) else {
+        return;
+    };
+    let sessions = (&options, prompts.len() as u32);
+    let budget = budget_for_sessions(&config, &file, n_expert / 2, sessions);
+    let (got, model) = tokens(Some(budget)).unwrap();
+    assert_eq!(got, want);
+    let traffic = model.expert_traffic().unwrap().unwrap();
+    // 6 synchronous re-plans, and the read-backs of 360 tokens' counts.
+    assert!(traffic.replans >= 7, "{traffic:?}");
 }

@@ -362,6 +362,62 @@ fn matmul_experts_matches_per_slot_matvec() {
     });
 }
 
+/// The batched step's grouped experts (`matvec_batch_experts`) against the per-slot
+/// reference, bound as the matvec (2e-5 of the sum of |w x|), in the CPU split (8 rows an
+/// invocation) and the GPU one: experts with one slot and with more than one column chunk
+/// (16 tokens routed to 2 of 3 experts), the experts whole, in pieces, and half in host
+/// memory.
+#[test]
+fn matvec_batch_experts_matches_per_slot_matvec() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(36);
+    for_each_matvec_grid(&mut gpu, &[512], |gpu| {
+        for (ty, n_tokens, k, rows, n_experts) in [
+            (GgmlType::Q4K, 5usize, 3usize, 20usize, 6usize),
+            (GgmlType::Q6K, 16, 2, 40, 3),
+            (GgmlType::Q8_0, 3, 2, 33, 6),
+            (GgmlType::F16, 9, 2, 8, 6),
+        ] {
+            let cols = 256usize;
+            let w = random_weights(ty, n_experts * rows, cols, &mut rng);
+            let wf = dequantize(ty, &w, n_experts * rows * cols).unwrap();
+            let ids = routed_ids(n_tokens, k, n_experts);
+            let grouping = Grouping::new(gpu, &cache, &ids, n_experts);
+            let slab = ty.row_bytes(cols as u64).unwrap() * rows as u64;
+            let pool = [2u32, 0];
+            for (group_size, max_piece, pool) in [
+                (k, u64::MAX, None),
+                (1, 2 * slab, None),
+                (k, 2 * slab, Some(&pool[..])),
+            ] {
+                let shape = MatrixShape {
+                    ty,
+                    cols: cols as u32,
+                    rows: rows as u32,
+                };
+                let m = placed_experts(gpu, (shape, n_experts), &w, max_piece, pool);
+                let x = random(ids.len() / group_size * cols, 1.0, &mut rng);
+                let layout = SlotLayout {
+                    rows,
+                    cols,
+                    group: group_size,
+                    stride: rows + 3,
+                    offset: 2,
+                };
+                let run = (n_tokens, GroupedKernel::Batched);
+                let got = grouping.run(gpu, &cache, &m, run, &x, &layout);
+                let what = format!(
+                    "{ty} tokens {n_tokens} k {k} group {group_size} pieces {} pool {pool:?} grid {:?}",
+                    m.pieces().count(),
+                    gpu.features.matvec_min_grid
+                );
+                assert_slots_match(&what, 2e-5, &got, &ids, &wf, &x, &layout);
+            }
+        }
+    });
+}
+
 /// One weight type and routing of `matmul_experts_matches_per_slot_matvec`.
 struct ExpertCase {
     ty: GgmlType,
@@ -414,8 +470,8 @@ fn matmul_experts_case(
             stride: rows + 3,
             offset: 2,
         };
-        let run = (n_tokens, token_tile);
-        let got = grouping.matmul_experts(gpu, cache, &m, run, &x, &layout);
+        let run = (n_tokens, GroupedKernel::Tiles(token_tile));
+        let got = grouping.run(gpu, cache, &m, run, &x, &layout);
         grouping.assert_exact(gpu, &ids, n_experts);
         let what = format!(
             "{ty} {:?} tokens {n_tokens} k {k} group {group_size} pieces {} pool {pool:?} tile {token_tile}",
@@ -507,6 +563,15 @@ fn moe_group_sorts_slots_by_expert_stably() {
 }
 
 /// The slots of `ids` grouped by expert on the GPU: `moe_group` and what it writes.
+/// Which kernel runs a grouping's experts.
+#[derive(Clone, Copy, Debug)]
+enum GroupedKernel {
+    /// `matmul_experts` in token tiles of this many slots.
+    Tiles(u32),
+    /// `matvec_batch_experts`.
+    Batched,
+}
+
 struct Grouping {
     slots: usize,
     order: wgpu::Buffer,
@@ -534,15 +599,14 @@ impl Grouping {
         }
     }
 
-    /// Groups the slots, then runs `matmul_experts` of `m` over the inputs `x` of
-    /// `n_tokens` tokens in tiles of `token_tile` slots; returns the outputs read back, laid
-    /// out as `layout` says.
-    fn matmul_experts(
+    /// Groups the slots, then runs the grouped expert kernel `kernel` of `m` over the inputs
+    /// `x` of `n_tokens` tokens; returns the outputs read back, laid out as `layout` says.
+    fn run(
         &self,
         gpu: &GpuContext,
         cache: &PipelineCache,
         m: &ExpertTensor,
-        (n_tokens, token_tile): (usize, u32),
+        (n_tokens, kernel): (usize, GroupedKernel),
         x: &[f32],
         layout: &SlotLayout,
     ) -> Vec<f32> {
@@ -553,7 +617,10 @@ impl Grouping {
         let groups = linear::ExpertGroups {
             order: &self.order,
             offsets: &self.offsets,
-            token_tile,
+            token_tile: match kernel {
+                GroupedKernel::Tiles(tile) => tile,
+                GroupedKernel::Batched => 0,
+            },
         };
         let input = linear::SlotInput {
             buffer: &xb,
@@ -566,7 +633,15 @@ impl Grouping {
             offset: layout.offset as u32,
         };
         let t = n_tokens as u32;
-        let ds = linear::matmul_experts(gpu, cache, experts, t, groups, input, output).unwrap();
+        let ds = match kernel {
+            GroupedKernel::Tiles(_) => {
+                linear::matmul_experts(gpu, cache, experts, t, groups, input, output)
+            }
+            GroupedKernel::Batched => {
+                linear::matvec_batch_experts(gpu, cache, experts, t, groups, input, output)
+            }
+        };
+        let ds = ds.unwrap();
         let mut all = vec![&self.dispatch];
         all.extend(ds.iter());
         run_dispatches(gpu, &all);

@@ -74,6 +74,7 @@ pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
         "linear/matvec_batch.wgsl",
     )
     .include(weight_includes(ty, WeightUse::DotColumns)?)
+    .include(["linear/dot_cols/sum.wgsl"])
     .constant("WG", WG)
     .constant("ROWS", rows)
     .constant("RPI", per_invocation)

@@ -6,6 +6,7 @@ pub mod matmul;
 pub mod matmul_experts;
 pub mod matvec;
 pub mod matvec_batch;
+pub mod matvec_batch_experts;
 pub mod matvec_experts;
 
 pub use embed::embed;
@@ -13,6 +14,7 @@ pub use matmul::{matmul, Strided};
 pub use matmul_experts::{matmul_experts, ExpertGroups};
 pub use matvec::{GatedHeadNorm, InputNorm, Matvec, MatvecInput, Projection, RowNorm};
 pub use matvec_batch::matvec_batch;
+pub use matvec_batch_experts::matvec_batch_experts;
 pub use matvec_experts::{matvec_experts, ExpertWeights, SlotInput, SlotOutput, MANY_SLOTS};
 
 use crate::error::GpuError;
