@@ -301,3 +301,72 @@ fn re_plans_between_batched_steps_keep_the_tokens() {
     // 6 synchronous re-plans, and the read-backs of 360 tokens' counts.
     assert!(traffic.replans >= 7, "{traffic:?}");
 }
+
+/// `bench --gpu-memory` as a user runs it: the split, the decode hit rate and host bytes, the
+/// host link measured by a copy, and the speed the split predicts from them.
+#[test]
+fn bench_reports_the_split_the_hit_rate_and_the_host_link() {
+    if gpu_or_skip().is_none() {
+        return;
+    }
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config);
+    let n_expert = config.moe().unwrap().n_expert;
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.gguf");
+    let opts = SynthOptions {
+        weight_type: GgmlType::Q4K,
+        ..SynthOptions::default()
+    };
+    std::fs::write(&path, synthetic_model(&config, &opts).unwrap().to_bytes()).unwrap();
+    // The plan of OPTIONS: 64 tokens of context, 32-token steps.
+    let budget = budget_for(&config, &file, n_expert / 2).to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+        .args([
+            "bench",
+            "-m",
+            path.to_str().unwrap(),
+            "-c",
+            "64",
+            "--ubatch",
+            "32",
+        ])
+        .args([
+            "-p",
+            "8",
+            "-n",
+            "8",
+            "-r",
+            "1",
+            "--json",
+            "--gpu-memory",
+            &budget,
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // Every trunk layer of a MoE model routes.
+    let layers = config.layers.len() as u64;
+    let resident = report["experts_resident"].as_u64().unwrap();
+    let host = report["experts_host"].as_u64().unwrap();
+    assert_eq!(resident + host, layers * n_expert as u64, "{stdout}");
+    assert!(resident > 0 && host > 0, "{stdout}");
+    let hit = report["expert_hit_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&hit), "{stdout}");
+    assert!(report["expert_host_bytes_per_token"].as_f64().unwrap() >= 0.0);
+    assert!(
+        report["link_bandwidth_bytes_s"].as_f64().unwrap() > 0.0,
+        "{stdout}"
+    );
+    assert!(
+        report["expert_predicted_tok_s"].as_f64().unwrap() > 0.0,
+        "{stdout}"
+    );
+}
