@@ -241,7 +241,7 @@ fn gated_delta_net(b: &mut Bench) {
                 out: &o,
                 state: &s,
             };
-            let d = gdn::conv_delta_rule(&b.gpu, &b.cache, &g, 1e-6, io).unwrap();
+            let d = gdn::conv_delta_rule(&b.gpu, &b.cache, &g, (1e-6, 0), io).unwrap();
             b.time("conv_delta_rule 32 heads 128x128, 1 token", &[&d], &o);
         }
     }
@@ -318,6 +318,7 @@ fn attention(b: &mut Bench) {
         kv_f16: true,
         n_tokens: 1,
         pos0: (ctx_len - 1) as u32,
+        first_row: 0,
         step: &step_buf,
     };
     let io = QkNormRopeIo {
@@ -354,6 +355,7 @@ fn attention(b: &mut Bench) {
     let step = AttentionStep {
         n_tokens: 64,
         pos0: 0,
+        first_row: 0,
         ..step
     };
     let io = FlashPrefillIo {
@@ -404,6 +406,7 @@ fn long_prefill_attention(b: &mut Bench, att: &AttentionConfig) {
             kv_f16: true,
             n_tokens: n_q,
             pos0: positions - n_q,
+            first_row: 0,
             step: &step_buf,
         };
         let io = FlashPrefillIo {

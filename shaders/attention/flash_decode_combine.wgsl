@@ -7,9 +7,9 @@
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc per chunk
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
-// [n_tokens, q_stride] f32: attn_q output, for the gate
+// [first_row + n_tokens, q_stride] f32: attn_q output, for the gate
 @group(0) @binding(2) var<storage, read> q_in: array<f32>;
-// [n_tokens, n_head, head_dim] f32
+// [first_row + n_tokens, n_head, head_dim] f32
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // The step's position and chunk count (common/step.wgsl)
 @group(0) @binding(4) var<storage, read> step: Step;
@@ -37,9 +37,9 @@ fn flash_decode_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_inv
         }
         var o = acc / l;
         if (params.gated == 1u) {
-            let g = q_in[t * params.q_stride + h * params.q_head_stride + hd + d];
+            let g = q_in[(params.first_row + t) * params.q_stride + h * params.q_head_stride + hd + d];
             o = o / (1.0 + exp(-g));
         }
-        out[th * hd + d] = o;
+        out[(params.first_row * params.n_head + th) * hd + d] = o;
     }
 }

@@ -11,7 +11,8 @@ struct Params {
     q_head_stride: u32,
     // 1 when attn_q carries a sigmoid gate after each head's query.
     gated: u32,
-    _pad0: u32,
+    // Row of token 0 in q_in (the gate) and out (a batched step's sequence).
+    first_row: u32,
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,

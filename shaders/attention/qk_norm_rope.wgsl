@@ -24,18 +24,19 @@ struct Params {
     // Floats per head in q_in (head_dim, doubled when gated).
     q_head_stride: u32,
     eps: f32,
-    _pad0: u32,
+    // Row of token 0 in q_in, k_in and v_in (a batched step's sequence).
+    first_row: u32,
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
-// [n_tokens, q_stride] f32: attn_q output
+// [first_row + n_tokens, q_stride] f32: attn_q output
 @group(0) @binding(1) var<storage, read> q_in: array<f32>;
-// [n_tokens, n_head_kv, head_dim] f32
+// [first_row + n_tokens, n_head_kv, head_dim] f32
 @group(0) @binding(2) var<storage, read> k_in: array<f32>;
-// [n_tokens, n_head_kv, head_dim] f32
+// [first_row + n_tokens, n_head_kv, head_dim] f32
 @group(0) @binding(3) var<storage, read> v_in: array<f32>;
 // [head_dim] f32
 @group(0) @binding(4) var<storage, read> q_norm: array<f32>;
@@ -85,7 +86,7 @@ fn qk_norm_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         // A v head: straight into the cache.
         let vh = slot - nh - nkv;
         for (var i = 2u * lid; i < hd; i += 2u * WG) {
-            let src = (t * nkv + vh) * hd + i;
+            let src = ((params.first_row + t) * nkv + vh) * hd + i;
             store_kv2(false, kv_row + vh * hd + i, v_in[src], v_in[src + 1u]);
         }
         return;
@@ -95,9 +96,9 @@ fn qk_norm_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     for (var i = lid; i < hd; i += WG) {
         var v: f32;
         if (is_q) {
-            v = q_in[t * params.q_stride + slot * params.q_head_stride + i];
+            v = q_in[(params.first_row + t) * params.q_stride + slot * params.q_head_stride + i];
         } else {
-            v = k_in[(t * nkv + slot - nh) * hd + i];
+            v = k_in[((params.first_row + t) * nkv + slot - nh) * hd + i];
         }
         staged[i] = v;
         sum_sq += v * v;

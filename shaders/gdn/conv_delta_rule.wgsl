@@ -22,11 +22,12 @@ struct Params {
     eps: f32,
     // Conv taps K (at most MAX_TAPS).
     taps: u32,
-    _pad: u32,
+    // The token's row in qkv, beta_raw, alpha and out (a batched step's sequence).
+    row: u32,
 }
 
 @group(0) @binding(0) var<storage, read> params: Params;
-// [channels] f32: the qkv projections of the token, q | k | v
+// [row + 1, channels] f32: the qkv projections of the token, q | k | v
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 // [channels, taps] f32: ssm_conv1d
 @group(0) @binding(2) var<storage, read> conv_w: array<f32>;
@@ -34,24 +35,28 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> conv_state: array<f32>;
 // [2] u32: the step's position (common/step.wgsl)
 @group(0) @binding(4) var<storage, read> step: Step;
-// [n_v] f32: ssm_beta projection (before the sigmoid)
+// [row + 1, n_v] f32: ssm_beta projection (before the sigmoid)
 @group(0) @binding(5) var<storage, read> beta_raw: array<f32>;
-// [n_v] f32: ssm_alpha projection
+// [row + 1, n_v] f32: ssm_alpha projection
 @group(0) @binding(6) var<storage, read> alpha: array<f32>;
 // [n_v] f32
 @group(0) @binding(7) var<storage, read> dt_bias: array<f32>;
 // [n_v] f32: -exp(A_log)
 @group(0) @binding(8) var<storage, read> a_neg: array<f32>;
-// [n_v, d_v] f32
+// [row + 1, n_v, d_v] f32
 @group(0) @binding(9) var<storage, read_write> out: array<f32>;
 // [n_v, D_K, d_v] f32
 @group(0) @binding(10) var<storage, read_write> state: array<f32>;
+
+fn token_row(t: u32) -> u32 {
+    return params.row + t;
+}
 
 fn conv_channel(t: u32, ch: u32, owner: bool) -> f32 {
     let C = params.channels;
     let K = params.taps;
     let pos = step.pos0;
-    let x = qkv[ch];
+    let x = qkv[params.row * C + ch];
     var acc = conv_w[ch * K + K - 1u] * x;
     // Tap i multiplies position pos - K + 1 + i, in ring row (pos + 1 + i) % K.
     for (var i = 0u; i + 1u < K; i++) {

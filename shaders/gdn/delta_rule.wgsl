@@ -32,6 +32,10 @@ struct Params {
 // [n_v, D_K, d_v] f32
 @group(0) @binding(7) var<storage, read_write> state: array<f32>;
 
+fn token_row(t: u32) -> u32 {
+    return t;
+}
+
 fn conv_channel(t: u32, ch: u32, owner: bool) -> f32 {
     return conv_out[t * params.channels + ch];
 }

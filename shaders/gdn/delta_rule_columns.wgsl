@@ -14,8 +14,9 @@
 // reductions made nine (with subgroups) or 23 (without).
 //
 // The kernel's file defines `params` (n_k_heads, n_v_heads, d_v, n_tokens, eps), the
-// bindings beta_raw, alpha, dt_bias, a_neg, out and state, and `conv_channel(t, ch, owner)`:
-// conv channel ch (q | k | v) of token t after the conv and SiLU. Several workgroups read
+// bindings beta_raw, alpha, dt_bias, a_neg, out and state, `token_row(t)` (the row of token t
+// in beta_raw, alpha and out), and `conv_channel(t, ch, owner)`: conv channel ch (q | k | v)
+// of token t after the conv and SiLU. Several workgroups read
 // each q and k channel and the slices of a column read its v channel; `owner` is true in
 // exactly one reader of each channel of the step. D_K, COLS, SLICES and WG come from Rust
 // (ops/gdn/delta_rule.rs).
@@ -113,9 +114,9 @@ fn delta_rule_columns(head: u32, chunk: u32, lid: u32) {
         workgroupBarrier();
         let inv = vec2<f32>(inv_q[block], inv_k[block]);
 
-        let g = a_neg[head] * softplus(alpha[t * nv + head] + dt_bias[head]);
+        let g = a_neg[head] * softplus(alpha[token_row(t) * nv + head] + dt_bias[head]);
         let decay = exp(g);
-        let b = 1.0 / (1.0 + exp(-beta_raw[t * nv + head]));
+        let b = 1.0 / (1.0 + exp(-beta_raw[token_row(t) * nv + head]));
 
         var sk = 0.0;
         for (var r = 0u; r < RPT; r++) {
@@ -135,7 +136,7 @@ fn delta_rule_columns(head: u32, chunk: u32, lid: u32) {
         }
         let o = column_sum(sq_o * inv.x, lid, col) * scale;
         if (in_head && slice == 0u) {
-            out[(t * nv + head) * dv + c] = o;
+            out[(token_row(t) * nv + head) * dv + c] = o;
         }
     }
     if (in_head) {

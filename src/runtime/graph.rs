@@ -565,8 +565,9 @@ fn attention(
         step: &b.scratch.step,
         kv_f16: b.state.kv_dtype == KvDtype::F16,
         n_tokens: g.n_tokens,
+        first_row: 0,
     };
-    attention_core(g, w, sa, seq, keys, values)?;
+    attention_core(g, w, (sa, sa), seq, keys, values)?;
     g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
 
@@ -590,38 +591,16 @@ fn attention_rows(
                 "layer {i}: batched row {r} has no attention cache"
             )));
         };
-        let at = r as u32;
-        g.copy(
-            "attn_q_row",
-            w.q.rows,
-            (&sa.q_in, at * w.q.rows),
-            (&ra.q_in, 0),
-        )?;
-        g.copy(
-            "attn_k_row",
-            w.k.rows,
-            (&sa.k_in, at * w.k.rows),
-            (&ra.k_in, 0),
-        )?;
-        g.copy(
-            "attn_v_row",
-            w.v.rows,
-            (&sa.v_in, at * w.v.rows),
-            (&ra.v_in, 0),
-        )?;
+        // The row reads its q, k and v from the batch's projections and writes its output
+        // there, in place; its roped query and split-KV partials live in its own scratch.
         let seq = Sequence {
             step: &row.scratch.step,
             kv_f16: row.state.kv_dtype == KvDtype::F16,
             n_tokens: 1,
+            first_row: r as u32,
         };
-        let flash = attention_core(g, w, ra, seq, keys, values)?;
+        let flash = attention_core(g, w, (sa, ra), seq, keys, values)?;
         g.row_flash[r].extend(flash);
-        g.copy(
-            "attn_out_row",
-            w.o.cols,
-            (&ra.out, 0),
-            (&sa.out, at * w.o.cols),
-        )?;
     }
     g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
@@ -632,13 +611,14 @@ fn attention_scratch(s: &Scratch) -> Result<&AttentionActivations<wgpu::Buffer>,
         .ok_or_else(|| GpuError::Shape("attention layer without attention scratch".into()))
 }
 
-/// One sequence's share of a mixer step: where its position is, its KV element type and
-/// its tokens in the step.
+/// One sequence's share of a mixer step: where its position is, its KV element type, its
+/// tokens in the step and the row of its first token in the step's inputs and outputs.
 #[derive(Clone, Copy)]
 struct Sequence<'a> {
     step: &'a wgpu::Buffer,
     kv_f16: bool,
     n_tokens: u32,
+    first_row: u32,
 }
 
 /// The q, k and v projections of the step's normed rows into `sa`.
@@ -658,12 +638,17 @@ fn attention_projections(
 }
 
 /// One sequence's q/k norm, rope and cache write, then its attention (split-KV decode for
-/// one token, the tiled form for a chunk) into `sa.out`; returns the decode attention's
-/// node, which moves with the sequence's position.
+/// one token, the tiled form for a chunk): q, k and v from `sa`'s rows from `seq.first_row`,
+/// the output into `sa.out` there, the roped query and the partials in `own` (the batch's
+/// scratch and the row's own in a batched step, one scratch otherwise). Returns the decode
+/// attention's node, which moves with the sequence's position.
 fn attention_core(
     g: &mut Builder<'_>,
     w: &AttentionWeights,
-    sa: &AttentionActivations<wgpu::Buffer>,
+    (sa, own): (
+        &AttentionActivations<wgpu::Buffer>,
+        &AttentionActivations<wgpu::Buffer>,
+    ),
     seq: Sequence<'_>,
     keys: &wgpu::Buffer,
     values: &wgpu::Buffer,
@@ -674,6 +659,7 @@ fn attention_core(
         kv_f16: seq.kv_f16,
         n_tokens: seq.n_tokens,
         pos0: 0,
+        first_row: seq.first_row,
         step: seq.step,
     };
     let io = QkNormRopeIo {
@@ -683,7 +669,7 @@ fn attention_core(
         q_norm: &w.q_norm,
         k_norm: &w.k_norm,
         freqs: &b.weights.rope_freqs,
-        q_out: &sa.q,
+        q_out: &own.q,
         k_cache: keys,
         v_cache: values,
         step: seq.step,
@@ -692,10 +678,10 @@ fn attention_core(
     g.push("qk_norm_rope", Op::QkNormRope(rope));
     if seq.n_tokens == 1 {
         let buffers = FlashDecodeBuffers {
-            q: &sa.q,
+            q: &own.q,
             k_cache: keys,
             v_cache: values,
-            partials: &sa.partials,
+            partials: &own.partials,
             q_in: &sa.q_in,
             out: &sa.out,
         };
@@ -704,7 +690,7 @@ fn attention_core(
         return Ok(Some(g.nodes.len() - 1));
     }
     let io = FlashPrefillIo {
-        q: &sa.q,
+        q: &own.q,
         k_cache: keys,
         v_cache: values,
         q_in: &sa.q_in,
@@ -732,7 +718,7 @@ fn gated_delta_net(
     if t == 1 {
         // A decode step: the conv runs inside the delta rule, each workgroup convolving the
         // channels it reads.
-        conv_delta_step(g, w, sl, &s.step, conv_state, delta_state)?;
+        conv_delta_step(g, w, (sl, 0), &s.step, conv_state, delta_state)?;
     } else {
         let shape = ConvShape {
             channels: gc.conv_channels() as u32,
@@ -796,45 +782,18 @@ fn gated_delta_net_rows(
     w: &LinearWeights,
     norm: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let (sl, gc) = linear_scratch(g.b.scratch, g.b.config)?;
+    let (sl, _) = linear_scratch(g.b.scratch, g.b.config)?;
     gdn_projections(g, w, norm, sl)?;
-    let width = gc.d_v * gc.n_v_heads;
     let rows = g.rows;
     for (r, row) in rows.iter().enumerate() {
-        let (LayerState::Linear { conv, delta }, Ok((rl, _))) = (
-            &row.state.layers[i],
-            linear_scratch(row.scratch, g.b.config),
-        ) else {
+        let LayerState::Linear { conv, delta } = &row.state.layers[i] else {
             return Err(GpuError::Shape(format!(
                 "layer {i}: batched row {r} has no recurrent state"
             )));
         };
-        let at = r as u32;
-        g.copy(
-            "qkv_row",
-            w.qkv.rows,
-            (&sl.qkv, at * w.qkv.rows),
-            (&rl.qkv, 0),
-        )?;
-        g.copy(
-            "beta_row",
-            w.beta.rows,
-            (&sl.beta, at * w.beta.rows),
-            (&rl.beta, 0),
-        )?;
-        g.copy(
-            "alpha_row",
-            w.alpha.rows,
-            (&sl.alpha, at * w.alpha.rows),
-            (&rl.alpha, 0),
-        )?;
-        conv_delta_step(g, w, rl, &row.scratch.step, conv, delta)?;
-        g.copy(
-            "delta_out_row",
-            width,
-            (&rl.delta_out, 0),
-            (&sl.delta_out, at * width),
-        )?;
+        // The row reads its projections from the batch's scratch and writes its output
+        // there, in place, with its own conv ring and state.
+        conv_delta_step(g, w, (sl, r as u32), &row.scratch.step, conv, delta)?;
     }
     gdn_output(g, w, sl)
 }
@@ -866,11 +825,12 @@ fn gdn_projections(
     g.project_normed(("gdn_in", &names), norm, &outputs)
 }
 
-/// One sequence's decode step of conv and delta rule in one dispatch, on its own state.
+/// One sequence's decode step of conv and delta rule in one dispatch, on its own state, its
+/// inputs and output at row `row` of `sl` (its row of a batched step's scratch).
 fn conv_delta_step(
     g: &mut Builder<'_>,
     w: &LinearWeights,
-    sl: &LinearActivations<wgpu::Buffer>,
+    (sl, row): (&LinearActivations<wgpu::Buffer>, u32),
     step: &wgpu::Buffer,
     conv_state: &wgpu::Buffer,
     delta_state: &wgpu::Buffer,
@@ -888,7 +848,7 @@ fn conv_delta_step(
         out: &sl.delta_out,
         state: delta_state,
     };
-    let d = conv_delta_rule(b.ctx, b.cache, gc, b.config.rms_eps, io);
+    let d = conv_delta_rule(b.ctx, b.cache, gc, (b.config.rms_eps, row), io);
     g.one("conv_delta_rule", d)
 }
 

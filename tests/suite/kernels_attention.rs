@@ -103,11 +103,15 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
         let (nh_, nkv_, hd_) = (nh as usize, nkv as usize, hd as usize);
         let per_head = if gated { 2 * hd_ } else { hd_ };
         for f16_cache in [true, false] {
-            for (pos0, n_tokens) in [(0usize, 1usize), (70, 3), (5, 65)] {
+            // A batched step's sequence reads its row (first_row) of the batch's inputs.
+            for (pos0, n_tokens, first_row) in
+                [(0usize, 1usize, 0usize), (70, 3, 0), (5, 65, 0), (9, 1, 2)]
+            {
                 let capacity = pos0 + n_tokens;
-                let q_in = random(n_tokens * nh_ * per_head, 2.0, rng);
-                let k_in = random(n_tokens * nkv_ * hd_, 2.0, rng);
-                let v_in = random(n_tokens * nkv_ * hd_, 2.0, rng);
+                let rows = first_row + n_tokens;
+                let q_in = random(rows * nh_ * per_head, 2.0, rng);
+                let k_in = random(rows * nkv_ * hd_, 2.0, rng);
+                let v_in = random(rows * nkv_ * hd_, 2.0, rng);
                 let q_norm: Vec<f32> = random(hd_, 0.2, rng).iter().map(|v| 1.0 + v).collect();
                 let k_norm: Vec<f32> = random(hd_, 0.2, rng).iter().map(|v| 1.0 + v).collect();
                 let words = capacity * nkv_ * hd_ / if f16_cache { 2 } else { 1 };
@@ -119,6 +123,7 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                     kv_f16: f16_cache,
                     n_tokens: n_tokens as u32,
                     pos0: pos0 as u32,
+                    first_row: first_row as u32,
                     step: &step_buf,
                 };
                 let io = QkNormRopeIo {
@@ -139,13 +144,13 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let mut q_ref = Vec::new();
                 for t in 0..n_tokens {
                     for h in 0..nh_ {
-                        let start = t * nh_ * per_head + h * per_head;
+                        let start = (first_row + t) * nh_ * per_head + h * per_head;
                         let mut head = rms_norm(&q_in[start..start + hd_], &q_norm, EPS);
                         rope_neox(&mut head, pos0 + t, &freqs);
                         q_ref.extend(head);
                     }
                 }
-                let what = format!("qk_norm_rope {nh}/{nkv}x{hd} rot {n_rot} f16 {f16_cache} pos {pos0}+{n_tokens}");
+                let what = format!("qk_norm_rope {nh}/{nkv}x{hd} rot {n_rot} f16 {f16_cache} pos {pos0}+{n_tokens} row {first_row}");
                 assert_close(
                     &what,
                     &read_f32(gpu, &q_out, q_ref.len()).unwrap(),
@@ -157,7 +162,7 @@ fn qk_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix64) {
                 let mut v_ref = vec![0.0f32; capacity * nkv_ * hd_];
                 for t in 0..n_tokens {
                     for h in 0..nkv_ {
-                        let src = (t * nkv_ + h) * hd_;
+                        let src = ((first_row + t) * nkv_ + h) * hd_;
                         let dst = ((pos0 + t) * nkv_ + h) * hd_;
                         let mut head = rms_norm(&k_in[src..src + hd_], &k_norm, EPS);
                         rope_neox(&mut head, pos0 + t, &freqs);
@@ -245,6 +250,7 @@ fn flash_cases(
                     kv_f16: f16_cache,
                     n_tokens: n_tokens as u32,
                     pos0: pos0 as u32,
+                    first_row: 0,
                     step: &step_buf,
                 };
                 let buffers = FlashDecodeBuffers {
@@ -313,6 +319,63 @@ fn flash_cases(
     }
 }
 
+/// A batched step's sequence reads its gate from its row of the batch's q_in and writes its
+/// row of the batch's output, leaving the other rows as they were: atol 1e-5, rtol 1e-4.
+#[test]
+fn flash_decode_writes_its_row_of_a_batch() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(23);
+    let (nh, nkv, hd) = (16usize, 2usize, 256usize);
+    let a = geometry(nh as u32, nkv as u32, hd as u32, 64, true);
+    let (pos0, first_row, batch) = (70usize, 2usize, 4usize);
+    let row = nkv * hd;
+    let q = random(nh * hd, 1.0, &mut rng);
+    let q_in = random(batch * nh * 2 * hd, 3.0, &mut rng);
+    let (k_bytes, k_vals) = cache_contents(&random((pos0 + 1) * row, 1.0, &mut rng), true);
+    let (v_bytes, v_vals) = cache_contents(&random((pos0 + 1) * row, 1.0, &mut rng), true);
+    let (kc, vc) = (
+        storage_buffer(&gpu, "k", &k_bytes),
+        storage_buffer(&gpu, "v", &v_bytes),
+    );
+    let n_chunks = (pos0 + 1).div_ceil(FLASH_CHUNK as usize);
+    let partials = f32_buffer(&gpu, "partials", nh * n_chunks * (hd + 2));
+    let before = random(batch * nh * hd, 1.0, &mut rng);
+    let out = buf(&gpu, &before);
+    let (qb, qib) = (buf(&gpu, &q), buf(&gpu, &q_in));
+    let step_buf = f32_buffer(&gpu, "step", 2);
+    let step = AttentionStep {
+        config: &a,
+        kv_f16: true,
+        n_tokens: 1,
+        pos0: pos0 as u32,
+        first_row: first_row as u32,
+        step: &step_buf,
+    };
+    let buffers = FlashDecodeBuffers {
+        q: &qb,
+        k_cache: &kc,
+        v_cache: &vc,
+        partials: &partials,
+        q_in: &qib,
+        out: &out,
+    };
+    let fa = FlashDecode::new(&gpu, &cache, step, buffers).unwrap();
+    run_dispatches(&gpu, &[&fa.partial, &fa.combine]);
+    let n = pos0 + 1;
+    let mut expect = before.clone();
+    let mut o = flash_decode(&q, &k_vals[..n * row], &v_vals[..n * row], nh, nkv, hd);
+    for h in 0..nh {
+        let gate = &q_in[(first_row * nh + h) * 2 * hd + hd..][..hd];
+        for (x, g) in o[h * hd..(h + 1) * hd].iter_mut().zip(gate) {
+            *x *= sigmoid(*g);
+        }
+    }
+    expect[first_row * nh * hd..(first_row + 1) * nh * hd].copy_from_slice(&o);
+    let got = read_f32(&gpu, &out, expect.len()).unwrap();
+    assert_close("flash_decode row 2 of 4", &got, &expect, 1e-5, 1e-4);
+}
+
 /// flash_decode and flash_prefill's f32 form.
 #[test]
 fn flash_decode_and_flash_prefill_match_reference() {
@@ -356,6 +419,7 @@ fn flash_prefill_gqa_matches_reference() {
                 kv_f16: true,
                 n_tokens: 1,
                 pos0: 0,
+                first_row: 0,
                 step: &step_buf,
             };
             let shape = gqa_shape(gpu, &step);

@@ -208,7 +208,8 @@ fn delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut SplitMix6
 
 /// The decode step in one dispatch against the composition it fuses, the reference conv
 /// (with SiLU) then the reference delta rule: six tokens in a row, the conv ring starting
-/// at position 2 (rows before 0 still zero) and at 37, on the delta rule's geometries.
+/// at position 2 (rows before 0 still zero) and at 37, on the delta rule's geometries, the
+/// token's inputs and output at rows 0 to 2 of their buffers.
 /// Tolerances as the delta rule's: atol 2e-5, rtol 1e-4 on outputs and states; the ring,
 /// which only stores inputs, exactly.
 #[test]
@@ -245,11 +246,23 @@ fn conv_delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut Spli
             let (cwb, dtb, ab) = (buf(gpu, &conv_w), buf(gpu, &dt_bias), buf(gpu, &a));
             let (conv_state, state) = (buf(gpu, &ring), buf(gpu, &ref_delta));
             for pos in pos0..pos0 + 6 {
-                let qkv = random(ch, 2.0, rng);
-                let beta = random(nv_, 3.0, rng);
-                let alpha = random(nv_, 2.0, rng);
-                let (qb, bb, alb) = (buf(gpu, &qkv), buf(gpu, &beta), buf(gpu, &alpha));
-                let out = f32_buffer(gpu, "o", nv_ * dv_);
+                // The token's inputs and output at row 0, 1 or 2 of their buffers (a batched
+                // step's sequence reads its row of the batch's).
+                let row = (pos - pos0) % 3;
+                let qkv_rows = random((row + 1) * ch, 2.0, rng);
+                let beta_rows = random((row + 1) * nv_, 3.0, rng);
+                let alpha_rows = random((row + 1) * nv_, 2.0, rng);
+                let (qkv, beta, alpha) = (
+                    &qkv_rows[row * ch..],
+                    &beta_rows[row * nv_..],
+                    &alpha_rows[row * nv_..],
+                );
+                let (qb, bb, alb) = (
+                    buf(gpu, &qkv_rows),
+                    buf(gpu, &beta_rows),
+                    buf(gpu, &alpha_rows),
+                );
+                let out = f32_buffer(gpu, "o", (row + 1) * nv_ * dv_);
                 let io = gdn::ConvDeltaRuleIo {
                     qkv: &qb,
                     conv_w: &cwb,
@@ -263,29 +276,25 @@ fn conv_delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut Spli
                     state: &state,
                 };
                 write_step(&gpu.queue, &step, pos as u32, 1);
-                let d = gdn::conv_delta_rule(gpu, cache, &g, 1e-6, io).unwrap();
+                let d = gdn::conv_delta_rule(gpu, cache, &g, (1e-6, row as u32), io).unwrap();
                 run_dispatches(gpu, &[&d]);
-                let conv: Vec<f32> = causal_conv1d(&qkv, &conv_w, &mut ref_conv, ch, k)
+                let conv: Vec<f32> = causal_conv1d(qkv, &conv_w, &mut ref_conv, ch, k)
                     .into_iter()
                     .map(silu)
                     .collect();
                 let inputs = DeltaRuleInputs {
                     conv_out: &conv,
-                    beta_raw: &beta,
-                    alpha: &alpha,
+                    beta_raw: beta,
+                    alpha,
                     dt_bias: &dt_bias,
                     a: &a,
                 };
                 let expect = delta_rule(&g, inputs, 1e-6, &mut ref_delta);
-                let what =
-                    format!("conv + delta rule nk {nk} nv {nv} dk {dk} dv {dv}, position {pos}");
-                assert_close(
-                    &what,
-                    &read_f32(gpu, &out, expect.len()).unwrap(),
-                    &expect,
-                    2e-5,
-                    1e-4,
+                let what = format!(
+                    "conv + delta rule nk {nk} nv {nv} dk {dk} dv {dv}, position {pos}, row {row}"
                 );
+                let got = read_f32(gpu, &out, (row + 1) * nv_ * dv_).unwrap();
+                assert_close(&what, &got[row * nv_ * dv_..], &expect, 2e-5, 1e-4);
                 assert_close(
                     &format!("{what} state"),
                     &read_f32(gpu, &state, ref_delta.len()).unwrap(),
@@ -324,7 +333,7 @@ fn conv_delta_rule_cases(gpu: &GpuContext, cache: &PipelineCache, rng: &mut Spli
         out: &d,
         state: &d,
     };
-    assert!(gdn::conv_delta_rule(gpu, cache, &bad, 1e-6, io).is_err());
+    assert!(gdn::conv_delta_rule(gpu, cache, &bad, (1e-6, 0), io).is_err());
 }
 
 /// Random inputs of the delta rule for `t` tokens, as a prompt step sees them.

@@ -43,7 +43,9 @@ kernel_params! {
         pub q_stride: u32,
         pub q_head_stride: u32,
         pub gated: u32,
-        pub _pad: [u32; 5],
+        /// Row of token 0 in q_in (the gate) and out.
+        pub first_row: u32,
+        pub _pad: [u32; 4],
     }
 }
 
@@ -62,8 +64,8 @@ kernel_io! {
     /// The buffers of the combining pass.
     pub struct FlashDecodeCombineIo {
         partials: Read "[n_tokens, n_head, n_chunks, head_dim + 2] f32: m, l, acc",
-        q_in: Read "[n_tokens, q_stride] f32: attn_q output, for the gate",
-        out: ReadWrite "[n_tokens, n_head, head_dim] f32",
+        q_in: Read "[first_row + n_tokens, q_stride] f32: attn_q output, for the gate",
+        out: ReadWrite "[first_row + n_tokens, n_head, head_dim] f32",
         step: Read "[2] u32: the step's chunk count (common/step.wgsl)",
     }
 }
@@ -145,7 +147,8 @@ impl FlashDecode {
             q_stride,
             q_head_stride,
             gated: u32::from(a.output_gate),
-            _pad: [0; 5],
+            first_row: step.first_row,
+            _pad: [0; 4],
         };
         let heads = n_tokens * a.n_head;
         let per_workgroup = heads_per_workgroup(a.n_head, a.n_head_kv, a.head_dim);

@@ -175,6 +175,12 @@ pub fn flash_prefill(
     io: FlashPrefillIo<'_>,
 ) -> Result<FlashPrefill, GpuError> {
     step.check_geometry()?;
+    if step.first_row != 0 {
+        return Err(GpuError::Shape(format!(
+            "flash_prefill: a prompt step reads its rows from 0, not {}",
+            step.first_row
+        )));
+    }
     let a = step.config;
     let (q_stride, q_head_stride) = step.q_strides();
     let params = FlashPrefillParams {

@@ -25,6 +25,9 @@ pub struct AttentionStep<'a> {
     pub kv_f16: bool,
     pub n_tokens: u32,
     pub pos0: u32,
+    /// The row of the step's first token in the q/k/v inputs and the attention output: a
+    /// batched step's sequence reads and writes its row of the batch's buffers in place.
+    pub first_row: u32,
     /// `[2]` u32: the step's first position and split-KV chunk count.
     pub step: &'a wgpu::Buffer,
 }

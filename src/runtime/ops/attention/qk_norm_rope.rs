@@ -23,16 +23,18 @@ kernel_params! {
         pub q_stride: u32,
         pub q_head_stride: u32,
         pub eps: f32,
-        pub _pad: [u32; 4],
+        /// Row of token 0 in q_in, k_in and v_in.
+        pub first_row: u32,
+        pub _pad: [u32; 3],
     }
 }
 
 kernel_io! {
     /// The buffers of [`qk_norm_rope`].
     pub struct QkNormRopeIo {
-        q_in: Read "[n_tokens, q_stride] f32: attn_q output",
-        k_in: Read "[n_tokens, n_head_kv, head_dim] f32",
-        v_in: Read "[n_tokens, n_head_kv, head_dim] f32",
+        q_in: Read "[first_row + n_tokens, q_stride] f32: attn_q output",
+        k_in: Read "[first_row + n_tokens, n_head_kv, head_dim] f32",
+        v_in: Read "[first_row + n_tokens, n_head_kv, head_dim] f32",
         q_norm: Read "[head_dim] f32",
         k_norm: Read "[head_dim] f32",
         freqs: Read "[n_rot / 2] f32: rotary frequencies",
@@ -85,7 +87,8 @@ pub fn qk_norm_rope(
         q_stride,
         q_head_stride,
         eps,
-        _pad: [0; 4],
+        first_row: step.first_row,
+        _pad: [0; 3],
     };
     let kernel = Kernel::QkNormRope {
         kv_f16: step.kv_f16,

@@ -22,22 +22,23 @@ kernel_params! {
         pub channels: u32,
         pub eps: f32,
         pub taps: u32,
-        pub _pad: u32,
+        /// The token's row in qkv, beta_raw, alpha and out.
+        pub row: u32,
     }
 }
 
 kernel_io! {
     /// The buffers of [`conv_delta_rule`].
     pub struct ConvDeltaRuleIo {
-        qkv: Read "[conv_channels] f32: the token's qkv projections, q | k | v",
+        qkv: Read "[row + 1, conv_channels] f32: the token's qkv projections, q | k | v",
         conv_w: Read "[conv_channels, taps] f32: ssm_conv1d",
         conv_state: ReadWrite "[taps, conv_channels] f32: the ring of past inputs, position p in row p % taps",
         step: Read "[2] u32: the step's position (common/step.wgsl)",
-        beta_raw: Read "[n_v_heads] f32: ssm_beta projection, before the sigmoid",
-        alpha: Read "[n_v_heads] f32: ssm_alpha projection",
+        beta_raw: Read "[row + 1, n_v_heads] f32: ssm_beta projection, before the sigmoid",
+        alpha: Read "[row + 1, n_v_heads] f32: ssm_alpha projection",
         dt_bias: Read "[n_v_heads] f32",
         a_neg: Read "[n_v_heads] f32: -exp(A_log)",
-        out: ReadWrite "[n_v_heads, d_v] f32",
+        out: ReadWrite "[row + 1, n_v_heads, d_v] f32",
         state: ReadWrite "[n_v_heads, d_k, d_v] f32",
     }
 }
@@ -53,12 +54,13 @@ pub fn declaration(d_k: u32) -> Declaration {
 }
 
 /// One token's conv (updating the ring `conv_state` at the position `step` holds) and
-/// gated delta rule (updating `state`).
+/// gated delta rule (updating `state`), its inputs and output at row `row` of their buffers
+/// (a batched step's sequence reads and writes its row of the batch's in place).
 pub fn conv_delta_rule(
     ctx: &GpuContext,
     cache: &PipelineCache,
     g: &GdnConfig,
-    eps: f32,
+    (eps, row): (f32, u32),
     io: ConvDeltaRuleIo<'_>,
 ) -> Result<Dispatch, GpuError> {
     check_key_dim("conv_delta_rule", g.d_k)?;
@@ -76,7 +78,7 @@ pub fn conv_delta_rule(
         channels: g.conv_channels() as u32,
         eps,
         taps,
-        _pad: 0,
+        row,
     };
     let kernel = Kernel::ConvDeltaRule { d_k: g.d_k };
     Dispatch::new(ctx, cache, kernel, &params, &io, columns_grid(g))
