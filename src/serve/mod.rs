@@ -73,6 +73,20 @@ pub fn prepare_state(options: &ServeOptions) -> (Arc<AppState>, UnboundedReceive
     (Arc::new(state), inbox)
 }
 
+/// What `--gpu-memory` leaves the model and its slots: the prompt cache's snapshots
+/// (`--cache-mib`) take VRAM beside them.
+fn model_budget(gpu_memory: u64, cache_bytes: u64) -> Result<u64, Error> {
+    match gpu_memory.checked_sub(cache_bytes) {
+        Some(rest) if rest > 0 => Ok(rest),
+        _ => Err(Error::InvalidArgument(format!(
+            "--cache-mib {} MiB leaves nothing of --gpu-memory {:.0} MiB for the model; lower it \
+             or raise the budget",
+            cache_bytes >> 20,
+            gpu_memory as f64 / (1u64 << 20) as f64
+        ))),
+    }
+}
+
 /// Loads the model (refused before any upload when the slots do not fit), marks the
 /// server ready and runs the engine until shutdown. Runs on the engine's own thread.
 pub fn load_and_run(
@@ -89,7 +103,10 @@ pub fn load_and_run(
     log::info!("{}", gpu.describe());
     let load = LoadOptions {
         sessions: options.parallel.max(1),
-        gpu_memory: options.gpu_memory,
+        gpu_memory: options
+            .gpu_memory
+            .map(|budget| model_budget(budget, options.cache_bytes))
+            .transpose()?,
     };
     let model = GpuModel::load_with(gpu, &file, &config, &options.session, load, &mut |_, _| {})?;
     if let Some(split) = model.experts.as_ref().map(|c| &c.split) {
@@ -146,4 +163,20 @@ pub async fn serve(
             context: "serving HTTP".into(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model_budget;
+
+    #[test]
+    fn the_prompt_cache_comes_out_of_the_gpu_memory_budget() {
+        assert_eq!(model_budget(12 << 30, 1 << 30).unwrap(), 11 << 30);
+        let err = model_budget(512 << 20, 1 << 30).unwrap_err().to_string();
+        assert!(
+            err.contains("--cache-mib 1024 MiB") && err.contains("512 MiB"),
+            "{err}"
+        );
+        assert!(model_budget(1 << 30, 1 << 30).is_err());
+    }
 }
