@@ -228,7 +228,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// `y[t] = W x[t]` for the step's tokens: matvec for one token, tiled matmul for more.
+    /// `y[t] = W x[t]` for the step's tokens: matvec for one token, batched matvecs for a
+    /// few (and for any number where the device runs them faster), tiled matmul for more.
     fn project(
         &mut self,
         label: &'static str,
@@ -241,7 +242,7 @@ impl Builder<'_> {
             Op::Matvec(Matvec::single(
                 ctx, cache, w, x.buffer, x.offset, y.buffer, y.offset,
             )?)
-        } else if self.n_tokens <= BATCH_TOKENS {
+        } else if self.n_tokens <= BATCH_TOKENS || ctx.features.batched_prompt_steps {
             Op::Dispatches(matvec_batch(ctx, cache, w, self.n_tokens, x, y)?)
         } else {
             Op::Dispatches(matmul(ctx, cache, w, self.n_tokens, x, y)?)
@@ -1173,11 +1174,12 @@ enum ExpertForm {
 /// tokens instead of once per slot: the bandwidth a GPU is bound by. A CPU device is bound
 /// by arithmetic instead, where the half-empty tiles of random routing cost more than the
 /// reads they save (pp128 of bench-qwen35moe on lavapipe: 7.47 tok/s per slot, 5.84
-/// grouped), so it keeps the per-slot form for long chunks.
+/// grouped), so it does not take the tiles.
 ///
-/// A step of a few tokens (a batched decode step, a short chunk) is grouped where its slots
-/// are at least half the experts, so that sequences share experts: each shared expert is
-/// then read and decoded once for all its slots, on any device. With fewer slots than that
+/// A step of a few tokens (a batched decode step, a short chunk), and any prompt step on a
+/// device that runs batched matvecs faster than tiles (`GpuFeatures::batched_prompt_steps`),
+/// is grouped where its slots are at least half the experts, so that tokens share experts:
+/// each shared expert is then read and decoded once for every 8 of its slots. With fewer slots than that
 /// (8 sequences of 8 of 256 experts pick about 57 distinct ones) the per-slot form reads
 /// nearly as much and launches no workgroups for unpicked experts.
 fn expert_form(
@@ -1189,7 +1191,7 @@ fn expert_form(
     let slots = g.n_tokens * m.n_expert_used;
     let form = if g.n_tokens == 1 {
         ExpertForm::PerSlot
-    } else if g.n_tokens <= BATCH_TOKENS {
+    } else if g.n_tokens <= BATCH_TOKENS || b.ctx.features.batched_prompt_steps {
         if 2 * slots >= m.n_expert {
             ExpertForm::Batched
         } else {

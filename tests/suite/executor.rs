@@ -50,6 +50,7 @@ fn load_with(
     let mut gpu = gpu_or_skip()?;
     if let Some(g) = gpu_forms {
         gpu.features.grouped_expert_prefill = g;
+        gpu.features.batched_prompt_steps = !g;
         gpu.features.matvec_min_grid = g.then_some(MIN_GRID);
         gpu.features.fused_decode = g;
         gpu.features.chunked_delta_rule = g;

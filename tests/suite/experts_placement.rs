@@ -63,6 +63,7 @@ fn load(
 ) -> Option<Arc<GpuModel>> {
     let mut gpu = gpu_or_skip()?;
     gpu.features.grouped_expert_prefill = gpu_forms;
+    gpu.features.batched_prompt_steps = !gpu_forms;
     gpu.features.matvec_min_grid = gpu_forms.then_some(MIN_GRID);
     gpu.features.fused_decode = gpu_forms;
     gpu.features.chunked_delta_rule = gpu_forms;
