@@ -31,18 +31,10 @@ fn y_row(tok0: u32, tt: u32) -> u32 {
     return order[tok0 + tt];
 }
 
-// The expert's slots in `order`, and its slab in this piece (NOT_RESIDENT: not here).
-var<workgroup> expert_range: vec3<u32>;
-
 // Workgroup (row tile, expert, tile of that expert's slots).
 @compute @workgroup_size(WG)
 fn matmul_experts(@builtin(workgroup_id) wg: vec3<u32>, lanes: Lanes) {
-    if (lanes.index == 0u) {
-        let e = wg.y;
-        let slab = expert_slab(e, params.from_pool, params.first_slab, params.slabs);
-        expert_range = vec3<u32>(offsets[e], offsets[e + 1u], slab);
-    }
-    let range = workgroupUniformLoad(&expert_range);
+    let range = expert_group(wg.y, lanes.index);
     let first = range.x + wg.z * TOKENS;
     if (range.z == NOT_RESIDENT || first >= range.y) {
         return;

@@ -4,7 +4,7 @@
 // matvec_batch does for one matrix (linear/dot_cols/), so an expert that several sequences
 // picked is read once a step rather than once a slot. Slot s reads its token's x row
 // s / x_group and writes y row s. The expert's slab is found in this dispatch's piece of the
-// pool or of the host copy (moe/expert_slab.wgsl); other pieces' experts leave at once.
+// pool or of the host copy (moe/expert_group.wgsl); other pieces' experts leave at once.
 // Mirrors model::reference::linear::matvec applied per routed slot.
 //
 // Split as matvec_batch's: ROWS rows a workgroup in groups of RPI, TPR = WG * RPI / ROWS
@@ -45,9 +45,6 @@ struct Params {
 
 const TPR: u32 = WG * RPI / ROWS;
 
-// The expert's slots in `order`, and its slab in this piece (NOT_RESIDENT: not here).
-var<workgroup> expert_range: vec3<u32>;
-
 // The chunk's slot count, and the float where each column's x row starts.
 var<private> cols: u32;
 var<private> col_x: array<u32, COLS>;
@@ -65,12 +62,7 @@ fn matvec_batch_experts(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    if (lid == 0u) {
-        let e = wg.y;
-        let slab = expert_slab(e, params.from_pool, params.first_slab, params.slabs);
-        expert_range = vec3<u32>(offsets[e], offsets[e + 1u], slab);
-    }
-    let range = workgroupUniformLoad(&expert_range);
+    let range = expert_group(wg.y, lid);
     let first_slot = range.x + wg.z * COLS;
     if (range.z == NOT_RESIDENT || first_slot >= range.y) {
         return;

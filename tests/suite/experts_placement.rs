@@ -75,6 +75,23 @@ fn load(
     Some(GpuModel::load_with(gpu, file, config, &OPTIONS, load, &mut |_, _| {}).unwrap())
 }
 
+/// `file` loaded for `sessions` sessions shaped by `options`, within `gpu_memory`, in the
+/// adapter's own kernel forms with the f32 tiles.
+fn load_for(
+    config: &ModelConfig,
+    file: &GgufFile,
+    (options, sessions): (&SessionOptions, u32),
+    gpu_memory: Option<u64>,
+) -> Option<Arc<GpuModel>> {
+    let mut gpu = gpu_or_skip()?;
+    gpu.features.matmul = MatmulForm::Tiled;
+    let load = LoadOptions {
+        sessions,
+        gpu_memory,
+    };
+    Some(GpuModel::load_with(gpu, file, config, options, load, &mut |_, _| {}).unwrap())
+}
+
 /// The prompt's logits, then each greedy decode step's; `between` runs after the prefill.
 fn run(model: &Arc<GpuModel>, between: impl FnOnce(&GpuModel)) -> Vec<Vec<f32>> {
     let mut session = Session::new(model.clone(), OPTIONS).unwrap();
@@ -218,14 +235,7 @@ fn re_plans_between_decode_steps_keep_the_tokens() {
         ..OPTIONS
     };
     let tokens = |gpu_memory: Option<u64>| -> Option<(Vec<u32>, Arc<GpuModel>)> {
-        let mut gpu = gpu_or_skip()?;
-        gpu.features.matmul = MatmulForm::Tiled;
-        let load = LoadOptions {
-            sessions: 1,
-            gpu_memory,
-        };
-        let model = GpuModel::load_with(gpu, &file, &config, &options, load, &mut |_, _| {});
-        let model = model.unwrap();
+        let model = load_for(&config, &file, (&options, 1), gpu_memory)?;
         let mut session = Session::new(model.clone(), options).unwrap();
         session.prefill(&[1, 2, 3]).unwrap();
         let mut token = session.sample().unwrap();
@@ -260,14 +270,8 @@ fn re_plans_between_batched_steps_keep_the_tokens() {
     };
     let prompts: [&[u32]; 3] = [&[1, 2, 3], &[40, 41], &[7, 8, 9, 10]];
     let tokens = |gpu_memory: Option<u64>| -> Option<(Vec<Vec<u32>>, Arc<GpuModel>)> {
-        let mut gpu = gpu_or_skip()?;
-        gpu.features.matmul = MatmulForm::Tiled;
-        let load = LoadOptions {
-            sessions: prompts.len() as u32,
-            gpu_memory,
-        };
-        let model = GpuModel::load_with(gpu, &file, &config, &options, load, &mut |_, _| {});
-        let model = model.unwrap();
+        let sessions = (&options, prompts.len() as u32);
+        let model = load_for(&config, &file, sessions, gpu_memory)?;
         let mut sessions: Vec<Session> = prompts
             .iter()
             .map(|p| {

@@ -6,6 +6,7 @@ use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, Declaration};
 use crate::runtime::ops::linear::matmul::{tiled, MatmulForm, MatmulParams, TOKEN_TILES};
+use crate::runtime::ops::linear::matvec_experts::check_slots;
 use crate::runtime::ops::linear::{ExpertWeights, SlotInput, SlotOutput};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -29,7 +30,7 @@ pub fn declaration(ty: GgmlType, tokens: u32, form: MatmulForm) -> Result<Declar
             "matmul_experts",
             "linear/matmul_experts.wgsl",
         )
-        .include(["moe/expert_slab.wgsl"]),
+        .include(["moe/expert_slab.wgsl", "moe/expert_group.wgsl"]),
         ty,
         tokens,
         form,
@@ -74,16 +75,7 @@ pub fn matmul_experts(
     let w = experts.w;
     let rows_per_expert = w.rows_per_expert();
     let tokens = groups.token_tile;
-    if x.group == 0 || x.stride < w.cols() || y.stride < rows_per_expert {
-        return Err(GpuError::Shape(format!(
-            "matmul_experts: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
-            x.group,
-            x.stride,
-            w.cols(),
-            y.stride,
-            rows_per_expert
-        )));
-    }
+    check_slots("matmul_experts", w, x, y)?;
     w.pieces()
         .map(|piece| {
             let params = MatmulParams {

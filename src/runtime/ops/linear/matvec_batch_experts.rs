@@ -8,7 +8,9 @@ use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matmul_experts::ExpertGroups;
 use crate::runtime::ops::linear::matvec::WG;
 use crate::runtime::ops::linear::matvec_batch::{rows_per_invocation, COLS, ROW_CHOICES};
-use crate::runtime::ops::linear::matvec_experts::{ExpertWeights, SlotInput, SlotOutput};
+use crate::runtime::ops::linear::matvec_experts::{
+    check_slots, ExpertWeights, SlotInput, SlotOutput,
+};
 use crate::runtime::ops::linear::{check_vec4_input, weight_includes, WeightUse};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
@@ -61,7 +63,11 @@ pub fn declaration(ty: GgmlType, rows: u32) -> Result<Declaration, GpuError> {
             "linear/matvec_batch_experts.wgsl",
         )
         .include(weight_includes(ty, WeightUse::DotColumns)?)
-        .include(["linear/dot_cols/sum.wgsl", "moe/expert_slab.wgsl"])
+        .include([
+            "linear/dot_cols/sum.wgsl",
+            "moe/expert_slab.wgsl",
+            "moe/expert_group.wgsl",
+        ])
         .constant("WG", WG)
         .constant("ROWS", rows)
         .constant("RPI", rows_per_invocation(rows))
@@ -83,16 +89,7 @@ pub fn matvec_batch_experts(
 ) -> Result<Vec<Dispatch>, GpuError> {
     let w = experts.w;
     let rows_per_expert = w.rows_per_expert();
-    if x.group == 0 || x.stride < w.cols() || y.stride < rows_per_expert {
-        return Err(GpuError::Shape(format!(
-            "matvec_batch_experts: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
-            x.group,
-            x.stride,
-            w.cols(),
-            y.stride,
-            rows_per_expert
-        )));
-    }
+    check_slots("matvec_batch_experts", w, x, y)?;
     check_vec4_input("matvec_batch_experts", 0, x.stride)?;
     let rows = match ctx.features.matvec_min_grid {
         Some(_) => ROW_CHOICES[0],

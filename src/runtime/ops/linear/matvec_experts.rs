@@ -157,6 +157,27 @@ pub struct SlotOutput<'a> {
     pub offset: u32,
 }
 
+/// The checks every expert kernel makes of its slots' inputs and outputs: a slot group,
+/// input rows as long as the experts' columns and output rows as long as their rows.
+pub(crate) fn check_slots(
+    kernel: &str,
+    w: &ExpertTensor,
+    x: SlotInput<'_>,
+    y: SlotOutput<'_>,
+) -> Result<(), GpuError> {
+    if x.group == 0 || x.stride < w.cols() || y.stride < w.rows_per_expert() {
+        return Err(GpuError::Shape(format!(
+            "{kernel}: slot group {}, x rows of {} for {} columns, y rows of {} for {} rows",
+            x.group,
+            x.stride,
+            w.cols(),
+            y.stride,
+            w.rows_per_expert()
+        )));
+    }
+    Ok(())
+}
+
 /// For each of `slots` routed experts (ids read on the GPU): `y[s] = W_{ids[s]} x[s / group]`.
 /// `slots = n_tokens * k` makes it the prefill form.
 pub fn matvec_experts(
@@ -168,11 +189,9 @@ pub fn matvec_experts(
     x: SlotInput<'_>,
     y: SlotOutput<'_>,
 ) -> Result<Vec<Dispatch>, GpuError> {
-    if x.group == 0 {
-        return Err(GpuError::Shape("matvec_experts: slot group 0".into()));
-    }
-    check_vec4_input("matvec_experts", 0, x.stride)?;
     let w = experts.w;
+    check_slots("matvec_experts", w, x, y)?;
+    check_vec4_input("matvec_experts", 0, x.stride)?;
     let rows_per_expert = w.rows_per_expert();
     let split = split_for(ctx.features.matvec_min_grid, rows_per_expert, slots);
     let kernel = Kernel::MatvecExperts { ty: w.ty(), split };
