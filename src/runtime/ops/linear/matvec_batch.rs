@@ -31,10 +31,24 @@ pub const ROW_CHOICES: [u32; 2] = [4, 128];
 /// matrix 6x faster (`cargo bench --bench kernels -- matvec_batch`: 202 ms to 32 ms).
 pub fn rows_per_invocation(rows: u32) -> u32 {
     if rows >= ROW_CHOICES[1] {
-        8
+        CPU_ROWS_PER_INVOCATION
     } else {
         1
     }
+}
+const CPU_ROWS_PER_INVOCATION: u32 = 8;
+
+/// Workgroup memory the CPU split's partial sums take (`linear/dot_cols/sum.wgsl`: every
+/// invocation's 8 rows x [`COLS`] columns), plus room for a grouped kernel's expert range.
+const CPU_SPLIT_WORKGROUP_BYTES: u32 = WG * CPU_ROWS_PER_INVOCATION * COLS * 4 + 16;
+
+/// The rows per workgroup this device runs: a GPU's split, or a CPU device's where it
+/// offers the workgroup memory the CPU split's sums need (WebGPU promises only 16 KiB; a
+/// CPU device without more takes the GPU split, which needs 2 KiB).
+pub fn rows_for(ctx: &GpuContext) -> u32 {
+    let cpu = ctx.features.matvec_min_grid.is_none()
+        && ctx.limits.max_compute_workgroup_storage_size >= CPU_SPLIT_WORKGROUP_BYTES;
+    ROW_CHOICES[usize::from(cpu)]
 }
 
 kernel_params! {
@@ -93,10 +107,7 @@ pub fn matvec_batch(
 ) -> Result<Vec<Dispatch>, GpuError> {
     check_vec4_input("matvec_batch", x.offset, x.stride)?;
     check_strided("matvec_batch", w, x, y)?;
-    let rows = match ctx.features.matvec_min_grid {
-        Some(_) => ROW_CHOICES[0],
-        None => ROW_CHOICES[1],
-    };
+    let rows = rows_for(ctx);
     let mut dispatches = Vec::new();
     for first in (0..n_tokens).step_by(COLS as usize) {
         for piece in &w.pieces {

@@ -7,7 +7,7 @@ use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::matmul_experts::ExpertGroups;
 use crate::runtime::ops::linear::matvec::WG;
-use crate::runtime::ops::linear::matvec_batch::{rows_per_invocation, COLS, ROW_CHOICES};
+use crate::runtime::ops::linear::matvec_batch::{rows_for, rows_per_invocation, COLS, ROW_CHOICES};
 use crate::runtime::ops::linear::matvec_experts::{
     check_slots, ExpertWeights, SlotInput, SlotOutput,
 };
@@ -91,10 +91,7 @@ pub fn matvec_batch_experts(
     let rows_per_expert = w.rows_per_expert();
     check_slots("matvec_batch_experts", w, x, y)?;
     check_vec4_input("matvec_batch_experts", 0, x.stride)?;
-    let rows = match ctx.features.matvec_min_grid {
-        Some(_) => ROW_CHOICES[0],
-        None => ROW_CHOICES[1],
-    };
+    let rows = rows_for(ctx);
     let kernel = Kernel::MatvecBatchExperts { ty: w.ty(), rows };
     // Every expert: a piece holds some of them, found through the table.
     let grid = [
