@@ -113,7 +113,6 @@ pub struct ExpertTensor {
     /// One expert's rows.
     pub shape: MatrixShape,
     pub row_bytes: u32,
-    pub n_expert: u32,
     /// Slab `s` holds the expert whose location is `s`.
     pub pool: Option<QuantMatrix>,
     /// Slab `e` is expert `e`.
@@ -154,7 +153,6 @@ impl ExpertTensor {
                 rows: rows_per_expert,
             },
             row_bytes: w.row_bytes,
-            n_expert: table.n_expert,
             pool: Some(w),
             host: None,
             table,
@@ -167,6 +165,11 @@ impl ExpertTensor {
 
     pub fn cols(&self) -> u32 {
         self.shape.cols
+    }
+
+    /// Experts in the tensor: the entries of its location table.
+    pub fn n_expert(&self) -> u32 {
+        self.table.n_expert
     }
 
     pub fn rows_per_expert(&self) -> u32 {
@@ -231,7 +234,6 @@ impl ExpertTensor {
         let tensor = ExpertTensor {
             shape,
             row_bytes: host.row_bytes,
-            n_expert,
             pool,
             host: Some(host),
             table,
@@ -384,7 +386,7 @@ impl ExpertCache {
                 LayerPlan {
                     layer,
                     slots: (0..slots).collect(),
-                    score: vec![0.0; m.down.n_expert as usize],
+                    score: vec![0.0; m.down.n_expert() as usize],
                     expert_bytes: tensors.iter().map(|t| t.slab_bytes()).sum(),
                 }
             })

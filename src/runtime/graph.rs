@@ -573,8 +573,9 @@ fn attention(
 }
 
 /// A batched decode step's gated attention: the q, k, v projections of every row at once,
-/// then each row's norm, rope, cache write and attention on its own cache (its rows of
-/// q/k/v handed to its scratch, its output taken back), then the output projection of all.
+/// then each row's norm, rope, cache write and attention on its own cache (reading its rows
+/// of q/k/v and writing its output in the batch's scratch), then the output projection of
+/// all.
 fn attention_rows(
     g: &mut Builder<'_>,
     i: usize,
@@ -774,9 +775,9 @@ fn gated_delta_net(
 }
 
 /// A batched decode step's Gated DeltaNet: the input projections of every row at once,
-/// then each row's conv and delta rule on its own state (its rows of qkv, beta and alpha
-/// handed to its scratch, its output taken back), then the gated norm and the output
-/// projection of all.
+/// then each row's conv and delta rule on its own state (reading its rows of qkv, beta and
+/// alpha and writing its output in the batch's scratch), then the gated norm and the
+/// output projection of all.
 fn gated_delta_net_rows(
     g: &mut Builder<'_>,
     i: usize,

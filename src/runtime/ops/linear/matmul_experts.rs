@@ -103,7 +103,7 @@ pub fn matmul_experts(
             // Every expert: a piece holds some of them, found through the table.
             let grid = [
                 rows_per_expert.div_ceil(ctx.features.matmul.tile_rows()),
-                w.n_expert,
+                w.n_expert(),
                 n_tokens.div_ceil(tokens),
             ];
             let kernel = Kernel::MatmulExperts {

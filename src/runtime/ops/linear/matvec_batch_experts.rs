@@ -96,7 +96,7 @@ pub fn matvec_batch_experts(
     // Every expert: a piece holds some of them, found through the table.
     let grid = [
         rows_per_expert.div_ceil(rows),
-        w.n_expert,
+        w.n_expert(),
         n_tokens.div_ceil(COLS),
     ];
     if grid[0] > ctx.limits.max_compute_workgroups_per_dimension {

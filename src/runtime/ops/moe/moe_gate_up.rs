@@ -101,7 +101,7 @@ pub(crate) fn whole_experts(w: &ExpertTensor) -> Result<(&wgpu::Buffer, &wgpu::B
     w.whole().ok_or_else(|| {
         GpuError::Shape(format!(
             "fused expert kernels read each of {} experts' pool and host copy in one binding; one of them is split",
-            w.n_expert
+            w.n_expert()
         ))
     })
 }
