@@ -595,11 +595,14 @@ impl ExpertCache {
         let mut budget = MOVE_BYTES;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut moved = 0;
-        for plan in &mut st.layers {
+        // Every copy is recorded before any table write is queued or the host's map changes:
+        // a move that cannot be recorded leaves the GPU's tables and the host's map as they
+        // were, both still right.
+        let mut changed: Vec<(usize, Vec<u32>)> = Vec::new();
+        for (i, plan) in st.layers.iter().enumerate() {
             let m = moe_of(&layers[plan.layer]).ok_or_else(|| not_moe(plan.layer))?;
-            let moves = plan_moves(&plan.slots, &plan.score);
-            let mut changed = false;
-            for (slot, e) in moves {
+            let mut slots = plan.slots.clone();
+            for (slot, e) in plan_moves(&plan.slots, &plan.score) {
                 if budget < plan.expert_bytes {
                     break;
                 }
@@ -607,13 +610,18 @@ impl ExpertCache {
                 for t in layer_tensors(m) {
                     t.record_move(&mut enc, e, slot)?;
                 }
-                plan.slots[slot as usize] = e;
+                slots[slot as usize] = e;
                 moved += 1;
-                changed = true;
             }
-            if changed {
-                write_locations(ctx, m, &plan.slots)?;
+            if slots != plan.slots {
+                changed.push((i, slots));
             }
+        }
+        for (i, slots) in changed {
+            let plan = &mut st.layers[i];
+            let m = moe_of(&layers[plan.layer]).ok_or_else(|| not_moe(plan.layer))?;
+            write_locations(ctx, m, &slots)?;
+            plan.slots = slots;
         }
         ctx.queue.submit([enc.finish()]);
         st.traffic.replans += 1;
