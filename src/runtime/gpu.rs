@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::error::GpuError;
+use crate::runtime::direct::Direct;
 use crate::runtime::ops::linear::matmul::MatmulForm;
 
 /// Environment variable that picks an adapter by index or name, like `--adapter`.
@@ -184,6 +185,8 @@ pub struct GpuContext {
     pub created: Creations,
     /// Bytes queued by [`GpuContext::write_buffer`] since the last submit.
     queued_writes: std::sync::atomic::AtomicU64,
+    /// Direct recording of steps, on Vulkan (see `runtime::direct`).
+    pub direct: Option<Direct>,
 }
 
 /// The most bytes of queued writes held in host memory at once while uploading.
@@ -384,6 +387,10 @@ impl GpuContext {
         })?;
         let features = GpuFeatures::of(required_features, info.device_type, &limits, coop);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
+        let direct = Direct::open(&device);
+        if direct.is_some() {
+            log::info!("steps are recorded directly into Vulkan command buffers");
+        }
         Ok(GpuContext {
             adapter,
             device,
@@ -393,7 +400,20 @@ impl GpuContext {
             limits,
             created: Creations::default(),
             queued_writes: Default::default(),
+            direct,
         })
+    }
+
+    /// Zeroes a buffer created without contents, where steps are recorded directly. wgpu
+    /// zero-fills lazily, at a buffer's first use through wgpu: a buffer that only direct
+    /// steps touch never gets it, and a first use through wgpu after them would wipe what
+    /// they wrote.
+    pub fn zero_new(&self, buffer: &wgpu::Buffer) {
+        if self.direct.is_some() {
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            enc.clear_buffer(buffer, 0, None);
+            self.queue.submit([enc.finish()]);
+        }
     }
 
     /// Device memory the runtime may plan for, where it can be known: `QWEN_WGPU_MEMORY_GIB`

@@ -46,7 +46,7 @@ use crate::runtime::ops::norm::{
     add_rms_norm, gated_rms_norm, rms_norm, AddRmsNormIo, GatedRmsNormIo, RmsNormIo, Rows,
 };
 use crate::runtime::ops::step::write_step;
-use crate::runtime::ops::Dispatch;
+use crate::runtime::ops::{Dispatch, Record};
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{LayerState, SequenceState};
@@ -85,7 +85,18 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        match &mut self.op {
+            Op::Dispatches(ds) | Op::Experts(ds) => {
+                ds.iter_mut().try_for_each(|d| d.bind_direct(ctx))
+            }
+            Op::Matvec(m) => m.bind_direct(ctx),
+            Op::QkNormRope(d) | Op::FlashPrefill(d) => d.bind_direct(ctx),
+            Op::FlashDecode(f) => f.bind_direct(ctx),
+        }
+    }
+
+    pub fn encode<R: Record>(&self, pass: &mut R) {
         match &self.op {
             Op::Dispatches(ds) | Op::Experts(ds) => ds.iter().for_each(|d| d.encode(pass)),
             Op::Matvec(m) => m.encode(pass),
@@ -167,7 +178,12 @@ impl Graph {
         Ok(())
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+    /// Readies every dispatch for direct recording (see [`Dispatch::bind_direct`]).
+    pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        self.nodes.iter_mut().try_for_each(|n| n.bind_direct(ctx))
+    }
+
+    pub fn encode<R: Record>(&self, pass: &mut R) {
         self.nodes.iter().for_each(|n| n.encode(pass));
     }
 

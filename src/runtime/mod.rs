@@ -1,6 +1,7 @@
 //! The GPU side: adapter and device, shader assembly and pipelines, VRAM-resident tensors,
 //! and the kernel launchers. Knows nothing of GGUF parsing.
 
+pub mod direct;
 pub mod experts;
 pub mod gpu;
 pub mod graph;

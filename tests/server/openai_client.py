@@ -322,7 +322,7 @@ def concurrent(prompts, max_tokens):
 
 def busy():
     # One slot, one queue place: a long stream runs, one request waits, the next is refused.
-    long = client.chat.completions.create(model=MODEL, messages=user("A long story, please."), max_tokens=400,
+    long = client.chat.completions.create(model=MODEL, messages=user("A long story, please."), max_tokens=900,
                                           temperature=0, stream=True)
     first = next(iter(long))
     check("long stream started", first is not None)
@@ -333,7 +333,11 @@ def busy():
 
     t = threading.Thread(target=queued)
     t.start()
-    time.sleep(1.0)
+    # Refused only while the stream still runs: post as soon as the queue holds the waiting
+    # request (a fast device finishes a long stream in about a second).
+    deadline = time.time() + 30
+    while time.time() < deadline and "qwen_wgpu_queue_depth 1" not in get("/metrics").text:
+        time.sleep(0.01)
     resp = post("/v1/chat/completions", {"model": MODEL, "messages": user("One too many"), "max_tokens": 4})
     check("queue full: 503", resp.status_code == 503, resp.text)
     # Killing the stream frees the slot for the waiting request.

@@ -31,8 +31,16 @@ fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
     GgufFile::from_bytes(bytes).unwrap()
 }
 
+/// How steps are recorded: as the adapter does (directly on Vulkan), or through wgpu's pass
+/// everywhere (as on Metal and DX12).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Recording {
+    Adapter,
+    Wgpu,
+}
+
 fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Option<Arc<GpuModel>> {
-    load_with(config, file, options, None)
+    load_with(config, file, options, None, Recording::Adapter)
 }
 
 /// `gpu_forms` forces the kernel forms of a GPU (the fused decode plan, MoE prefill grouped
@@ -46,8 +54,12 @@ fn load_with(
     file: &GgufFile,
     options: SessionOptions,
     gpu_forms: Option<bool>,
+    recording: Recording,
 ) -> Option<Arc<GpuModel>> {
     let mut gpu = gpu_or_skip()?;
+    if recording == Recording::Wgpu {
+        gpu.direct = None;
+    }
     if let Some(g) = gpu_forms {
         gpu.features.grouped_expert_prefill = g;
         gpu.features.batched_prompt_steps = !g;
@@ -117,6 +129,7 @@ fn generate_like_reference(
     kv_dtype: KvDtype,
     tol: f32,
     gpu_forms: Option<bool>,
+    recording: Recording,
 ) {
     let config = tiny(preset);
     let file = file_of(&config, weight_type);
@@ -126,7 +139,7 @@ fn generate_like_reference(
         kv_dtype,
         all_logits: false,
     };
-    let Some(model) = load_with(&config, &file, options, gpu_forms) else {
+    let Some(model) = load_with(&config, &file, options, gpu_forms, recording) else {
         return;
     };
     let reference = ReferenceModel::load(&file, &config).unwrap();
@@ -136,7 +149,9 @@ fn generate_like_reference(
     let prompt: Vec<u32> = (0..21).map(|i| (i * 37 + 5) % config.n_vocab).collect();
     session.prefill(&prompt).unwrap();
     let expect = reference.forward(&prompt, &mut ref_state).unwrap();
-    let what = format!("{preset} {weight_type} kv {kv_dtype:?} GPU kernel forms {gpu_forms:?}");
+    let what = format!(
+        "{preset} {weight_type} kv {kv_dtype:?} GPU kernel forms {gpu_forms:?} recording {recording:?}"
+    );
     assert_logits_close(
         &format!("{what} after prefill"),
         &session.logits().unwrap(),
@@ -158,12 +173,30 @@ fn generate_like_reference(
 #[test]
 fn gpu_generates_the_reference_tokens_f32_kv() {
     for preset in TINY_PRESETS {
-        generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, None);
+        generate_like_reference(
+            preset,
+            GgmlType::F32,
+            KvDtype::F32,
+            1e-4,
+            None,
+            Recording::Adapter,
+        );
     }
-    // Both kernel forms (a GPU's, a CPU device's), whichever the adapter would pick.
+    // Both kernel forms (a GPU's, a CPU device's), whichever the adapter would pick, and
+    // both ways of recording steps, whichever the adapter's backend uses.
     for preset in TINY_PRESETS {
         for gpu_forms in [true, false] {
-            generate_like_reference(preset, GgmlType::F32, KvDtype::F32, 1e-4, Some(gpu_forms));
+            for recording in [Recording::Adapter, Recording::Wgpu] {
+                let forms = Some(gpu_forms);
+                generate_like_reference(
+                    preset,
+                    GgmlType::F32,
+                    KvDtype::F32,
+                    1e-4,
+                    forms,
+                    recording,
+                );
+            }
         }
     }
 }
@@ -174,7 +207,7 @@ fn gpu_generates_the_reference_tokens_quantized_f16_kv() {
         .into_iter()
         .zip([GgmlType::Q4K, GgmlType::Q8_0, GgmlType::Q6K])
     {
-        generate_like_reference(preset, ty, KvDtype::F16, 2e-3, None);
+        generate_like_reference(preset, ty, KvDtype::F16, 2e-3, None, Recording::Adapter);
     }
 }
 
@@ -447,7 +480,8 @@ fn the_fused_decode_plan_has_six_dispatches_a_gdn_layer_and_eight_an_attention_l
     let (config, file, options) = tiny_moe_q8();
     let mut counts = Vec::new();
     for gpu_forms in [true, false] {
-        let Some(model) = load_with(&config, &file, options, Some(gpu_forms)) else {
+        let Some(model) = load_with(&config, &file, options, Some(gpu_forms), Recording::Adapter)
+        else {
             return;
         };
         let session = Session::new(model, options).unwrap();
@@ -507,7 +541,8 @@ fn a_4096_token_prompt_matches_the_reference_in_any_steps() {
         all_logits: false,
     };
     for gpu_forms in [true, false] {
-        let Some(model) = load_with(&config, &file, options, Some(gpu_forms)) else {
+        let Some(model) = load_with(&config, &file, options, Some(gpu_forms), Recording::Adapter)
+        else {
             return;
         };
         let tol = operand_tol(&model, 1e-4);

@@ -15,6 +15,7 @@ pub mod step;
 use std::sync::Arc;
 
 use crate::error::GpuError;
+use crate::runtime::direct::{DirectBinding, DirectRecorder};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{KernelIo, KernelParams};
 use crate::runtime::pipeline::{Kernel, PipelineCache, Variant};
@@ -39,6 +40,31 @@ pub struct Dispatch {
     bind: wgpu::BindGroup,
     grid: [u32; 3],
     params: wgpu::Buffer,
+    kernel: Kernel,
+    entry: &'static str,
+    /// The kernel's buffers after the params, in binding order.
+    bound: Vec<wgpu::Buffer>,
+    /// The same dispatch for direct recording, once [`Dispatch::bind_direct`] made it.
+    direct: Option<DirectBinding>,
+}
+
+/// Where dispatches are recorded: a wgpu compute pass, or a direct step on Vulkan.
+pub trait Record {
+    fn record(&mut self, dispatch: &Dispatch);
+}
+
+impl Record for wgpu::ComputePass<'_> {
+    fn record(&mut self, d: &Dispatch) {
+        self.set_pipeline(&d.pipeline);
+        self.set_bind_group(0, &d.bind, &[]);
+        self.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
+    }
+}
+
+impl Record for DirectRecorder<'_> {
+    fn record(&mut self, d: &Dispatch) {
+        self.dispatch(d.direct.as_ref(), d.grid, d.entry);
+    }
 }
 
 impl Dispatch {
@@ -104,7 +130,25 @@ impl Dispatch {
             bind,
             grid: grid.map(|g| g.max(1)),
             params: params_buf,
+            kernel,
+            entry: decl.entry,
+            bound: io.buffers().into_iter().cloned().collect(),
+            direct: None,
         })
+    }
+
+    /// Builds this dispatch's direct binding where the device records steps directly (see
+    /// `runtime::direct`); a no-op elsewhere or when it has one. Only what a direct step
+    /// records is bound: each binding compiles its kernel a second time on first use.
+    pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        if let (Some(direct), None) = (&ctx.direct, &self.direct) {
+            let decl = self.kernel.declaration()?;
+            let buffers: Vec<&wgpu::Buffer> =
+                std::iter::once(&self.params).chain(&self.bound).collect();
+            let variant = Variant::for_features(&ctx.features);
+            self.direct = Some(direct.bind(self.kernel, variant, &decl, &buffers)?);
+        }
+        Ok(())
     }
 
     /// Replaces the params (per-step values: position, sampling draw) before the next submit.
@@ -122,9 +166,7 @@ impl Dispatch {
         self.grid = grid.map(|g| g.max(1));
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    pub fn encode<R: Record>(&self, rec: &mut R) {
+        rec.record(self);
     }
 }

@@ -17,6 +17,7 @@ use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::placement::ExpertSplit;
 use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
+use crate::runtime::direct::{Direct, DirectRecorder};
 use crate::runtime::experts::{ExpertCache, ExpertTraffic};
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
@@ -24,6 +25,7 @@ use crate::runtime::host_clock::thread_cpu_seconds;
 use crate::runtime::ops::sample::{
     Argmax, RepetitionPenalty, TopKSampler, MAX_PENALTY_WINDOW, MAX_TOP_K,
 };
+use crate::runtime::ops::Record;
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{check_kv_binding, SequenceState, StateSnapshot};
@@ -395,6 +397,20 @@ struct DrawPlan {
     top_k: bool,
 }
 
+/// The copies feeding the previous step's id to a direct step (source, destination, byte
+/// offset in the destination).
+struct DirectFeed {
+    copies: Vec<(ash::vk::Buffer, ash::vk::Buffer, u64)>,
+}
+
+impl DirectFeed {
+    fn record(&self, rec: &mut DirectRecorder<'_>) {
+        for &(src, dst, at) in &self.copies {
+            rec.copy(src, dst, at, 4);
+        }
+    }
+}
+
 /// A submitted step and the read-back buffer its id goes to.
 #[derive(Debug, Clone)]
 struct Submitted {
@@ -464,9 +480,12 @@ impl Session {
             state: &state,
             scratch: &scratch,
         };
-        let decode = graph::build(&bindings, 1, LogitRows::Last)?;
-        let argmax = Argmax::new(ctx, &model.cache, config.n_vocab, scratch.sample_buffers())?;
-        let penalty = RepetitionPenalty::new(
+        let mut decode = graph::build(&bindings, 1, LogitRows::Last)?;
+        decode.bind_direct(ctx)?;
+        let mut argmax = Argmax::new(ctx, &model.cache, config.n_vocab, scratch.sample_buffers())?;
+        argmax.partial.bind_direct(ctx)?;
+        argmax.reduce.bind_direct(ctx)?;
+        let mut penalty = RepetitionPenalty::new(
             ctx,
             &model.cache,
             config.n_vocab,
@@ -474,6 +493,7 @@ impl Session {
             &scratch.logits,
             &scratch.recent,
         )?;
+        penalty.dispatch.bind_direct(ctx)?;
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Session {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -607,13 +627,16 @@ impl Session {
             (Some(_), false) => self.sampling.is_greedy() || self.sampling.top_k != sampling.top_k,
         };
         if rebuild {
-            self.top_k = Some(TopKSampler::new(
+            let mut s = TopKSampler::new(
                 &self.model.ctx,
                 &self.model.cache,
                 self.model.config.n_vocab,
                 k,
                 self.scratch.sample_buffers(),
-            )?);
+            )?;
+            s.partial.bind_direct(&self.model.ctx)?;
+            s.sample.bind_direct(&self.model.ctx)?;
+            self.top_k = Some(s);
         }
         self.sampling = sampling;
         self.rng = SplitMix64::new(seed);
@@ -841,20 +864,45 @@ impl Session {
     /// is on, into the last slot of its window: the host does not know it yet.
     fn record_and_submit(&mut self, input: StepInput) -> Result<Submitted, Error> {
         let draw = self.prepare_draw(input)?;
-        let ctx = &self.model.ctx;
+        let model = Arc::clone(&self.model);
+        let ctx = &model.ctx;
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        if input == StepInput::Sampled {
-            self.record_feed(&mut enc, &draw, &self.scratch.tokens, 0);
-        }
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            if input != StepInput::Logits {
-                self.decode.encode(&mut pass);
+        let commands = match &ctx.direct {
+            Some(direct) => {
+                let feed = match input {
+                    StepInput::Sampled => Some(self.direct_feed(direct, &draw)?),
+                    _ => None,
+                };
+                direct.record(&mut enc, |rec| {
+                    if let Some(feed) = &feed {
+                        feed.record(rec);
+                    }
+                    if input != StepInput::Logits {
+                        self.decode.encode(rec);
+                    }
+                    self.record_draw(rec, &draw);
+                })?;
+                let step = enc.finish();
+                // The read-back stays a wgpu copy: wgpu must know the read buffer is used
+                // by this submission to map it after it.
+                enc = ctx.device.create_command_encoder(&Default::default());
+                vec![step]
             }
-            self.record_draw(&mut pass, &draw);
-        }
+            None => {
+                if input == StepInput::Sampled {
+                    self.record_feed(&mut enc, &draw, &self.scratch.tokens, 0);
+                }
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                if input != StepInput::Logits {
+                    self.decode.encode(&mut pass);
+                }
+                self.record_draw(&mut pass, &draw);
+                drop(pass);
+                Vec::new()
+            }
+        };
         let read = self.record_read(&mut enc);
-        let submission = self.model.ctx.queue.submit([enc.finish()]);
+        let submission = ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
         if input != StepInput::Logits {
             self.model.tend_experts(1);
         }
@@ -921,8 +969,19 @@ impl Session {
         }
     }
 
+    /// [`Session::record_feed`]'s copies as raw handles, for a direct step.
+    fn direct_feed(&self, direct: &Direct, draw: &DrawPlan) -> Result<DirectFeed, Error> {
+        let sampled = direct.handle(&self.scratch.sampled)?;
+        let mut copies = vec![(sampled, direct.handle(&self.scratch.tokens)?, 0)];
+        if draw.penalise {
+            let at = 4 * draw.window_end as u64;
+            copies.push((sampled, direct.handle(&self.scratch.recent)?, at));
+        }
+        Ok(DirectFeed { copies })
+    }
+
     /// The penalty and the sampler over this session's logits.
-    fn record_draw(&self, pass: &mut wgpu::ComputePass<'_>, draw: &DrawPlan) {
+    fn record_draw<R: Record>(&self, pass: &mut R, draw: &DrawPlan) {
         if draw.penalise {
             self.penalty.dispatch.encode(pass);
         }

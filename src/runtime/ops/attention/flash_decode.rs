@@ -8,7 +8,7 @@ use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::attention::qk_norm_rope::kv_file;
 use crate::runtime::ops::attention::AttentionStep;
 use crate::runtime::ops::step::STEP_WGSL;
-use crate::runtime::ops::Dispatch;
+use crate::runtime::ops::{Dispatch, Record};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 
 /// KV positions per flash_decode workgroup (the activation list sizes the partials by it).
@@ -207,7 +207,12 @@ impl FlashDecode {
         Ok(())
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        self.partial.bind_direct(ctx)?;
+        self.combine.bind_direct(ctx)
+    }
+
+    pub fn encode<R: Record>(&self, pass: &mut R) {
         self.partial.encode(pass);
         self.combine.encode(pass);
     }

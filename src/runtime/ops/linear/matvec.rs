@@ -6,7 +6,7 @@ use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
 use crate::runtime::ops::linear::{check_vec4_input, row_reader};
-use crate::runtime::ops::Dispatch;
+use crate::runtime::ops::{Dispatch, Record};
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
@@ -292,7 +292,11 @@ impl Matvec {
         self.pieces.iter().map(Dispatch::workgroups).min()
     }
 
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        self.pieces.iter_mut().try_for_each(|d| d.bind_direct(ctx))
+    }
+
+    pub fn encode<R: Record>(&self, pass: &mut R) {
         for d in &self.pieces {
             d.encode(pass);
         }
