@@ -189,6 +189,7 @@ impl Direct {
                     read: Vec::new(),
                     written: Vec::new(),
                     missing: None,
+                    bound: std::ptr::null(),
                 };
                 rec.barrier(
                     vk::PipelineStageFlags::ALL_COMMANDS,
@@ -415,6 +416,8 @@ pub struct DirectRecorder<'a> {
     written: Vec<vk::Buffer>,
     /// The entry point of a dispatch that had no direct binding.
     missing: Option<&'static str>,
+    /// The pipeline bound last: runs of one kernel (an expert per dispatch) bind it once.
+    bound: *const DirectPipeline,
 }
 
 impl DirectRecorder<'_> {
@@ -476,7 +479,10 @@ impl DirectRecorder<'_> {
         self.order(&b.reads, &b.writes);
         // SAFETY: objects of this device, alive for the submission (see `Direct::record`).
         unsafe {
-            self.encoder.set_compute_pipeline(pipeline);
+            if !std::ptr::eq(self.bound, Arc::as_ptr(&b.pipeline)) {
+                self.encoder.set_compute_pipeline(pipeline);
+                self.bound = Arc::as_ptr(&b.pipeline);
+            }
             self.encoder.set_bind_group(layout, 0, group, &[]);
             self.encoder.dispatch_workgroups(grid);
         }

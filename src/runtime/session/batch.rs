@@ -15,7 +15,7 @@ use crate::runtime::graph::{self, Bindings, Graph, RowBindings};
 use crate::runtime::host_clock::thread_cpu_seconds;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::session::ahead::Ahead;
-use crate::runtime::session::{GpuModel, Session, StepInput, Submitted};
+use crate::runtime::session::{record, GpuModel, Session, StepInput, Submitted};
 
 /// Plans kept, each for one set of sessions (the set changes only when a request starts or
 /// ends).
@@ -77,22 +77,39 @@ impl DecodeBatch {
             }
         }
         let ctx = &self.model.ctx;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for (r, (s, draw)) in sessions.iter().zip(&draws).enumerate() {
-            s.record_feed(&mut enc, draw, &self.scratch.tokens, 4 * r as u64);
-        }
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.plans[plan].1.encode(&mut pass);
-            for (s, draw) in sessions.iter().zip(&draws) {
-                s.record_draw(&mut pass, draw);
+        let recorded = {
+            let step = record::Step {
+                feeds: sessions
+                    .iter()
+                    .zip(&draws)
+                    .enumerate()
+                    .map(|(r, (s, draw))| record::Feed {
+                        session: s,
+                        draw,
+                        tokens: &self.scratch.tokens,
+                        at: 4 * r as u64,
+                    })
+                    .collect(),
+                plan: Some(&self.plans[plan].1),
+                draws: sessions.iter().map(|s| &**s).zip(&draws).collect(),
+            };
+            step.record(ctx)
+        };
+        let (commands, mut enc) = match recorded {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // Nothing was submitted: every session is as before the call.
+                for (s, rng) in sessions.iter_mut().zip(&before) {
+                    s.rng = rng.clone();
+                }
+                return Err(e);
             }
-        }
+        };
         let reads: Vec<usize> = sessions
             .iter_mut()
             .map(|s| s.record_read(&mut enc))
             .collect();
-        let submission = ctx.queue.submit([enc.finish()]);
+        let submission = ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
         if let Some(s) = sessions.first() {
             s.model.tend_experts(sessions.len() as u64);
         }
@@ -183,7 +200,8 @@ impl DecodeBatch {
             state: &first.state,
             scratch: &self.scratch,
         };
-        let graph = graph::build_batch(&bindings, &rows)?;
+        let mut graph = graph::build_batch(&bindings, &rows)?;
+        graph.bind_direct(&m.ctx)?;
         self.plans.push((key.to_vec(), graph));
         Ok(self.plans.len() - 1)
     }

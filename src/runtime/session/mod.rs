@@ -1,9 +1,10 @@
 //! The executor: a model resident in VRAM ([`GpuModel`]) and sequences run on it
 //! ([`Session`]), each with its own caches, recurrent state, activation buffers and plans.
 //!
-//! A decode step is one command encoder and one submit: write the token id (4 bytes), move
-//! the plan to the position, record forward + sampling, copy the sampled id to a mappable
-//! 4-byte buffer and read it. Nothing is created on that path. Generation pipelines the
+//! A decode step is one submit: write the token id (4 bytes), move the plan to the position,
+//! record forward + sampling ([`record`]: directly into the command buffer on Vulkan), copy
+//! the sampled id to a mappable 4-byte buffer and read it. No buffer or bind group is
+//! created on that path. Generation pipelines the
 //! steps ([`ahead`]): each step feeds the id the previous one sampled on the GPU, so the
 //! host reads a step's id while the next step runs.
 
@@ -17,7 +18,6 @@ use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::placement::ExpertSplit;
 use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
-use crate::runtime::direct::{Direct, DirectRecorder};
 use crate::runtime::experts::{ExpertCache, ExpertTraffic};
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
@@ -35,6 +35,7 @@ use crate::runtime::weights::{self, ModelWeights, Progress};
 mod ahead;
 mod batch;
 mod profile;
+mod record;
 
 pub use batch::DecodeBatch;
 
@@ -397,20 +398,6 @@ struct DrawPlan {
     top_k: bool,
 }
 
-/// The copies feeding the previous step's id to a direct step (source, destination, byte
-/// offset in the destination).
-struct DirectFeed {
-    copies: Vec<(ash::vk::Buffer, ash::vk::Buffer, u64)>,
-}
-
-impl DirectFeed {
-    fn record(&self, rec: &mut DirectRecorder<'_>) {
-        for &(src, dst, at) in &self.copies {
-            rec.copy(src, dst, at, 4);
-        }
-    }
-}
-
 /// A submitted step and the read-back buffer its id goes to.
 #[derive(Debug, Clone)]
 struct Submitted {
@@ -738,7 +725,8 @@ impl Session {
                 state: &self.state,
                 scratch: &self.scratch,
             };
-            let g = graph::build(&bindings, n, rows)?;
+            let mut g = graph::build(&bindings, n, rows)?;
+            g.bind_direct(&self.model.ctx)?;
             self.prefill.insert((n, rows), g);
         }
         self.prefill
@@ -768,12 +756,13 @@ impl Session {
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
         let graph = self.prepare_chunk(chunk, rows)?;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            graph.encode(&mut pass);
-        }
-        ctx.queue.submit([enc.finish()]);
+        let step = record::Step {
+            feeds: Vec::new(),
+            plan: Some(graph),
+            draws: Vec::new(),
+        };
+        let (commands, enc) = step.record(ctx)?;
+        ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
         model.tend_experts(chunk.len() as u64);
         self.state.pos += chunk.len() as u32;
         self.history.extend_from_slice(chunk);
@@ -866,40 +855,22 @@ impl Session {
         let draw = self.prepare_draw(input)?;
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        let commands = match &ctx.direct {
-            Some(direct) => {
-                let feed = match input {
-                    StepInput::Sampled => Some(self.direct_feed(direct, &draw)?),
-                    _ => None,
-                };
-                direct.record(&mut enc, |rec| {
-                    if let Some(feed) = &feed {
-                        feed.record(rec);
-                    }
-                    if input != StepInput::Logits {
-                        self.decode.encode(rec);
-                    }
-                    self.record_draw(rec, &draw);
-                })?;
-                let step = enc.finish();
-                // The read-back stays a wgpu copy: wgpu must know the read buffer is used
-                // by this submission to map it after it.
-                enc = ctx.device.create_command_encoder(&Default::default());
-                vec![step]
-            }
-            None => {
-                if input == StepInput::Sampled {
-                    self.record_feed(&mut enc, &draw, &self.scratch.tokens, 0);
-                }
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                if input != StepInput::Logits {
-                    self.decode.encode(&mut pass);
-                }
-                self.record_draw(&mut pass, &draw);
-                drop(pass);
-                Vec::new()
-            }
+        let (commands, mut enc) = {
+            let feeds = match input {
+                StepInput::Sampled => vec![record::Feed {
+                    session: self,
+                    draw: &draw,
+                    tokens: &self.scratch.tokens,
+                    at: 0,
+                }],
+                _ => Vec::new(),
+            };
+            let step = record::Step {
+                feeds,
+                plan: (input != StepInput::Logits).then_some(&self.decode),
+                draws: vec![(&*self, &draw)],
+            };
+            step.record(ctx)?
         };
         let read = self.record_read(&mut enc);
         let submission = ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
@@ -951,33 +922,6 @@ impl Session {
             window_end,
             top_k,
         })
-    }
-
-    /// Copies the id the previous step sampled (still on the GPU) into `tokens` at byte
-    /// `at`, where the step's embedding reads it, and into the penalty's window.
-    fn record_feed(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        draw: &DrawPlan,
-        tokens: &wgpu::Buffer,
-        at: u64,
-    ) {
-        enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, tokens, at, 4);
-        if draw.penalise {
-            let at = 4 * draw.window_end as u64;
-            enc.copy_buffer_to_buffer(&self.scratch.sampled, 0, &self.scratch.recent, at, 4);
-        }
-    }
-
-    /// [`Session::record_feed`]'s copies as raw handles, for a direct step.
-    fn direct_feed(&self, direct: &Direct, draw: &DrawPlan) -> Result<DirectFeed, Error> {
-        let sampled = direct.handle(&self.scratch.sampled)?;
-        let mut copies = vec![(sampled, direct.handle(&self.scratch.tokens)?, 0)];
-        if draw.penalise {
-            let at = 4 * draw.window_end as u64;
-            copies.push((sampled, direct.handle(&self.scratch.recent)?, at));
-        }
-        Ok(DirectFeed { copies })
     }
 
     /// The penalty and the sampler over this session's logits.
