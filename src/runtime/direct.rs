@@ -186,8 +186,7 @@ impl Direct {
                     encoder: hal_enc,
                     raw: &self.raw,
                     cmd,
-                    read: Vec::new(),
-                    written: Vec::new(),
+                    hazards: Hazards::default(),
                     missing: None,
                     bound: std::ptr::null(),
                 };
@@ -411,9 +410,7 @@ pub struct DirectRecorder<'a> {
     encoder: &'a mut hal::vulkan::CommandEncoder,
     raw: &'a ash::Device,
     cmd: vk::CommandBuffer,
-    /// Buffers read and written since the last barrier.
-    read: Vec<vk::Buffer>,
-    written: Vec<vk::Buffer>,
+    hazards: Hazards<vk::Buffer>,
     /// The entry point of a dispatch that had no direct binding.
     missing: Option<&'static str>,
     /// The pipeline bound last: runs of one kernel (an expert per dispatch) bind it once.
@@ -443,20 +440,16 @@ impl DirectRecorder<'_> {
                 &[],
             )
         };
-        self.read.clear();
-        self.written.clear();
+        self.hazards.clear();
     }
 
     /// A barrier first if the command reading `reads` and writing `writes` depends on one
-    /// since the last barrier (read after write, write after read or write).
+    /// since the last barrier.
     fn order(&mut self, reads: &[vk::Buffer], writes: &[vk::Buffer]) {
-        let hazard = reads.iter().chain(writes).any(|b| self.written.contains(b))
-            || writes.iter().any(|b| self.read.contains(b));
-        if hazard {
+        if self.hazards.conflicts(reads, writes) {
             self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
         }
-        self.read.extend_from_slice(reads);
-        self.written.extend_from_slice(writes);
+        self.hazards.admit(reads, writes);
     }
 
     /// Records a dispatch bound by `binding` over `grid`; `entry` names it if it has none.
@@ -498,5 +491,96 @@ impl DirectRecorder<'_> {
         }];
         // SAFETY: `cmd` is open and both buffers are alive (the caller's).
         unsafe { self.raw.cmd_copy_buffer(self.cmd, src, dst, &region) };
+    }
+}
+
+/// The buffers read and written since the last barrier. Lavapipe runs a step's commands one
+/// after another whatever the barriers say, so a missing barrier would pass every GPU test
+/// here and race on a real GPU: this rule is tested on its own below.
+struct Hazards<B> {
+    read: Vec<B>,
+    written: Vec<B>,
+}
+
+impl<B> Default for Hazards<B> {
+    fn default() -> Self {
+        Hazards {
+            read: Vec::new(),
+            written: Vec::new(),
+        }
+    }
+}
+
+impl<B: PartialEq + Copy> Hazards<B> {
+    /// Whether a command reading `reads` and writing `writes` (a read-write binding counts
+    /// as a write) must wait for one since the last barrier: it reads or writes what one
+    /// wrote, or writes what one read. Reads of the same buffer run side by side.
+    fn conflicts(&self, reads: &[B], writes: &[B]) -> bool {
+        reads.iter().chain(writes).any(|b| self.written.contains(b))
+            || writes.iter().any(|b| self.read.contains(b))
+    }
+
+    fn admit(&mut self, reads: &[B], writes: &[B]) {
+        self.read.extend_from_slice(reads);
+        self.written.extend_from_slice(writes);
+    }
+
+    fn clear(&mut self) {
+        self.read.clear();
+        self.written.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hazards;
+
+    /// Runs `commands` (reads, writes) through the rule; returns which were preceded by a
+    /// barrier.
+    fn barriers(commands: &[(&[u32], &[u32])]) -> Vec<bool> {
+        let mut h = Hazards::default();
+        commands
+            .iter()
+            .map(|&(reads, writes)| {
+                let barrier = h.conflicts(reads, writes);
+                if barrier {
+                    h.clear();
+                }
+                h.admit(reads, writes);
+                barrier
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_dependency_gets_a_barrier() {
+        // Read after write, write after read, write after write, read-write after write.
+        assert_eq!(barriers(&[(&[], &[1]), (&[1], &[2])]), [false, true]);
+        assert_eq!(barriers(&[(&[1], &[2]), (&[], &[1])]), [false, true]);
+        assert_eq!(barriers(&[(&[], &[1]), (&[], &[1])]), [false, true]);
+        assert_eq!(barriers(&[(&[3], &[1]), (&[], &[1])]), [false, true]);
+    }
+
+    #[test]
+    fn independent_commands_share_a_barrier() {
+        // Three projections of one normed row, then what reads all three.
+        let got = barriers(&[
+            (&[0], &[1]),
+            (&[0], &[2]),
+            (&[0], &[3]),
+            (&[1, 2, 3], &[4]),
+            (&[4], &[0]),
+        ]);
+        assert_eq!(got, [false, false, false, true, true]);
+    }
+
+    #[test]
+    fn a_barrier_settles_what_came_before_it() {
+        // The barrier before the third command settles the second's read of 1, so writing 1
+        // again needs none; without that barrier in between, it does (write after read).
+        let got = barriers(&[(&[], &[1]), (&[1], &[2]), (&[2], &[3]), (&[], &[1])]);
+        assert_eq!(got, [false, true, true, false]);
+        let got = barriers(&[(&[], &[1]), (&[1], &[2]), (&[], &[1])]);
+        assert_eq!(got, [false, true, true]);
     }
 }

@@ -1,13 +1,14 @@
 //! Continuous batching's decode step (`DecodeBatch::decode_ahead`) against each session
 //! decoding alone (`Session::decode_ahead`): the same tokens and, after them, the same
 //! logits within the summation-order tolerance, for every architecture, greedy and seeded
-//! with the repetition penalty, with sessions leaving and joining the batch between steps.
+//! with the repetition penalty, with sessions leaving and joining the batch between steps,
+//! recorded directly (Vulkan) and through wgpu's pass.
 
 use qwen_wgpu::loader::quant::GgmlType;
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::{DecodeBatch, GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{assert_close, gpu_or_skip, load_tiny, TINY_PRESETS};
+use crate::common::{assert_close, gpu_or_skip, load_tiny, Recording, TINY_PRESETS};
 
 const OPTIONS: SessionOptions = SessionOptions {
     context: 96,
@@ -28,8 +29,10 @@ const PROMPTS: [&[u32]; 3] = [
 /// Which sessions each step runs together: all, then one leaving, then back.
 const SCHEDULE: [&[usize]; 6] = [&[0, 1, 2], &[0, 1, 2], &[0, 2], &[1], &[0, 1, 2], &[2, 0]];
 
-fn model(preset: &str) -> Option<std::sync::Arc<GpuModel>> {
-    Some(load_tiny(preset, GgmlType::Q8_0, gpu_or_skip()?, &OPTIONS))
+fn model(preset: &str, recording: Recording) -> Option<std::sync::Arc<GpuModel>> {
+    let mut gpu = gpu_or_skip()?;
+    recording.apply(&mut gpu);
+    Some(load_tiny(preset, GgmlType::Q8_0, gpu, &OPTIONS))
 }
 
 /// Sessions with their prompts prefilled and a first draw ahead.
@@ -60,12 +63,17 @@ fn a_batched_step_draws_what_each_session_draws_alone() {
             },
         ),
     ];
-    for preset in TINY_PRESETS {
-        let Some(model) = model(preset) else {
+    // Both ways of recording a step, whichever the adapter's backend uses.
+    let runs = TINY_PRESETS
+        .into_iter()
+        .flat_map(|p| [(p, Recording::Adapter), (p, Recording::Wgpu)]);
+    for (preset, recording) in runs {
+        let Some(model) = model(preset, recording) else {
             return;
         };
         let mut batch = DecodeBatch::new(model.clone(), 4, OPTIONS.context).unwrap();
         for (name, sampling) in samplings {
+            let name = format!("{name}, recording {recording:?}");
             let mut alone = started(&model, sampling);
             let mut together = started(&model, sampling);
             for (step, rows) in SCHEDULE.iter().enumerate() {
@@ -98,7 +106,7 @@ fn a_batched_step_draws_what_each_session_draws_alone() {
 
 #[test]
 fn a_batch_refuses_what_it_cannot_step() {
-    let Some(model) = model("tiny-qwen35moe") else {
+    let Some(model) = model("tiny-qwen35moe", Recording::Adapter) else {
         return;
     };
     let mut batch = DecodeBatch::new(model.clone(), 2, OPTIONS.context).unwrap();

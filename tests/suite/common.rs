@@ -57,6 +57,23 @@ pub fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
     bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
+/// How steps are recorded: as the adapter does (directly on Vulkan), or through wgpu's pass
+/// everywhere (as on Metal and DX12).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Recording {
+    Adapter,
+    Wgpu,
+}
+
+impl Recording {
+    /// Sets `gpu` to record steps this way.
+    pub fn apply(self, gpu: &mut qwen_wgpu::runtime::GpuContext) {
+        if self == Recording::Wgpu {
+            gpu.direct = None;
+        }
+    }
+}
+
 /// The GPU context for GPU tests. Without any adapter the test is skipped with a logged
 /// reason, except under `CI=true`, where lavapipe is installed and a missing adapter means a
 /// broken setup that a skip would hide.

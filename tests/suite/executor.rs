@@ -20,7 +20,7 @@ use qwen_wgpu::runtime::session::check_fits;
 use qwen_wgpu::runtime::state::SequenceState;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{gpu_or_skip, operand_tol, tiny, TINY_PRESETS};
+use crate::common::{gpu_or_skip, operand_tol, tiny, Recording, TINY_PRESETS};
 
 fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
     let opts = SynthOptions {
@@ -29,14 +29,6 @@ fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
     };
     let bytes = synthetic_model(config, &opts).unwrap().to_bytes();
     GgufFile::from_bytes(bytes).unwrap()
-}
-
-/// How steps are recorded: as the adapter does (directly on Vulkan), or through wgpu's pass
-/// everywhere (as on Metal and DX12).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Recording {
-    Adapter,
-    Wgpu,
 }
 
 fn load(config: &ModelConfig, file: &GgufFile, options: SessionOptions) -> Option<Arc<GpuModel>> {
@@ -57,9 +49,7 @@ fn load_with(
     recording: Recording,
 ) -> Option<Arc<GpuModel>> {
     let mut gpu = gpu_or_skip()?;
-    if recording == Recording::Wgpu {
-        gpu.direct = None;
-    }
+    recording.apply(&mut gpu);
     if let Some(g) = gpu_forms {
         gpu.features.grouped_expert_prefill = g;
         gpu.features.batched_prompt_steps = !g;

@@ -45,7 +45,7 @@ pub struct Dispatch {
     /// The kernel's buffers after the params, in binding order.
     bound: Vec<wgpu::Buffer>,
     /// The same dispatch for direct recording, once [`Dispatch::bind_direct`] made it.
-    direct: Option<DirectBinding>,
+    direct: Option<Box<DirectBinding>>,
 }
 
 /// Where dispatches are recorded: a wgpu compute pass, or a direct step on Vulkan.
@@ -63,7 +63,7 @@ impl Record for wgpu::ComputePass<'_> {
 
 impl Record for DirectRecorder<'_> {
     fn record(&mut self, d: &Dispatch) {
-        self.dispatch(d.direct.as_ref(), d.grid, d.entry);
+        self.dispatch(d.direct.as_deref(), d.grid, d.entry);
     }
 }
 
@@ -146,7 +146,12 @@ impl Dispatch {
             let buffers: Vec<&wgpu::Buffer> =
                 std::iter::once(&self.params).chain(&self.bound).collect();
             let variant = Variant::for_features(&ctx.features);
-            self.direct = Some(direct.bind(self.kernel, variant, &decl, &buffers)?);
+            self.direct = Some(Box::new(direct.bind(
+                self.kernel,
+                variant,
+                &decl,
+                &buffers,
+            )?));
         }
         Ok(())
     }
