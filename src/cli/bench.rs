@@ -112,6 +112,9 @@ pub struct BenchReport {
     pub prefill_tok_s: Stat,
     pub decode_tok_s: Stat,
     pub dispatches_per_token: usize,
+    /// Memory barriers within a decode step, where steps are recorded directly (each one
+    /// drains the GPU); none where wgpu's pass places them.
+    pub barriers_per_token: Option<u32>,
     /// CPU time to prepare, record and submit one decode step (mean over the timed runs).
     pub host_us_per_token: Option<f64>,
     /// The decode plan's matvec launching the fewest workgroups.
@@ -439,6 +442,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         prefill_tok_s: Stat::of(&runs.pp),
         decode_tok_s: decode,
         dispatches_per_token: session.decode_dispatches(),
+        barriers_per_token: session.decode_barriers(),
         host_us_per_token: runs.host_us_per_token,
         min_workgroups: session.decode_min_workgroups(),
         bandwidth_bytes_s: bandwidth,
@@ -501,7 +505,13 @@ fn print_report(r: &BenchReport) {
         r.roofline_tok_s,
         r.roofline_percent
     );
-    println!("dispatches per decode token: {}", r.dispatches_per_token);
+    match r.barriers_per_token {
+        Some(b) => println!(
+            "dispatches per decode token: {} ({b} barriers between them)",
+            r.dispatches_per_token
+        ),
+        None => println!("dispatches per decode token: {}", r.dispatches_per_token),
+    }
     print_experts(r);
     print_decode_shape(r);
     let m = &r.memory;

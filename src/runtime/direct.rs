@@ -161,13 +161,14 @@ impl Direct {
     }
 
     /// Records into `encoder`'s command buffer through `record`, between the step's opening
-    /// and closing barriers. Fails when a dispatch had no direct binding (nothing recorded
-    /// is submitted then: the caller drops the encoder).
+    /// and closing barriers; returns how many barriers it placed between them. Fails when a
+    /// dispatch had no direct binding (nothing recorded is submitted then: the caller drops
+    /// the encoder).
     pub fn record(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         record: impl FnOnce(&mut DirectRecorder<'_>),
-    ) -> Result<(), GpuError> {
+    ) -> Result<u32, GpuError> {
         // SAFETY: the encoder is used only through the hal encoder inside the callback,
         // every command keeps to buffers and pipelines of this device that outlive the
         // submission (the plan holds them), and the barriers at both ends order the step
@@ -188,6 +189,7 @@ impl Direct {
                     cmd,
                     hazards: Hazards::default(),
                     missing: None,
+                    barriers: 0,
                     bound: std::ptr::null(),
                 };
                 rec.barrier(
@@ -203,10 +205,10 @@ impl Direct {
                     vk::PipelineStageFlags::ALL_COMMANDS,
                     vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE,
                 );
-                let missing = rec.missing;
+                let (missing, barriers) = (rec.missing, rec.barriers);
                 hal_enc.end_compute_pass();
                 match missing {
-                    None => Ok(()),
+                    None => Ok(barriers),
                     Some(entry) => Err(GpuError::Pipeline(format!(
                         "{entry}: no direct binding, so the step cannot be recorded directly"
                     ))),
@@ -411,6 +413,8 @@ pub struct DirectRecorder<'a> {
     raw: &'a ash::Device,
     cmd: vk::CommandBuffer,
     hazards: Hazards<vk::Buffer>,
+    /// Barriers placed by the hazards (the step's two ends aside).
+    barriers: u32,
     /// The entry point of a dispatch that had no direct binding.
     missing: Option<&'static str>,
     /// The pipeline bound last: runs of one kernel (an expert per dispatch) bind it once.
@@ -448,6 +452,7 @@ impl DirectRecorder<'_> {
     fn order(&mut self, reads: &[vk::Buffer], writes: &[vk::Buffer]) {
         if self.hazards.conflicts(reads, writes) {
             self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
+            self.barriers += 1;
         }
         self.hazards.admit(reads, writes);
     }

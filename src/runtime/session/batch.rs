@@ -95,7 +95,7 @@ impl DecodeBatch {
             };
             step.record(ctx)
         };
-        let (commands, mut enc) = match recorded {
+        let recorded = match recorded {
             Ok(recorded) => recorded,
             Err(e) => {
                 // Nothing was submitted: every session is as before the call.
@@ -105,11 +105,14 @@ impl DecodeBatch {
                 return Err(e);
             }
         };
+        let mut enc = recorded.encoder;
         let reads: Vec<usize> = sessions
             .iter_mut()
             .map(|s| s.record_read(&mut enc))
             .collect();
-        let submission = ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
+        let submission = ctx
+            .queue
+            .submit(recorded.commands.into_iter().chain([enc.finish()]));
         if let Some(s) = sessions.first() {
             s.model.tend_experts(sessions.len() as u64);
         }

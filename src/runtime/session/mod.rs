@@ -372,6 +372,8 @@ pub struct Session {
     last_row: Option<u32>,
     /// CPU time spent preparing, recording and submitting decode steps.
     host: HostTime,
+    /// Barriers within the last decode step ([`Session::decode_barriers`]).
+    decode_barriers: Option<u32>,
     /// The submitted step whose sampled id has not been read ([`ahead`]).
     ahead: Option<ahead::Ahead>,
     /// The read-back buffer (of `scratch.sampled_reads`) the next step copies its id into.
@@ -497,6 +499,7 @@ impl Session {
             rng: SplitMix64::new(0),
             last_row: None,
             host: HostTime::default(),
+            decode_barriers: None,
             ahead: None,
             next_read: 0,
             model,
@@ -519,6 +522,12 @@ impl Session {
     /// Bytes of this session's activation buffers.
     pub fn scratch_bytes(&self) -> u64 {
         self.scratch.bytes
+    }
+
+    /// Memory barriers within the last decode step, where steps are recorded directly (wgpu's
+    /// pass places its own, uncounted): each makes the GPU finish what came before it.
+    pub fn decode_barriers(&self) -> Option<u32> {
+        self.decode_barriers
     }
 
     /// Dispatches of one decode step with the current sampling: the forward pass, the
@@ -761,8 +770,13 @@ impl Session {
             plan: Some(graph),
             draws: Vec::new(),
         };
-        let (commands, enc) = step.record(ctx)?;
-        ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
+        let recorded = step.record(ctx)?;
+        ctx.queue.submit(
+            recorded
+                .commands
+                .into_iter()
+                .chain([recorded.encoder.finish()]),
+        );
         model.tend_experts(chunk.len() as u64);
         self.state.pos += chunk.len() as u32;
         self.history.extend_from_slice(chunk);
@@ -855,7 +869,7 @@ impl Session {
         let draw = self.prepare_draw(input)?;
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
-        let (commands, mut enc) = {
+        let recorded = {
             let feeds = match input {
                 StepInput::Sampled => vec![record::Feed {
                     session: self,
@@ -872,10 +886,14 @@ impl Session {
             };
             step.record(ctx)?
         };
+        let mut enc = recorded.encoder;
         let read = self.record_read(&mut enc);
-        let submission = ctx.queue.submit(commands.into_iter().chain([enc.finish()]));
+        let submission = ctx
+            .queue
+            .submit(recorded.commands.into_iter().chain([enc.finish()]));
         if input != StepInput::Logits {
             self.model.tend_experts(1);
+            self.decode_barriers = recorded.barriers;
         }
         Ok(Submitted { read, submission })
     }

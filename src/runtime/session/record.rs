@@ -36,6 +36,17 @@ impl Feed<'_> {
     }
 }
 
+/// A recorded step.
+pub(super) struct Recorded {
+    /// Command buffers to submit first.
+    pub commands: Vec<wgpu::CommandBuffer>,
+    /// The encoder the read-backs go into, submitted after them.
+    pub encoder: wgpu::CommandEncoder,
+    /// Memory barriers within a directly recorded step (its two ends aside); wgpu's pass
+    /// places its own, uncounted.
+    pub barriers: Option<u32>,
+}
+
 /// One step: the feeds, the plan (none when the step only draws from the logits there),
 /// then the draws.
 pub(super) struct Step<'a> {
@@ -45,27 +56,23 @@ pub(super) struct Step<'a> {
 }
 
 impl Step<'_> {
-    /// Records the step. Returns the command buffers to submit first, and the encoder that
-    /// the read-backs go into (submitted after them).
-    pub fn record(
-        &self,
-        ctx: &GpuContext,
-    ) -> Result<(Vec<wgpu::CommandBuffer>, wgpu::CommandEncoder), Error> {
+    /// Records the step: see [`Recorded`].
+    pub fn record(&self, ctx: &GpuContext) -> Result<Recorded, Error> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         match &ctx.direct {
             Some(direct) => {
                 let copies = self.direct_copies(direct)?;
-                direct.record(&mut enc, |rec| {
+                let barriers = direct.record(&mut enc, |rec| {
                     for &(src, dst, at) in &copies {
                         rec.copy(src, dst, at, 4);
                     }
                     self.dispatch(rec);
                 })?;
-                let step = enc.finish();
-                Ok((
-                    vec![step],
-                    ctx.device.create_command_encoder(&Default::default()),
-                ))
+                Ok(Recorded {
+                    commands: vec![enc.finish()],
+                    encoder: ctx.device.create_command_encoder(&Default::default()),
+                    barriers: Some(barriers),
+                })
             }
             None => {
                 for feed in &self.feeds {
@@ -76,7 +83,11 @@ impl Step<'_> {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 self.dispatch(&mut pass);
                 drop(pass);
-                Ok((Vec::new(), enc))
+                Ok(Recorded {
+                    commands: Vec::new(),
+                    encoder: enc,
+                    barriers: None,
+                })
             }
         }
     }
