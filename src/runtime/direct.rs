@@ -54,8 +54,12 @@ impl Direct {
     /// Direct recording on `device`, if it is a Vulkan device and `QWEN_WGPU_RECORDING`
     /// does not ask for the wgpu pass.
     pub fn open(device: &wgpu::Device) -> Option<Direct> {
-        if std::env::var(RECORDING_ENV).is_ok_and(|v| v == "wgpu") {
-            return None;
+        match std::env::var(RECORDING_ENV).as_deref() {
+            Ok("wgpu") => return None,
+            Ok("direct") | Err(_) => {}
+            Ok(other) => log::warn!(
+                "{RECORDING_ENV}={other:?} is neither `wgpu` nor `direct`; recording directly"
+            ),
         }
         // SAFETY: the raw device is only used to record into command buffers wgpu opened
         // and to read its function table; nothing here destroys it.
