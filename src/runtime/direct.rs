@@ -37,6 +37,9 @@ use crate::error::GpuError;
 use crate::runtime::kernel::{Access, Declaration};
 use crate::runtime::pipeline::{assemble, Kernel, Variant};
 
+/// A buffer as a direct step's copies name it.
+pub type RawBuffer = vk::Buffer;
+
 /// The environment variable choosing how steps are recorded (`wgpu` or `direct`).
 pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
 
@@ -222,7 +225,7 @@ impl Direct {
     }
 
     /// The raw handle of `buffer`, for copies within a direct step.
-    pub fn handle(&self, buffer: &wgpu::Buffer) -> Result<vk::Buffer, GpuError> {
+    pub fn handle(&self, buffer: &wgpu::Buffer) -> Result<RawBuffer, GpuError> {
         // SAFETY: only the handle is read; the caller keeps the buffer alive.
         unsafe { buffer.as_hal::<Vulkan>() }
             .map(|b| unsafe { b.raw_handle() })
@@ -491,7 +494,7 @@ impl DirectRecorder<'_> {
     }
 
     /// Copies `bytes` from `src` at 0 to `dst` at `dst_offset`.
-    pub fn copy(&mut self, src: vk::Buffer, dst: vk::Buffer, dst_offset: u64, bytes: u64) {
+    pub fn copy(&mut self, src: RawBuffer, dst: RawBuffer, dst_offset: u64, bytes: u64) {
         self.order(&[src], &[dst]);
         let region = [vk::BufferCopy {
             src_offset: 0,

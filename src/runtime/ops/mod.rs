@@ -41,6 +41,8 @@ pub struct Dispatch {
     grid: [u32; 3],
     params: wgpu::Buffer,
     kernel: Kernel,
+    /// The variant the pipeline was built in, so a direct binding builds the same one.
+    variant: Variant,
     entry: &'static str,
     /// The kernel's buffers after the params, in binding order.
     bound: Vec<wgpu::Buffer>,
@@ -131,6 +133,7 @@ impl Dispatch {
             grid: grid.map(|g| g.max(1)),
             params: params_buf,
             kernel,
+            variant,
             entry: decl.entry,
             bound: io.buffers().into_iter().cloned().collect(),
             direct: None,
@@ -145,10 +148,9 @@ impl Dispatch {
             let decl = self.kernel.declaration()?;
             let buffers: Vec<&wgpu::Buffer> =
                 std::iter::once(&self.params).chain(&self.bound).collect();
-            let variant = Variant::for_features(&ctx.features);
             self.direct = Some(Box::new(direct.bind(
                 self.kernel,
-                variant,
+                self.variant,
                 &decl,
                 &buffers,
             )?));

@@ -6,7 +6,7 @@
 //! them after it.
 
 use crate::error::Error;
-use crate::runtime::direct::Direct;
+use crate::runtime::direct::{Direct, RawBuffer};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::graph::Graph;
 use crate::runtime::ops::Record;
@@ -114,4 +114,4 @@ impl Step<'_> {
 }
 
 /// A copy of 4 bytes in a direct step: source, destination, byte offset in the destination.
-type DirectCopy = (ash::vk::Buffer, ash::vk::Buffer, u64);
+type DirectCopy = (RawBuffer, RawBuffer, u64);

@@ -1,0 +1,74 @@
+//! The stand-in for `runtime::direct` where wgpu has no Vulkan backend (Apple, the web):
+//! [`Direct::open`] never opens, so every step goes through wgpu's pass. The types exist so
+//! that the recorder compiles the same everywhere; none can be made.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+
+use crate::error::GpuError;
+use crate::runtime::kernel::Declaration;
+use crate::runtime::pipeline::{Kernel, Variant};
+
+/// A buffer as a direct step's copies name it: none exist here.
+pub type RawBuffer = Infallible;
+
+/// The environment variable choosing how steps are recorded (no effect here).
+pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
+
+pub struct Direct {
+    never: Infallible,
+}
+
+impl Direct {
+    pub fn open(_device: &wgpu::Device) -> Option<Direct> {
+        None
+    }
+
+    pub fn bind(
+        &self,
+        _kernel: Kernel,
+        _variant: Variant,
+        _decl: &Declaration,
+        _buffers: &[&wgpu::Buffer],
+    ) -> Result<DirectBinding, GpuError> {
+        match self.never {}
+    }
+
+    pub fn record(
+        &self,
+        _encoder: &mut wgpu::CommandEncoder,
+        _record: impl FnOnce(&mut DirectRecorder<'_>),
+    ) -> Result<u32, GpuError> {
+        match self.never {}
+    }
+
+    pub fn handle(&self, _buffer: &wgpu::Buffer) -> Result<RawBuffer, GpuError> {
+        match self.never {}
+    }
+}
+
+pub struct DirectBinding {
+    // Uninhabited, like the others: read by nothing, as nothing can hold one.
+    #[allow(dead_code)]
+    never: Infallible,
+}
+
+pub struct DirectRecorder<'a> {
+    never: Infallible,
+    _recording: PhantomData<&'a ()>,
+}
+
+impl DirectRecorder<'_> {
+    pub fn dispatch(
+        &mut self,
+        _binding: Option<&DirectBinding>,
+        _grid: [u32; 3],
+        _entry: &'static str,
+    ) {
+        match self.never {}
+    }
+
+    pub fn copy(&mut self, src: RawBuffer, _dst: RawBuffer, _dst_offset: u64, _bytes: u64) {
+        match src {}
+    }
+}
