@@ -493,6 +493,42 @@ fn the_fused_decode_plan_has_six_dispatches_a_gdn_layer_and_eight_an_attention_l
     );
 }
 
+/// Directly recorded decode steps place a barrier only where a dispatch depends on one
+/// since the last: the staged plan's independent projections of one normed row share one,
+/// so it has fewer barriers than dispatches; the fused plan is a chain. Steps recorded
+/// through wgpu's pass report none (wgpu places its own). Lavapipe runs dispatches in order
+/// whatever the barriers say, so the tokens cannot show a missing one: the rule itself is
+/// tested in `runtime::direct`.
+#[test]
+fn direct_steps_place_barriers_only_between_dependent_dispatches() {
+    let (config, file, options) = tiny_moe_q8();
+    for (gpu_forms, recording) in [
+        (false, Recording::Adapter),
+        (true, Recording::Adapter),
+        (false, Recording::Wgpu),
+    ] {
+        let Some(model) = load_with(&config, &file, options, Some(gpu_forms), recording) else {
+            return;
+        };
+        let direct = model.ctx.direct.is_some();
+        let mut session = Session::new(model, options).unwrap();
+        session.prefill(&[5, 9, 2]).unwrap();
+        let token = session.sample().unwrap();
+        session.decode(token).unwrap();
+        let dispatches = session.decode_dispatches() as u32;
+        let what = format!("GPU forms {gpu_forms}, recording {recording:?}");
+        match (session.decode_barriers(), direct) {
+            (None, false) => {}
+            (Some(b), true) if gpu_forms => assert!(b <= dispatches, "{what}: {b} barriers"),
+            (Some(b), true) => assert!(
+                b < dispatches,
+                "{what}: {b} barriers for {dispatches} dispatches, none shared"
+            ),
+            (b, _) => panic!("{what}: barriers {b:?} with direct recording {direct}"),
+        }
+    }
+}
+
 /// A 4096-token prompt (issue 14's long context): the reference fed in steps of 512 and of
 /// 1000 tokens gives the logits of the whole prompt at once (to 1e-5 of the largest
 /// |logit|: the same sums, the recurrence and the attention carried across steps), and the
