@@ -464,6 +464,33 @@ impl DirectRecorder<'_> {
         self.hazards.admit(reads, writes);
     }
 
+    /// Records dispatches that need no order among themselves (see `Record::record_together`):
+    /// one barrier first if any of them depends on a command since the last barrier, none
+    /// between them.
+    pub fn dispatch_together(&mut self, each: &[(Option<&DirectBinding>, [u32; 3], &'static str)]) {
+        let mut bound = Vec::with_capacity(each.len());
+        for &(binding, grid, entry) in each {
+            match binding {
+                Some(b) => bound.push((b, grid, entry)),
+                None => {
+                    self.missing.get_or_insert(entry);
+                    return;
+                }
+            }
+        }
+        if bound
+            .iter()
+            .any(|(b, ..)| self.hazards.conflicts(&b.reads, &b.writes))
+        {
+            self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
+            self.barriers += 1;
+        }
+        for (b, grid, entry) in bound {
+            self.hazards.admit(&b.reads, &b.writes);
+            self.record_dispatch(b, grid, entry);
+        }
+    }
+
     /// Records a dispatch bound by `binding` over `grid`; `entry` names it if it has none.
     pub fn dispatch(
         &mut self,
@@ -475,13 +502,18 @@ impl DirectRecorder<'_> {
             self.missing.get_or_insert(entry);
             return;
         };
+        self.order(&b.reads, &b.writes);
+        self.record_dispatch(b, grid, entry);
+    }
+
+    /// The dispatch itself, ordered already.
+    fn record_dispatch(&mut self, b: &DirectBinding, grid: [u32; 3], entry: &'static str) {
         let (Some(pipeline), Some(layout), Some(group)) =
             (&b.pipeline.pipeline, &b.pipeline.layout, &b.group)
         else {
             self.missing.get_or_insert(entry);
             return;
         };
-        self.order(&b.reads, &b.writes);
         // SAFETY: objects of this device, alive for the submission (see `Direct::record`).
         unsafe {
             if !std::ptr::eq(self.bound, Arc::as_ptr(&b.pipeline)) {

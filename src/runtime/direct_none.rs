@@ -68,6 +68,13 @@ impl DirectRecorder<'_> {
         match self.never {}
     }
 
+    pub fn dispatch_together(
+        &mut self,
+        _each: &[(Option<&DirectBinding>, [u32; 3], &'static str)],
+    ) {
+        match self.never {}
+    }
+
     pub fn copy(&mut self, src: RawBuffer, _dst: RawBuffer, _dst_offset: u64, _bytes: u64) {
         match src {}
     }

@@ -46,7 +46,7 @@ use crate::runtime::ops::norm::{
     add_rms_norm, gated_rms_norm, rms_norm, AddRmsNormIo, GatedRmsNormIo, RmsNormIo, Rows,
 };
 use crate::runtime::ops::step::write_step;
-use crate::runtime::ops::{Dispatch, Record};
+use crate::runtime::ops::{record_stages, Dispatch, Record};
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{LayerState, SequenceState};
@@ -105,6 +105,16 @@ impl Node {
         }
     }
 
+    /// The node's dispatches in recording order.
+    fn dispatches(&self) -> Vec<&Dispatch> {
+        match &self.op {
+            Op::Dispatches(ds) | Op::Experts(ds) => ds.iter().collect(),
+            Op::Matvec(m) => m.dispatches().collect(),
+            Op::QkNormRope(d) | Op::FlashPrefill(d) => vec![d],
+            Op::FlashDecode(f) => vec![&f.partial, &f.combine],
+        }
+    }
+
     /// The fewest workgroups one of this node's matvec dispatches launches, if it is a
     /// matvec (a dense one, or the experts' in a one-token plan).
     pub fn matvec_workgroups(&self) -> Option<u64> {
@@ -132,6 +142,21 @@ pub struct Graph {
     n_tokens: u32,
     /// A batched decode step's sequences, in row order (empty for one sequence's step).
     rows: Vec<RowSteps>,
+    /// Runs of nodes that repeat once per row of a batched step (see [`RowSpan`]).
+    row_spans: Vec<RowSpan>,
+}
+
+/// Nodes `first..first + rows * per_row` of a batched step: each row's `per_row` nodes in
+/// turn, doing the same work on its own sequence. A row reads and writes only its own
+/// caches, state and scratch and its own row of the batch's buffers, so rows need no order
+/// among themselves: a direct step records them stage by stage (every row's first dispatch,
+/// then every row's second, ...), one barrier a stage where a buffer-wide rule would put one
+/// between every two rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowSpan {
+    first: usize,
+    rows: usize,
+    per_row: usize,
 }
 
 /// What moves with one sequence of a batched decode step: its step buffer and the nodes of
@@ -184,7 +209,29 @@ impl Graph {
     }
 
     pub fn encode<R: Record>(&self, pass: &mut R) {
-        self.nodes.iter().for_each(|n| n.encode(pass));
+        let mut next = 0;
+        for span in &self.row_spans {
+            self.nodes[next..span.first]
+                .iter()
+                .for_each(|n| n.encode(pass));
+            self.encode_rows(*span, pass);
+            next = span.first + span.rows * span.per_row;
+        }
+        self.nodes[next..].iter().for_each(|n| n.encode(pass));
+    }
+
+    /// A span's rows stage by stage (see [`RowSpan`]).
+    fn encode_rows<R: Record>(&self, span: RowSpan, pass: &mut R) {
+        let rows: Vec<Vec<&Dispatch>> = (0..span.rows)
+            .map(|r| {
+                let first = span.first + r * span.per_row;
+                self.nodes[first..first + span.per_row]
+                    .iter()
+                    .flat_map(Node::dispatches)
+                    .collect()
+            })
+            .collect();
+        record_stages(pass, &rows);
     }
 
     pub fn dispatch_count(&self) -> usize {
@@ -228,9 +275,23 @@ struct Builder<'a> {
     rows: &'a [RowBindings<'a>],
     /// Per row, the indices of its decode-attention nodes.
     row_flash: Vec<Vec<usize>>,
+    row_spans: Vec<RowSpan>,
 }
 
 impl Builder<'_> {
+    /// Marks the nodes pushed since `first`, the same nodes for each row in turn, as a
+    /// [`RowSpan`].
+    fn rows_from(&mut self, first: usize) {
+        let (rows, pushed) = (self.rows.len(), self.nodes.len() - first);
+        if rows > 1 && pushed > 0 && pushed % rows == 0 {
+            self.row_spans.push(RowSpan {
+                first,
+                rows,
+                per_row: pushed / rows,
+            });
+        }
+    }
+
     fn push(&mut self, label: &'static str, op: Op) {
         self.nodes.push(Node {
             label,
@@ -412,6 +473,7 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         nodes: Vec::new(),
         rows: &[],
         row_flash: Vec::new(),
+        row_spans: Vec::new(),
     };
     forward(&mut g, logits)?;
     Ok(Graph {
@@ -419,6 +481,7 @@ pub fn build(b: &Bindings<'_>, n_tokens: u32, logits: LogitRows) -> Result<Graph
         step: s.step.clone(),
         n_tokens,
         rows: Vec::new(),
+        row_spans: Vec::new(),
     })
 }
 
@@ -445,13 +508,16 @@ pub fn build_batch(b: &Bindings<'_>, rows: &[RowBindings<'_>]) -> Result<Graph, 
         nodes: Vec::new(),
         rows,
         row_flash: vec![Vec::new(); rows.len()],
+        row_spans: Vec::new(),
     };
     forward(&mut g, LogitRows::All)?;
     let v = b.config.n_vocab;
+    let first = g.nodes.len();
     for (r, row) in rows.iter().enumerate() {
         let from = (&s.logits, r as u32 * v);
         g.copy("logits_row", v, from, (&row.scratch.logits, 0))?;
     }
+    g.rows_from(first);
     let steps = rows
         .iter()
         .zip(g.row_flash)
@@ -465,6 +531,7 @@ pub fn build_batch(b: &Bindings<'_>, rows: &[RowBindings<'_>]) -> Result<Graph, 
         step: s.step.clone(),
         n_tokens: n,
         rows: steps,
+        row_spans: g.row_spans,
     })
 }
 
@@ -601,6 +668,7 @@ fn attention_rows(
     let sa = attention_scratch(g.b.scratch)?;
     attention_projections(g, w, norm, sa)?;
     let rows = g.rows;
+    let first = g.nodes.len();
     for (r, row) in rows.iter().enumerate() {
         let (LayerState::Attention { keys, values }, Ok(ra)) =
             (&row.state.layers[i], attention_scratch(row.scratch))
@@ -620,6 +688,7 @@ fn attention_rows(
         let flash = attention_core(g, w, (sa, ra), seq, keys, values)?;
         g.row_flash[r].extend(flash);
     }
+    g.rows_from(first);
     g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
 
@@ -803,6 +872,7 @@ fn gated_delta_net_rows(
     let (sl, _) = linear_scratch(g.b.scratch, g.b.config)?;
     gdn_projections(g, w, norm, sl)?;
     let rows = g.rows;
+    let first = g.nodes.len();
     for (r, row) in rows.iter().enumerate() {
         let LayerState::Linear { conv, delta } = &row.state.layers[i] else {
             return Err(GpuError::Shape(format!(
@@ -813,6 +883,7 @@ fn gated_delta_net_rows(
         // there, in place, with its own conv ring and state.
         conv_delta_step(g, w, (sl, r as u32), &row.scratch.step, conv, delta)?;
     }
+    g.rows_from(first);
     gdn_output(g, w, sl)
 }
 

@@ -125,3 +125,31 @@ fn a_batch_refuses_what_it_cannot_step() {
     assert_eq!(first[0].position() as usize, PROMPTS[0].len());
     first[0].decode_ahead().unwrap();
 }
+
+/// Rows of a batched step share barriers: their attention and delta-rule dispatches, and
+/// their draws, are recorded stage by stage with one barrier a stage, where ordering whole
+/// buffers would put about 7 between every two rows of the tiny models. Where steps are not
+/// recorded directly there is no count.
+#[test]
+fn a_batched_step_adds_about_one_barrier_a_row() {
+    let Some(model) = model("tiny-qwen35moe", Recording::Adapter) else {
+        return;
+    };
+    let direct = model.ctx.direct.is_some();
+    let mut batch = DecodeBatch::new(model.clone(), 4, OPTIONS.context).unwrap();
+    let mut sessions = started(&model, Sampling::greedy());
+    let mut barriers = Vec::new();
+    for rows in [2, 3] {
+        let mut picked: Vec<&mut Session> = sessions.iter_mut().take(rows).collect();
+        batch.decode_ahead(&mut picked).unwrap();
+        barriers.push(batch.step_barriers());
+    }
+    match (barriers[0], barriers[1]) {
+        (Some(two), Some(three)) => {
+            assert!(direct);
+            assert!(three <= two + 2, "2 rows: {two} barriers, 3 rows: {three}");
+        }
+        (None, None) => assert!(!direct),
+        other => panic!("barriers {other:?}"),
+    }
+}

@@ -53,6 +53,28 @@ pub struct Dispatch {
 /// Where dispatches are recorded: a wgpu compute pass, or a direct step on Vulkan.
 pub trait Record {
     fn record(&mut self, dispatch: &Dispatch);
+
+    /// Records `dispatches`, which the caller vouches need no order among themselves (each
+    /// reads and writes only what none of the others writes): one after another by default.
+    fn record_together(&mut self, dispatches: &[&Dispatch]) {
+        dispatches.iter().for_each(|d| self.record(d));
+    }
+}
+
+/// Records independent sequences of dispatches (the rows of a batched step, each session's
+/// draw) stage by stage: every sequence's first dispatch together, then every second. Each
+/// sequence must read and write only what no other writes; sequences of different lengths
+/// are recorded one after another.
+pub fn record_stages<R: Record>(rec: &mut R, sequences: &[Vec<&Dispatch>]) {
+    let stages = sequences.first().map_or(0, Vec::len);
+    if sequences.iter().any(|s| s.len() != stages) {
+        sequences.iter().flatten().for_each(|d| d.encode(rec));
+        return;
+    }
+    for stage in 0..stages {
+        let together: Vec<&Dispatch> = sequences.iter().map(|s| s[stage]).collect();
+        rec.record_together(&together);
+    }
 }
 
 impl Record for wgpu::ComputePass<'_> {
@@ -66,6 +88,14 @@ impl Record for wgpu::ComputePass<'_> {
 impl Record for DirectRecorder<'_> {
     fn record(&mut self, d: &Dispatch) {
         self.dispatch(d.direct.as_deref(), d.grid, d.entry);
+    }
+
+    fn record_together(&mut self, dispatches: &[&Dispatch]) {
+        let each: Vec<_> = dispatches
+            .iter()
+            .map(|d| (d.direct.as_deref(), d.grid, d.entry))
+            .collect();
+        self.dispatch_together(&each);
     }
 }
 

@@ -27,6 +27,8 @@ pub struct DecodeBatch {
     scratch: Scratch,
     /// Plans by the ids of the sessions they bind, in row order.
     plans: Vec<(Vec<u64>, Graph)>,
+    /// Barriers within the last step ([`DecodeBatch::step_barriers`]).
+    barriers: Option<u32>,
 }
 
 impl DecodeBatch {
@@ -37,12 +39,20 @@ impl DecodeBatch {
             model,
             scratch,
             plans: Vec::new(),
+            barriers: None,
         })
     }
 
     /// Sessions one step takes at most.
     pub fn rows(&self) -> usize {
         self.scratch.ubatch as usize
+    }
+
+    /// Memory barriers within the last step, where steps are recorded directly (wgpu's pass
+    /// places its own, uncounted). The rows' attention and delta-rule dispatches, and their
+    /// draws, share them stage by stage, so a row adds about one.
+    pub fn step_barriers(&self) -> Option<u32> {
+        self.barriers
     }
 
     /// Bytes of the batch's own buffers.
@@ -105,6 +115,7 @@ impl DecodeBatch {
                 return Err(e);
             }
         };
+        self.barriers = recorded.barriers;
         let mut enc = recorded.encoder;
         let reads: Vec<usize> = sessions
             .iter_mut()

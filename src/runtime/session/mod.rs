@@ -25,7 +25,7 @@ use crate::runtime::host_clock::thread_cpu_seconds;
 use crate::runtime::ops::sample::{
     Argmax, RepetitionPenalty, TopKSampler, MAX_PENALTY_WINDOW, MAX_TOP_K,
 };
-use crate::runtime::ops::Record;
+use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::PipelineCache;
 use crate::runtime::scratch::Scratch;
 use crate::runtime::state::{check_kv_binding, SequenceState, StateSnapshot};
@@ -942,21 +942,17 @@ impl Session {
         })
     }
 
-    /// The penalty and the sampler over this session's logits.
-    fn record_draw<R: Record>(&self, pass: &mut R, draw: &DrawPlan) {
+    /// The penalty and the sampler over this session's logits, in order.
+    fn draw_dispatches(&self, draw: &DrawPlan) -> Vec<&Dispatch> {
+        let mut out = Vec::with_capacity(3);
         if draw.penalise {
-            self.penalty.dispatch.encode(pass);
+            out.push(&self.penalty.dispatch);
         }
         match (&self.top_k, draw.top_k) {
-            (Some(s), true) => {
-                s.partial.encode(pass);
-                s.sample.encode(pass);
-            }
-            _ => {
-                self.argmax.partial.encode(pass);
-                self.argmax.reduce.encode(pass);
-            }
+            (Some(s), true) => out.extend([&s.partial, &s.sample]),
+            _ => out.extend([&self.argmax.partial, &self.argmax.reduce]),
         }
+        out
     }
 
     /// Copies the sampled id to the next read-back buffer; returns which.

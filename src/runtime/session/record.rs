@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::runtime::direct::{Direct, RawBuffer};
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::graph::Graph;
-use crate::runtime::ops::Record;
+use crate::runtime::ops::{record_stages, Record};
 use crate::runtime::session::{DrawPlan, Session};
 
 /// A session's feed: its drawn id copied into `tokens` at byte `at`.
@@ -96,9 +96,13 @@ impl Step<'_> {
         if let Some(plan) = self.plan {
             plan.encode(rec);
         }
-        for (session, draw) in &self.draws {
-            session.record_draw(rec, draw);
-        }
+        // Each session's draw reads and writes only its own buffers.
+        let draws: Vec<_> = self
+            .draws
+            .iter()
+            .map(|(session, draw)| session.draw_dispatches(draw))
+            .collect();
+        record_stages(rec, &draws);
     }
 
     /// The feeds' copies as raw handles.

@@ -296,6 +296,11 @@ impl Matvec {
         self.pieces.iter_mut().try_for_each(|d| d.bind_direct(ctx))
     }
 
+    /// The dispatches, in recording order.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.pieces.iter()
+    }
+
     pub fn encode<R: Record>(&self, pass: &mut R) {
         for d in &self.pieces {
             d.encode(pass);
