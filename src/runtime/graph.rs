@@ -279,15 +279,24 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    /// Marks the nodes pushed since `first`, the same nodes for each row in turn, as a
-    /// [`RowSpan`].
-    fn rows_from(&mut self, first: usize) {
-        let (rows, pushed) = (self.rows.len(), self.nodes.len() - first);
-        if rows > 1 && pushed > 0 && pushed % rows == 0 {
+    /// Marks the nodes pushed since `first` as a [`RowSpan`]: `ends` holds where each row's
+    /// nodes end, in row order. Rows that pushed different numbers of nodes are left one
+    /// after another.
+    fn rows_from(&mut self, first: usize, ends: &[usize]) {
+        let per_row = ends.first().map_or(0, |&e| e - first);
+        let same = ends
+            .iter()
+            .scan(first, |start, &end| {
+                let n = end - *start;
+                *start = end;
+                Some(n)
+            })
+            .all(|n| n == per_row);
+        if ends.len() > 1 && per_row > 0 && same {
             self.row_spans.push(RowSpan {
                 first,
-                rows,
-                per_row: pushed / rows,
+                rows: ends.len(),
+                per_row,
             });
         }
     }
@@ -512,12 +521,13 @@ pub fn build_batch(b: &Bindings<'_>, rows: &[RowBindings<'_>]) -> Result<Graph, 
     };
     forward(&mut g, LogitRows::All)?;
     let v = b.config.n_vocab;
-    let first = g.nodes.len();
+    let (first, mut ends) = (g.nodes.len(), Vec::with_capacity(rows.len()));
     for (r, row) in rows.iter().enumerate() {
         let from = (&s.logits, r as u32 * v);
         g.copy("logits_row", v, from, (&row.scratch.logits, 0))?;
+        ends.push(g.nodes.len());
     }
-    g.rows_from(first);
+    g.rows_from(first, &ends);
     let steps = rows
         .iter()
         .zip(g.row_flash)
@@ -668,7 +678,7 @@ fn attention_rows(
     let sa = attention_scratch(g.b.scratch)?;
     attention_projections(g, w, norm, sa)?;
     let rows = g.rows;
-    let first = g.nodes.len();
+    let (first, mut ends) = (g.nodes.len(), Vec::with_capacity(rows.len()));
     for (r, row) in rows.iter().enumerate() {
         let (LayerState::Attention { keys, values }, Ok(ra)) =
             (&row.state.layers[i], attention_scratch(row.scratch))
@@ -687,8 +697,9 @@ fn attention_rows(
         };
         let flash = attention_core(g, w, (sa, ra), seq, keys, values)?;
         g.row_flash[r].extend(flash);
+        ends.push(g.nodes.len());
     }
-    g.rows_from(first);
+    g.rows_from(first, &ends);
     g.project_out("attn_output", &w.o, Strided::rows(&sa.out, w.o.cols))
 }
 
@@ -872,7 +883,7 @@ fn gated_delta_net_rows(
     let (sl, _) = linear_scratch(g.b.scratch, g.b.config)?;
     gdn_projections(g, w, norm, sl)?;
     let rows = g.rows;
-    let first = g.nodes.len();
+    let (first, mut ends) = (g.nodes.len(), Vec::with_capacity(rows.len()));
     for (r, row) in rows.iter().enumerate() {
         let LayerState::Linear { conv, delta } = &row.state.layers[i] else {
             return Err(GpuError::Shape(format!(
@@ -882,8 +893,9 @@ fn gated_delta_net_rows(
         // The row reads its projections from the batch's scratch and writes its output
         // there, in place, with its own conv ring and state.
         conv_delta_step(g, w, (sl, r as u32), &row.scratch.step, conv, delta)?;
+        ends.push(g.nodes.len());
     }
-    g.rows_from(first);
+    g.rows_from(first, &ends);
     gdn_output(g, w, sl)
 }
 
