@@ -525,16 +525,27 @@ impl DirectRecorder<'_> {
         }
     }
 
-    /// Copies `bytes` from `src` at 0 to `dst` at `dst_offset`.
-    pub fn copy(&mut self, src: RawBuffer, dst: RawBuffer, dst_offset: u64, bytes: u64) {
-        self.order(&[src], &[dst]);
-        let region = [vk::BufferCopy {
-            src_offset: 0,
-            dst_offset,
-            size: bytes,
-        }];
-        // SAFETY: `cmd` is open and both buffers are alive (the caller's).
-        unsafe { self.raw.cmd_copy_buffer(self.cmd, src, dst, &region) };
+    /// Copies `bytes` from each `src` at 0 to its `dst` at `dst_offset`; the copies must
+    /// need no order among themselves (disjoint destinations, none read by another), like a
+    /// batched step's feeds: one barrier first if any depends on a command since the last.
+    pub fn copies_together(&mut self, copies: &[(RawBuffer, RawBuffer, u64)], bytes: u64) {
+        if copies
+            .iter()
+            .any(|&(src, dst, _)| self.hazards.conflicts(&[src], &[dst]))
+        {
+            self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
+            self.barriers += 1;
+        }
+        for &(src, dst, dst_offset) in copies {
+            self.hazards.admit(&[src], &[dst]);
+            let region = [vk::BufferCopy {
+                src_offset: 0,
+                dst_offset,
+                size: bytes,
+            }];
+            // SAFETY: `cmd` is open and both buffers are alive (the caller's).
+            unsafe { self.raw.cmd_copy_buffer(self.cmd, src, dst, &region) };
+        }
     }
 }
 

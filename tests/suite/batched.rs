@@ -126,12 +126,12 @@ fn a_batch_refuses_what_it_cannot_step() {
     first[0].decode_ahead().unwrap();
 }
 
-/// Rows of a batched step share barriers: their attention and delta-rule dispatches, and
-/// their draws, are recorded stage by stage with one barrier a stage, where ordering whole
-/// buffers would put about 7 between every two rows of the tiny models. Where steps are not
-/// recorded directly there is no count.
+/// Rows of a batched step share barriers: their feeds, attention and delta-rule dispatches,
+/// logits copies and draws are recorded stage by stage with one barrier a stage, so a third
+/// row adds none, where ordering whole buffers put about 7 between every two rows of the
+/// tiny models. Where steps are not recorded directly there is no count.
 #[test]
-fn a_batched_step_adds_about_one_barrier_a_row() {
+fn the_rows_of_a_batched_step_share_their_barriers() {
     let Some(model) = model("tiny-qwen35moe", Recording::Adapter) else {
         return;
     };
@@ -147,7 +147,7 @@ fn a_batched_step_adds_about_one_barrier_a_row() {
     match (barriers[0], barriers[1]) {
         (Some(two), Some(three)) => {
             assert!(direct);
-            assert!(three <= two + 2, "2 rows: {two} barriers, 3 rows: {three}");
+            assert!(three <= two, "2 rows: {two} barriers, 3 rows: {three}");
         }
         (None, None) => assert!(!direct),
         other => panic!("barriers {other:?}"),

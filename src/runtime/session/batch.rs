@@ -49,8 +49,8 @@ impl DecodeBatch {
     }
 
     /// Memory barriers within the last step, where steps are recorded directly (wgpu's pass
-    /// places its own, uncounted). The rows' attention and delta-rule dispatches, and their
-    /// draws, share them stage by stage, so a row adds about one.
+    /// places its own, uncounted). The rows' feeds, attention and delta-rule dispatches,
+    /// logits copies and draws share them stage by stage, so a row adds none.
     pub fn step_barriers(&self) -> Option<u32> {
         self.barriers
     }

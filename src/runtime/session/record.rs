@@ -63,9 +63,8 @@ impl Step<'_> {
             Some(direct) => {
                 let copies = self.direct_copies(direct)?;
                 let barriers = direct.record(&mut enc, |rec| {
-                    for &(src, dst, at) in &copies {
-                        rec.copy(src, dst, at, 4);
-                    }
+                    // Each feed writes its own row of the tokens and its own window.
+                    rec.copies_together(&copies, 4);
                     self.dispatch(rec);
                 })?;
                 Ok(Recorded {
