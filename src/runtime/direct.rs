@@ -21,7 +21,7 @@
 //! wgpu zero-fills a buffer lazily, on its first use through wgpu: a buffer only ever
 //! touched here would never be, and a later first use through wgpu would wipe what the
 //! steps wrote. Buffers created without contents are therefore cleared through wgpu as
-//! they are created ([`GpuContext::zero_new`](crate::runtime::gpu::GpuContext::zero_new)).
+//! they are created ([`GpuContext::empty_buffer`](crate::runtime::gpu::GpuContext::empty_buffer)).
 //!
 //! Other backends (Metal, DX12, GL) keep the wgpu pass; `QWEN_WGPU_RECORDING=wgpu` keeps it
 //! on Vulkan too, to compare.

@@ -98,15 +98,12 @@ fn locations(n_expert: u32, slots: &[u32]) -> Vec<u32> {
 }
 
 fn buffer(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-    ctx.created.buffer();
-    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    ctx.empty_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: size.max(4),
         usage,
         mapped_at_creation: false,
-    });
-    ctx.zero_new(&buffer);
-    buffer
+    })
 }
 
 /// A routed-expert tensor ({cols, rows_per_expert, n_expert}): a pool of resident slabs in

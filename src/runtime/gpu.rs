@@ -404,16 +404,19 @@ impl GpuContext {
         })
     }
 
-    /// Zeroes a buffer created without contents, where steps are recorded directly. wgpu
-    /// zero-fills lazily, at a buffer's first use through wgpu: a buffer that only direct
-    /// steps touch never gets it, and a first use through wgpu after them would wipe what
-    /// they wrote.
-    pub fn zero_new(&self, buffer: &wgpu::Buffer) {
+    /// A buffer created without contents (counted in [`Creations`]), zeroed now where steps
+    /// are recorded directly. wgpu zero-fills lazily, at a buffer's first use through wgpu:
+    /// a buffer that only direct steps touch never gets it, and a first use through wgpu
+    /// after them would wipe what they wrote.
+    pub fn empty_buffer(&self, desc: &wgpu::BufferDescriptor<'_>) -> wgpu::Buffer {
+        self.created.buffer();
+        let buffer = self.device.create_buffer(desc);
         if self.direct.is_some() {
             let mut enc = self.device.create_command_encoder(&Default::default());
-            enc.clear_buffer(buffer, 0, None);
+            enc.clear_buffer(&buffer, 0, None);
             self.queue.submit([enc.finish()]);
         }
+        buffer
     }
 
     /// Device memory the runtime may plan for, where it can be known: `QWEN_WGPU_MEMORY_GIB`

@@ -107,17 +107,14 @@ pub fn host_storage_buffer(
 
 /// A zeroed f32 storage buffer of `n` values that kernels write and tests read back.
 pub fn f32_buffer(ctx: &GpuContext, label: &str, n: usize) -> wgpu::Buffer {
-    ctx.created.buffer();
-    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    ctx.empty_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: (4 * n.max(1)) as u64,
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
-    });
-    ctx.zero_new(&buffer);
-    buffer
+    })
 }
 
 /// A kernel's params struct, bound as read-only storage (see `Dispatch`).
@@ -286,17 +283,14 @@ impl QuantMatrix {
         let all = experts_shape(name, shape, slots)?;
         let layout = PieceLayout::of(name, all, shape.rows, max_piece_bytes)?;
         layout.build(all, |_, n| {
-            ctx.created.buffer();
-            let pool = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            Ok(ctx.empty_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
                 size: (n as u64 * layout.row_bytes).div_ceil(4).max(1) * 4,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_DST
                     | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
-            });
-            ctx.zero_new(&pool);
-            Ok(pool)
+            }))
         })
     }
 }

@@ -105,7 +105,7 @@ impl DecodeBatch {
             };
             step.record(ctx)
         };
-        let recorded = match recorded {
+        let mut recorded = match recorded {
             Ok(recorded) => recorded,
             Err(e) => {
                 // Nothing was submitted: every session is as before the call.
@@ -116,14 +116,11 @@ impl DecodeBatch {
             }
         };
         self.barriers = recorded.barriers;
-        let mut enc = recorded.encoder;
         let reads: Vec<usize> = sessions
             .iter_mut()
-            .map(|s| s.record_read(&mut enc))
+            .map(|s| s.record_read(&mut recorded.encoder))
             .collect();
-        let submission = ctx
-            .queue
-            .submit(recorded.commands.into_iter().chain([enc.finish()]));
+        let submission = recorded.submit(&ctx.queue);
         if let Some(s) = sessions.first() {
             s.model.tend_experts(sessions.len() as u64);
         }

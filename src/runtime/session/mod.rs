@@ -770,13 +770,7 @@ impl Session {
             plan: Some(graph),
             draws: Vec::new(),
         };
-        let recorded = step.record(ctx)?;
-        ctx.queue.submit(
-            recorded
-                .commands
-                .into_iter()
-                .chain([recorded.encoder.finish()]),
-        );
+        step.record(ctx)?.submit(&ctx.queue);
         model.tend_experts(chunk.len() as u64);
         self.state.pos += chunk.len() as u32;
         self.history.extend_from_slice(chunk);
@@ -869,7 +863,7 @@ impl Session {
         let draw = self.prepare_draw(input)?;
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
-        let recorded = {
+        let mut recorded = {
             let feeds = match input {
                 StepInput::Sampled => vec![record::Feed {
                     session: self,
@@ -886,14 +880,12 @@ impl Session {
             };
             step.record(ctx)?
         };
-        let mut enc = recorded.encoder;
-        let read = self.record_read(&mut enc);
-        let submission = ctx
-            .queue
-            .submit(recorded.commands.into_iter().chain([enc.finish()]));
+        let read = self.record_read(&mut recorded.encoder);
+        let barriers = recorded.barriers;
+        let submission = recorded.submit(&ctx.queue);
         if input != StepInput::Logits {
             self.model.tend_experts(1);
-            self.decode_barriers = recorded.barriers;
+            self.decode_barriers = barriers;
         }
         Ok(Submitted { read, submission })
     }

@@ -1,9 +1,9 @@
 //! Recording one step (a decode token, a batched decode step, a prompt chunk): each
 //! session's feed (the id its previous step drew, copied on the GPU into the step's token
-//! row and into the penalty's window), the plan, and each session's draw. On Vulkan the step is recorded
-//! directly ([`crate::runtime::direct`]); elsewhere through a wgpu pass. The read-backs
-//! stay wgpu copies either way: wgpu must see the read buffers used by the submission to map
-//! them after it.
+//! row and into the penalty's window), the plan, and each session's draw. On Vulkan the
+//! step is recorded directly ([`crate::runtime::direct`]); elsewhere through a wgpu pass.
+//! The read-backs stay wgpu copies either way: wgpu must see the read buffers used by the
+//! submission to map them after it.
 
 use crate::error::Error;
 use crate::runtime::direct::{Direct, RawBuffer};
@@ -45,6 +45,13 @@ pub(super) struct Recorded {
     /// Memory barriers within a directly recorded step (its two ends aside); wgpu's pass
     /// places its own, uncounted.
     pub barriers: Option<u32>,
+}
+
+impl Recorded {
+    /// Submits the step, then what was recorded into [`Recorded::encoder`] after it.
+    pub fn submit(self, queue: &wgpu::Queue) -> wgpu::SubmissionIndex {
+        queue.submit(self.commands.into_iter().chain([self.encoder.finish()]))
+    }
 }
 
 /// One step: the feeds, the plan (none when the step only draws from the logits there),
