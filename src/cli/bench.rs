@@ -117,6 +117,9 @@ pub struct BenchReport {
     pub barriers_per_token: Option<u32>,
     /// CPU time to prepare, record and submit one decode step (mean over the timed runs).
     pub host_us_per_token: Option<f64>,
+    /// Of the steps of the timed decode runs, the share replayed rather than recorded,
+    /// where steps are recorded directly.
+    pub replayed_step_percent: Option<f64>,
     /// The decode plan's matvec launching the fewest workgroups.
     pub min_workgroups: Option<MinWorkgroups>,
     pub bandwidth_bytes_s: f64,
@@ -284,6 +287,8 @@ struct Runs {
     host_growth_per_token: Option<f64>,
     /// Mean CPU time to prepare, record and submit one decode step over the timed runs.
     host_us_per_token: Option<f64>,
+    /// The share of the timed decode runs' steps replayed (see `BenchReport`).
+    replayed_step_percent: Option<f64>,
     /// The routed expert reads of the timed decode runs, and their tokens.
     expert_decode: Option<(ExpertTraffic, f64)>,
 }
@@ -306,6 +311,7 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
     model.replan_experts()?;
     let mut host_after_warm_up = None;
     let mut experts_before = None;
+    let mut replays_before = (0, 0);
     for rep in 0..=reps {
         let rate = decode_once(session, args.n_gen.max(1), prompt[0])?;
         progress.inc(1);
@@ -315,6 +321,7 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
             experts_before = model.expert_traffic()?;
             host_after_warm_up = host_anonymous_memory();
             session.take_host_time();
+            replays_before = session.step_replays();
         }
     }
     // Each timed run decodes n_gen tokens after a one-token prefill.
@@ -324,6 +331,10 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
         _ => None,
     };
     let host_us_per_token = session.take_host_time().us_per_step();
+    let (recorded, replayed) = session.step_replays();
+    let steps = (recorded - replays_before.0, replayed - replays_before.1);
+    let replayed_step_percent =
+        (steps.0 + steps.1 > 0).then(|| 100.0 * steps.1 as f64 / (steps.0 + steps.1) as f64);
     // Host memory must not grow with the tokens decoded (it did, 3 MiB a token, while
     // lavapipe recompiled shaders per dispatch).
     let decoded = (reps * args.n_gen.max(1)) as f64;
@@ -336,6 +347,7 @@ fn timed_runs(session: &mut Session, args: &BenchArgs, prompt: &[u32]) -> Result
         tg,
         host_growth_per_token,
         host_us_per_token,
+        replayed_step_percent,
         expert_decode,
     })
 }
@@ -444,6 +456,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         dispatches_per_token: session.decode_dispatches(),
         barriers_per_token: session.decode_barriers(),
         host_us_per_token: runs.host_us_per_token,
+        replayed_step_percent: runs.replayed_step_percent,
         min_workgroups: session.decode_min_workgroups(),
         bandwidth_bytes_s: bandwidth,
         bandwidth_measured: measured,
@@ -586,8 +599,14 @@ fn print_experts(r: &BenchReport) {
 
 /// The host's time per decode token and the smallest matvec grid of the decode plan.
 fn print_decode_shape(r: &BenchReport) {
-    if let Some(us) = r.host_us_per_token {
-        println!("host: {us:.0} us to prepare, record and submit a decode token");
+    match (r.host_us_per_token, r.replayed_step_percent) {
+        (Some(us), Some(replayed)) => println!(
+            "host: {us:.0} us to prepare, record and submit a decode token ({replayed:.0}% of steps replayed)"
+        ),
+        (Some(us), None) => {
+            println!("host: {us:.0} us to prepare, record and submit a decode token")
+        }
+        _ => {}
     }
     if let Some(m) = &r.min_workgroups {
         let layer = m.layer.map_or(String::new(), |l| format!(" of layer {l}"));

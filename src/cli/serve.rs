@@ -81,7 +81,7 @@ async fn run(args: ServeArgs, options: ServeOptions) -> Result<(), Error> {
     let (state, inbox) = prepare_state(&options);
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<Error>();
     let engine_state = std::sync::Arc::clone(&state);
-    std::thread::Builder::new()
+    let engine = std::thread::Builder::new()
         .name("qwen-wgpu-engine".into())
         .spawn(move || {
             if let Err(e) = load_and_run(&options, &engine_state, inbox) {
@@ -109,11 +109,25 @@ async fn run(args: ServeArgs, options: ServeOptions) -> Result<(), Error> {
         let _ = error_tx.send(reason);
     };
     serve(listener, state, shutdown).await?;
+    // The process must not exit while the engine thread still uses the device: exit runs
+    // the driver's (and any layer's) teardown under it, which crashed the process at
+    // shutdown mid-stream with Vulkan's validation layer loaded.
+    let joined = tokio::task::spawn_blocking(move || engine.join());
+    if tokio::time::timeout(ENGINE_STOP, joined).await.is_err() {
+        eprintln!(
+            "qwen-wgpu serve: the engine did not stop within {} s; exiting anyway",
+            ENGINE_STOP.as_secs()
+        );
+    }
     match error_rx.await.ok().flatten() {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
+
+/// How long shutdown waits for the engine to fail what is in flight and free the device
+/// (it may still be loading a model, which it finishes first).
+const ENGINE_STOP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Ctrl-C, or SIGTERM where there are signals.
 async fn shutdown_signal() {

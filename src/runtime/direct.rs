@@ -1,22 +1,28 @@
-//! Direct recording on Vulkan: a step's dispatches written straight into the command buffer,
-//! below wgpu's validation and usage tracking.
+//! Direct recording on Vulkan: a step's dispatches recorded as raw driver commands, below
+//! wgpu's validation and usage tracking, and replayed while the step stays the same.
 //!
 //! wgpu checks every dispatch, merges each bound buffer into a usage scope, derives barriers
 //! from the buffers' tracked states and re-walks all of it at submit. At Qwen3.5-35B-A3B
 //! depth that is most of a decode token's host time (264 dispatches, 1.4 ms on the 2-core
 //! machine the project is built on), while a fast GPU runs the token in about 1 ms: the
 //! pipelined loop can hide the recording only if it is well under that. The plan's
-//! dispatches never change shape between tokens and were all checked by wgpu when they were
-//! built (each [`Dispatch`] also holds its wgpu pipeline and bind group), so here they are
-//! recorded as the driver calls they stand for:
+//! dispatches were all checked by wgpu when they were built (each [`Dispatch`] also holds
+//! its wgpu pipeline and bind group), so here they are recorded as the driver calls they
+//! stand for:
 //!
-//! - pipelines and descriptor sets built once through wgpu-hal from the same WGSL, with the
-//!   same runtime checks (`Kernel` pipelines are cached per device);
+//! - pipelines and descriptor sets built once, from the same WGSL translated with the same
+//!   options as wgpu's Vulkan backend (`Kernel` pipelines are cached per device);
 //! - a global memory barrier only where a dispatch touches a buffer that a dispatch since
 //!   the last barrier wrote, or writes one it read (independent projections overlap);
 //! - a barrier from everything before the step at its start and to everything after it at
 //!   its end, so wgpu-recorded work on either side (uploads, expert moves, read-backs) needs
 //!   no knowledge of what the step touched.
+//!
+//! A step is first written as a script of those commands, which costs no driver call. The
+//! script is recorded once into a secondary command buffer, and each later step with the
+//! same script executes that buffer from wgpu's command buffer ([`Replays`]): a decode token
+//! changes only buffer contents (its position, the draw's parameters), so its commands are
+//! recorded again only when the attention's grid grows, once every 64 positions.
 //!
 //! wgpu zero-fills a buffer lazily, on its first use through wgpu: a buffer only ever
 //! touched here would never be, and a later first use through wgpu would wipe what the
@@ -25,38 +31,68 @@
 //!
 //! Other backends (Metal, DX12, GL) keep the wgpu pass; `QWEN_WGPU_RECORDING=wgpu` keeps it
 //! on Vulkan too, to compare.
+//!
+//! [`Dispatch`]: crate::runtime::ops::Dispatch
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ash::vk;
-use wgpu::hal::{self, api::Vulkan, CommandEncoder as _, Device as _};
+use naga::back::spv;
+use wgpu::hal::api::Vulkan;
 
 use crate::error::GpuError;
 use crate::runtime::kernel::{Access, Declaration};
 use crate::runtime::pipeline::{assemble, Kernel, Variant};
 
-/// A buffer as a direct step's copies name it.
-pub type RawBuffer = vk::Buffer;
-
 /// The environment variable choosing how steps are recorded (`wgpu` or `direct`).
 pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
 
-type HalDevice = hal::vulkan::Device;
+/// The raw device, with the wgpu device that owns it (to wait for it before freeing).
+struct Raw {
+    wgpu: wgpu::Device,
+    device: ash::Device,
+    queue_family: u32,
+}
 
-/// Direct recording for one Vulkan device: the raw device for barriers and copies, and the
-/// pipelines built so far.
+impl Raw {
+    /// The raw device once it has finished everything submitted, for destroying objects
+    /// that submitted steps may use. wgpu defers destroying its own objects until their last
+    /// submission is done; these are invisible to it, and a driver that reads a descriptor
+    /// set or pipeline as it executes (lavapipe does) would read freed memory. Plans and
+    /// sessions are dropped rarely and mostly when idle, so waiting here costs next to
+    /// nothing.
+    fn idle(&self) -> &ash::Device {
+        let idle = self.wgpu.poll(wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: None,
+        });
+        if let Err(e) = idle {
+            // A lost device runs nothing more, so destroying is safe; say why we waited in
+            // vain.
+            log::warn!("direct recording: waiting for the device before freeing: {e}");
+        }
+        &self.device
+    }
+}
+
+/// Direct recording for one Vulkan device: the raw device, how WGSL becomes SPIR-V on it,
+/// and the pipelines built so far.
 pub struct Direct {
-    device: wgpu::Device,
-    raw: ash::Device,
+    raw: Arc<Raw>,
+    queue: wgpu::Queue,
+    spv: spv::Options<'static>,
+    /// Pipelines may run at any subgroup size, as wgpu's do where the device has subgroups.
+    varying_subgroups: bool,
     pipelines: Mutex<HashMap<(Kernel, Variant), Arc<DirectPipeline>>>,
 }
 
 impl Direct {
     /// Direct recording on `device`, if it is a Vulkan device and `QWEN_WGPU_RECORDING`
     /// does not ask for the wgpu pass.
-    pub fn open(device: &wgpu::Device) -> Option<Direct> {
+    pub fn open(device: &wgpu::Device, queue: &wgpu::Queue) -> Option<Direct> {
         match std::env::var(RECORDING_ENV).as_deref() {
             Ok("wgpu") => return None,
             Ok("direct") | Err(_) => {}
@@ -64,12 +100,34 @@ impl Direct {
                 "{RECORDING_ENV}={other:?} is neither `wgpu` nor `direct`; recording directly"
             ),
         }
-        // SAFETY: the raw device is only used to record into command buffers wgpu opened
-        // and to read its function table; nothing here destroys it.
-        let raw = unsafe { device.as_hal::<Vulkan>() }.map(|d| d.raw_device().clone())?;
+        // SAFETY: the raw device records into command buffers and creates and destroys
+        // this runtime's own objects; the instance is only queried.
+        let hal = unsafe { device.as_hal::<Vulkan>() }?;
+        let instance = hal.shared_instance();
+        let phd = hal.raw_physical_device();
+        // SAFETY: a physical device of this instance.
+        let api = unsafe { instance.raw_instance().get_physical_device_properties(phd) }
+            .api_version
+            .min(instance.instance_api_version());
+        let mut v13 = vk::PhysicalDeviceVulkan13Features::default();
+        if api >= vk::API_VERSION_1_3 {
+            let mut features = vk::PhysicalDeviceFeatures2::default().push_next(&mut v13);
+            // SAFETY: as above; the chain is one valid struct.
+            unsafe {
+                instance
+                    .raw_instance()
+                    .get_physical_device_features2(phd, &mut features)
+            };
+        }
         Some(Direct {
-            device: device.clone(),
-            raw,
+            raw: Arc::new(Raw {
+                wgpu: device.clone(),
+                device: hal.raw_device().clone(),
+                queue_family: hal.queue_family_index(),
+            }),
+            queue: queue.clone(),
+            spv: spirv_options(api, v13.shader_zero_initialize_workgroup_memory == vk::TRUE),
+            varying_subgroups: device.features().contains(wgpu::Features::SUBGROUP),
             pipelines: Mutex::default(),
         })
     }
@@ -88,7 +146,7 @@ impl Direct {
         if let Some(p) = map.get(&(kernel, variant)) {
             return Ok(p.clone());
         }
-        let p = Arc::new(DirectPipeline::new(&self.device, decl, variant)?);
+        let p = Arc::new(DirectPipeline::new(self, decl, variant)?);
         map.insert((kernel, variant), p.clone());
         Ok(p)
     }
@@ -103,135 +161,177 @@ impl Direct {
         buffers: &[&wgpu::Buffer],
     ) -> Result<DirectBinding, GpuError> {
         let pipeline = self.pipeline(kernel, variant, decl)?;
-        let hal_device = hal_device(&self.device)?;
         // One buffer's hal guard at a time: wgpu-core forbids holding two (each takes the
-        // device's snatch lock), so the handles are read out and wrapped without ownership.
+        // device's snatch lock), so the handles are read out first.
         let handles = buffers
             .iter()
             .map(|b| self.handle(b))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| GpuError::Device(format!("{}: {e}", decl.entry)))?;
-        let wrapped: Vec<hal::vulkan::Buffer> = handles
-            .iter()
-            // SAFETY: the wrappers never destroy the handle (the no-op drop callback), and
-            // the binding keeps a clone of each wgpu buffer for as long as the set exists.
-            .map(|&h| unsafe { hal::vulkan::Buffer::from_raw_externally_owned(h, Box::new(|| {})) })
-            .collect();
-        let bindings: Vec<hal::BufferBinding<'_, hal::vulkan::Buffer>> = wrapped
-            .iter()
-            .map(|b| hal::BufferBinding::new_unchecked(b, 0, None))
-            .collect();
-        let entries: Vec<hal::BindGroupEntry> = (0..bindings.len() as u32)
-            .map(|i| hal::BindGroupEntry {
-                binding: i,
-                resource_index: i,
-                count: 1,
-            })
-            .collect();
-        let layout = pipeline
-            .group_layout
-            .as_ref()
-            .ok_or_else(|| GpuError::Pipeline(format!("{}: no group layout", decl.entry)))?;
-        // SAFETY: the layout and the buffers belong to this device; the entries match the
-        // layout built from the same declaration.
-        let group = unsafe {
-            hal_device.create_bind_group(&hal::BindGroupDescriptor {
-                label: Some(decl.entry),
-                layout,
-                buffers: &bindings,
-                samplers: &[],
-                textures: &[],
-                entries: &entries,
-                acceleration_structures: &[],
-                external_textures: &[],
-            })
+        let mut binding = DirectBinding {
+            raw: self.raw.clone(),
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            pipeline,
+            pool: vk::DescriptorPool::null(),
+            set: vk::DescriptorSet::null(),
+            reads: Vec::new(),
+            writes: Vec::new(),
+            _buffers: buffers.iter().map(|&b| b.clone()).collect(),
+        };
+        let fail = |what: &str, e: vk::Result| {
+            GpuError::Device(format!("{}: descriptor {what}: {e}", decl.entry))
+        };
+        let d = &self.raw.device;
+        let sizes = [vk::DescriptorPoolSize {
+            ty: vk::DescriptorType::STORAGE_BUFFER,
+            descriptor_count: handles.len() as u32,
+        }];
+        // SAFETY (this block): objects of this device; the pool is destroyed (with its set)
+        // when the binding drops, after the device is idle. The set's buffers are kept
+        // alive by the binding.
+        unsafe {
+            binding.pool = d
+                .create_descriptor_pool(
+                    &vk::DescriptorPoolCreateInfo::default()
+                        .max_sets(1)
+                        .pool_sizes(&sizes),
+                    None,
+                )
+                .map_err(|e| fail("pool", e))?;
+            let layouts = [binding.pipeline.set_layout];
+            binding.set = d
+                .allocate_descriptor_sets(
+                    &vk::DescriptorSetAllocateInfo::default()
+                        .descriptor_pool(binding.pool)
+                        .set_layouts(&layouts),
+                )
+                .map_err(|e| fail("set", e))?[0];
+            let infos: Vec<[vk::DescriptorBufferInfo; 1]> = handles
+                .iter()
+                .map(|&buffer| {
+                    [vk::DescriptorBufferInfo {
+                        buffer,
+                        offset: 0,
+                        range: vk::WHOLE_SIZE,
+                    }]
+                })
+                .collect();
+            let writes: Vec<vk::WriteDescriptorSet> = infos
+                .iter()
+                .enumerate()
+                .map(|(i, info)| {
+                    vk::WriteDescriptorSet::default()
+                        .dst_set(binding.set)
+                        .dst_binding(i as u32)
+                        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                        .buffer_info(info)
+                })
+                .collect();
+            d.update_descriptor_sets(&writes, &[]);
         }
-        .map_err(|e| GpuError::Device(format!("{}: descriptor set: {e}", decl.entry)))?;
-        let mut reads = Vec::new();
-        let mut writes = Vec::new();
         // Binding 0, the params, is only ever written between steps (covered by the step's
         // opening barrier), so it takes no part in the hazards within a step.
-        for (&raw, binding) in handles.iter().skip(1).zip(decl.bindings) {
-            match binding.access {
-                Access::Read => reads.push(raw),
-                Access::ReadWrite => writes.push(raw),
+        for (&raw, binding_decl) in handles.iter().skip(1).zip(decl.bindings) {
+            match binding_decl.access {
+                Access::Read => binding.reads.push(raw),
+                Access::ReadWrite => binding.writes.push(raw),
             }
         }
-        Ok(DirectBinding {
-            device: self.device.clone(),
-            pipeline,
-            group: Some(group),
-            reads,
-            writes,
-            _buffers: buffers.iter().map(|&b| b.clone()).collect(),
-        })
+        Ok(binding)
     }
 
-    /// Records into `encoder`'s command buffer through `record`, between the step's opening
-    /// and closing barriers; returns how many barriers it placed between them. Fails when a
-    /// dispatch had no direct binding (nothing recorded is submitted then: the caller drops
-    /// the encoder).
+    /// Writes the step that `record` describes into `encoder`'s command buffer, between the
+    /// step's opening and closing barriers: as the secondary command buffer `replays` holds
+    /// for the same commands, recorded first if it holds none. Returns how many barriers the
+    /// step has between its ends. Fails when a dispatch had no direct binding (nothing is
+    /// written then: the caller drops the encoder).
     pub fn record(
         &self,
         encoder: &mut wgpu::CommandEncoder,
+        replays: &Replays,
         record: impl FnOnce(&mut DirectRecorder<'_>),
     ) -> Result<u32, GpuError> {
-        // SAFETY: the encoder is used only through the hal encoder inside the callback,
-        // every command keeps to buffers and pipelines of this device that outlive the
-        // submission (the plan holds them), and the barriers at both ends order the step
+        let mut rec = DirectRecorder {
+            direct: self,
+            script: vec![Command::Barrier(Barrier::Open)],
+            keep: Vec::new(),
+            hazards: Hazards::default(),
+            barriers: 0,
+            error: None,
+        };
+        record(&mut rec);
+        rec.script.push(Command::Barrier(Barrier::Close));
+        if let Some(e) = rec.error {
+            return Err(e);
+        }
+        let step = replays.step(self, rec.script, rec.keep, rec.barriers)?;
+        // SAFETY: wgpu opened the command buffer for this encoder; the secondary's commands
+        // keep to objects of this device that outlive the submission (the plan holds them,
+        // the replays hold the secondary), and its barriers at both ends order the step
         // against all work wgpu records before and after it.
         unsafe {
             encoder.as_hal_mut::<Vulkan, _, _>(|hal_enc| {
                 let hal_enc = hal_enc.ok_or_else(|| {
                     GpuError::Device("the command encoder is not a Vulkan one".into())
                 })?;
-                let cmd = hal_enc.raw_handle();
-                hal_enc.begin_compute_pass(&hal::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                });
-                let mut rec = DirectRecorder {
-                    encoder: hal_enc,
-                    raw: &self.raw,
-                    cmd,
-                    hazards: Hazards::default(),
-                    missing: None,
-                    barriers: 0,
-                    bound: std::ptr::null(),
-                };
-                rec.barrier(
-                    vk::PipelineStageFlags::ALL_COMMANDS,
-                    vk::AccessFlags::MEMORY_WRITE,
-                    STEP_STAGES,
-                    STEP_ACCESS,
-                );
-                record(&mut rec);
-                rec.barrier(
-                    STEP_STAGES,
-                    vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE,
-                    vk::PipelineStageFlags::ALL_COMMANDS,
-                    vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE,
-                );
-                let (missing, barriers) = (rec.missing, rec.barriers);
-                hal_enc.end_compute_pass();
-                match missing {
-                    None => Ok(barriers),
-                    Some(entry) => Err(GpuError::Pipeline(format!(
-                        "{entry}: no direct binding, so the step cannot be recorded directly"
-                    ))),
-                }
+                self.raw
+                    .device
+                    .cmd_execute_commands(hal_enc.raw_handle(), &[step.commands]);
+                Ok(step.barriers)
             })
         }
     }
 
-    /// The raw handle of `buffer`, for copies within a direct step.
-    pub fn handle(&self, buffer: &wgpu::Buffer) -> Result<RawBuffer, GpuError> {
+    /// The raw handle of `buffer`.
+    fn handle(&self, buffer: &wgpu::Buffer) -> Result<vk::Buffer, GpuError> {
         // SAFETY: only the handle is read; the caller keeps the buffer alive.
         unsafe { buffer.as_hal::<Vulkan>() }
             .map(|b| unsafe { b.raw_handle() })
             .ok_or_else(|| GpuError::Device("a buffer is not a Vulkan buffer".into()))
     }
 }
+
+/// The SPIR-V options of wgpu's Vulkan backend for a device of `api` version, with the
+/// runtime checks off as for the kernels' wgpu pipelines (`ShaderRuntimeChecks::unchecked`,
+/// see `PipelineCache::get`). Capabilities are left open: which kernels exist is gated by
+/// the adapter's features, and none uses a construct whose translation depends on an
+/// optional capability (integer dot products, 8-bit integers).
+fn spirv_options(api: u32, native_zero_init: bool) -> spv::Options<'static> {
+    let unchecked = naga::proc::BoundsCheckPolicy::Unchecked;
+    spv::Options {
+        lang_version: match api {
+            v if v >= vk::API_VERSION_1_3 => (1, 6),
+            v if v >= vk::API_VERSION_1_2 => (1, 5),
+            v if v >= vk::API_VERSION_1_1 => (1, 3),
+            _ => (1, 0),
+        },
+        flags: spv::WriterFlags::empty(),
+        fake_missing_bindings: true,
+        capabilities: None,
+        bounds_check_policies: naga::proc::BoundsCheckPolicies {
+            index: unchecked,
+            buffer: unchecked,
+            image_load: unchecked,
+            binding_array: unchecked,
+        },
+        // Zeroed workgroup memory, as wgpu gives every pipeline (a kernel's shared counters
+        // start at zero): natively where the device has it, which wgpu then enables.
+        zero_initialize_workgroup_memory: if native_zero_init {
+            spv::ZeroInitializeWorkgroupMemoryMode::Native
+        } else {
+            spv::ZeroInitializeWorkgroupMemoryMode::Polyfill
+        },
+        force_loop_bounding: false,
+        ray_query_initialization_tracking: false,
+        trace_ray_argument_validation: false,
+        use_storage_input_output_16: false,
+        emit_int_div_checks: false,
+        ..Default::default()
+    }
+}
+
+/// Never reused, so a script naming a binding names that binding and no later one.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// What a step's dispatches and copies do, for the barriers.
 const STEP_STAGES: vk::PipelineStageFlags = vk::PipelineStageFlags::from_raw(
@@ -244,40 +344,18 @@ const STEP_ACCESS: vk::AccessFlags = vk::AccessFlags::from_raw(
         | vk::AccessFlags::TRANSFER_WRITE.as_raw(),
 );
 
-fn hal_device(device: &wgpu::Device) -> Result<impl std::ops::Deref<Target = HalDevice>, GpuError> {
-    // SAFETY: the hal device is used to create and destroy this runtime's own objects.
-    unsafe { device.as_hal::<Vulkan>() }
-        .ok_or_else(|| GpuError::Device("the device is not a Vulkan device".into()))
-}
-
-/// The hal device once it has finished everything submitted, for destroying objects that
-/// submitted steps may use. wgpu defers destroying its own objects until their last
-/// submission is done; these are invisible to it, and a driver that reads a descriptor set
-/// or pipeline as it executes (lavapipe does) would read freed memory. Plans and sessions
-/// are dropped rarely and mostly when idle, so waiting here costs next to nothing.
-fn idle_hal_device(device: &wgpu::Device) -> Option<impl std::ops::Deref<Target = HalDevice> + '_> {
-    let idle = device.poll(wgpu::PollType::Wait {
-        submission_index: None,
-        timeout: None,
-    });
-    if let Err(e) = idle {
-        // A lost device runs nothing more, so destroying is safe; say why we waited in vain.
-        log::warn!("direct recording: waiting for the device before freeing: {e}");
-    }
-    hal_device(device).ok()
-}
-
-/// One kernel's Vulkan pipeline, its layouts and its shader module.
+/// One kernel's Vulkan pipeline, its layouts and its shader module (null until made:
+/// destroying a null handle does nothing, so a half-built pipeline drops cleanly).
 struct DirectPipeline {
-    device: wgpu::Device,
-    group_layout: Option<hal::vulkan::BindGroupLayout>,
-    layout: Option<hal::vulkan::PipelineLayout>,
-    module: Option<hal::vulkan::ShaderModule>,
-    pipeline: Option<hal::vulkan::ComputePipeline>,
+    raw: Arc<Raw>,
+    set_layout: vk::DescriptorSetLayout,
+    layout: vk::PipelineLayout,
+    module: vk::ShaderModule,
+    pipeline: vk::Pipeline,
 }
 
 impl DirectPipeline {
-    fn new(device: &wgpu::Device, decl: &Declaration, variant: Variant) -> Result<Self, GpuError> {
+    fn new(direct: &Direct, decl: &Declaration, variant: Variant) -> Result<Self, GpuError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             GpuError::Pipeline(format!("{} (direct): {what}: {e}", decl.entry))
         };
@@ -291,78 +369,79 @@ impl DirectPipeline {
         )
         .validate(&module)
         .map_err(|e| fail("validation", &e))?;
-        let hal_device = hal_device(device)?;
+        let stage = Some((naga::ShaderStage::Compute, decl.entry));
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            stage,
+            &Default::default(),
+        )
+        .map_err(|e| fail("constants", &e))?;
+        let words = spv::write_vec(
+            &module,
+            &info,
+            &direct.spv,
+            Some(&spv::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: decl.entry.to_string(),
+            }),
+        )
+        .map_err(|e| fail("SPIR-V", &e))?;
+        let entry = CString::new(decl.entry).map_err(|e| fail("entry point", &e))?;
         let mut out = DirectPipeline {
-            device: device.clone(),
-            group_layout: None,
-            layout: None,
-            module: None,
-            pipeline: None,
+            raw: direct.raw.clone(),
+            set_layout: vk::DescriptorSetLayout::null(),
+            layout: vk::PipelineLayout::null(),
+            module: vk::ShaderModule::null(),
+            pipeline: vk::Pipeline::null(),
         };
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..=decl.bindings.len())
+        // Binding 0 the params, then the declared bindings, all storage buffers.
+        let bindings: Vec<vk::DescriptorSetLayoutBinding> = (0..=decl.bindings.len() as u32)
             .map(|i| {
-                let read_only = i == 0 || decl.bindings[i - 1].access == Access::Read;
-                wgpu::BindGroupLayoutEntry {
-                    binding: i as u32,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                }
+                vk::DescriptorSetLayoutBinding::default()
+                    .binding(i)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_count(1)
+                    .stage_flags(vk::ShaderStageFlags::COMPUTE)
             })
             .collect();
-        // SAFETY (this block): objects of this device, destroyed in Drop in reverse order.
+        let d = &direct.raw.device;
+        let vk_fail = |what: &str, e: vk::Result| fail(what, &e);
+        // SAFETY (this block): objects of this device, destroyed in Drop.
         unsafe {
-            let group_layout = hal_device
-                .create_bind_group_layout(&hal::BindGroupLayoutDescriptor {
-                    label: Some(decl.entry),
-                    flags: hal::BindGroupLayoutFlags::empty(),
-                    entries: &entries,
-                })
-                .map_err(|e| fail("group layout", &e))?;
-            let group_layout = out.group_layout.insert(group_layout);
-            let layout = hal_device
-                .create_pipeline_layout(&hal::PipelineLayoutDescriptor {
-                    label: Some(decl.entry),
-                    flags: hal::PipelineLayoutFlags::empty(),
-                    bind_group_layouts: &[Some(&*group_layout)],
-                    immediate_size: 0,
-                })
-                .map_err(|e| fail("pipeline layout", &e))?;
-            let layout = out.layout.insert(layout);
-            // The same checks as the kernel's wgpu pipeline on Vulkan (see PipelineCache::get).
-            let shader = hal_device
-                .create_shader_module(
-                    &hal::ShaderModuleDescriptor {
-                        label: Some(decl.entry),
-                        runtime_checks: wgpu::ShaderRuntimeChecks::unchecked(),
-                    },
-                    hal::ShaderInput::Naga(hal::NagaShader {
-                        module: Cow::Owned(module),
-                        info,
-                        debug_source: None,
-                    }),
+            out.set_layout = d
+                .create_descriptor_set_layout(
+                    &vk::DescriptorSetLayoutCreateInfo::default().bindings(&bindings),
+                    None,
                 )
-                .map_err(|e| fail("shader module", &e))?;
-            let shader = out.module.insert(shader);
-            let constants = Default::default();
-            let pipeline = hal_device
-                .create_compute_pipeline(&hal::ComputePipelineDescriptor {
-                    label: Some(decl.entry),
-                    layout: &*layout,
-                    stage: hal::ProgrammableStage {
-                        module: &*shader,
-                        entry_point: decl.entry,
-                        constants: &constants,
-                        zero_initialize_workgroup_memory: true,
-                    },
-                    cache: None,
-                })
-                .map_err(|e| fail("pipeline", &e))?;
-            out.pipeline = Some(pipeline);
+                .map_err(|e| vk_fail("set layout", e))?;
+            let set_layouts = [out.set_layout];
+            out.layout = d
+                .create_pipeline_layout(
+                    &vk::PipelineLayoutCreateInfo::default().set_layouts(&set_layouts),
+                    None,
+                )
+                .map_err(|e| vk_fail("pipeline layout", e))?;
+            out.module = d
+                .create_shader_module(&vk::ShaderModuleCreateInfo::default().code(&words), None)
+                .map_err(|e| vk_fail("shader module", e))?;
+            let flags = if direct.varying_subgroups {
+                vk::PipelineShaderStageCreateFlags::ALLOW_VARYING_SUBGROUP_SIZE
+            } else {
+                vk::PipelineShaderStageCreateFlags::empty()
+            };
+            let info = vk::ComputePipelineCreateInfo::default()
+                .stage(
+                    vk::PipelineShaderStageCreateInfo::default()
+                        .flags(flags)
+                        .stage(vk::ShaderStageFlags::COMPUTE)
+                        .module(out.module)
+                        .name(&entry),
+                )
+                .layout(out.layout);
+            out.pipeline = d
+                .create_compute_pipelines(vk::PipelineCache::null(), &[info], None)
+                .map_err(|(_, e)| vk_fail("pipeline", e))?[0];
         }
         Ok(out)
     }
@@ -370,32 +449,26 @@ impl DirectPipeline {
 
 impl Drop for DirectPipeline {
     fn drop(&mut self) {
-        let Some(d) = idle_hal_device(&self.device) else {
-            return;
-        };
-        // SAFETY: created on this device, and the device has finished every submission.
+        let d = self.raw.idle();
+        // SAFETY: created on this device (or null), and the device has finished every
+        // submission.
         unsafe {
-            if let Some(p) = self.pipeline.take() {
-                d.destroy_compute_pipeline(p);
-            }
-            if let Some(m) = self.module.take() {
-                d.destroy_shader_module(m);
-            }
-            if let Some(l) = self.layout.take() {
-                d.destroy_pipeline_layout(l);
-            }
-            if let Some(l) = self.group_layout.take() {
-                d.destroy_bind_group_layout(l);
-            }
+            d.destroy_pipeline(self.pipeline, None);
+            d.destroy_shader_module(self.module, None);
+            d.destroy_pipeline_layout(self.layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
         }
     }
 }
 
 /// A dispatch's descriptor set, its pipeline, and which buffers it reads and writes.
 pub struct DirectBinding {
-    device: wgpu::Device,
+    raw: Arc<Raw>,
+    /// Names this binding in scripts.
+    serial: u64,
     pipeline: Arc<DirectPipeline>,
-    group: Option<hal::vulkan::BindGroup>,
+    pool: vk::DescriptorPool,
+    set: vk::DescriptorSet,
     reads: Vec<vk::Buffer>,
     writes: Vec<vk::Buffer>,
     /// The bound buffers, alive while the descriptor set points at them.
@@ -404,64 +477,80 @@ pub struct DirectBinding {
 
 impl Drop for DirectBinding {
     fn drop(&mut self) {
-        let Some(d) = idle_hal_device(&self.device) else {
-            return;
-        };
-        if let Some(g) = self.group.take() {
-            // SAFETY: created on this device, and the device has finished every submission.
-            unsafe { d.destroy_bind_group(g) };
-        }
+        let d = self.raw.idle();
+        // SAFETY: created on this device (or null), and the device has finished every
+        // submission; destroying the pool frees its set.
+        unsafe { d.destroy_descriptor_pool(self.pool, None) };
     }
 }
 
-/// Records one direct step: see [`Direct::record`].
+/// Which barrier of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Barrier {
+    /// From all earlier work to the step.
+    Open,
+    /// Within the step, between dependent commands.
+    Between,
+    /// From the step to all later work.
+    Close,
+}
+
+/// One command of a step's script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Barrier(Barrier),
+    Dispatch {
+        /// The binding's serial: equal scripts name the same live bindings.
+        binding: u64,
+        pipeline: vk::Pipeline,
+        layout: vk::PipelineLayout,
+        set: vk::DescriptorSet,
+        grid: [u32; 3],
+    },
+    Copy {
+        src: vk::Buffer,
+        dst: vk::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+}
+
+/// Writes a step's script: see [`Direct::record`].
 pub struct DirectRecorder<'a> {
-    encoder: &'a mut hal::vulkan::CommandEncoder,
-    raw: &'a ash::Device,
-    cmd: vk::CommandBuffer,
+    direct: &'a Direct,
+    script: Vec<Command>,
+    /// The copies' buffers: a replay keeps them alive, so that their handles, which the
+    /// script names, are not reused while it is kept.
+    keep: Vec<wgpu::Buffer>,
     hazards: Hazards<vk::Buffer>,
     /// Barriers placed by the hazards (the step's two ends aside).
     barriers: u32,
-    /// The entry point of a dispatch that had no direct binding.
-    missing: Option<&'static str>,
-    /// The pipeline bound last: runs of one kernel (an expert per dispatch) bind it once.
-    bound: *const DirectPipeline,
+    /// Why the step cannot be recorded directly (the first reason).
+    error: Option<GpuError>,
 }
 
 impl DirectRecorder<'_> {
-    fn barrier(
-        &mut self,
-        src_stage: vk::PipelineStageFlags,
-        src_access: vk::AccessFlags,
-        dst_stage: vk::PipelineStageFlags,
-        dst_access: vk::AccessFlags,
-    ) {
-        let memory = [vk::MemoryBarrier::default()
-            .src_access_mask(src_access)
-            .dst_access_mask(dst_access)];
-        // SAFETY: `cmd` is the open command buffer of the encoder being recorded.
-        unsafe {
-            self.raw.cmd_pipeline_barrier(
-                self.cmd,
-                src_stage,
-                dst_stage,
-                vk::DependencyFlags::empty(),
-                &memory,
-                &[],
-                &[],
-            )
-        };
-        self.hazards.clear();
-    }
-
     /// A barrier first if the command reading `reads` and writing `writes` depends on one
     /// since the last barrier.
     fn order(&mut self, reads: &[vk::Buffer], writes: &[vk::Buffer]) {
         if self.hazards.conflicts(reads, writes) {
-            self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
-            self.barriers += 1;
+            self.barrier();
         }
         self.hazards.admit(reads, writes);
+    }
+
+    fn barrier(&mut self) {
+        self.script.push(Command::Barrier(Barrier::Between));
+        self.barriers += 1;
+        self.hazards.clear();
+    }
+
+    fn missing(&mut self, entry: &str) {
+        self.error.get_or_insert_with(|| {
+            GpuError::Pipeline(format!(
+                "{entry}: no direct binding, so the step cannot be recorded directly"
+            ))
+        });
     }
 
     /// Records dispatches that need no order among themselves (see `Record::record_together`):
@@ -471,23 +560,19 @@ impl DirectRecorder<'_> {
         let mut bound = Vec::with_capacity(each.len());
         for &(binding, grid, entry) in each {
             match binding {
-                Some(b) => bound.push((b, grid, entry)),
-                None => {
-                    self.missing.get_or_insert(entry);
-                    return;
-                }
+                Some(b) => bound.push((b, grid)),
+                None => return self.missing(entry),
             }
         }
         if bound
             .iter()
-            .any(|(b, ..)| self.hazards.conflicts(&b.reads, &b.writes))
+            .any(|(b, _)| self.hazards.conflicts(&b.reads, &b.writes))
         {
-            self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
-            self.barriers += 1;
+            self.barrier();
         }
-        for (b, grid, entry) in bound {
+        for (b, grid) in bound {
             self.hazards.admit(&b.reads, &b.writes);
-            self.record_dispatch(b, grid, entry);
+            self.push_dispatch(b, grid);
         }
     }
 
@@ -499,53 +584,316 @@ impl DirectRecorder<'_> {
         entry: &'static str,
     ) {
         let Some(b) = binding else {
-            self.missing.get_or_insert(entry);
-            return;
+            return self.missing(entry);
         };
         self.order(&b.reads, &b.writes);
-        self.record_dispatch(b, grid, entry);
+        self.push_dispatch(b, grid);
     }
 
     /// The dispatch itself, ordered already.
-    fn record_dispatch(&mut self, b: &DirectBinding, grid: [u32; 3], entry: &'static str) {
-        let (Some(pipeline), Some(layout), Some(group)) =
-            (&b.pipeline.pipeline, &b.pipeline.layout, &b.group)
-        else {
-            self.missing.get_or_insert(entry);
-            return;
-        };
-        // SAFETY: objects of this device, alive for the submission (see `Direct::record`).
-        unsafe {
-            if !std::ptr::eq(self.bound, Arc::as_ptr(&b.pipeline)) {
-                self.encoder.set_compute_pipeline(pipeline);
-                self.bound = Arc::as_ptr(&b.pipeline);
-            }
-            self.encoder.set_bind_group(layout, 0, group, &[]);
-            self.encoder.dispatch_workgroups(grid);
-        }
+    fn push_dispatch(&mut self, b: &DirectBinding, grid: [u32; 3]) {
+        self.script.push(Command::Dispatch {
+            binding: b.serial,
+            pipeline: b.pipeline.pipeline,
+            layout: b.pipeline.layout,
+            set: b.set,
+            grid,
+        });
     }
 
     /// Copies `bytes` from each `src` at 0 to its `dst` at `dst_offset`; the copies must
     /// need no order among themselves (disjoint destinations, none read by another), like a
     /// batched step's feeds: one barrier first if any depends on a command since the last.
-    pub fn copies_together(&mut self, copies: &[(RawBuffer, RawBuffer, u64)], bytes: u64) {
-        if copies
+    pub fn copies_together(&mut self, copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)], bytes: u64) {
+        let mut raw = Vec::with_capacity(copies.len());
+        for &(src, dst, dst_offset) in copies {
+            match (self.direct.handle(src), self.direct.handle(dst)) {
+                (Ok(s), Ok(d)) => raw.push((s, d, dst_offset)),
+                (Err(e), _) | (_, Err(e)) => {
+                    self.error.get_or_insert(e);
+                    return;
+                }
+            }
+            self.keep.extend([src.clone(), dst.clone()]);
+        }
+        if raw
             .iter()
             .any(|&(src, dst, _)| self.hazards.conflicts(&[src], &[dst]))
         {
-            self.barrier(STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS);
-            self.barriers += 1;
+            self.barrier();
         }
-        for &(src, dst, dst_offset) in copies {
+        for (src, dst, dst_offset) in raw {
             self.hazards.admit(&[src], &[dst]);
-            let region = [vk::BufferCopy {
-                src_offset: 0,
+            self.script.push(Command::Copy {
+                src,
+                dst,
                 dst_offset,
                 size: bytes,
-            }];
-            // SAFETY: `cmd` is open and both buffers are alive (the caller's).
-            unsafe { self.raw.cmd_copy_buffer(self.cmd, src, dst, &region) };
+            });
         }
+    }
+}
+
+/// Steps recorded once into secondary command buffers, each executed again while a step's
+/// script is the same: the last few, most recently used first. Each owner of steps (a
+/// session, a batch) keeps its own, so a step's commands are recorded and submitted by one
+/// thread before the next step is recorded.
+pub struct Replays {
+    kept: usize,
+    inner: Mutex<Option<ReplayPool>>,
+}
+
+/// A step recorded into a secondary command buffer.
+struct Replay {
+    script: Vec<Command>,
+    commands: vk::CommandBuffer,
+    barriers: u32,
+    _keep: Vec<wgpu::Buffer>,
+}
+
+/// What [`Direct::record`] executes: a step's commands and its barrier count.
+struct ReplayedStep {
+    commands: vk::CommandBuffer,
+    barriers: u32,
+}
+
+struct ReplayPool {
+    raw: Arc<Raw>,
+    pool: vk::CommandPool,
+    steps: Vec<Replay>,
+    /// Buffers of steps no longer kept, each free for recording again once the flag says
+    /// that the work submitted before it left was done.
+    retired: Vec<(vk::CommandBuffer, Arc<AtomicBool>)>,
+    recorded: u64,
+    replayed: u64,
+}
+
+impl Replays {
+    /// Keeps the last `kept` steps (at least one).
+    pub fn new(kept: usize) -> Replays {
+        Replays {
+            kept: kept.max(1),
+            inner: Mutex::new(None),
+        }
+    }
+
+    /// Steps recorded and steps replayed so far.
+    pub fn counts(&self) -> (u64, u64) {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| (p.recorded, p.replayed)))
+            .unwrap_or((0, 0))
+    }
+
+    /// The secondary command buffer holding `script`, recorded now if none does.
+    fn step(
+        &self,
+        direct: &Direct,
+        script: Vec<Command>,
+        keep: Vec<wgpu::Buffer>,
+        barriers: u32,
+    ) -> Result<ReplayedStep, GpuError> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| GpuError::Device("step replays poisoned".into()))?;
+        let pool = match &mut *inner {
+            Some(pool) => pool,
+            None => inner.insert(ReplayPool::new(&direct.raw)?),
+        };
+        if let Some(i) = pool.steps.iter().position(|s| s.script == script) {
+            let step = pool.steps.remove(i);
+            let out = ReplayedStep {
+                commands: step.commands,
+                barriers: step.barriers,
+            };
+            pool.steps.insert(0, step);
+            pool.replayed += 1;
+            return Ok(out);
+        }
+        let commands = pool.record(&script)?;
+        pool.recorded += 1;
+        pool.steps.insert(
+            0,
+            Replay {
+                script,
+                commands,
+                barriers,
+                _keep: keep,
+            },
+        );
+        if pool.steps.len() > self.kept {
+            if let Some(old) = pool.steps.pop() {
+                // Submitted steps may still run it: free for reuse once all work submitted
+                // so far is done (every step that used it was submitted before this one
+                // was recorded).
+                let done = Arc::new(AtomicBool::new(false));
+                let flag = done.clone();
+                direct
+                    .queue
+                    .on_submitted_work_done(move || flag.store(true, Ordering::Release));
+                pool.retired.push((old.commands, done));
+            }
+        }
+        Ok(ReplayedStep { commands, barriers })
+    }
+}
+
+impl ReplayPool {
+    fn new(raw: &Arc<Raw>) -> Result<ReplayPool, GpuError> {
+        // SAFETY: a pool of this device, destroyed in Drop; only its owner's lock uses it.
+        let pool = unsafe {
+            raw.device.create_command_pool(
+                &vk::CommandPoolCreateInfo::default()
+                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER)
+                    .queue_family_index(raw.queue_family),
+                None,
+            )
+        }
+        .map_err(|e| GpuError::Device(format!("step replays: command pool: {e}")))?;
+        Ok(ReplayPool {
+            raw: raw.clone(),
+            pool,
+            steps: Vec::new(),
+            retired: Vec::new(),
+            recorded: 0,
+            replayed: 0,
+        })
+    }
+
+    /// A secondary command buffer holding `script`.
+    fn record(&mut self, script: &[Command]) -> Result<vk::CommandBuffer, GpuError> {
+        let fail =
+            |what: &str, e: vk::Result| GpuError::Device(format!("step replay: {what}: {e}"));
+        let d = &self.raw.device;
+        let done = |retired: &[(vk::CommandBuffer, Arc<AtomicBool>)]| {
+            retired
+                .iter()
+                .position(|(_, done)| done.load(Ordering::Acquire))
+        };
+        let mut reusable = done(&self.retired);
+        if reusable.is_none() && !self.retired.is_empty() {
+            // Callbacks run when the device is polled; a step that only submits (prompt
+            // chunks) would otherwise leave every retired buffer waiting. This never blocks.
+            if let Err(e) = self.raw.wgpu.poll(wgpu::PollType::Poll) {
+                log::warn!("step replays: polling the device: {e}");
+            }
+            reusable = done(&self.retired);
+        }
+        // SAFETY (this block): the buffer is this pool's and pending nowhere (a retired one
+        // only once its flag is set); every handle the script names belongs to a binding or
+        // buffer of this device alive for this step, and the replay that keeps the buffer
+        // is only executed again while a step names the same live bindings.
+        unsafe {
+            let cmd = match reusable {
+                Some(i) => {
+                    let (cmd, _) = self.retired.swap_remove(i);
+                    d.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
+                        .map_err(|e| fail("reset", e))?;
+                    cmd
+                }
+                None => d
+                    .allocate_command_buffers(
+                        &vk::CommandBufferAllocateInfo::default()
+                            .command_pool(self.pool)
+                            .level(vk::CommandBufferLevel::SECONDARY)
+                            .command_buffer_count(1),
+                    )
+                    .map_err(|e| fail("allocate", e))?[0],
+            };
+            let inheritance = vk::CommandBufferInheritanceInfo::default();
+            d.begin_command_buffer(
+                cmd,
+                &vk::CommandBufferBeginInfo::default()
+                    // Pipelined steps run the same commands while the last are in flight.
+                    .flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE)
+                    .inheritance_info(&inheritance),
+            )
+            .map_err(|e| fail("begin", e))?;
+            let mut bound = vk::Pipeline::null();
+            for command in script {
+                match *command {
+                    Command::Barrier(barrier) => {
+                        let (src_stage, src_access, dst_stage, dst_access) = match barrier {
+                            Barrier::Open => (
+                                vk::PipelineStageFlags::ALL_COMMANDS,
+                                vk::AccessFlags::MEMORY_WRITE,
+                                STEP_STAGES,
+                                STEP_ACCESS,
+                            ),
+                            Barrier::Between => {
+                                (STEP_STAGES, STEP_ACCESS, STEP_STAGES, STEP_ACCESS)
+                            }
+                            Barrier::Close => (
+                                STEP_STAGES,
+                                vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE,
+                                vk::PipelineStageFlags::ALL_COMMANDS,
+                                vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE,
+                            ),
+                        };
+                        let memory = [vk::MemoryBarrier::default()
+                            .src_access_mask(src_access)
+                            .dst_access_mask(dst_access)];
+                        d.cmd_pipeline_barrier(
+                            cmd,
+                            src_stage,
+                            dst_stage,
+                            vk::DependencyFlags::empty(),
+                            &memory,
+                            &[],
+                            &[],
+                        );
+                    }
+                    Command::Dispatch {
+                        pipeline,
+                        layout,
+                        set,
+                        grid,
+                        ..
+                    } => {
+                        // Runs of one kernel (an expert per dispatch) bind it once.
+                        if pipeline != bound {
+                            d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
+                            bound = pipeline;
+                        }
+                        d.cmd_bind_descriptor_sets(
+                            cmd,
+                            vk::PipelineBindPoint::COMPUTE,
+                            layout,
+                            0,
+                            &[set],
+                            &[],
+                        );
+                        d.cmd_dispatch(cmd, grid[0], grid[1], grid[2]);
+                    }
+                    Command::Copy {
+                        src,
+                        dst,
+                        dst_offset,
+                        size,
+                    } => {
+                        let region = [vk::BufferCopy {
+                            src_offset: 0,
+                            dst_offset,
+                            size,
+                        }];
+                        d.cmd_copy_buffer(cmd, src, dst, &region);
+                    }
+                }
+            }
+            d.end_command_buffer(cmd).map_err(|e| fail("end", e))?;
+            Ok(cmd)
+        }
+    }
+}
+
+impl Drop for ReplayPool {
+    fn drop(&mut self) {
+        let d = self.raw.idle();
+        // SAFETY: the device has finished every submission, so no buffer is pending;
+        // destroying the pool frees its buffers.
+        unsafe { d.destroy_command_pool(self.pool, None) };
     }
 }
 

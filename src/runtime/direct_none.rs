@@ -9,9 +9,6 @@ use crate::error::GpuError;
 use crate::runtime::kernel::Declaration;
 use crate::runtime::pipeline::{Kernel, Variant};
 
-/// A buffer as a direct step's copies name it: none exist here.
-pub type RawBuffer = Infallible;
-
 /// The environment variable choosing how steps are recorded (no effect here).
 pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
 
@@ -20,7 +17,7 @@ pub struct Direct {
 }
 
 impl Direct {
-    pub fn open(_device: &wgpu::Device) -> Option<Direct> {
+    pub fn open(_device: &wgpu::Device, _queue: &wgpu::Queue) -> Option<Direct> {
         None
     }
 
@@ -37,12 +34,9 @@ impl Direct {
     pub fn record(
         &self,
         _encoder: &mut wgpu::CommandEncoder,
+        _replays: &Replays,
         _record: impl FnOnce(&mut DirectRecorder<'_>),
     ) -> Result<u32, GpuError> {
-        match self.never {}
-    }
-
-    pub fn handle(&self, _buffer: &wgpu::Buffer) -> Result<RawBuffer, GpuError> {
         match self.never {}
     }
 }
@@ -75,7 +69,24 @@ impl DirectRecorder<'_> {
         match self.never {}
     }
 
-    pub fn copies_together(&mut self, _copies: &[(RawBuffer, RawBuffer, u64)], _bytes: u64) {
+    pub fn copies_together(
+        &mut self,
+        _copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
+        _bytes: u64,
+    ) {
         match self.never {}
+    }
+}
+
+/// Nothing is ever recorded directly here, so nothing is replayed.
+pub struct Replays;
+
+impl Replays {
+    pub fn new(_kept: usize) -> Replays {
+        Replays
+    }
+
+    pub fn counts(&self) -> (u64, u64) {
+        (0, 0)
     }
 }

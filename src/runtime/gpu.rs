@@ -387,7 +387,7 @@ impl GpuContext {
         })?;
         let features = GpuFeatures::of(required_features, info.device_type, &limits, coop);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
-        let direct = Direct::open(&device);
+        let direct = Direct::open(&device, &queue);
         if direct.is_some() {
             log::info!("steps are recorded directly into Vulkan command buffers");
         }

@@ -529,6 +529,63 @@ fn direct_steps_place_barriers_only_between_dependent_dispatches() {
     }
 }
 
+/// A directly recorded decode step is recorded once and replayed until its attention grid
+/// grows (a split-KV chunk every 64 positions): 120 greedy steps from position 11 record
+/// twice more after the first (at positions 64 and 128) and replay the rest, with each
+/// adapter's kernel forms, and draw the tokens that steps recorded through wgpu draw.
+#[test]
+fn decode_steps_are_replayed_until_their_attention_grid_grows() {
+    let config = tiny("tiny-qwen35moe");
+    let file = file_of(&config, GgmlType::Q8_0);
+    let options = SessionOptions {
+        context: 160,
+        ubatch: 8,
+        ..SessionOptions::default()
+    };
+    let prompt: Vec<u32> = (1..12).collect();
+    for gpu_forms in [true, false] {
+        let mut tokens = Vec::new();
+        for recording in [Recording::Adapter, Recording::Wgpu] {
+            let Some(model) = load_with(&config, &file, options, Some(gpu_forms), recording) else {
+                return;
+            };
+            let direct = model.ctx.direct.is_some();
+            let mut session = Session::new(model, options).unwrap();
+            session.prefill(&prompt).unwrap();
+            let mut token = session.sample().unwrap();
+            let mut drawn = vec![token];
+            token = session.decode(token).unwrap();
+            drawn.push(token);
+            let first = session.step_replays();
+            for _ in 0..119 {
+                token = session.decode(token).unwrap();
+                drawn.push(token);
+            }
+            assert_eq!(session.position(), 11 + 120);
+            let (recorded, replayed) = session.step_replays();
+            let what = format!("GPU forms {gpu_forms}, recording {recording:?}");
+            if direct {
+                assert_eq!(
+                    (recorded - first.0, replayed - first.1),
+                    (2, 117),
+                    "{what}: steps (recorded, replayed) after the first decode step"
+                );
+            } else {
+                assert_eq!(
+                    (recorded, replayed),
+                    (0, 0),
+                    "{what}: nothing recorded directly"
+                );
+            }
+            tokens.push(drawn);
+        }
+        assert_eq!(
+            tokens[0], tokens[1],
+            "GPU forms {gpu_forms}: tokens of both recorders"
+        );
+    }
+}
+
 /// A 4096-token prompt (issue 14's long context): the reference fed in steps of 512 and of
 /// 1000 tokens gives the logits of the whole prompt at once (to 1e-5 of the largest
 /// |logit|: the same sums, the recurrence and the attention carried across steps), and the

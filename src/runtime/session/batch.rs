@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, GpuError};
+use crate::runtime::direct::Replays;
 use crate::runtime::graph::{self, Bindings, Graph, RowBindings};
 use crate::runtime::host_clock::thread_cpu_seconds;
 use crate::runtime::scratch::Scratch;
@@ -29,6 +30,8 @@ pub struct DecodeBatch {
     plans: Vec<(Vec<u64>, Graph)>,
     /// Barriers within the last step ([`DecodeBatch::step_barriers`]).
     barriers: Option<u32>,
+    /// Directly recorded steps, kept for replay: about one per plan.
+    replays: Replays,
 }
 
 impl DecodeBatch {
@@ -40,6 +43,7 @@ impl DecodeBatch {
             scratch,
             plans: Vec::new(),
             barriers: None,
+            replays: Replays::new(PLANS_KEPT),
         })
     }
 
@@ -102,6 +106,7 @@ impl DecodeBatch {
                     .collect(),
                 plan: Some(&self.plans[plan].1),
                 draws: sessions.iter().map(|s| &**s).zip(&draws).collect(),
+                replays: &self.replays,
             };
             step.record(ctx)
         };

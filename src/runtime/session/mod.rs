@@ -18,6 +18,7 @@ use crate::model::algebra::{memory_plan, KvDtype, MemoryPlan, WeightBytes};
 use crate::model::placement::ExpertSplit;
 use crate::model::reference::sample::{Draw, Penalties};
 use crate::rng::SplitMix64;
+use crate::runtime::direct::Replays;
 use crate::runtime::experts::{ExpertCache, ExpertTraffic};
 use crate::runtime::gpu::{host_anonymous_memory, GpuContext};
 use crate::runtime::graph::{self, Bindings, Graph, LogitRows};
@@ -351,6 +352,10 @@ pub fn check_fits(
 /// Plans for prefill chunks kept between calls: the full chunk and a few remainders.
 const PREFILL_PLANS_KEPT: usize = 4;
 
+/// Directly recorded steps a session keeps for replay: its decode step in both sampling
+/// forms, the step that draws from logits already there, and a prompt chunk.
+const STEPS_KEPT: usize = 4;
+
 /// One sequence on a [`GpuModel`].
 pub struct Session {
     /// Unique among the process's sessions: names it in batched plans.
@@ -374,6 +379,9 @@ pub struct Session {
     host: HostTime,
     /// Barriers within the last decode step ([`Session::decode_barriers`]).
     decode_barriers: Option<u32>,
+    /// The session's directly recorded steps, kept for replay (shared only with its own
+    /// step while it is recorded).
+    replays: Arc<Replays>,
     /// The submitted step whose sampled id has not been read ([`ahead`]).
     ahead: Option<ahead::Ahead>,
     /// The read-back buffer (of `scratch.sampled_reads`) the next step copies its id into.
@@ -500,6 +508,7 @@ impl Session {
             last_row: None,
             host: HostTime::default(),
             decode_barriers: None,
+            replays: Arc::new(Replays::new(STEPS_KEPT)),
             ahead: None,
             next_read: 0,
             model,
@@ -528,6 +537,12 @@ impl Session {
     /// pass places its own, uncounted): each makes the GPU finish what came before it.
     pub fn decode_barriers(&self) -> Option<u32> {
         self.decode_barriers
+    }
+
+    /// Steps recorded and steps replayed so far, where steps are recorded directly (both
+    /// zero elsewhere): a decode step is recorded again only when its attention grid grows.
+    pub fn step_replays(&self) -> (u64, u64) {
+        self.replays.counts()
     }
 
     /// Dispatches of one decode step with the current sampling: the forward pass, the
@@ -764,11 +779,13 @@ impl Session {
     fn run_chunk(&mut self, chunk: &[u32], rows: LogitRows) -> Result<(), Error> {
         let model = Arc::clone(&self.model);
         let ctx = &model.ctx;
+        let replays = Arc::clone(&self.replays);
         let graph = self.prepare_chunk(chunk, rows)?;
         let step = record::Step {
             feeds: Vec::new(),
             plan: Some(graph),
             draws: Vec::new(),
+            replays: &replays,
         };
         step.record(ctx)?.submit(&ctx.queue);
         model.tend_experts(chunk.len() as u64);
@@ -877,6 +894,7 @@ impl Session {
                 feeds,
                 plan: (input != StepInput::Logits).then_some(&self.decode),
                 draws: vec![(&*self, &draw)],
+                replays: &self.replays,
             };
             step.record(ctx)?
         };

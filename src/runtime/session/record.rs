@@ -1,12 +1,12 @@
 //! Recording one step (a decode token, a batched decode step, a prompt chunk): each
 //! session's feed (the id its previous step drew, copied on the GPU into the step's token
 //! row and into the penalty's window), the plan, and each session's draw. On Vulkan the
-//! step is recorded directly ([`crate::runtime::direct`]); elsewhere through a wgpu pass.
-//! The read-backs stay wgpu copies either way: wgpu must see the read buffers used by the
+//! step is recorded directly ([`crate::runtime::direct`]) and replayed while it stays the
+//! same; elsewhere through a wgpu pass. The read-backs stay wgpu copies either way: wgpu must see the read buffers used by the
 //! submission to map them after it.
 
 use crate::error::Error;
-use crate::runtime::direct::{Direct, RawBuffer};
+use crate::runtime::direct::Replays;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::graph::Graph;
 use crate::runtime::ops::{record_stages, Record};
@@ -60,6 +60,8 @@ pub(super) struct Step<'a> {
     pub feeds: Vec<Feed<'a>>,
     pub plan: Option<&'a Graph>,
     pub draws: Vec<(&'a Session, &'a DrawPlan)>,
+    /// Where a directly recorded step is kept for replay: its owner's.
+    pub replays: &'a Replays,
 }
 
 impl Step<'_> {
@@ -68,8 +70,8 @@ impl Step<'_> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         match &ctx.direct {
             Some(direct) => {
-                let copies = self.direct_copies(direct)?;
-                let barriers = direct.record(&mut enc, |rec| {
+                let copies: Vec<_> = self.feeds.iter().flat_map(Feed::copies).collect();
+                let barriers = direct.record(&mut enc, self.replays, |rec| {
                     // Each feed writes its own row of the tokens and its own window.
                     rec.copies_together(&copies, 4);
                     self.dispatch(rec);
@@ -110,18 +112,4 @@ impl Step<'_> {
             .collect();
         record_stages(rec, &draws);
     }
-
-    /// The feeds' copies as raw handles.
-    fn direct_copies(&self, direct: &Direct) -> Result<Vec<DirectCopy>, Error> {
-        let mut out = Vec::new();
-        for feed in &self.feeds {
-            for (src, dst, at) in feed.copies() {
-                out.push((direct.handle(src)?, direct.handle(dst)?, at));
-            }
-        }
-        Ok(out)
-    }
 }
-
-/// A copy of 4 bytes in a direct step: source, destination, byte offset in the destination.
-type DirectCopy = (RawBuffer, RawBuffer, u64);
