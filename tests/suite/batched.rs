@@ -129,7 +129,8 @@ fn a_batch_refuses_what_it_cannot_step() {
 /// Rows of a batched step share barriers: their feeds, attention and delta-rule dispatches,
 /// logits copies and draws are recorded stage by stage with one barrier a stage, so a third
 /// row adds none, where ordering whole buffers put about 7 between every two rows of the
-/// tiny models. Where steps are not recorded directly there is no count.
+/// tiny models. Where steps are not recorded directly there is no count. Steps of the same
+/// sessions are then replayed, not recorded again.
 #[test]
 fn the_rows_of_a_batched_step_share_their_barriers() {
     let Some(model) = model("tiny-qwen35moe", Recording::Adapter) else {
@@ -152,4 +153,12 @@ fn the_rows_of_a_batched_step_share_their_barriers() {
         (None, None) => assert!(!direct),
         other => panic!("barriers {other:?}"),
     }
+    // Three more steps of the same sessions, each a position further within its first
+    // split-KV chunk: the same commands, replayed.
+    for _ in 0..3 {
+        let mut picked: Vec<&mut Session> = sessions.iter_mut().take(3).collect();
+        batch.decode_ahead(&mut picked).unwrap();
+    }
+    let expect = if direct { (2, 3) } else { (0, 0) };
+    assert_eq!(batch.step_replays(), expect, "steps (recorded, replayed)");
 }

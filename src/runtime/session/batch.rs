@@ -59,6 +59,13 @@ impl DecodeBatch {
         self.barriers
     }
 
+    /// Steps recorded and steps replayed so far, where steps are recorded directly (both
+    /// zero elsewhere): a step is recorded again only when its sessions or one of their
+    /// attention grids change.
+    pub fn step_replays(&self) -> (u64, u64) {
+        self.replays.counts()
+    }
+
     /// Bytes of the batch's own buffers.
     pub fn scratch_bytes(&self) -> u64 {
         self.scratch.bytes
