@@ -86,7 +86,12 @@ pub struct Direct {
     spv: spv::Options<'static>,
     /// Pipelines may run at any subgroup size, as wgpu's do where the device has subgroups.
     varying_subgroups: bool,
-    pipelines: Mutex<HashMap<(Kernel, Variant), Arc<DirectPipeline>>>,
+    /// Pipelines built so far, and why any could not be (kept, so it is tried once).
+    pipelines: Mutex<HashMap<(Kernel, Variant), Built>>,
+    /// Kernels treated as refused by the driver ([`Direct::refuse`]).
+    refused: Mutex<Vec<&'static str>>,
+    /// A step has fallen back to wgpu's pass (said once).
+    fell_back: AtomicBool,
 }
 
 impl Direct {
@@ -129,10 +134,15 @@ impl Direct {
             spv: spirv_options(api, v13.shader_zero_initialize_workgroup_memory == vk::TRUE),
             varying_subgroups: device.features().contains(wgpu::Features::SUBGROUP),
             pipelines: Mutex::default(),
+            refused: Mutex::default(),
+            fell_back: AtomicBool::new(false),
         })
     }
 
-    /// The pipeline of `kernel` in `variant`, built on first use.
+    /// The pipeline of `kernel` in `variant`, built on first use. One the driver refuses
+    /// (or that fails to translate) is reported once and refused from then on: its
+    /// dispatches get no direct binding, so the steps holding them go through wgpu's pass,
+    /// which built the same kernel already.
     fn pipeline(
         &self,
         kernel: Kernel,
@@ -143,12 +153,44 @@ impl Direct {
             .pipelines
             .lock()
             .map_err(|_| GpuError::Pipeline("direct pipeline cache poisoned".into()))?;
-        if let Some(p) = map.get(&(kernel, variant)) {
-            return Ok(p.clone());
+        let built = map.entry((kernel, variant)).or_insert_with(|| {
+            let refused = self.refused.lock().is_ok_and(|r| r.contains(&decl.entry));
+            let built = if refused {
+                Err(GpuError::Pipeline(format!(
+                    "{}: refused (Direct::refuse)",
+                    decl.entry
+                )))
+            } else {
+                DirectPipeline::new(self, decl, variant)
+            };
+            built.map(Arc::new).map_err(|e| {
+                log::warn!(
+                    "direct recording: {e}; the steps that run {} are recorded through wgpu's pass",
+                    decl.entry
+                );
+                e.to_string()
+            })
+        });
+        built.clone().map_err(GpuError::Pipeline)
+    }
+
+    /// Treats the pipelines of the kernel with entry point `entry` as ones the driver
+    /// refused, for what is built after the call: its steps go through wgpu's pass. For
+    /// tests of that fallback, which no conformant driver here provokes.
+    pub fn refuse(&self, entry: &'static str) {
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.push(entry);
         }
-        let p = Arc::new(DirectPipeline::new(self, decl, variant)?);
-        map.insert((kernel, variant), p.clone());
-        Ok(p)
+    }
+
+    /// Says (once) that a step is recorded through wgpu's pass because it could not be
+    /// recorded directly.
+    pub fn fall_back(&self, why: &GpuError) {
+        if !self.fell_back.swap(true, Ordering::Relaxed) {
+            log::warn!("{why}; such steps are recorded through wgpu's pass");
+        } else {
+            log::debug!("{why}; recorded through wgpu's pass");
+        }
     }
 
     /// The descriptor set binding `buffers` (binding 0 the params, then the kernel's
@@ -290,6 +332,9 @@ impl Direct {
             .ok_or_else(|| GpuError::Device("a buffer is not a Vulkan buffer".into()))
     }
 }
+
+/// A kernel's direct pipeline, or why it could not be built.
+type Built = Result<Arc<DirectPipeline>, String>;
 
 /// The SPIR-V options of wgpu's Vulkan backend for a device of `api` version, with the
 /// runtime checks off as for the kernels' wgpu pipelines (`ShaderRuntimeChecks::unchecked`,

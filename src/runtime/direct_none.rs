@@ -31,6 +31,14 @@ impl Direct {
         match self.never {}
     }
 
+    pub fn refuse(&self, _entry: &'static str) {
+        match self.never {}
+    }
+
+    pub fn fall_back(&self, _why: &GpuError) {
+        match self.never {}
+    }
+
     pub fn record(
         &self,
         _encoder: &mut wgpu::CommandEncoder,

@@ -63,13 +63,22 @@ pub fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
 pub enum Recording {
     Adapter,
     Wgpu,
+    /// The adapter's, with the kernel of this entry point refused for direct recording (as
+    /// a driver might refuse it): the steps that run it go through wgpu's pass.
+    Refusing(&'static str),
 }
 
 impl Recording {
     /// Sets `gpu` to record steps this way.
     pub fn apply(self, gpu: &mut qwen_wgpu::runtime::GpuContext) {
-        if self == Recording::Wgpu {
-            gpu.direct = None;
+        match self {
+            Recording::Adapter => {}
+            Recording::Wgpu => gpu.direct = None,
+            Recording::Refusing(entry) => {
+                if let Some(direct) = &gpu.direct {
+                    direct.refuse(entry);
+                }
+            }
         }
     }
 }

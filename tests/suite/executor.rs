@@ -586,6 +586,55 @@ fn decode_steps_are_replayed_until_their_attention_grid_grows() {
     }
 }
 
+/// A kernel the driver will not build for direct recording (simulated with
+/// `Direct::refuse`; no conformant driver here refuses one) leaves the steps that run it to
+/// wgpu's pass and the others direct: refusing `flash_decode`, the decode steps report no
+/// barriers and add no recorded or replayed step, the prompt's chunks are still recorded
+/// directly, and the greedy tokens are those of steps all recorded through wgpu.
+#[test]
+fn steps_with_a_kernel_refused_for_direct_recording_go_through_wgpus_pass() {
+    let (config, file, options) = tiny_moe_q8();
+    let prompt: Vec<u32> = (1..22).collect();
+    let mut tokens = Vec::new();
+    for recording in [Recording::Refusing("flash_decode"), Recording::Wgpu] {
+        let Some(model) = load_with(&config, &file, options, None, recording) else {
+            return;
+        };
+        let direct = model.ctx.direct.is_some();
+        let mut session = Session::new(model, options).unwrap();
+        session.prefill(&prompt).unwrap();
+        let mut token = session.sample().unwrap();
+        let before = session.step_replays();
+        let mut drawn = vec![token];
+        for _ in 0..12 {
+            token = session.decode(token).unwrap();
+            drawn.push(token);
+        }
+        let what = format!("{recording:?}");
+        assert_eq!(
+            session.decode_barriers(),
+            None,
+            "{what}: a decode step's barriers"
+        );
+        assert_eq!(
+            session.step_replays(),
+            before,
+            "{what}: decode steps recorded directly"
+        );
+        if direct && recording != Recording::Wgpu {
+            assert!(
+                before.0 > 0,
+                "{what}: the prompt's chunks were recorded directly"
+            );
+        }
+        tokens.push(drawn);
+    }
+    assert_eq!(
+        tokens[0], tokens[1],
+        "tokens with flash_decode refused, and through wgpu"
+    );
+}
+
 /// A 4096-token prompt (issue 14's long context): the reference fed in steps of 512 and of
 /// 1000 tokens gives the logits of the whole prompt at once (to 1e-5 of the largest
 /// |logit|: the same sums, the recurrence and the attention carried across steps), and the

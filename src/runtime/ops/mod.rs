@@ -172,18 +172,18 @@ impl Dispatch {
 
     /// Builds this dispatch's direct binding where the device records steps directly (see
     /// `runtime::direct`); a no-op elsewhere or when it has one. Only what a direct step
-    /// records is bound: each binding compiles its kernel a second time on first use.
+    /// records is bound: each binding compiles its kernel a second time on first use. A
+    /// binding the driver refuses leaves the dispatch without one (logged), and the steps
+    /// that hold it to wgpu's pass.
     pub fn bind_direct(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
         if let (Some(direct), None) = (&ctx.direct, &self.direct) {
             let decl = self.kernel.declaration()?;
             let buffers: Vec<&wgpu::Buffer> =
                 std::iter::once(&self.params).chain(&self.bound).collect();
-            self.direct = Some(Box::new(direct.bind(
-                self.kernel,
-                self.variant,
-                &decl,
-                &buffers,
-            )?));
+            match direct.bind(self.kernel, self.variant, &decl, &buffers) {
+                Ok(binding) => self.direct = Some(Box::new(binding)),
+                Err(e) => log::debug!("{}: no direct binding: {e}", decl.entry),
+            }
         }
         Ok(())
     }

@@ -65,39 +65,43 @@ pub(super) struct Step<'a> {
 }
 
 impl Step<'_> {
-    /// Records the step: see [`Recorded`].
+    /// Records the step: see [`Recorded`]. A step that cannot be recorded directly (a
+    /// kernel the driver refused to build that way) goes through wgpu's pass.
     pub fn record(&self, ctx: &GpuContext) -> Result<Recorded, Error> {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        match &ctx.direct {
-            Some(direct) => {
-                let copies: Vec<_> = self.feeds.iter().flat_map(Feed::copies).collect();
-                let barriers = direct.record(&mut enc, self.replays, |rec| {
-                    // Each feed writes its own row of the tokens and its own window.
-                    rec.copies_together(&copies, 4);
-                    self.dispatch(rec);
-                })?;
-                Ok(Recorded {
-                    commands: vec![enc.finish()],
-                    encoder: ctx.device.create_command_encoder(&Default::default()),
-                    barriers: Some(barriers),
-                })
-            }
-            None => {
-                for feed in &self.feeds {
-                    for (src, dst, at) in feed.copies() {
-                        enc.copy_buffer_to_buffer(src, 0, dst, at, 4);
-                    }
+        if let Some(direct) = &ctx.direct {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            let copies: Vec<_> = self.feeds.iter().flat_map(Feed::copies).collect();
+            let recorded = direct.record(&mut enc, self.replays, |rec| {
+                // Each feed writes its own row of the tokens and its own window.
+                rec.copies_together(&copies, 4);
+                self.dispatch(rec);
+            });
+            match recorded {
+                Ok(barriers) => {
+                    return Ok(Recorded {
+                        commands: vec![enc.finish()],
+                        encoder: ctx.device.create_command_encoder(&Default::default()),
+                        barriers: Some(barriers),
+                    })
                 }
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                self.dispatch(&mut pass);
-                drop(pass);
-                Ok(Recorded {
-                    commands: Vec::new(),
-                    encoder: enc,
-                    barriers: None,
-                })
+                // Nothing was written into the encoder; it is dropped unsubmitted.
+                Err(e) => direct.fall_back(&e),
             }
         }
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        for feed in &self.feeds {
+            for (src, dst, at) in feed.copies() {
+                enc.copy_buffer_to_buffer(src, 0, dst, at, 4);
+            }
+        }
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        self.dispatch(&mut pass);
+        drop(pass);
+        Ok(Recorded {
+            commands: Vec::new(),
+            encoder: enc,
+            barriers: None,
+        })
     }
 
     fn dispatch<R: Record>(&self, rec: &mut R) {
