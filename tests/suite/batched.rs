@@ -162,3 +162,28 @@ fn the_rows_of_a_batched_step_share_their_barriers() {
     let expect = if direct { (2, 3) } else { (0, 0) };
     assert_eq!(batch.step_replays(), expect, "steps (recorded, replayed)");
 }
+
+/// A batch lets go of a dropped session: its plans bind the session's caches and state, and
+/// the plan of a set that held it is dropped at the next step, where it would otherwise stay
+/// among the last eight plans built.
+#[test]
+fn a_batch_drops_the_plans_of_a_dropped_session() {
+    let Some(model) = model("tiny-qwen35moe", Recording::Adapter) else {
+        return;
+    };
+    let mut batch = DecodeBatch::new(model.clone(), 4, OPTIONS.context).unwrap();
+    let mut sessions = started(&model, Sampling::greedy());
+    let mut all: Vec<&mut Session> = sessions.iter_mut().collect();
+    batch.decode_ahead(&mut all).unwrap();
+    let mut pair: Vec<&mut Session> = sessions.iter_mut().take(2).collect();
+    batch.decode_ahead(&mut pair).unwrap();
+    assert_eq!(batch.plans_kept(), 2);
+    drop(sessions.pop());
+    let mut pair: Vec<&mut Session> = sessions.iter_mut().take(2).collect();
+    batch.decode_ahead(&mut pair).unwrap();
+    assert_eq!(
+        batch.plans_kept(),
+        1,
+        "the plan of all three sessions outlived one of them"
+    );
+}

@@ -8,7 +8,7 @@
 //! feeds it (on the GPU) and draws the next, then the drawn tokens are read. A session
 //! leaves the batch as it entered it, one token further: its own steps go on from there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::error::{Error, GpuError};
 use crate::runtime::direct::Replays;
@@ -22,12 +22,22 @@ use crate::runtime::session::{record, GpuModel, Session, StepInput, Submitted};
 /// ends).
 const PLANS_KEPT: usize = 8;
 
+/// A plan binding the buffers of some sessions.
+struct Plan {
+    /// The sessions' ids, in row order.
+    key: Vec<u64>,
+    /// Whether each session still exists: a plan of a dropped one is dropped, and with it
+    /// the last hold on that session's caches and state.
+    sessions: Vec<Weak<()>>,
+    graph: Graph,
+}
+
 pub struct DecodeBatch {
     model: Arc<GpuModel>,
     /// The step's rows: tokens, activations and logits of up to `rows` sessions.
     scratch: Scratch,
-    /// Plans by the ids of the sessions they bind, in row order.
-    plans: Vec<(Vec<u64>, Graph)>,
+    /// Plans of the sets of sessions stepped lately.
+    plans: Vec<Plan>,
     /// Barriers within the last step ([`DecodeBatch::step_barriers`]).
     barriers: Option<u32>,
     /// Directly recorded steps, kept for replay: about one per plan.
@@ -81,7 +91,7 @@ impl DecodeBatch {
         let plan = self.plan(&key, sessions)?;
         let positions: Vec<u32> = sessions.iter().map(|s| s.state.pos).collect();
         self.plans[plan]
-            .1
+            .graph
             .set_row_positions(&self.model.ctx.queue, &positions)?;
         let before: Vec<_> = sessions.iter().map(|s| s.rng.clone()).collect();
         let mut draws = Vec::with_capacity(sessions.len());
@@ -111,7 +121,7 @@ impl DecodeBatch {
                         at: 4 * r as u64,
                     })
                     .collect(),
-                plan: Some(&self.plans[plan].1),
+                plan: Some(&self.plans[plan].graph),
                 draws: sessions.iter().map(|s| &**s).zip(&draws).collect(),
                 replays: &self.replays,
             };
@@ -196,9 +206,16 @@ impl DecodeBatch {
         Ok(())
     }
 
+    /// Plans kept: of the sets of sessions stepped lately that all still exist.
+    pub fn plans_kept(&self) -> usize {
+        self.plans.len()
+    }
+
     /// The index of the plan for the sessions `key` names, built on first use.
     fn plan(&mut self, key: &[u64], sessions: &[&mut Session]) -> Result<usize, Error> {
-        if let Some(i) = self.plans.iter().position(|(k, _)| k == key) {
+        self.plans
+            .retain(|p| p.sessions.iter().all(|s| s.strong_count() > 0));
+        if let Some(i) = self.plans.iter().position(|p| p.key == key) {
             return Ok(i);
         }
         if self.plans.len() >= PLANS_KEPT {
@@ -225,7 +242,11 @@ impl DecodeBatch {
         };
         let mut graph = graph::build_batch(&bindings, &rows)?;
         graph.bind_direct(&m.ctx)?;
-        self.plans.push((key.to_vec(), graph));
+        self.plans.push(Plan {
+            key: key.to_vec(),
+            sessions: sessions.iter().map(|s| Arc::downgrade(&s.alive)).collect(),
+            graph,
+        });
         Ok(self.plans.len() - 1)
     }
 }

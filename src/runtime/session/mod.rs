@@ -360,6 +360,9 @@ const STEPS_KEPT: usize = 4;
 pub struct Session {
     /// Unique among the process's sessions: names it in batched plans.
     id: u64,
+    /// Held only here: a batch's plans watch it (through a `Weak`) to let go of the buffers
+    /// of a session that was dropped.
+    alive: Arc<()>,
     model: Arc<GpuModel>,
     pub options: SessionOptions,
     state: SequenceState,
@@ -494,6 +497,7 @@ impl Session {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Session {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            alive: Arc::new(()),
             options,
             state,
             scratch,
