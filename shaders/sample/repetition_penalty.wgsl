@@ -20,7 +20,8 @@ struct Params {
 @group(0) @binding(0) var<storage, read> params: Params;
 // [n_vocab] f32
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
-// [n_recent] u32 token ids, oldest first
+// [n_recent] u32 token ids, in any order (a token drawn on the GPU and not yet read goes
+// first, the ones the host knows after it)
 @group(0) @binding(2) var<storage, read> recent: array<u32>;
 
 @compute @workgroup_size(WG)

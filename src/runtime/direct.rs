@@ -340,7 +340,8 @@ type Built = Result<Arc<DirectPipeline>, String>;
 /// runtime checks off as for the kernels' wgpu pipelines (`ShaderRuntimeChecks::unchecked`,
 /// see `PipelineCache::get`). Capabilities are left open: which kernels exist is gated by
 /// the adapter's features, and none uses a construct whose translation depends on an
-/// optional capability (integer dot products, 8-bit integers).
+/// optional capability (packed 8-bit dot products and packing, which naga writes natively
+/// where the capability is listed; a shader test holds the kernels to that).
 fn spirv_options(api: u32, native_zero_init: bool) -> spv::Options<'static> {
     let unchecked = naga::proc::BoundsCheckPolicy::Unchecked;
     spv::Options {
@@ -681,8 +682,9 @@ impl DirectRecorder<'_> {
 
 /// Steps recorded once into secondary command buffers, each executed again while a step's
 /// script is the same: the last few, most recently used first. Each owner of steps (a
-/// session, a batch) keeps its own, so a step's commands are recorded and submitted by one
-/// thread before the next step is recorded.
+/// session, a batch) keeps its own and submits each step it records before it records the
+/// next: a step that leaves the cache was last used by a submitted one (see
+/// [`Replays::step`]), so a `Replays` must never serve two recorders at once.
 pub struct Replays {
     kept: usize,
     inner: Mutex<Option<ReplayPool>>,
@@ -702,13 +704,30 @@ struct ReplayedStep {
     barriers: u32,
 }
 
+/// A step that left the cache, until the submissions that may run it are done.
+struct Retired {
+    commands: vk::CommandBuffer,
+    /// The copies' buffers, alive until then: wgpu does not know the step used them.
+    _keep: Vec<wgpu::Buffer>,
+    done: Arc<AtomicBool>,
+}
+
+impl Retired {
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+/// Retired buffers kept, done, for reuse; more are freed.
+const RETIRED_KEPT: usize = 4;
+
 struct ReplayPool {
     raw: Arc<Raw>,
     pool: vk::CommandPool,
     steps: Vec<Replay>,
-    /// Buffers of steps no longer kept, each free for recording again once the flag says
-    /// that the work submitted before it left was done.
-    retired: Vec<(vk::CommandBuffer, Arc<AtomicBool>)>,
+    /// Steps no longer kept, their buffers free for recording again once the work submitted
+    /// before they left is done.
+    retired: Vec<Retired>,
     recorded: u64,
     replayed: u64,
 }
@@ -773,12 +792,18 @@ impl Replays {
                 // Submitted steps may still run it: free for reuse once all work submitted
                 // so far is done (every step that used it was submitted before this one
                 // was recorded).
+                // (wgpu submits its pending buffer writes to attach the callback: the
+                // step's opening barrier orders them before it all the same.)
                 let done = Arc::new(AtomicBool::new(false));
                 let flag = done.clone();
                 direct
                     .queue
                     .on_submitted_work_done(move || flag.store(true, Ordering::Release));
-                pool.retired.push((old.commands, done));
+                pool.retired.push(Retired {
+                    commands: old.commands,
+                    _keep: old._keep,
+                    done,
+                });
             }
         }
         Ok(ReplayedStep { commands, barriers })
@@ -807,46 +832,80 @@ impl ReplayPool {
         })
     }
 
-    /// A secondary command buffer holding `script`.
+    /// A secondary command buffer holding `script`: a retired one whose submissions are
+    /// done, or a new one.
     fn record(&mut self, script: &[Command]) -> Result<vk::CommandBuffer, GpuError> {
         let fail =
             |what: &str, e: vk::Result| GpuError::Device(format!("step replay: {what}: {e}"));
-        let d = &self.raw.device;
-        let done = |retired: &[(vk::CommandBuffer, Arc<AtomicBool>)]| {
-            retired
-                .iter()
-                .position(|(_, done)| done.load(Ordering::Acquire))
-        };
-        let mut reusable = done(&self.retired);
-        if reusable.is_none() && !self.retired.is_empty() {
+        if !self.retired.is_empty() && !self.retired.iter().any(Retired::done) {
             // Callbacks run when the device is polled; a step that only submits (prompt
             // chunks) would otherwise leave every retired buffer waiting. This never blocks.
             if let Err(e) = self.raw.wgpu.poll(wgpu::PollType::Poll) {
                 log::warn!("step replays: polling the device: {e}");
             }
-            reusable = done(&self.retired);
         }
-        // SAFETY (this block): the buffer is this pool's and pending nowhere (a retired one
-        // only once its flag is set); every handle the script names belongs to a binding or
-        // buffer of this device alive for this step, and the replay that keeps the buffer
-        // is only executed again while a step names the same live bindings.
+        self.free_retired_beyond(RETIRED_KEPT);
+        let cmd = match self.retired.iter().position(Retired::done) {
+            Some(i) => self.retired.swap_remove(i).commands,
+            // SAFETY: a buffer of this pool, which only its owner's lock uses.
+            None => unsafe {
+                self.raw.device.allocate_command_buffers(
+                    &vk::CommandBufferAllocateInfo::default()
+                        .command_pool(self.pool)
+                        .level(vk::CommandBufferLevel::SECONDARY)
+                        .command_buffer_count(1),
+                )
+            }
+            .map_err(|e| fail("allocate", e))?[0],
+        };
+        // SAFETY: the buffer is this pool's and pending nowhere (a retired one only once its
+        // submissions are done).
+        let written = unsafe { self.write(cmd, script) };
+        if let Err(e) = written {
+            // Back with the retired, free to reset: a failed recording is pending nowhere.
+            self.retired.push(Retired {
+                commands: cmd,
+                _keep: Vec::new(),
+                done: Arc::new(AtomicBool::new(true)),
+            });
+            return Err(fail("recording", e));
+        }
+        Ok(cmd)
+    }
+
+    /// Frees the done retired buffers beyond the first `kept`.
+    fn free_retired_beyond(&mut self, kept: usize) {
+        let mut spare = Vec::new();
+        let mut done = 0;
+        self.retired.retain(|r| {
+            if !r.done() {
+                return true;
+            }
+            done += 1;
+            if done <= kept {
+                return true;
+            }
+            spare.push(r.commands);
+            false
+        });
+        if !spare.is_empty() {
+            // SAFETY: this pool's buffers, pending nowhere (their submissions are done).
+            unsafe { self.raw.device.free_command_buffers(self.pool, &spare) };
+        }
+    }
+
+    /// Resets `cmd` and records `script` into it.
+    ///
+    /// # Safety
+    /// `cmd` is a secondary buffer of this pool and pending nowhere.
+    unsafe fn write(&self, cmd: vk::CommandBuffer, script: &[Command]) -> Result<(), vk::Result> {
+        let d = &self.raw.device;
+        // SAFETY (this block): see the function's contract; every handle the script names
+        // belongs to a binding or buffer of this device alive for this step, and the replay
+        // that keeps the buffer is only executed again while a step names the same live
+        // bindings.
         unsafe {
-            let cmd = match reusable {
-                Some(i) => {
-                    let (cmd, _) = self.retired.swap_remove(i);
-                    d.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())
-                        .map_err(|e| fail("reset", e))?;
-                    cmd
-                }
-                None => d
-                    .allocate_command_buffers(
-                        &vk::CommandBufferAllocateInfo::default()
-                            .command_pool(self.pool)
-                            .level(vk::CommandBufferLevel::SECONDARY)
-                            .command_buffer_count(1),
-                    )
-                    .map_err(|e| fail("allocate", e))?[0],
-            };
+            d.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty())?;
             let inheritance = vk::CommandBufferInheritanceInfo::default();
             d.begin_command_buffer(
                 cmd,
@@ -854,8 +913,7 @@ impl ReplayPool {
                     // Pipelined steps run the same commands while the last are in flight.
                     .flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE)
                     .inheritance_info(&inheritance),
-            )
-            .map_err(|e| fail("begin", e))?;
+            )?;
             let mut bound = vk::Pipeline::null();
             for command in script {
                 match *command {
@@ -927,8 +985,7 @@ impl ReplayPool {
                     }
                 }
             }
-            d.end_command_buffer(cmd).map_err(|e| fail("end", e))?;
-            Ok(cmd)
+            d.end_command_buffer(cmd)
         }
     }
 }

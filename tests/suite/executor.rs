@@ -586,6 +586,35 @@ fn decode_steps_are_replayed_until_their_attention_grid_grows() {
     }
 }
 
+/// With the repetition penalty on, a pipelined step copies the token still on the GPU into
+/// the first slot of the penalty's window, whatever the window holds, so the step's commands
+/// stay the same from token to token and are replayed while the window fills.
+#[test]
+fn penalised_pipelined_steps_are_replayed() {
+    let (config, file, options) = tiny_moe_q8();
+    let Some(model) = load(&config, &file, options) else {
+        return;
+    };
+    if model.ctx.direct.is_none() {
+        return;
+    }
+    let mut session = Session::new(model, options).unwrap();
+    let penalised = Sampling {
+        repeat_penalty: 1.3,
+        ..Sampling::default()
+    };
+    session.set_sampling(penalised, 5).unwrap();
+    session.prefill(&[4, 8, 15, 16, 23, 42]).unwrap();
+    session.sample_ahead().unwrap();
+    session.decode_ahead().unwrap();
+    let (recorded, replayed) = session.step_replays();
+    for _ in 0..10 {
+        let token = session.decode_ahead().unwrap();
+        assert!(token < config.n_vocab);
+    }
+    assert_eq!(session.step_replays(), (recorded, replayed + 10));
+}
+
 /// A kernel the driver will not build for direct recording (simulated with
 /// `Direct::refuse`; no conformant driver here refuses one) leaves the steps that run it to
 /// wgpu's pass and the others direct: refusing `flash_decode`, the decode steps report no

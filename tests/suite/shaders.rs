@@ -233,6 +233,29 @@ fn every_shader_file_is_used() {
     }
 }
 
+/// No kernel uses the WGSL builtins whose SPIR-V naga picks by the device's optional
+/// capabilities (packed 8-bit dot products, 8-bit packing: a native instruction where the
+/// capability is listed, a polyfill otherwise). Steps recorded directly on Vulkan translate
+/// the kernels with every capability open (`runtime::direct`'s `spirv_options`), which is
+/// the same SPIR-V as wgpu's only while none of these is used; a kernel that needs one must
+/// first give direct recording the device's capability list.
+#[test]
+fn no_kernel_uses_builtins_whose_spirv_follows_optional_capabilities() {
+    let builtins = [
+        "dot4I8Packed",
+        "dot4U8Packed",
+        "pack4xI8",
+        "pack4xU8",
+        "unpack4xI8",
+        "unpack4xU8",
+    ];
+    for (path, source) in SHADER_FILES {
+        for builtin in builtins {
+            assert!(!source.contains(builtin), "shaders/{path} uses {builtin}");
+        }
+    }
+}
+
 /// Kernel params are read-only storage, never uniform buffers: lavapipe (Mesa 22) bakes
 /// uniform values that steer loops into the shader and recompiles it at every dispatch
 /// whose values changed, leaking the old code (measured: +3 MiB host memory and several

@@ -405,8 +405,6 @@ enum StepInput {
 /// How a step draws, set up by [`Session::prepare_draw`] before recording.
 struct DrawPlan {
     penalise: bool,
-    /// Known tokens written to the penalty's window (the unknown last one goes after).
-    window_end: usize,
     /// Top-k sampling rather than the argmax.
     top_k: bool,
 }
@@ -920,14 +918,18 @@ impl Session {
         let sp = self.sampling;
         let penalise = self.penalises();
         let unknown = usize::from(input == StepInput::Sampled);
-        let mut window_end = 0;
         if penalise {
             let n = sp.repeat_last_n as usize;
             let start = (self.history.len() + unknown).saturating_sub(n);
             let known = &self.history[start.min(self.history.len())..];
-            ctx.queue
-                .write_buffer(&self.scratch.recent, 0, bytemuck::cast_slice(known));
-            window_end = known.len();
+            // The token still on the GPU goes first (its feed copies it to slot 0) and the
+            // known ones after it: the penalty counts, whatever the order, and a copy to a
+            // fixed slot keeps the step's commands the same from token to token (replayed).
+            ctx.queue.write_buffer(
+                &self.scratch.recent,
+                4 * unknown as u64,
+                bytemuck::cast_slice(known),
+            );
             let penalties = Penalties {
                 repeat: sp.repeat_penalty,
                 presence: sp.presence_penalty,
@@ -949,11 +951,7 @@ impl Session {
             }
             _ => false,
         };
-        Ok(DrawPlan {
-            penalise,
-            window_end,
-            top_k,
-        })
+        Ok(DrawPlan { penalise, top_k })
     }
 
     /// The penalty and the sampler over this session's logits, in order.

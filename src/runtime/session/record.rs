@@ -1,6 +1,6 @@
 //! Recording one step (a decode token, a batched decode step, a prompt chunk): each
 //! session's feed (the id its previous step drew, copied on the GPU into the step's token
-//! row and into the penalty's window), the plan, and each session's draw. On Vulkan the
+//! row and into the first slot of the penalty's window), the plan, and each session's draw. On Vulkan the
 //! step is recorded directly ([`crate::runtime::direct`]) and replayed while it stays the
 //! same; elsewhere through a wgpu pass. The read-backs stay wgpu copies either way: wgpu must see the read buffers used by the
 //! submission to map them after it.
@@ -26,11 +26,8 @@ impl Feed<'_> {
         let scratch = &self.session.scratch;
         let mut copies = vec![(&scratch.sampled, self.tokens, self.at)];
         if self.draw.penalise {
-            copies.push((
-                &scratch.sampled,
-                &scratch.recent,
-                4 * self.draw.window_end as u64,
-            ));
+            // Slot 0 of the window (see `Session::prepare_draw`).
+            copies.push((&scratch.sampled, &scratch.recent, 0));
         }
         copies
     }
