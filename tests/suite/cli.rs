@@ -238,14 +238,14 @@ fn npy_values(path: &std::path::Path) -> Vec<f32> {
     bytemuck::pod_collect_to_vec(&bytes[10 + header_len..])
 }
 
-/// run, chat, bench and the GPU/CPU logits on a tiny synthetic model, as a user calls them.
-#[test]
-fn run_chat_bench_and_gpu_logits() {
-    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-run-{}", std::process::id()));
+/// A tiny synthetic qwen35moe in q8_0, written by `synth` into a fresh temporary folder
+/// named after `tag`: the folder and the file.
+fn tiny_model(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("m.gguf");
     let m = model.to_str().unwrap();
-    let (ok, _, err) = qwen_wgpu(&[
+    let synth = [
         "synth",
         "--preset",
         "tiny-qwen35moe",
@@ -253,8 +253,17 @@ fn run_chat_bench_and_gpu_logits() {
         "q8_0",
         "-o",
         m,
-    ]);
+    ];
+    let (ok, _, err) = qwen_wgpu(&synth);
     assert!(ok, "{err}");
+    (dir, model)
+}
+
+/// run, chat, bench and the GPU/CPU logits on a tiny synthetic model, as a user calls them.
+#[test]
+fn run_chat_bench_and_gpu_logits() {
+    let (dir, model) = tiny_model("run");
+    let m = model.to_str().unwrap();
 
     // Greedy generation is deterministic; a seeded draw repeats with its seed.
     let greedy = ["run", "-m", m, "-p", "hello", "-n", "12", "--temp", "0"];
@@ -410,21 +419,8 @@ fn run_chat_bench_and_gpu_logits() {
 /// skipped with a note, except under CI, which installs it.
 #[test]
 fn direct_steps_pass_vulkan_synchronization_validation() {
-    let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-sync-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("m.gguf");
+    let (dir, model) = tiny_model("sync");
     let m = model.to_str().unwrap();
-    let synth = [
-        "synth",
-        "--preset",
-        "tiny-qwen35moe",
-        "--type",
-        "q8_0",
-        "-o",
-        m,
-    ];
-    let (ok, _, err) = qwen_wgpu(&synth);
-    assert!(ok, "{err}");
     let bench = [
         "bench", "-m", m, "-p", "40", "-n", "100", "-r", "1", "--ubatch", "16",
     ];
