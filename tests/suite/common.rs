@@ -215,3 +215,43 @@ pub fn operand_tol(model: &qwen_wgpu::runtime::GpuModel, tol: f32) -> f32 {
         tol.max(1e-2)
     }
 }
+
+/// The environment that runs a process under the Khronos validation layer with
+/// synchronization validation, the layer reporting on its own (not through wgpu's debug
+/// SPIR-V and messenger), and the loader saying whether it found the layer.
+pub const SYNC_VALIDATION_ENV: [(&str, &str); 5] = [
+    ("WGPU_DEBUG", "0"),
+    ("WGPU_VALIDATION", "0"),
+    ("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation"),
+    (
+        "VK_LAYER_ENABLES",
+        "VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT",
+    ),
+    ("VK_LOADER_DEBUG", "layer"),
+];
+
+/// What the validation layer reported in a process's `output` (run with
+/// [`SYNC_VALIDATION_ENV`]), at most five lines; `None` when the layer was not loaded, which
+/// fails under `CI=true` (CI installs `vulkan-validationlayers`) and is skipped, with a note,
+/// elsewhere.
+pub fn validation_reports(output: &str) -> Option<Vec<String>> {
+    if !output.contains("Insert instance layer \"VK_LAYER_KHRONOS_validation\"") {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI installs vulkan-validationlayers, but the layer was not loaded"
+        );
+        eprintln!("skipping: no Vulkan validation layer (install vulkan-validationlayers)");
+        return None;
+    }
+    Some(
+        output
+            .lines()
+            .filter(|l| {
+                l.contains("VUID-") || l.contains("SYNC-HAZARD") || l.contains("Validation Error")
+            })
+            .take(5)
+            .map(str::to_string)
+            .collect(),
+    )
+}

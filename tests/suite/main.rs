@@ -25,3 +25,4 @@ mod reference;
 mod server;
 mod shaders;
 mod tokenizer;
+mod validated;
