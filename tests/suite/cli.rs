@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{validation_reports, SYNC_VALIDATION_ENV};
+use crate::common::{binary, binary_or_skip, validation_reports, SYNC_VALIDATION_ENV};
 
 fn qwen_wgpu(args: &[&str]) -> (bool, String, String) {
     qwen_wgpu_with(args, &[])
@@ -10,7 +10,7 @@ fn qwen_wgpu(args: &[&str]) -> (bool, String, String) {
 
 /// `qwen_wgpu` with extra environment variables.
 fn qwen_wgpu_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+    let out = Command::new(binary())
         .args(args)
         .env(
             "XDG_CACHE_HOME",
@@ -28,6 +28,9 @@ fn qwen_wgpu_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String)
 
 #[test]
 fn inspect_preset_235b_shows_its_parameter_counts() {
+    if !binary_or_skip() {
+        return;
+    }
     let (ok, out, err) = qwen_wgpu(&["inspect", "--preset", "qwen3-235b-a22b"]);
     assert!(ok, "{err}");
     assert!(out.contains("235.09 B total, 22.19 B active"), "{out}");
@@ -36,6 +39,9 @@ fn inspect_preset_235b_shows_its_parameter_counts() {
 
 #[test]
 fn inspect_json_carries_the_algebra() {
+    if !binary_or_skip() {
+        return;
+    }
     let (ok, out, err) = qwen_wgpu(&[
         "inspect",
         "--preset",
@@ -64,6 +70,9 @@ fn inspect_json_carries_the_algebra() {
 
 #[test]
 fn inspect_a_synthetic_file_and_the_demo() {
+    if !binary_or_skip() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny.gguf");
@@ -92,6 +101,9 @@ fn inspect_a_synthetic_file_and_the_demo() {
 
 #[test]
 fn bad_input_gets_a_clear_error_not_a_panic() {
+    if !binary_or_skip() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("not-a-model.gguf");
@@ -126,6 +138,9 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
 
 #[test]
 fn logits_and_perplexity_run_on_the_reference() {
+    if !binary_or_skip() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-lp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("m.gguf");
@@ -188,6 +203,9 @@ fn logits_and_perplexity_run_on_the_reference() {
 /// than failing, whatever `--ubatch` asks.
 #[test]
 fn perplexity_at_the_real_vocabulary_fits_its_steps_to_the_binding() {
+    if !binary_or_skip() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("qwen-wgpu-cli-pv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let text = dir.join("t.txt");
@@ -213,7 +231,7 @@ fn perplexity_at_the_real_vocabulary_fits_its_steps_to_the_binding() {
 
 fn qwen_wgpu_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+    let mut child = Command::new(binary())
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -264,6 +282,9 @@ fn tiny_model(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 /// run, chat, bench and the GPU/CPU logits on a tiny synthetic model, as a user calls them.
 #[test]
 fn run_chat_bench_and_gpu_logits() {
+    if !binary_or_skip() {
+        return;
+    }
     let (dir, model) = tiny_model("run");
     let m = model.to_str().unwrap();
 
@@ -421,6 +442,9 @@ fn run_chat_bench_and_gpu_logits() {
 /// skipped with a note, except under CI, which installs it.
 #[test]
 fn direct_steps_pass_vulkan_synchronization_validation() {
+    if !binary_or_skip() {
+        return;
+    }
     let (dir, model) = tiny_model("sync");
     let m = model.to_str().unwrap();
     let bench = [

@@ -255,3 +255,31 @@ pub fn validation_reports(output: &str) -> Option<Vec<String>> {
             .collect(),
     )
 }
+
+/// The `qwen-wgpu` binary the tests run: `QWEN_WGPU_BIN` where set (a test binary carried to
+/// another machine, with the binary beside it), else the one cargo built with the tests.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("QWEN_WGPU_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_qwen-wgpu").into())
+}
+
+/// Whether [`binary`] exists; a test of it is skipped, with a note, where it does not
+/// (a test binary carried without it), except under `CI=true`, where it fails.
+pub fn binary_or_skip() -> bool {
+    let bin = binary();
+    if bin.exists() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "no qwen-wgpu binary at {}",
+        bin.display()
+    );
+    eprintln!(
+        "skipping: no qwen-wgpu binary at {} (set QWEN_WGPU_BIN)",
+        bin.display()
+    );
+    false
+}

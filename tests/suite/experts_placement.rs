@@ -311,7 +311,7 @@ fn re_plans_between_batched_steps_keep_the_tokens() {
 /// host link measured by a copy, and the speed the split predicts from them.
 #[test]
 fn bench_reports_the_split_the_hit_rate_and_the_host_link() {
-    if gpu_or_skip().is_none() {
+    if !crate::common::binary_or_skip() || gpu_or_skip().is_none() {
         return;
     }
     let config = tiny("tiny-qwen35moe");
@@ -327,7 +327,7 @@ fn bench_reports_the_split_the_hit_rate_and_the_host_link() {
     std::fs::write(&path, synthetic_model(&config, &opts).unwrap().to_bytes()).unwrap();
     // The plan of OPTIONS: 64 tokens of context, 32-token steps.
     let budget = budget_for(&config, &file, n_expert / 2).to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+    let out = std::process::Command::new(crate::common::binary())
         .args([
             "bench",
             "-m",

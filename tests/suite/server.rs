@@ -197,7 +197,7 @@ struct Server {
 
 impl Server {
     fn start(model: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_qwen-wgpu"))
+        let mut child = Command::new(crate::common::binary())
             .args(["serve", "-m"])
             .arg(model)
             .args(["--port", "0", "--ctx", "1024"])
@@ -293,7 +293,10 @@ fn reply_line(output: &str) -> &str {
 
 #[test]
 fn the_openai_client_runs_against_the_real_server() {
-    if !python_client() || crate::common::gpu_or_skip().is_none() {
+    if !python_client()
+        || !crate::common::binary_or_skip()
+        || crate::common::gpu_or_skip().is_none()
+    {
         return;
     }
     let model = tiny_model(&std::env::temp_dir().join("qwen-wgpu-serve-real"));
