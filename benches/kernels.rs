@@ -527,8 +527,13 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
     let ds = matmul(&b.gpu, &b.cache, &wm, 64, x, y).unwrap();
     let what = "matmul q4_K 2048 x 2048 x 64 tokens";
     b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
-    // The other types of Q5_K_M, Q6_K and IQ4_XS files, each staged word-wise.
-    for other in [GgmlType::Q5K, GgmlType::Q6K, GgmlType::Iq4Xs] {
+    // The other types of Q5_K_M, Q6_K, IQ4_XS and BF16 files, each staged word-wise.
+    for other in [
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+        GgmlType::Iq4Xs,
+        GgmlType::Bf16,
+    ] {
         let w = b.matrix("w", other, e);
         let ds = matmul(&b.gpu, &b.cache, &w, 64, x, y).unwrap();
         let what = format!("matmul {other} 2048 x 2048 x 64 tokens");

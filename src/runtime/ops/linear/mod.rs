@@ -133,14 +133,15 @@ fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
     }
 }
 
-/// The matmul's `stage_unit` for `ty`: word-wise for the types of Q4_K_M, Q5_K_M, Q6_K,
-/// Q8_0 and IQ4_XS files, else through the decoder's whole `unit_values` for each quarter
+/// The matmul's `stage_unit` for `ty`: word-wise for the types of BF16, Q4_K_M, Q5_K_M,
+/// Q6_K, Q8_0 and IQ4_XS files, else through the decoder's whole `unit_values` for each quarter
 /// of a unit (q5_K and iq4_xs that way took 1.65x and 1.69x the time of their word-wise
 /// staging: `cargo bench --bench kernels -- "matmul "`, lavapipe, f32 tiles).
 fn stage_file(ty: GgmlType) -> &'static str {
     match ty {
         GgmlType::F32 => "linear/stage/f32.wgsl",
         GgmlType::F16 => "linear/stage/f16.wgsl",
+        GgmlType::Bf16 => "linear/stage/bf16.wgsl",
         GgmlType::Q8_0 => "linear/stage/q8_0.wgsl",
         GgmlType::Q4K => "linear/stage/q4_k.wgsl",
         GgmlType::Q5K => "linear/stage/q5_k.wgsl",
