@@ -527,17 +527,23 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
     let ds = matmul(&b.gpu, &b.cache, &wm, 64, x, y).unwrap();
     let what = "matmul q4_K 2048 x 2048 x 64 tokens";
     b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
-    // The other types of Q5_K_M, Q6_K, IQ4_XS and BF16 files, each staged word-wise.
+    // The other types of Q5_K_M, Q6_K, IQ4_XS, BF16, Q4_0 and Q5_0 files, each read
+    // word-wise, in the prompt's matmul and the decode matvec.
     for other in [
         GgmlType::Q5K,
         GgmlType::Q6K,
         GgmlType::Iq4Xs,
         GgmlType::Bf16,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
     ] {
         let w = b.matrix("w", other, e);
         let ds = matmul(&b.gpu, &b.cache, &w, 64, x, y).unwrap();
         let what = format!("matmul {other} 2048 x 2048 x 64 tokens");
         b.time(&what, &ds.iter().collect::<Vec<_>>(), &ys);
+        let single = Matvec::single(&b.gpu, &b.cache, &w, &xs, 0, &ys, 0).unwrap();
+        let what = format!("matvec {other} 2048 x 2048");
+        b.time(&what, &single.pieces().iter().collect::<Vec<_>>(), &ys);
     }
     // A batched decode step's projections: one matvec per sequence against one batched one.
     let single = Matvec::single(&b.gpu, &b.cache, &wm, &xs, 0, &ys, 0).unwrap();

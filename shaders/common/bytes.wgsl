@@ -49,3 +49,9 @@ fn bytes_i8_f32(q: u32) -> vec4<f32> {
     let shifted = vec4<i32>(bitcast<i32>(q << 24u), bitcast<i32>(q << 16u), bitcast<i32>(q << 8u), bitcast<i32>(q));
     return vec4<f32>(shifted >> vec4<u32>(24u));
 }
+
+// Bits 0..4 of `b` as bit 4 of bytes 0..4: the fifth bits of four q5_0 / q5_1 quants, to OR
+// into their nibbles.
+fn fifth_bits4(b: u32) -> u32 {
+    return ((b & 1u) | ((b & 2u) << 7u) | ((b & 4u) << 14u) | ((b & 8u) << 21u)) << 4u;
+}

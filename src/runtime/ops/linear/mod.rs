@@ -105,11 +105,17 @@ pub(crate) fn rows_dots_reader(
 }
 
 /// The matvec's `unit_dot` for `ty`: a word-wise dot for the common quantizations, else
-/// the generic one over the decoder's `unit_values`.
+/// the generic one over the decoder's `unit_values` (q4_0 and q5_0 that way took 1.26x and
+/// 1.23x the time of their word-wise dots: `cargo bench --bench kernels -- "2048 x 2048"`,
+/// lavapipe).
 fn dot_file(ty: GgmlType) -> &'static str {
     match ty {
         GgmlType::F32 => "linear/dot/f32.wgsl",
         GgmlType::F16 => "linear/dot/f16.wgsl",
+        GgmlType::Q4_0 => "linear/dot/q4_0.wgsl",
+        GgmlType::Q4_1 => "linear/dot/q4_1.wgsl",
+        GgmlType::Q5_0 => "linear/dot/q5_0.wgsl",
+        GgmlType::Q5_1 => "linear/dot/q5_1.wgsl",
         GgmlType::Q8_0 => "linear/dot/q8_0.wgsl",
         GgmlType::Q4K => "linear/dot/q4_k.wgsl",
         GgmlType::Q6K => "linear/dot/q6_k.wgsl",
@@ -133,8 +139,8 @@ fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
     }
 }
 
-/// The matmul's `stage_unit` for `ty`: word-wise for the types of BF16, Q4_K_M, Q5_K_M,
-/// Q6_K, Q8_0 and IQ4_XS files, else through the decoder's whole `unit_values` for each quarter
+/// The matmul's `stage_unit` for `ty`: word-wise for the types of BF16, Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q4_K_M, Q5_K_M, Q6_K, Q8_0 and IQ4_XS files, else through the decoder's whole `unit_values` for each quarter
 /// of a unit (q5_K and iq4_xs that way took 1.65x and 1.69x the time of their word-wise
 /// staging: `cargo bench --bench kernels -- "matmul "`, lavapipe, f32 tiles).
 fn stage_file(ty: GgmlType) -> &'static str {
@@ -142,6 +148,10 @@ fn stage_file(ty: GgmlType) -> &'static str {
         GgmlType::F32 => "linear/stage/f32.wgsl",
         GgmlType::F16 => "linear/stage/f16.wgsl",
         GgmlType::Bf16 => "linear/stage/bf16.wgsl",
+        GgmlType::Q4_0 => "linear/stage/q4_0.wgsl",
+        GgmlType::Q4_1 => "linear/stage/q4_1.wgsl",
+        GgmlType::Q5_0 => "linear/stage/q5_0.wgsl",
+        GgmlType::Q5_1 => "linear/stage/q5_1.wgsl",
         GgmlType::Q8_0 => "linear/stage/q8_0.wgsl",
         GgmlType::Q4K => "linear/stage/q4_k.wgsl",
         GgmlType::Q5K => "linear/stage/q5_k.wgsl",
