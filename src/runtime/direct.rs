@@ -791,9 +791,9 @@ impl Replays {
             if let Some(old) = pool.steps.pop() {
                 // Submitted steps may still run it: free for reuse once all work submitted
                 // so far is done (every step that used it was submitted before this one
-                // was recorded).
-                // (wgpu submits its pending buffer writes to attach the callback: the
-                // step's opening barrier orders them before it all the same.)
+                // was recorded). To attach the callback wgpu submits its pending buffer
+                // writes early; the step's opening barrier orders them before it all the
+                // same.
                 let done = Arc::new(AtomicBool::new(false));
                 let flag = done.clone();
                 direct
