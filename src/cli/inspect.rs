@@ -76,8 +76,8 @@ pub struct SynthArgs {
     output: PathBuf,
     #[arg(long, default_value_t = SynthOptions::default().seed)]
     seed: u64,
-    /// Type of the large weights: f32, f16, bf16, q8_0, q4_0, q4_K or q6_K; or q4_K_M, q4_K
-    /// with q6_K where llama-quantize's Q4_K_M puts it.
+    /// Type of the large weights: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K or iq4_xs; or
+    /// q4_K_M, q4_K with q6_K where llama-quantize's Q4_K_M puts it.
     #[arg(long = "type", default_value = "f32")]
     weight_type: String,
     /// Routers that favour a few experts per layer, as trained ones do: the expert ranked r

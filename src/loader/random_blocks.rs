@@ -18,7 +18,12 @@ pub const BLOCKS_PER_STREAM: u64 = 1024;
 pub fn writes_blocks(ty: GgmlType) -> bool {
     matches!(
         ty,
-        GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K
+        GgmlType::Q4_0
+            | GgmlType::Q8_0
+            | GgmlType::Q4K
+            | GgmlType::Q5K
+            | GgmlType::Q6K
+            | GgmlType::Iq4Xs
     )
 }
 
@@ -68,14 +73,34 @@ fn fill_block(ty: GgmlType, scale: f32, rng: &mut SplitMix64, b: &mut [u8]) {
             let d = 2.0 * scale / (15.0 * sc as f32);
             put_f16(b, 0, d);
             put_f16(b, 2, d * 7.5 * sc as f32 / m as f32);
-            // ggml's get_scale_min_k4 packing of eight equal (sc, m) pairs.
-            let (lo, hi) = (sc as u8, m as u8);
-            for j in 0..4 {
-                b[4 + j] = (lo & 63) | ((lo >> 4) << 6);
-                b[8 + j] = (hi & 63) | ((hi >> 4) << 6);
-                b[12 + j] = (lo & 0xF) | ((hi & 0xF) << 4);
-            }
+            put_k4_scales(b, sc as u8, m as u8);
             random_bytes(rng, &mut b[16..]);
+        }
+        // As q4_K with q in 0..32 (a fifth bit from qh): dmin * m = 15.5 d * sc.
+        GgmlType::Q5K => {
+            let r = rng.next_u64();
+            let sc = 32 + (r & 31) as u32;
+            let m = 16 + ((r >> 8) & 31) as u32;
+            let d = 2.0 * scale / (31.0 * sc as f32);
+            put_f16(b, 0, d);
+            put_f16(b, 2, d * 15.5 * sc as f32 / m as f32);
+            put_k4_scales(b, sc as u8, m as u8);
+            random_bytes(rng, &mut b[16..]);
+        }
+        // d * (ls - 32) * level per 32 elements, level from IQ4_NL's code book (RMS about
+        // 68, mean about -6), ls a 6-bit scale in 33..64: d's sign is drawn per block to
+        // centre the values on 0.
+        GgmlType::Iq4Xs => {
+            let r = rng.next_u64();
+            let sign = if r & 1 == 0 { 1.0 } else { -1.0 };
+            let ls = 33 + ((r >> 1) % 31) as u16;
+            // Every group gets ls: low nibbles in scales_l, the top two bits in scales_h.
+            let high = (0..8).fold(0u16, |h, g| h | ((ls >> 4) << (2 * g)));
+            let low = (ls & 0xF) as u8 | (((ls & 0xF) as u8) << 4);
+            put_f16(b, 0, sign * scale / (68.0 * (ls - 32) as f32 * 3f32.sqrt()));
+            b[2..4].copy_from_slice(&high.to_le_bytes());
+            b[4..8].fill(low);
+            random_bytes(rng, &mut b[8..]);
         }
         // d * sc * (q - 32) per 16 elements, q in 0..64 from ql and qh, sc an i8 in 16..128.
         GgmlType::Q6K => {
@@ -88,6 +113,16 @@ fn fill_block(ty: GgmlType, scale: f32, rng: &mut SplitMix64, b: &mut [u8]) {
             put_f16(b, 208, scale / (32.0 * 72.0));
         }
         _ => unreachable!("fill_block of {ty}: writes_blocks() is checked first"),
+    }
+}
+
+/// ggml's get_scale_min_k4 packing of eight equal (sc, m) pairs, at bytes 4..16 of a q4_K
+/// or q5_K block.
+fn put_k4_scales(b: &mut [u8], sc: u8, m: u8) {
+    for j in 0..4 {
+        b[4 + j] = (sc & 63) | ((sc >> 4) << 6);
+        b[8 + j] = (m & 63) | ((m >> 4) << 6);
+        b[12 + j] = (sc & 0xF) | ((m & 0xF) << 4);
     }
 }
 
@@ -116,7 +151,14 @@ mod tests {
     /// bytes however the tensor is split.
     #[test]
     fn random_blocks_hold_values_of_the_asked_scale_whatever_the_split() {
-        for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q6K] {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+            GgmlType::Iq4Xs,
+        ] {
             let block_bytes = ty.layout().type_size as usize;
             let blocks = 3 * BLOCKS_PER_STREAM as usize;
             let mut whole = vec![0u8; blocks * block_bytes];

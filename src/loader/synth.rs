@@ -124,14 +124,16 @@ fn fan_in_scale(spec: &TensorSpec) -> f32 {
 }
 
 /// The weight types [`synthetic_model`] can write.
-pub const SYNTH_TYPES: [GgmlType; 7] = [
+pub const SYNTH_TYPES: [GgmlType; 9] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Bf16,
     GgmlType::Q8_0,
     GgmlType::Q4_0,
     GgmlType::Q4K,
+    GgmlType::Q5K,
     GgmlType::Q6K,
+    GgmlType::Iq4Xs,
 ];
 
 /// `wanted`, or the fallback for rows of `ne0` elements that are not whole blocks of it.
@@ -173,7 +175,9 @@ fn file_type(ty: GgmlType, q4_k_m: bool) -> u32 {
         GgmlType::Q4_0 => 2,
         GgmlType::Q8_0 => 7,
         GgmlType::Q4K => 14,
+        GgmlType::Q5K => 16,
         GgmlType::Q6K => 18,
+        GgmlType::Iq4Xs => 30,
         GgmlType::Bf16 => 32,
         _ => 0,
     }

@@ -127,14 +127,16 @@ fn dot_file(ty: GgmlType) -> &'static str {
 }
 
 /// The batched matvec's `unit_dot_cols` for `ty`, after the column loop it calls: word-wise
-/// for q4_K, q5_K, q6_K and q8_0 (the bulk of Q4_K_M, Q5_K_M and Q8_0 files), else over the
-/// decoder's `unit_values`.
+/// for q4_K, q5_K, q6_K, q8_0, q4_0 and iq4_xs (the bulk of Q4_K_M, Q5_K_M, Q8_0, Q4_0 and
+/// IQ4_XS files), else over the decoder's `unit_values`.
 fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
     match ty {
         GgmlType::Q4K => &["linear/dot_cols/pair.wgsl", "linear/dot_cols/q4_k.wgsl"],
         GgmlType::Q5K => &["linear/dot_cols/pair.wgsl", "linear/dot_cols/q5_k.wgsl"],
         GgmlType::Q6K => &["linear/dot_cols/q6_k.wgsl"],
         GgmlType::Q8_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q8_0.wgsl"],
+        GgmlType::Q4_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q4_0.wgsl"],
+        GgmlType::Iq4Xs => &["linear/dot_cols/units.wgsl", "linear/dot_cols/iq4_xs.wgsl"],
         _ => &["linear/dot_cols/units.wgsl", "linear/dot_cols/generic.wgsl"],
     }
 }
