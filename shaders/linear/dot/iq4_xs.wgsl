@@ -10,18 +10,8 @@ fn unit_dot(block: u32, sub: u32, xb: u32) -> f32 {
     var acc = vec4<f32>(0.0);
     for (var i = 0u; i < 4u; i++) {
         let q = weights[qs + i];
-        let lo = vec4<f32>(
-            IQ4_LEVELS[q & 0xFu],
-            IQ4_LEVELS[(q >> 8u) & 0xFu],
-            IQ4_LEVELS[(q >> 16u) & 0xFu],
-            IQ4_LEVELS[(q >> 24u) & 0xFu],
-        );
-        let hi = vec4<f32>(
-            IQ4_LEVELS[(q >> 4u) & 0xFu],
-            IQ4_LEVELS[(q >> 12u) & 0xFu],
-            IQ4_LEVELS[(q >> 20u) & 0xFu],
-            IQ4_LEVELS[q >> 28u],
-        );
+        let lo = iq4_levels4(q);
+        let hi = iq4_levels4(q >> 4u);
         acc += lo * x_at((xb + 4u * i) >> 2u) + hi * x_at((xb + 16u + 4u * i) >> 2u);
     }
     return dl * (acc.x + acc.y + acc.z + acc.w);

@@ -19,18 +19,8 @@ fn unit_dot_cols(
         let qs = (block + 8u + 16u * sub) >> 2u;
         for (var i = 0u; i < 4u; i++) {
             let q = weights[qs + i];
-            w[r][i] = dl * vec4<f32>(
-                IQ4_LEVELS[q & 0xFu],
-                IQ4_LEVELS[(q >> 8u) & 0xFu],
-                IQ4_LEVELS[(q >> 16u) & 0xFu],
-                IQ4_LEVELS[(q >> 24u) & 0xFu],
-            );
-            w[r][4u + i] = dl * vec4<f32>(
-                IQ4_LEVELS[(q >> 4u) & 0xFu],
-                IQ4_LEVELS[(q >> 12u) & 0xFu],
-                IQ4_LEVELS[(q >> 20u) & 0xFu],
-                IQ4_LEVELS[q >> 28u],
-            );
+            w[r][i] = dl * iq4_levels4(q);
+            w[r][4u + i] = dl * iq4_levels4(q >> 4u);
         }
     }
     add_unit_cols(&w, xi, acc);

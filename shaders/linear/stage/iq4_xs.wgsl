@@ -10,12 +10,7 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
     let qs = (block + 8u + 16u * sub + 8u * (part % 2u)) >> 2u;
     for (var j = 0u; j < 2u; j++) {
         let q = (weights[qs + j] >> shift) & 0x0F0F0F0Fu;
-        let levels = vec4<f32>(
-            IQ4_LEVELS[q & 0xFu],
-            IQ4_LEVELS[(q >> 8u) & 0xFu],
-            IQ4_LEVELS[(q >> 16u) & 0xFu],
-            IQ4_LEVELS[q >> 24u],
-        );
+        let levels = iq4_levels4(q);
         stage4(r, 8u * part + 4u * j, dl * levels);
     }
 }

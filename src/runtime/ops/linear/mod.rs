@@ -63,6 +63,9 @@ pub(crate) fn weight_includes(
     if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) {
         files.push("linear/quant/k4_scales.wgsl");
     }
+    if matches!(ty, GgmlType::Iq4Nl | GgmlType::Iq4Xs) {
+        files.push("linear/quant/iq4_levels.wgsl");
+    }
     files.push(decoder);
     match weight_use {
         WeightUse::Dot => files.push(dot_file(ty)),
