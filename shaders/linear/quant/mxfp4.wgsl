@@ -2,8 +2,14 @@
 // so the scale is halved: 2^(e - 128)).
 const BLOCK_BYTES: u32 = 17u;
 const UNITS_PER_BLOCK: u32 = 1u;
-const FP4_LEVELS = array<f32, 16>(0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
-                                  0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
+// The E2M1 values doubled, 0 .. 12 and their negatives: value q is byte q % 4 of word q / 4,
+// a signed byte (a vector picks its word by a computed index, where a const array indexed at
+// run time becomes an array the shader fills at every call).
+const FP4_WORDS = vec4<u32>(0x03020100u, 0x0C080604u, 0xFDFEFF00u, 0xF4F8FAFCu);
+
+fn fp4_level(q: u32) -> f32 {
+    return f32(bitcast<i32>(FP4_WORDS[q >> 2u] << (24u - 8u * (q & 3u))) >> 24u);
+}
 
 fn e8m0_half(e: u32) -> f32 {
     if (e < 2u) {
@@ -17,8 +23,8 @@ fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
     let d = e8m0_half(byte_at(block));
     for (var j = 0u; j < 16u; j++) {
         let q = byte_at(block + 1u + j);
-        v[j] = FP4_LEVELS[q & 0xFu] * d;
-        v[j + 16u] = FP4_LEVELS[q >> 4u] * d;
+        v[j] = fp4_level(q & 0xFu) * d;
+        v[j + 16u] = fp4_level(q >> 4u) * d;
     }
     return v;
 }
