@@ -64,27 +64,14 @@ fn fill_block(ty: GgmlType, scale: f32, rng: &mut SplitMix64, b: &mut [u8]) {
             put_f16(b, 0, scale / 127.0);
             random_bytes(rng, &mut b[2..]);
         }
-        // d * sc * q - dmin * m per 32-element group, q in 0..16: every group gets the
-        // block's 6-bit sc and m, with dmin * m = 7.5 d * sc to centre the values on 0.
+        // d * sc * q - dmin * m per 32-element group, q in 0..16 (q4_K) or 0..32 (q5_K, a
+        // fifth bit from qh): see put_k4_header.
         GgmlType::Q4K => {
-            let r = rng.next_u64();
-            let sc = 32 + (r & 31) as u32;
-            let m = 16 + ((r >> 8) & 31) as u32;
-            let d = 2.0 * scale / (15.0 * sc as f32);
-            put_f16(b, 0, d);
-            put_f16(b, 2, d * 7.5 * sc as f32 / m as f32);
-            put_k4_scales(b, sc as u8, m as u8);
+            put_k4_header(rng, b, scale, 15.0);
             random_bytes(rng, &mut b[16..]);
         }
-        // As q4_K with q in 0..32 (a fifth bit from qh): dmin * m = 15.5 d * sc.
         GgmlType::Q5K => {
-            let r = rng.next_u64();
-            let sc = 32 + (r & 31) as u32;
-            let m = 16 + ((r >> 8) & 31) as u32;
-            let d = 2.0 * scale / (31.0 * sc as f32);
-            put_f16(b, 0, d);
-            put_f16(b, 2, d * 15.5 * sc as f32 / m as f32);
-            put_k4_scales(b, sc as u8, m as u8);
+            put_k4_header(rng, b, scale, 31.0);
             random_bytes(rng, &mut b[16..]);
         }
         // d * (ls - 32) * level per 32 elements, level from IQ4_NL's code book (RMS about
@@ -116,9 +103,17 @@ fn fill_block(ty: GgmlType, scale: f32, rng: &mut SplitMix64, b: &mut [u8]) {
     }
 }
 
-/// ggml's get_scale_min_k4 packing of eight equal (sc, m) pairs, at bytes 4..16 of a q4_K
-/// or q5_K block.
-fn put_k4_scales(b: &mut [u8], sc: u8, m: u8) {
+/// d, dmin and the scales of a q4_K or q5_K block whose quants reach `q_max`: every group
+/// gets the block's random 6-bit sc and m, with dmin * m = d * sc * q_max / 2 to centre the
+/// values on 0 and d * sc * q_max = 2 * scale.
+fn put_k4_header(rng: &mut SplitMix64, b: &mut [u8], scale: f32, q_max: f32) {
+    let r = rng.next_u64();
+    let sc = 32 + (r & 31) as u8;
+    let m = 16 + ((r >> 8) & 31) as u8;
+    let d = 2.0 * scale / (q_max * sc as f32);
+    put_f16(b, 0, d);
+    put_f16(b, 2, d * (q_max / 2.0) * sc as f32 / m as f32);
+    // ggml's get_scale_min_k4 packing of eight equal (sc, m) pairs.
     for j in 0..4 {
         b[4 + j] = (sc & 63) | ((sc >> 4) << 6);
         b[8 + j] = (m & 63) | ((m >> 4) << 6);
