@@ -55,3 +55,10 @@ fn bytes_i8_f32(q: u32) -> vec4<f32> {
 fn fifth_bits4(b: u32) -> u32 {
     return ((b & 1u) | ((b & 2u) << 7u) | ((b & 4u) << 14u) | ((b & 8u) << 21u)) << 4u;
 }
+
+// The quants of elements e .. e + 4 (e a multiple of 4) of a unit whose 16 bytes of nibbles
+// start at byte qs, low nibbles elements 0 .. 16 and high ones 16 .. 32 (q4_0, q4_1, q5_0,
+// q5_1), one a byte.
+fn nibbles4(qs: u32, e: u32) -> u32 {
+    return (u32_at(qs + e % 16u) >> (4u * (e / 16u))) & 0x0F0F0F0Fu;
+}

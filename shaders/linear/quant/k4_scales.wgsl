@@ -10,6 +10,13 @@ fn k4_scale_min(scales: u32, g: u32) -> vec2<f32> {
     return vec2<f32>(f32(sc), f32(mn));
 }
 
+// The factors of group g of the q4_K / q5_K block at byte `block`: d * scale (x) and
+// dmin * min (y), so that its values are x * q - y.
+fn k4_factors(block: u32, g: u32) -> vec2<f32> {
+    let sm = k4_scale_min(block + 4u, g);
+    return vec2<f32>(f16_at(block) * sm.x, f16_at(block + 2u) * sm.y);
+}
+
 // The factors of groups 2p and 2p + 1 of the q4_K / q5_K block at byte `block` (the two
 // units whose quants share bytes): d * scale of each (x, y) and dmin * min of each (z, w).
 fn k4_pair_factors(block: u32, p: u32) -> vec4<f32> {

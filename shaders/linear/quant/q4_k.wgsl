@@ -5,13 +5,11 @@ const UNITS_PER_BLOCK: u32 = 8u;
 
 fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
     var v: array<f32, 32>;
-    let sm = k4_scale_min(block + 4u, sub);
-    let dl = f16_at(block) * sm.x;
-    let ml = f16_at(block + 2u) * sm.y;
+    let f = k4_factors(block, sub);
     let shift = 4u * (sub % 2u);
     let qs = block + 16u + 32u * (sub / 2u);
     for (var l = 0u; l < 32u; l++) {
-        v[l] = dl * f32((byte_at(qs + l) >> shift) & 0xFu) - ml;
+        v[l] = f.x * f32((byte_at(qs + l) >> shift) & 0xFu) - f.y;
     }
     return v;
 }

@@ -5,14 +5,12 @@ const UNITS_PER_BLOCK: u32 = 8u;
 
 fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
     var v: array<f32, 32>;
-    let sm = k4_scale_min(block + 4u, sub);
-    let dl = f16_at(block) * sm.x;
-    let ml = f16_at(block + 2u) * sm.y;
+    let f = k4_factors(block, sub);
     let shift = 4u * (sub % 2u);
     let qs = block + 48u + 32u * (sub / 2u);
     for (var l = 0u; l < 32u; l++) {
         let q = ((byte_at(qs + l) >> shift) & 0xFu) | (((byte_at(block + 16u + l) >> sub) & 1u) << 4u);
-        v[l] = dl * f32(q) - ml;
+        v[l] = f.x * f32(q) - f.y;
     }
     return v;
 }

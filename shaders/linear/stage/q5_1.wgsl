@@ -4,11 +4,8 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
     let d = f16_at(block);
     let m = f16_at(block + 2u);
     let qh = u32_at(block + 4u);
-    let shift = 4u * (part / 2u);
-    let at = block + 8u + 8u * (part % 2u);
-    for (var j = 0u; j < 2u; j++) {
-        let e = 8u * part + 4u * j;
-        let q = ((u32_at(at + 4u * j) >> shift) & 0x0F0F0F0Fu) | fifth_bits4(qh >> e);
+    for (var e = 8u * part; e < 8u * part + 8u; e += 4u) {
+        let q = nibbles4(block + 8u, e) | fifth_bits4(qh >> e);
         stage4(r, e, d * bytes_f32(q) + m);
     }
 }

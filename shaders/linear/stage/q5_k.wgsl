@@ -2,9 +2,7 @@
 // the same values as the type's decoder gives: q4_k's nibbles, with the fifth bit of element
 // l of unit `sub` in bit `sub` of qh[l], four elements a word.
 fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
-    let sm = k4_scale_min(block + 4u, sub);
-    let dl = f16_at(block) * sm.x;
-    let ml = f16_at(block + 2u) * sm.y;
+    let f = k4_factors(block, sub);
     let shift = 4u * (sub % 2u);
     let qs = (block + 48u + 32u * (sub / 2u)) >> 2u;
     let qh = (block + 16u) >> 2u;
@@ -12,6 +10,6 @@ fn stage_unit(block: u32, sub: u32, r: u32, part: u32) {
         let l = 8u * part + 4u * j;
         let lo = (weights[qs + 2u * part + j] >> shift) & 0x0F0F0F0Fu;
         let hi = ((weights[qh + 2u * part + j] >> sub) & 0x01010101u) << 4u;
-        stage4(r, l, dl * bytes_f32(lo | hi) - ml);
+        stage4(r, l, f.x * bytes_f32(lo | hi) - f.y);
     }
 }
