@@ -527,8 +527,8 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
     let ds = matmul(&b.gpu, &b.cache, &wm, 64, x, y).unwrap();
     let what = "matmul q4_K 2048 x 2048 x 64 tokens";
     b.time(what, &ds.iter().collect::<Vec<_>>(), &ys);
-    // The other types of Q5_K_M, Q6_K, IQ4_XS, BF16, Q4_0 and Q5_0 files, each read
-    // word-wise, in the prompt's matmul and the decode matvec.
+    // The other types of Q5_K_M, Q6_K, IQ4_XS, BF16, Q4_0, Q5_0 and MXFP4_MOE files, each
+    // read word-wise, in the prompt's matmul and the decode matvec.
     for other in [
         GgmlType::Q5K,
         GgmlType::Q6K,
@@ -536,6 +536,7 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
         GgmlType::Bf16,
         GgmlType::Q4_0,
         GgmlType::Q5_0,
+        GgmlType::Mxfp4,
     ] {
         let w = b.matrix("w", other, e);
         let ds = matmul(&b.gpu, &b.cache, &w, 64, x, y).unwrap();

@@ -11,6 +11,16 @@ fn fp4_level(q: u32) -> f32 {
     return f32(bitcast<i32>(FP4_WORDS[q >> 2u] << (24u - 8u * (q & 3u))) >> 24u);
 }
 
+// The levels of the nibbles at bits 0, 8, 16 and 24 of `q`.
+fn fp4_levels4(q: u32) -> vec4<f32> {
+    return vec4<f32>(
+        fp4_level(q & 0xFu),
+        fp4_level((q >> 8u) & 0xFu),
+        fp4_level((q >> 16u) & 0xFu),
+        fp4_level((q >> 24u) & 0xFu),
+    );
+}
+
 fn e8m0_half(e: u32) -> f32 {
     if (e < 2u) {
         return bitcast<f32>(0x00200000u << e);
