@@ -62,3 +62,20 @@ fn fifth_bits4(b: u32) -> u32 {
 fn nibbles4(qs: u32, e: u32) -> u32 {
     return (u32_at(qs + e % 16u) >> (4u * (e / 16u))) & 0x0F0F0F0Fu;
 }
+
+// Entry q (0 .. 16) of a 16-entry table of signed bytes packed four a word (entry q is byte
+// q % 4 of word q / 4): a code book a vector picks by a computed index, where a const array
+// indexed at run time becomes an array the shader fills at every call.
+fn packed_level(table: vec4<u32>, q: u32) -> f32 {
+    return f32(bitcast<i32>(table[q >> 2u] << (24u - 8u * (q & 3u))) >> 24u);
+}
+
+// The table entries of the nibbles at bits 0, 8, 16 and 24 of `q`.
+fn packed_levels4(table: vec4<u32>, q: u32) -> vec4<f32> {
+    return vec4<f32>(
+        packed_level(table, q & 0xFu),
+        packed_level(table, (q >> 8u) & 0xFu),
+        packed_level(table, (q >> 16u) & 0xFu),
+        packed_level(table, (q >> 24u) & 0xFu),
+    );
+}

@@ -2,23 +2,16 @@
 // so the scale is halved: 2^(e - 128)).
 const BLOCK_BYTES: u32 = 17u;
 const UNITS_PER_BLOCK: u32 = 1u;
-// The E2M1 values doubled, 0 .. 12 and their negatives: value q is byte q % 4 of word q / 4,
-// a signed byte (a vector picks its word by a computed index, where a const array indexed at
-// run time becomes an array the shader fills at every call).
+// The E2M1 values doubled, 0 .. 12 and their negatives, packed for common/bytes.wgsl's
+// packed_level.
 const FP4_WORDS = vec4<u32>(0x03020100u, 0x0C080604u, 0xFDFEFF00u, 0xF4F8FAFCu);
 
 fn fp4_level(q: u32) -> f32 {
-    return f32(bitcast<i32>(FP4_WORDS[q >> 2u] << (24u - 8u * (q & 3u))) >> 24u);
+    return packed_level(FP4_WORDS, q);
 }
 
-// The levels of the nibbles at bits 0, 8, 16 and 24 of `q`.
 fn fp4_levels4(q: u32) -> vec4<f32> {
-    return vec4<f32>(
-        fp4_level(q & 0xFu),
-        fp4_level((q >> 8u) & 0xFu),
-        fp4_level((q >> 16u) & 0xFu),
-        fp4_level((q >> 24u) & 0xFu),
-    );
+    return packed_levels4(FP4_WORDS, q);
 }
 
 fn e8m0_half(e: u32) -> f32 {
