@@ -126,13 +126,14 @@ fn dot_file(ty: GgmlType) -> &'static str {
         GgmlType::Bf16 => "linear/dot/bf16.wgsl",
         GgmlType::Iq4Xs => "linear/dot/iq4_xs.wgsl",
         GgmlType::Mxfp4 => "linear/dot/mxfp4.wgsl",
+        GgmlType::Iq4Nl => "linear/dot/iq4_nl.wgsl",
         _ => "linear/unit_dot.wgsl",
     }
 }
 
 /// The batched matvec's `unit_dot_cols` for `ty`, after the column loop it calls: word-wise
-/// for q4_K, q5_K, q6_K, q8_0, q4_0, iq4_xs and mxfp4 (the bulk of Q4_K_M, Q5_K_M, Q8_0,
-/// Q4_0, IQ4_XS and MXFP4_MOE files), else over the decoder's `unit_values`.
+/// for every type but the rarely shipped q2_K, q3_K, q8_K and the float ones, else over the
+/// decoder's `unit_values`.
 fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
     match ty {
         GgmlType::Q4K => &["linear/dot_cols/pair.wgsl", "linear/dot_cols/q4_k.wgsl"],
@@ -142,12 +143,16 @@ fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
         GgmlType::Q4_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q4_0.wgsl"],
         GgmlType::Iq4Xs => &["linear/dot_cols/units.wgsl", "linear/dot_cols/iq4_xs.wgsl"],
         GgmlType::Mxfp4 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/mxfp4.wgsl"],
+        GgmlType::Iq4Nl => &["linear/dot_cols/units.wgsl", "linear/dot_cols/iq4_nl.wgsl"],
+        GgmlType::Q4_1 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q4_1.wgsl"],
+        GgmlType::Q5_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q5_0.wgsl"],
+        GgmlType::Q5_1 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q5_1.wgsl"],
         _ => &["linear/dot_cols/units.wgsl", "linear/dot_cols/generic.wgsl"],
     }
 }
 
 /// The matmul's `stage_unit` for `ty`: word-wise for the types of BF16, Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q4_K_M, Q5_K_M, Q6_K, Q8_0, IQ4_XS and MXFP4_MOE files, else through the decoder's whole `unit_values` for each quarter
+/// Q5_1, Q4_K_M, Q5_K_M, Q6_K, Q8_0, IQ4_NL, IQ4_XS and MXFP4_MOE files, else through the decoder's whole `unit_values` for each quarter
 /// of a unit (q5_K and iq4_xs that way took 1.65x and 1.69x the time of their word-wise
 /// staging: `cargo bench --bench kernels -- "matmul "`, lavapipe, f32 tiles).
 fn stage_file(ty: GgmlType) -> &'static str {
@@ -165,6 +170,7 @@ fn stage_file(ty: GgmlType) -> &'static str {
         GgmlType::Q6K => "linear/stage/q6_k.wgsl",
         GgmlType::Iq4Xs => "linear/stage/iq4_xs.wgsl",
         GgmlType::Mxfp4 => "linear/stage/mxfp4.wgsl",
+        GgmlType::Iq4Nl => "linear/stage/iq4_nl.wgsl",
         _ => "linear/stage/generic.wgsl",
     }
 }
