@@ -298,7 +298,6 @@ impl Direct {
             script: vec![Command::Barrier(Barrier::Open)],
             keep: Vec::new(),
             hazards: Hazards::default(),
-            barriers: 0,
             error: None,
         };
         record(&mut rec);
@@ -306,7 +305,12 @@ impl Direct {
         if let Some(e) = rec.error {
             return Err(e);
         }
-        let step = replays.step(self, rec.script, rec.keep, rec.barriers)?;
+        let barriers = rec
+            .script
+            .iter()
+            .filter(|c| **c == Command::Barrier(Barrier::Between))
+            .count() as u32;
+        let commands = replays.step(self, rec.script, rec.keep)?;
         // SAFETY: wgpu opened the command buffer for this encoder; the secondary's commands
         // keep to objects of this device that outlive the submission (the plan holds them,
         // the replays hold the secondary), and its barriers at both ends order the step
@@ -318,8 +322,8 @@ impl Direct {
                 })?;
                 self.raw
                     .device
-                    .cmd_execute_commands(hal_enc.raw_handle(), &[step.commands]);
-                Ok(step.barriers)
+                    .cmd_execute_commands(hal_enc.raw_handle(), &[commands]);
+                Ok(barriers)
             })
         }
     }
@@ -569,8 +573,6 @@ pub struct DirectRecorder<'a> {
     /// script names, are not reused while it is kept.
     keep: Vec<wgpu::Buffer>,
     hazards: Hazards<vk::Buffer>,
-    /// Barriers placed by the hazards (the step's two ends aside).
-    barriers: u32,
     /// Why the step cannot be recorded directly (the first reason).
     error: Option<GpuError>,
 }
@@ -587,7 +589,6 @@ impl DirectRecorder<'_> {
 
     fn barrier(&mut self) {
         self.script.push(Command::Barrier(Barrier::Between));
-        self.barriers += 1;
         self.hazards.clear();
     }
 
@@ -694,14 +695,7 @@ pub struct Replays {
 struct Replay {
     script: Vec<Command>,
     commands: vk::CommandBuffer,
-    barriers: u32,
     _keep: Vec<wgpu::Buffer>,
-}
-
-/// What [`Direct::record`] executes: a step's commands and its barrier count.
-struct ReplayedStep {
-    commands: vk::CommandBuffer,
-    barriers: u32,
 }
 
 /// A step that left the cache, until the submissions that may run it are done.
@@ -756,8 +750,7 @@ impl Replays {
         direct: &Direct,
         script: Vec<Command>,
         keep: Vec<wgpu::Buffer>,
-        barriers: u32,
-    ) -> Result<ReplayedStep, GpuError> {
+    ) -> Result<vk::CommandBuffer, GpuError> {
         let mut inner = self
             .inner
             .lock()
@@ -767,14 +760,9 @@ impl Replays {
             None => inner.insert(ReplayPool::new(&direct.raw)?),
         };
         if let Some(i) = pool.steps.iter().position(|s| s.script == script) {
-            let step = pool.steps.remove(i);
-            let out = ReplayedStep {
-                commands: step.commands,
-                barriers: step.barriers,
-            };
-            pool.steps.insert(0, step);
+            pool.steps[..=i].rotate_right(1);
             pool.replayed += 1;
-            return Ok(out);
+            return Ok(pool.steps[0].commands);
         }
         let commands = pool.record(&script)?;
         pool.recorded += 1;
@@ -783,7 +771,6 @@ impl Replays {
             Replay {
                 script,
                 commands,
-                barriers,
                 _keep: keep,
             },
         );
@@ -806,7 +793,7 @@ impl Replays {
                 });
             }
         }
-        Ok(ReplayedStep { commands, barriers })
+        Ok(commands)
     }
 }
 
