@@ -12,3 +12,15 @@ fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
     }
     return v;
 }
+
+// For the nibble-table readers (linear/dot/nibble_table.wgsl and its siblings): the unit's
+// scale, the byte its nibbles start at, and their levels.
+fn nibble_scale(block: u32) -> f32 {
+    return f16_at(block);
+}
+
+const NIBBLES_AT: u32 = 2u;
+
+fn nibble_levels4(q: u32) -> vec4<f32> {
+    return iq4_levels4(q);
+}

@@ -10,9 +10,6 @@ fn fp4_level(q: u32) -> f32 {
     return packed_level(FP4_WORDS, q);
 }
 
-fn fp4_levels4(q: u32) -> vec4<f32> {
-    return packed_levels4(FP4_WORDS, q);
-}
 
 fn e8m0_half(e: u32) -> f32 {
     if (e < 2u) {
@@ -30,4 +27,16 @@ fn unit_values(block: u32, sub: u32) -> array<f32, 32> {
         v[j + 16u] = fp4_level(q >> 4u) * d;
     }
     return v;
+}
+
+// For the nibble-table readers (linear/dot/nibble_table.wgsl and its siblings): the unit's
+// scale, the byte its nibbles start at, and their levels.
+fn nibble_scale(block: u32) -> f32 {
+    return e8m0_half(byte_at(block));
+}
+
+const NIBBLES_AT: u32 = 1u;
+
+fn nibble_levels4(q: u32) -> vec4<f32> {
+    return packed_levels4(FP4_WORDS, q);
 }

@@ -125,8 +125,7 @@ fn dot_file(ty: GgmlType) -> &'static str {
         GgmlType::Q5K => "linear/dot/q5_k.wgsl",
         GgmlType::Bf16 => "linear/dot/bf16.wgsl",
         GgmlType::Iq4Xs => "linear/dot/iq4_xs.wgsl",
-        GgmlType::Mxfp4 => "linear/dot/mxfp4.wgsl",
-        GgmlType::Iq4Nl => "linear/dot/iq4_nl.wgsl",
+        GgmlType::Iq4Nl | GgmlType::Mxfp4 => "linear/dot/nibble_table.wgsl",
         _ => "linear/unit_dot.wgsl",
     }
 }
@@ -142,8 +141,10 @@ fn dot_columns_files(ty: GgmlType) -> &'static [&'static str] {
         GgmlType::Q8_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q8_0.wgsl"],
         GgmlType::Q4_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q4_0.wgsl"],
         GgmlType::Iq4Xs => &["linear/dot_cols/units.wgsl", "linear/dot_cols/iq4_xs.wgsl"],
-        GgmlType::Mxfp4 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/mxfp4.wgsl"],
-        GgmlType::Iq4Nl => &["linear/dot_cols/units.wgsl", "linear/dot_cols/iq4_nl.wgsl"],
+        GgmlType::Iq4Nl | GgmlType::Mxfp4 => &[
+            "linear/dot_cols/units.wgsl",
+            "linear/dot_cols/nibble_table.wgsl",
+        ],
         GgmlType::Q4_1 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q4_1.wgsl"],
         GgmlType::Q5_0 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q5_0.wgsl"],
         GgmlType::Q5_1 => &["linear/dot_cols/units.wgsl", "linear/dot_cols/q5_1.wgsl"],
@@ -169,8 +170,7 @@ fn stage_file(ty: GgmlType) -> &'static str {
         GgmlType::Q5K => "linear/stage/q5_k.wgsl",
         GgmlType::Q6K => "linear/stage/q6_k.wgsl",
         GgmlType::Iq4Xs => "linear/stage/iq4_xs.wgsl",
-        GgmlType::Mxfp4 => "linear/stage/mxfp4.wgsl",
-        GgmlType::Iq4Nl => "linear/stage/iq4_nl.wgsl",
+        GgmlType::Iq4Nl | GgmlType::Mxfp4 => "linear/stage/nibble_table.wgsl",
         _ => "linear/stage/generic.wgsl",
     }
 }
