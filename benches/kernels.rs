@@ -586,8 +586,8 @@ fn prefill(b: &mut Bench, up_exps: &ExpertTensor) {
     b.time(what, &ds.iter().collect::<Vec<_>>(), &chunk_qkv);
 }
 
-/// The prefill matmuls of a 512-token step (128 on a CPU device) in each form the adapter runs (its cooperative
-/// matrices, if any, the f16 tiles and the f32 tiles), with their rate: Qwen3.5-35B-A3B's GDN input
+/// The prefill matmuls of a 512-token step (128 on a CPU device) in each form the adapter
+/// runs (its cooperative matrices, if any, the f16, 8-bit and f32 tiles), with their rate: Qwen3.5-35B-A3B's GDN input
 /// projection (8192 x 2048), and the up projection of its 4096 routed slots grouped by
 /// expert (512 x 2048 each), over 32 experts (128 slots each, the bench model's routing)
 /// and over 256 (16 each, the real model's).
@@ -601,8 +601,13 @@ fn matmul_forms(b: &mut Bench) {
     let (e, ty, tokens) = (HIDDEN, GgmlType::Q4K, if cpu { 128 } else { 512u32 });
     let own = b.gpu.features.matmul;
     let mut forms = vec![own];
-    for form in [MatmulForm::TiledHalf, MatmulForm::Tiled] {
-        if form != own && (b.gpu.features.shader_f16 || form == MatmulForm::Tiled) {
+    for form in [
+        MatmulForm::TiledHalf,
+        MatmulForm::TiledInt8,
+        MatmulForm::Tiled,
+    ] {
+        let f16 = form == MatmulForm::TiledHalf;
+        if form != own && (b.gpu.features.shader_f16 || !f16) {
             forms.push(form);
         }
     }

@@ -79,3 +79,14 @@ fn packed_levels4(table: vec4<u32>, q: u32) -> vec4<f32> {
         packed_level(table, (q >> 24u) & 0xFu),
     );
 }
+
+// The table entries of the nibbles at bits 0, 8, 16 and 24 of `q`, as the bytes of one word
+// (the packed 8-bit form of packed_levels4).
+fn packed_level_bytes4(table: vec4<u32>, q: u32) -> u32 {
+    var out = 0u;
+    for (var k = 0u; k < 4u; k++) {
+        let n = (q >> (8u * k)) & 0xFu;
+        out |= ((table[n >> 2u] >> (8u * (n & 3u))) & 0xFFu) << (8u * k);
+    }
+    return out;
+}

@@ -131,7 +131,14 @@ impl Direct {
                 queue_family: hal.queue_family_index(),
             }),
             queue: queue.clone(),
-            spv: spirv_options(api, v13.shader_zero_initialize_workgroup_memory == vk::TRUE),
+            spv: spirv_options(
+                api,
+                v13.shader_zero_initialize_workgroup_memory == vk::TRUE,
+                spirv_capabilities(
+                    device.features(),
+                    v13.shader_integer_dot_product == vk::TRUE,
+                ),
+            ),
             varying_subgroups: device.features().contains(wgpu::Features::SUBGROUP),
             pipelines: Mutex::default(),
             refused: Mutex::default(),
@@ -337,16 +344,131 @@ impl Direct {
     }
 }
 
+/// The SPIR-V of `decl` in `variant` under `options`.
+fn spirv(
+    decl: &Declaration,
+    variant: Variant,
+    options: &spv::Options<'_>,
+) -> Result<Vec<u32>, GpuError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        GpuError::Pipeline(format!("{} (direct): {what}: {e}", decl.entry))
+    };
+    let source = assemble(decl, variant)?;
+    let module = naga::front::wgsl::parse_str(&source).map_err(|e| fail("WGSL", &e))?;
+    // wgpu validated the same source when it built the kernel's own pipeline; the adapter's
+    // features gate which kernels exist, not this second validation.
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| fail("validation", &e))?;
+    let stage = Some((naga::ShaderStage::Compute, decl.entry));
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        stage,
+        &Default::default(),
+    )
+    .map_err(|e| fail("constants", &e))?;
+    spv::write_vec(
+        &module,
+        &info,
+        options,
+        Some(&spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: decl.entry.to_string(),
+        }),
+    )
+    .map_err(|e| fail("SPIR-V", &e))
+}
+
 /// A kernel's direct pipeline, or why it could not be built.
 type Built = Result<Arc<DirectPipeline>, String>;
 
-/// The SPIR-V options of wgpu's Vulkan backend for a device of `api` version, with the
-/// runtime checks off as for the kernels' wgpu pipelines (`ShaderRuntimeChecks::unchecked`,
-/// see `PipelineCache::get`). Capabilities are left open: which kernels exist is gated by
-/// the adapter's features, and none uses a construct whose translation depends on an
-/// optional capability (packed 8-bit dot products and packing, which naga writes natively
-/// where the capability is listed; a shader test holds the kernels to that).
-fn spirv_options(api: u32, native_zero_init: bool) -> spv::Options<'static> {
+/// The SPIR-V capabilities wgpu's Vulkan backend lists for a device with `features` (of
+/// those this runtime requests) and, where `integer_dot`, `shaderIntegerDotProduct`: naga
+/// writes packed 8-bit dot products natively where their capability is listed and as a
+/// polyfill otherwise, so the direct pipelines must list what wgpu's list.
+pub fn spirv_capabilities(
+    features: wgpu::Features,
+    integer_dot: bool,
+) -> naga::FastHashSet<spv::Capability> {
+    use spv::Capability as C;
+    // What every Vulkan device has.
+    let mut caps = vec![
+        C::Shader,
+        C::Matrix,
+        C::Sampled1D,
+        C::Image1D,
+        C::ImageQuery,
+        C::DerivativeControl,
+        C::StorageImageExtendedFormats,
+    ];
+    if features.contains(wgpu::Features::SUBGROUP) {
+        caps.extend([
+            C::GroupNonUniform,
+            C::GroupNonUniformVote,
+            C::GroupNonUniformArithmetic,
+            C::GroupNonUniformBallot,
+            C::GroupNonUniformShuffle,
+            C::GroupNonUniformShuffleRelative,
+            C::GroupNonUniformQuad,
+        ]);
+    }
+    if features.contains(wgpu::Features::SHADER_F16) {
+        caps.push(C::Float16);
+    }
+    if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        caps.extend([C::CooperativeMatrixKHR, C::VulkanMemoryModel]);
+    }
+    if integer_dot {
+        caps.extend([
+            C::DotProductInputAll,
+            C::DotProductInput4x8Bit,
+            C::DotProductInput4x8BitPacked,
+            C::DotProduct,
+        ]);
+    }
+    caps.into_iter().collect()
+}
+
+/// Whether `adapter` runs packed 8-bit dot products natively: Vulkan 1.3's
+/// `integerDotProduct4x8BitPackedSignedAccelerated`, which llama.cpp's Vulkan backend also
+/// reads to pick its integer-dot matmul. False on other backends.
+pub fn packed_int8_dot_accelerated(adapter: &wgpu::Adapter) -> bool {
+    // SAFETY: the physical device is only queried.
+    let Some(hal) = (unsafe { adapter.as_hal::<Vulkan>() }) else {
+        return false;
+    };
+    let instance = hal.shared_instance();
+    let phd = hal.raw_physical_device();
+    // SAFETY: a physical device of this instance.
+    let api = unsafe { instance.raw_instance().get_physical_device_properties(phd) }
+        .api_version
+        .min(instance.instance_api_version());
+    if api < vk::API_VERSION_1_3 {
+        return false;
+    }
+    let mut v13 = vk::PhysicalDeviceVulkan13Properties::default();
+    let mut properties = vk::PhysicalDeviceProperties2::default().push_next(&mut v13);
+    // SAFETY: as above; the chain is one valid struct of a 1.3 device.
+    unsafe {
+        instance
+            .raw_instance()
+            .get_physical_device_properties2(phd, &mut properties)
+    };
+    v13.integer_dot_product4x8_bit_packed_signed_accelerated == vk::TRUE
+}
+
+/// The SPIR-V options of wgpu's Vulkan backend for a device of `api` version with
+/// `capabilities` ([`spirv_capabilities`]), with the runtime checks off as for the kernels'
+/// wgpu pipelines (`ShaderRuntimeChecks::unchecked`, see `PipelineCache::get`).
+fn spirv_options(
+    api: u32,
+    native_zero_init: bool,
+    capabilities: naga::FastHashSet<spv::Capability>,
+) -> spv::Options<'static> {
     let unchecked = naga::proc::BoundsCheckPolicy::Unchecked;
     spv::Options {
         lang_version: match api {
@@ -357,7 +479,7 @@ fn spirv_options(api: u32, native_zero_init: bool) -> spv::Options<'static> {
         },
         flags: spv::WriterFlags::empty(),
         fake_missing_bindings: true,
-        capabilities: None,
+        capabilities: Some(capabilities),
         bounds_check_policies: naga::proc::BoundsCheckPolicies {
             index: unchecked,
             buffer: unchecked,
@@ -409,34 +531,7 @@ impl DirectPipeline {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             GpuError::Pipeline(format!("{} (direct): {what}: {e}", decl.entry))
         };
-        let source = assemble(decl, variant)?;
-        let module = naga::front::wgsl::parse_str(&source).map_err(|e| fail("WGSL", &e))?;
-        // wgpu validated the same source when it built the kernel's own pipeline; the
-        // adapter's features gate which kernels exist, not this second validation.
-        let info = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .map_err(|e| fail("validation", &e))?;
-        let stage = Some((naga::ShaderStage::Compute, decl.entry));
-        let (module, info) = naga::back::pipeline_constants::process_overrides(
-            &module,
-            &info,
-            stage,
-            &Default::default(),
-        )
-        .map_err(|e| fail("constants", &e))?;
-        let words = spv::write_vec(
-            &module,
-            &info,
-            &direct.spv,
-            Some(&spv::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: decl.entry.to_string(),
-            }),
-        )
-        .map_err(|e| fail("SPIR-V", &e))?;
+        let words = spirv(decl, variant, &direct.spv)?;
         let entry = CString::new(decl.entry).map_err(|e| fail("entry point", &e))?;
         let mut out = DirectPipeline {
             raw: direct.raw.clone(),
@@ -1025,7 +1120,30 @@ impl<B: PartialEq + Copy> Hazards<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::Hazards;
+    use super::{spirv, spirv_capabilities, spirv_options, Hazards};
+    use crate::runtime::pipeline::{Kernel, Variant};
+    use ash::vk;
+
+    /// Every kernel translates under the capabilities the direct pipelines list for a
+    /// device with every feature this runtime requests (a capability naga needs and the
+    /// list lacks fails the translation), and the 8-bit matmul also where packed dot
+    /// products are missing (naga's polyfill).
+    #[test]
+    fn every_kernel_translates_under_the_listed_capabilities() {
+        let all = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let listed = spirv_options(vk::API_VERSION_1_3, true, spirv_capabilities(all, true));
+        let no_dot = spirv_options(vk::API_VERSION_1_3, true, spirv_capabilities(all, false));
+        let variant = Variant { subgroups: true };
+        for kernel in Kernel::all() {
+            let decl = kernel.declaration().unwrap();
+            spirv(&decl, variant, &listed).unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
+            if matches!(kernel, Kernel::Matmul { .. }) {
+                spirv(&decl, variant, &no_dot).unwrap_or_else(|e| panic!("{kernel:?}: {e}"));
+            }
+        }
+    }
 
     /// Runs `commands` (reads, writes) through the rule; returns which were preceded by a
     /// barrier.

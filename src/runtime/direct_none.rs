@@ -12,6 +12,11 @@ use crate::runtime::pipeline::{Kernel, Variant};
 /// The environment variable choosing how steps are recorded (no effect here).
 pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
 
+/// Packed 8-bit dot products are read as accelerated on Vulkan only.
+pub fn packed_int8_dot_accelerated(_adapter: &wgpu::Adapter) -> bool {
+    false
+}
+
 pub struct Direct {
     never: Infallible,
 }

@@ -108,9 +108,10 @@ pub struct GpuFeatures {
     /// sequential, 14.5 s chunked (`cargo bench --bench kernels -- delta`).
     pub chunked_delta_rule: bool,
     /// How prompt steps multiply their matmul tiles: on cooperative matrices (tensor
-    /// cores) where the adapter has f16 ones ([`MatmulForm::for_adapter`]), else f32 FMAs
-    /// over f16 tiles on a GPU with f16 and 24 KiB of workgroup memory, else over f32 tiles
-    /// ([`MatmulForm::choose`]; `QWEN_WGPU_MATMUL=f16` or `f32` forces the tiles).
+    /// cores) where the adapter has f16 ones ([`MatmulForm::for_adapter`]), else packed
+    /// 8-bit dot products on a GPU whose driver runs them natively, else f32 FMAs over f16
+    /// tiles on a GPU with f16 and 24 KiB of workgroup memory, else over f32 tiles
+    /// ([`MatmulForm::choose`]; `QWEN_WGPU_MATMUL=f16`, `i8` or `f32` forces the tiles).
     pub matmul: MatmulForm,
     /// Weights are written straight into their mapped buffers rather than through staging:
     /// on a CPU device "VRAM" is host memory, and a staging copy would be a second one.
@@ -129,6 +130,7 @@ impl GpuFeatures {
         device_type: wgpu::DeviceType,
         limits: &wgpu::Limits,
         coop: Option<MatmulForm>,
+        int8_dot: bool,
     ) -> GpuFeatures {
         let gpu = match std::env::var(FORMS_ENV).as_deref() {
             Ok("gpu") => true,
@@ -144,7 +146,7 @@ impl GpuFeatures {
             matvec_min_grid: gpu.then_some(crate::runtime::ops::linear::matvec::MIN_GRID),
             fused_decode: gpu,
             chunked_delta_rule: gpu,
-            matmul: MatmulForm::choose(coop, gpu, features, limits),
+            matmul: MatmulForm::choose(coop, gpu, int8_dot, features, limits),
             mapped_upload: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
                 && device_type == wgpu::DeviceType::Cpu,
             host_storage: features.contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
@@ -385,7 +387,9 @@ impl GpuContext {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let features = GpuFeatures::of(required_features, info.device_type, &limits, coop);
+        let int8_dot = crate::runtime::direct::packed_int8_dot_accelerated(&adapter);
+        let features =
+            GpuFeatures::of(required_features, info.device_type, &limits, coop, int8_dot);
         log::info!("GPU: {} features {features:?}", summary(index, &info));
         let direct = Direct::open(&device, &queue);
         if direct.is_some() {

@@ -195,7 +195,8 @@ impl Kernel {
                 .map(|split| Kernel::MatvecExperts { ty, split });
             all.extend(matvecs);
             all.extend(experts);
-            for form in MATMUL_FORMS {
+            // The types a form cannot stage run in another (`MatmulForm::for_weights`).
+            for form in MATMUL_FORMS.into_iter().filter(|f| f.for_weights(ty) == *f) {
                 let expert_tiles = linear::matmul::TOKEN_TILES
                     .map(|tokens| Kernel::MatmulExperts { ty, tokens, form });
                 all.extend(expert_tiles);
@@ -304,7 +305,10 @@ impl Kernel {
         // Qwen3.5's 8 query heads of 256 a KV head (key tiles for 32 and 48 KiB of
         // workgroup memory), qwen3moe's (32 / 4) of 128, the tiny models' 2 of 16, in each
         // cooperative form.
-        for form in &MATMUL_FORMS[2..] {
+        let cooperative = MATMUL_FORMS
+            .into_iter()
+            .filter(|&f| linear::matmul::form_size(f) != 0);
+        for form in cooperative {
             let shapes = [
                 (256, true, 8, 16),
                 (256, true, 8, 32),
@@ -317,7 +321,7 @@ impl Kernel {
                     kv_f16,
                     group,
                     key_tile,
-                    form: *form,
+                    form,
                 },
             ));
         }
@@ -339,9 +343,10 @@ impl Kernel {
 
 /// The matmul forms every type is built in for the naga tests (the cooperative ones
 /// last): cooperative matrices at NVIDIA's and Apple's sizes by subgroups of 32.
-const MATMUL_FORMS: [MatmulForm; 5] = [
+const MATMUL_FORMS: [MatmulForm; 6] = [
     MatmulForm::Tiled,
     MatmulForm::TiledHalf,
+    MatmulForm::TiledInt8,
     MatmulForm::CoopEmulated,
     MatmulForm::Coop {
         size: 16,

@@ -146,12 +146,24 @@ pub fn for_each_variant(
     }
 }
 
+/// The bound of a matmul form against the f32 reference, relative to sum |w x| of a row: the
+/// f32 tiles within the matvec's, f16 operands 1e-3, and inputs rounded to 8 bits per 16
+/// elements 1e-2 (each input off by at most 1/254 of its half's largest, about 1/127 of the
+/// mean magnitude of uniform inputs, at worst all in one direction).
+pub fn matmul_bound(form: qwen_wgpu::runtime::ops::linear::matmul::MatmulForm) -> f32 {
+    use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
+    match form {
+        MatmulForm::Tiled => 2e-5,
+        MatmulForm::TiledInt8 => 1e-2,
+        _ => 1e-3,
+    }
+}
+
 /// Runs `check` with each matmul form this adapter can run: its own (cooperative matrices
 /// where it has them), the cooperative tile emulated in plain WGSL and the f16 tiles (where
-/// it has f16), and the f32 tiles; says so when the adapter has no cooperative matrices to
-/// test. `check`
-/// gets the bound on |gpu - ref| per unit of the row's sum of |w x|: the f32 matvec's
-/// 2e-5, or for f16 operands (each rounded by at most 2^-11) 1e-3.
+/// it has f16), the 8-bit tiles (packed dot products run everywhere, natively or not) and
+/// the f32 tiles; says so when the adapter has no cooperative matrices to test. `check`
+/// gets the form's bound on |gpu - ref| per unit of the row's sum of |w x| ([`matmul_bound`]).
 pub fn for_each_matmul_form(
     gpu: &mut qwen_wgpu::runtime::GpuContext,
     mut check: impl FnMut(&qwen_wgpu::runtime::GpuContext, f32),
@@ -168,22 +180,18 @@ pub fn for_each_matmul_form(
     let others = [
         MatmulForm::CoopEmulated,
         MatmulForm::TiledHalf,
+        MatmulForm::TiledInt8,
         MatmulForm::Tiled,
     ];
     for form in others {
-        let f16 = form != MatmulForm::Tiled;
+        let f16 = !matches!(form, MatmulForm::Tiled | MatmulForm::TiledInt8);
         if form != own && (gpu.features.shader_f16 || !f16) {
             forms.push(form);
         }
     }
     for form in forms {
         gpu.features.matmul = form;
-        let bound = if form == MatmulForm::Tiled {
-            2e-5
-        } else {
-            1e-3
-        };
-        check(gpu, bound);
+        check(gpu, matmul_bound(form));
     }
     gpu.features.matmul = own;
 }

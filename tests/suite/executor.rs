@@ -48,6 +48,18 @@ fn load_with(
     gpu_forms: Option<bool>,
     recording: Recording,
 ) -> Option<Arc<GpuModel>> {
+    load_with_matmul(config, file, options, gpu_forms, recording, None)
+}
+
+/// [`load_with`], the matmul in `matmul` where given.
+fn load_with_matmul(
+    config: &ModelConfig,
+    file: &GgufFile,
+    options: SessionOptions,
+    gpu_forms: Option<bool>,
+    recording: Recording,
+    matmul: Option<MatmulForm>,
+) -> Option<Arc<GpuModel>> {
     let mut gpu = gpu_or_skip()?;
     recording.apply(&mut gpu);
     if let Some(g) = gpu_forms {
@@ -61,6 +73,9 @@ fn load_with(
             _ if g && gpu.features.shader_f16 => MatmulForm::CoopEmulated,
             _ => MatmulForm::Tiled,
         };
+    }
+    if let Some(form) = matmul {
+        gpu.features.matmul = form;
     }
     Some(GpuModel::load(gpu, file, config, &options, &mut |_, _| {}).unwrap())
 }
@@ -120,6 +135,7 @@ fn generate_like_reference(
     tol: f32,
     gpu_forms: Option<bool>,
     recording: Recording,
+    matmul: Option<MatmulForm>,
 ) {
     let config = tiny(preset);
     let file = file_of(&config, weight_type);
@@ -129,7 +145,8 @@ fn generate_like_reference(
         kv_dtype,
         all_logits: false,
     };
-    let Some(model) = load_with(&config, &file, options, gpu_forms, recording) else {
+    let Some(model) = load_with_matmul(&config, &file, options, gpu_forms, recording, matmul)
+    else {
         return;
     };
     let reference = ReferenceModel::load(&file, &config).unwrap();
@@ -140,7 +157,7 @@ fn generate_like_reference(
     session.prefill(&prompt).unwrap();
     let expect = reference.forward(&prompt, &mut ref_state).unwrap();
     let what = format!(
-        "{preset} {weight_type} kv {kv_dtype:?} GPU kernel forms {gpu_forms:?} recording {recording:?}"
+        "{preset} {weight_type} kv {kv_dtype:?} GPU kernel forms {gpu_forms:?} recording {recording:?} matmul {matmul:?}"
     );
     assert_logits_close(
         &format!("{what} after prefill"),
@@ -170,6 +187,7 @@ fn gpu_generates_the_reference_tokens_f32_kv() {
             1e-4,
             None,
             Recording::Adapter,
+            None,
         );
     }
     // Both kernel forms (a GPU's, a CPU device's), whichever the adapter would pick, and
@@ -185,6 +203,7 @@ fn gpu_generates_the_reference_tokens_f32_kv() {
                     1e-4,
                     forms,
                     recording,
+                    None,
                 );
             }
         }
@@ -197,7 +216,27 @@ fn gpu_generates_the_reference_tokens_quantized_f16_kv() {
         .into_iter()
         .zip([GgmlType::Q4K, GgmlType::Q8_0, GgmlType::Q6K])
     {
-        generate_like_reference(preset, ty, KvDtype::F16, 2e-3, None, Recording::Adapter);
+        generate_like_reference(
+            preset,
+            ty,
+            KvDtype::F16,
+            2e-3,
+            None,
+            Recording::Adapter,
+            None,
+        );
+        // A GPU's forms with the 8-bit matmul tiles (inputs rounded to bytes: within
+        // operand_tol's 1e-2, and the same greedy tokens).
+        let int8 = Some(MatmulForm::TiledInt8);
+        generate_like_reference(
+            preset,
+            ty,
+            KvDtype::F16,
+            2e-3,
+            Some(true),
+            Recording::Adapter,
+            int8,
+        );
     }
 }
 

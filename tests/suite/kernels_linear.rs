@@ -8,6 +8,7 @@ use qwen_wgpu::loader::GgmlType;
 use qwen_wgpu::model::reference::linear::matvec;
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::copy_floats::copy_floats;
+use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
 use qwen_wgpu::runtime::ops::linear::{embed, matmul, matvec_batch, Matvec, Strided};
 use qwen_wgpu::runtime::pipeline::PipelineCache;
 use qwen_wgpu::runtime::tensor::{f32_buffer, read_f32, storage_buffer, MatrixShape, QuantMatrix};
@@ -360,8 +361,8 @@ fn matvec_batch_matches_reference_for_every_type() {
 
 /// The prefill matmul against the reference matvec of every token, in every form the
 /// adapter runs (`for_each_matmul_form`: the f32 tiles within the matvec's bound, 2e-5 of
-/// the sum of |w x| per output; f16 operands within 1e-3), for every type, token counts
-/// around the tile size, and the matrix in pieces.
+/// the sum of |w x| per output; f16 operands within 1e-3, 8-bit inputs 1e-2), for every
+/// type, token counts around the tile size, and the matrix in pieces.
 #[test]
 fn matmul_matches_reference_for_every_type() {
     let Some(mut gpu) = gpu_or_skip() else { return };
@@ -369,9 +370,41 @@ fn matmul_matches_reference_for_every_type() {
     let mut rng = SplitMix64::new(44);
     for_each_matmul_form(&mut gpu, |gpu, bound| {
         for ty in GgmlType::SUPPORTED {
-            matmul_case(gpu, &cache, &mut rng, ty, bound);
+            matmul_case(gpu, &cache, &mut rng, ty, bound, |x| x.to_vec());
         }
     });
+}
+
+/// The 8-bit tiles against the reference on inputs rounded as the kernel rounds them (per
+/// 16 elements to d round(x / d), d = max |x| / 127), for every type they stage: what is
+/// left is the order of the f32 sums, and an input on a rounding tie that the GPU's
+/// division may send the other way, within 1e-4 of the sum of |w x| per output.
+#[test]
+fn matmul_int8_matches_reference_on_rounded_inputs() {
+    let Some(mut gpu) = gpu_or_skip() else { return };
+    let cache = PipelineCache::default();
+    let mut rng = SplitMix64::new(45);
+    let own = gpu.features.matmul;
+    gpu.features.matmul = MatmulForm::TiledInt8;
+    let staged = GgmlType::SUPPORTED
+        .into_iter()
+        .filter(|&ty| MatmulForm::TiledInt8.for_weights(ty) == MatmulForm::TiledInt8);
+    for ty in staged {
+        matmul_case(&gpu, &cache, &mut rng, ty, 1e-4, round_to_int8);
+    }
+    gpu.features.matmul = own;
+}
+
+/// `x` rounded per 16 elements as the 8-bit matmul tile rounds its inputs.
+fn round_to_int8(x: &[f32]) -> Vec<f32> {
+    x.chunks(16)
+        .flat_map(|half| {
+            let amax = half.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            let d = amax / 127.0;
+            half.iter().map(move |v| d * (v * inv).round_ties_even())
+        })
+        .collect()
 }
 
 fn matmul_case(
@@ -380,6 +413,7 @@ fn matmul_case(
     rng: &mut SplitMix64,
     ty: GgmlType,
     bound: f32,
+    reference_x: fn(&[f32]) -> Vec<f32>,
 ) {
     let cols = if ty.layout().block_size == 256 {
         512
@@ -412,6 +446,7 @@ fn matmul_case(
         .unwrap();
         run_dispatches(gpu, &ds.iter().collect::<Vec<_>>());
         let got = read_f32(gpu, &yb, n_tokens * rows).unwrap();
+        let xr = reference_x(&x);
         for t in 0..n_tokens {
             check_within(
                 bound,
@@ -420,7 +455,7 @@ fn matmul_case(
                 cols,
                 &got[t * rows..(t + 1) * rows],
                 &wf,
-                &x[t * cols..(t + 1) * cols],
+                &xr[t * cols..(t + 1) * cols],
             );
         }
     }

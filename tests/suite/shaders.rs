@@ -233,22 +233,13 @@ fn every_shader_file_is_used() {
     }
 }
 
-/// No kernel uses the WGSL builtins whose SPIR-V naga picks by the device's optional
-/// capabilities (packed 8-bit dot products, 8-bit packing: a native instruction where the
-/// capability is listed, a polyfill otherwise). Steps recorded directly on Vulkan translate
-/// the kernels with every capability open (`runtime::direct`'s `spirv_options`), which is
-/// the same SPIR-V as wgpu's only while none of these is used; a kernel that needs one must
-/// first give direct recording the device's capability list.
+/// No kernel uses the WGSL 8-bit packing builtins, whose SPIR-V naga picks by the `Int8`
+/// capability, which steps recorded directly on Vulkan do not list (`runtime::direct`'s
+/// `spirv_capabilities`; it lists the packed dot products where the device has them, as
+/// wgpu does, and a unit test there translates every kernel under that list).
 #[test]
 fn no_kernel_uses_builtins_whose_spirv_follows_optional_capabilities() {
-    let builtins = [
-        "dot4I8Packed",
-        "dot4U8Packed",
-        "pack4xI8",
-        "pack4xU8",
-        "unpack4xI8",
-        "unpack4xU8",
-    ];
+    let builtins = ["pack4xI8", "pack4xU8", "unpack4xI8", "unpack4xU8"];
     for (path, source) in SHADER_FILES {
         for builtin in builtins {
             assert!(!source.contains(builtin), "shaders/{path} uses {builtin}");

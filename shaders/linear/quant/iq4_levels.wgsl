@@ -9,3 +9,7 @@ fn iq4_level(q: u32) -> f32 {
 fn iq4_levels4(q: u32) -> vec4<f32> {
     return packed_levels4(IQ4_WORDS, q);
 }
+
+fn iq4_level_bytes4(q: u32) -> u32 {
+    return packed_level_bytes4(IQ4_WORDS, q);
+}

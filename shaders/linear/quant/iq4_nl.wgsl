@@ -24,3 +24,7 @@ const NIBBLES_AT: u32 = 2u;
 fn nibble_levels4(q: u32) -> vec4<f32> {
     return iq4_levels4(q);
 }
+
+fn nibble_level_bytes4(q: u32) -> u32 {
+    return iq4_level_bytes4(q);
+}

@@ -40,3 +40,7 @@ const NIBBLES_AT: u32 = 1u;
 fn nibble_levels4(q: u32) -> vec4<f32> {
     return packed_levels4(FP4_WORDS, q);
 }
+
+fn nibble_level_bytes4(q: u32) -> u32 {
+    return packed_level_bytes4(FP4_WORDS, q);
+}

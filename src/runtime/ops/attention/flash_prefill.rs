@@ -238,7 +238,11 @@ mod tests {
         assert_eq!(tile(32, 4, 128, 32 * 1024), Some(32));
         assert_eq!(tile(12, 2, 128, 64 * 1024), None);
         assert_eq!(gqa_workgroup_bytes(256, 16), 32_256);
-        for form in [MatmulForm::Tiled, MatmulForm::TiledHalf] {
+        for form in [
+            MatmulForm::Tiled,
+            MatmulForm::TiledHalf,
+            MatmulForm::TiledInt8,
+        ] {
             assert_eq!(gqa_shape_for(form, 16, 2, 256, 64 * 1024), None);
         }
         let emulated = gqa_shape_for(MatmulForm::CoopEmulated, 4, 2, 16, 32 * 1024);

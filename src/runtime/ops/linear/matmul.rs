@@ -4,13 +4,13 @@ use crate::error::GpuError;
 use crate::loader::quant::GgmlType;
 use crate::runtime::gpu::GpuContext;
 use crate::runtime::kernel::{kernel_io, kernel_params, Declaration};
-use crate::runtime::ops::linear::{check_strided, weight_includes, WeightUse};
+use crate::runtime::ops::linear::{check_strided, stage_int8_file, weight_includes, WeightUse};
 use crate::runtime::ops::Dispatch;
 use crate::runtime::pipeline::{Kernel, PipelineCache};
 use crate::runtime::tensor::QuantMatrix;
 
 /// Rows per matmul workgroup: each invocation owns 4 rows (16 apart) of the tile (8 in
-/// the f16 tiles of [`HALF_TILE`] rows).
+/// the f16 and 8-bit tiles of [`HALF_TILE`] rows).
 pub const TILE: u32 = 64;
 pub const HALF_TILE: u32 = 128;
 /// Invocations per matmul workgroup: 16 row groups x 16 token groups.
@@ -61,6 +61,12 @@ pub enum MatmulForm {
     /// f32 FMAs over f16 tiles of twice the rows, double-buffered
     /// (`linear/matmul_half_tile.wgsl`): GPUs with f16 and without cooperative matrices.
     TiledHalf,
+    /// Packed 8-bit dot products (`dot4I8Packed`) of the weights' integer quants and the
+    /// inputs quantized per 16 elements, in tiles shaped as the f16 ones
+    /// (`linear/matmul_int8_tile.wgsl`): GPUs without cooperative matrices that run
+    /// those dot products natively. Types without 8-bit staging take the f32 tiles
+    /// ([`MatmulForm::for_weights`]).
+    TiledInt8,
     /// f16 cooperative matrices of `size` x `size` (one of [`COOP_SIZES`]) with f32
     /// accumulators (`linear/matmul_coop_tile.wgsl`): tensor cores, simdgroup matrices.
     /// A workgroup holds [`COOP_TEAMS`] subgroups of the adapter's largest size,
@@ -92,6 +98,7 @@ impl MatmulForm {
         match self {
             MatmulForm::Tiled => "f32 tiles".into(),
             MatmulForm::TiledHalf => "f16 tiles".into(),
+            MatmulForm::TiledInt8 => "i8 tiles".into(),
             MatmulForm::Coop { size, .. } => format!("coop {size}x{size} f16"),
             MatmulForm::CoopEmulated => "coop emulated".into(),
         }
@@ -100,7 +107,7 @@ impl MatmulForm {
     /// Weight rows a workgroup's tile takes.
     pub fn tile_rows(self) -> u32 {
         match self {
-            MatmulForm::TiledHalf => HALF_TILE,
+            MatmulForm::TiledHalf | MatmulForm::TiledInt8 => HALF_TILE,
             _ => TILE,
         }
     }
@@ -111,6 +118,9 @@ impl MatmulForm {
             MatmulForm::Tiled => 2 * 32 * 16 * 16,
             // Two buffers of 32 elements of 128 rows and of 64 tokens, f16.
             MatmulForm::TiledHalf => 2 * 32 * (HALF_TILE + TOKENS) * 2,
+            // Two buffers of two halves of rows and of tokens, each 16 byte quants and two
+            // f32 factors.
+            MatmulForm::TiledInt8 => 2 * 2 * (16 + 8) * (HALF_TILE + tokens),
             // a_half and b_half (40 f16 a row), c_tile (TILE + 4 f32 a token), and the
             // zeros the real matrices start from.
             MatmulForm::Coop { size, .. } => {
@@ -120,32 +130,55 @@ impl MatmulForm {
         }
     }
 
-    /// Whether [`MATMUL_ENV`] forces tiles (f16 or f32) rather than cooperative matrices.
+    /// Whether [`MATMUL_ENV`] forces tiles (f16, 8-bit or f32) rather than cooperative
+    /// matrices.
     pub fn forced_tiles() -> bool {
-        matches!(std::env::var(MATMUL_ENV).as_deref(), Ok("f16") | Ok("f32"))
+        matches!(
+            std::env::var(MATMUL_ENV).as_deref(),
+            Ok("f16") | Ok("i8") | Ok("f32")
+        )
     }
 
-    /// The form of a device: its cooperative form `coop` where it has one, else the f16
-    /// tiles on a GPU (`gpu`) with f16 and room for them, else the f32 tiles; unless
-    /// [`MATMUL_ENV`] forces tiles. A CPU device keeps the f32 tiles although the f16 ones
-    /// run faster there too (lavapipe, bench-qwen35moe pp128: 1.03 tok/s against 0.94):
-    /// lavapipe is the device that proves the GPU path equals the f32 reference to 1e-4,
-    /// and f16 operands move logits by 1e-3.
+    /// The form the matmuls of `ty` weights run in on a device of this form: the 8-bit
+    /// tiles fall back to the f32 ones for the types they cannot stage (float weights keep
+    /// their precision).
+    pub fn for_weights(self, ty: GgmlType) -> MatmulForm {
+        match self {
+            MatmulForm::TiledInt8 if stage_int8_file(ty).is_none() => MatmulForm::Tiled,
+            form => form,
+        }
+    }
+
+    /// The form of a device: its cooperative form `coop` where it has one, else the 8-bit
+    /// tiles on a GPU (`gpu`) whose driver reports packed 8-bit dot products as accelerated
+    /// (`int8_dot`, as llama.cpp's Vulkan backend picks its integer-dot matmul), else the
+    /// f16 tiles on a GPU with f16, else the f32 tiles, each where the workgroup memory has
+    /// room; unless [`MATMUL_ENV`] forces tiles (`f32`, `f16`, `i8`).
+    ///
+    /// A CPU device keeps the f32 tiles although the f16 ones run faster there too
+    /// (lavapipe, bench-qwen35moe pp128: 1.03 tok/s against 0.94): lavapipe is the device
+    /// that proves the GPU path equals the f32 reference to 1e-4, and f16 operands move
+    /// logits by 1e-3 (8-bit inputs by more).
     pub fn choose(
         coop: Option<MatmulForm>,
         gpu: bool,
+        int8_dot: bool,
         features: wgpu::Features,
         limits: &wgpu::Limits,
     ) -> MatmulForm {
-        let half = features.contains(wgpu::Features::SHADER_F16)
-            && MatmulForm::TiledHalf.workgroup_bytes(0)
-                <= limits.max_compute_workgroup_storage_size;
+        let room = |form: MatmulForm| {
+            form.workgroup_bytes(TOKENS) <= limits.max_compute_workgroup_storage_size
+        };
+        let half = features.contains(wgpu::Features::SHADER_F16) && room(MatmulForm::TiledHalf);
+        let int8 = room(MatmulForm::TiledInt8);
         match std::env::var(MATMUL_ENV).as_deref() {
             Ok("f32") => MatmulForm::Tiled,
             Ok("f16") if half => MatmulForm::TiledHalf,
-            Ok("f16") => MatmulForm::Tiled,
+            Ok("i8") if int8 => MatmulForm::TiledInt8,
+            Ok("f16") | Ok("i8") => MatmulForm::Tiled,
             _ => match coop {
                 Some(form) => form,
+                None if gpu && int8_dot && int8 => MatmulForm::TiledInt8,
                 None if gpu && half => MatmulForm::TiledHalf,
                 None => MatmulForm::Tiled,
             },
@@ -203,11 +236,22 @@ pub(crate) fn tiled(
             decl.entry
         )));
     }
+    let staging = match form {
+        MatmulForm::TiledInt8 => WeightUse::StageInt8,
+        _ => WeightUse::Stage,
+    };
     let decl = decl
-        .include(weight_includes(ty, WeightUse::Stage)?)
+        .include(weight_includes(ty, staging)?)
         .include(["linear/matmul_params.wgsl", "linear/matmul_weights.wgsl"])
         .constant("TILE", form.tile_rows())
         .constant("TOKENS", tokens);
+    if form == MatmulForm::TiledInt8 {
+        return Ok(decl
+            .include(["linear/matmul_int8_tile.wgsl"])
+            .constant("WG", WG));
+    }
+    // The forms that stage floats share the rows past the matrix.
+    let decl = decl.include(["linear/matmul_float_zeros.wgsl"]);
     match form {
         MatmulForm::Tiled => {
             return Ok(decl.include(["linear/matmul_tile.wgsl"]).constant("WG", WG))
@@ -218,7 +262,7 @@ pub(crate) fn tiled(
                 .include(["linear/matmul_half_tile.wgsl"])
                 .constant("WG", WG))
         }
-        MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {}
+        MatmulForm::TiledInt8 | MatmulForm::Coop { .. } | MatmulForm::CoopEmulated => {}
     }
     let blocks = (tokens / form_size(form)) * (TILE / form_size(form));
     Ok(cooperative(decl, form, COOP_TEAMS, blocks)?.include(["linear/matmul_coop_tile.wgsl"]))
@@ -227,7 +271,7 @@ pub(crate) fn tiled(
 /// The block size of a cooperative form (0 for the tiled one).
 pub(crate) fn form_size(form: MatmulForm) -> u32 {
     match form {
-        MatmulForm::Tiled | MatmulForm::TiledHalf => 0,
+        MatmulForm::Tiled | MatmulForm::TiledHalf | MatmulForm::TiledInt8 => 0,
         MatmulForm::Coop { size, .. } => size,
         MatmulForm::CoopEmulated => EMULATED_SIZE,
     }
@@ -259,7 +303,10 @@ pub(crate) fn cooperative(
             teams * EMULATED_TEAM,
             ["linear/coop/emulated.wgsl"].as_slice(),
         ),
-        MatmulForm::Coop { .. } | MatmulForm::Tiled | MatmulForm::TiledHalf => {
+        MatmulForm::Coop { .. }
+        | MatmulForm::Tiled
+        | MatmulForm::TiledHalf
+        | MatmulForm::TiledInt8 => {
             return Err(GpuError::Pipeline(format!(
                 "{}: {form:?} is not a cooperative form of sizes {COOP_SIZES:?}",
                 decl.entry
@@ -348,12 +395,13 @@ pub fn matmul(
                 x: x.buffer,
                 y: y.buffer,
             };
-            let tile = ctx.features.matmul.tile_rows();
-            let grid = [piece.rows.div_ceil(tile), n_tokens.div_ceil(TOKENS), 1];
-            let kernel = Kernel::Matmul {
-                ty: w.ty,
-                form: ctx.features.matmul,
-            };
+            let form = ctx.features.matmul.for_weights(w.ty);
+            let grid = [
+                piece.rows.div_ceil(form.tile_rows()),
+                n_tokens.div_ceil(TOKENS),
+                1,
+            ];
+            let kernel = Kernel::Matmul { ty: w.ty, form };
             Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })
         .collect()
@@ -431,8 +479,9 @@ mod tests {
         assert_eq!(MatmulForm::for_adapter(all, &nvidia, 256, &big), None);
     }
 
-    /// The f16 tiles fit 24 KiB (16 for the weights, 8 for the inputs) and the cooperative
-    /// tile 28 KiB at 64-token tiles (27 emulated, without the zeros).
+    /// The f16 tiles fit 24 KiB (16 for the weights, 8 for the inputs), the 8-bit ones 18
+    /// (12 and 6) and the cooperative tile 28 KiB at 64-token tiles (27 emulated, without
+    /// the zeros).
     #[test]
     fn tile_memory_is_what_the_shaders_declare() {
         assert_eq!(MatmulForm::TiledHalf.workgroup_bytes(TOKENS), 24 * 1024);
@@ -443,7 +492,9 @@ mod tests {
             subgroup: 32,
         };
         assert_eq!(coop.workgroup_bytes(TOKENS), 28_672);
+        assert_eq!(MatmulForm::TiledInt8.workgroup_bytes(TOKENS), 18 * 1024);
         assert_eq!(MatmulForm::TiledHalf.tile_rows(), 128);
+        assert_eq!(MatmulForm::TiledInt8.tile_rows(), 128);
         assert_eq!(MatmulForm::CoopEmulated.tile_rows(), TILE);
     }
 }

@@ -101,15 +101,16 @@ pub fn matmul_experts(
                 location: &w.table.location,
             };
             // Every expert: a piece holds some of them, found through the table.
+            let form = ctx.features.matmul.for_weights(w.ty());
             let grid = [
-                rows_per_expert.div_ceil(ctx.features.matmul.tile_rows()),
+                rows_per_expert.div_ceil(form.tile_rows()),
                 w.n_expert(),
                 n_tokens.div_ceil(tokens),
             ];
             let kernel = Kernel::MatmulExperts {
                 ty: w.ty(),
                 tokens,
-                form: ctx.features.matmul,
+                form,
             };
             Dispatch::new(ctx, cache, kernel, &params, &io, grid)
         })

@@ -27,6 +27,9 @@ pub(crate) enum WeightUse {
     Dot,
     /// Units staged into workgroup tiles (`stage_unit`): the matmul kernels.
     Stage,
+    /// Units staged as integer quants and per-half factors: the 8-bit matmul tile, for the
+    /// types [`stage_int8_file`] has.
+    StageInt8,
     /// Units decoded to floats (`unit_values`): embedding rows.
     Decode,
     /// A unit's dot with several inputs (`unit_dot_cols`): the batched matvec.
@@ -70,6 +73,9 @@ pub(crate) fn weight_includes(
     match weight_use {
         WeightUse::Dot => files.push(dot_file(ty)),
         WeightUse::Stage => files.push(stage_file(ty)),
+        WeightUse::StageInt8 => files.push(stage_int8_file(ty).ok_or_else(|| {
+            GpuError::Pipeline(format!("no 8-bit matmul staging for {ty} weights"))
+        })?),
         WeightUse::Decode => {}
         WeightUse::DotColumns => {
             files.extend_from_slice(dot_columns_files(ty));
@@ -173,6 +179,26 @@ fn stage_file(ty: GgmlType) -> &'static str {
         GgmlType::Iq4Nl | GgmlType::Mxfp4 => "linear/stage/nibble_table.wgsl",
         _ => "linear/stage/generic.wgsl",
     }
+}
+
+/// The 8-bit matmul tile's `stage_unit` for `ty`: every type whose values are a byte
+/// quant times a scale plus an offset, per 16 elements. The float types and the rarely
+/// shipped q2_K, q3_K, q8_K have none and take the f32 tiles in that form
+/// (`MatmulForm::for_weights`).
+pub(crate) fn stage_int8_file(ty: GgmlType) -> Option<&'static str> {
+    Some(match ty {
+        GgmlType::Q4_0 => "linear/stage_int8/q4_0.wgsl",
+        GgmlType::Q4_1 => "linear/stage_int8/q4_1.wgsl",
+        GgmlType::Q5_0 => "linear/stage_int8/q5_0.wgsl",
+        GgmlType::Q5_1 => "linear/stage_int8/q5_1.wgsl",
+        GgmlType::Q8_0 => "linear/stage_int8/q8_0.wgsl",
+        GgmlType::Q4K => "linear/stage_int8/q4_k.wgsl",
+        GgmlType::Q5K => "linear/stage_int8/q5_k.wgsl",
+        GgmlType::Q6K => "linear/stage_int8/q6_k.wgsl",
+        GgmlType::Iq4Xs => "linear/stage_int8/iq4_xs.wgsl",
+        GgmlType::Iq4Nl | GgmlType::Mxfp4 => "linear/stage_int8/nibble_table.wgsl",
+        _ => return None,
+    })
 }
 
 /// Refuses rows of x too short for W's columns or rows of y too short for its rows.
