@@ -50,20 +50,60 @@ use crate::runtime::pipeline::{assemble, Kernel, Variant};
 /// The environment variable choosing how steps are recorded (`wgpu` or `direct`).
 pub const RECORDING_ENV: &str = "QWEN_WGPU_RECORDING";
 
-/// The raw device, with the wgpu device that owns it (to wait for it before freeing).
+/// The raw device, with the wgpu device and queue that own it (to learn when submitted work
+/// is done before freeing).
 struct Raw {
     wgpu: wgpu::Device,
+    queue: wgpu::Queue,
     device: ash::Device,
     queue_family: u32,
+    /// Descriptor sets of dropped bindings, until the work submitted before the drop is done.
+    dropped: Mutex<Vec<Dropped>>,
+}
+
+/// A dropped binding's descriptor pool (and with it its set) and the buffers the set names.
+/// wgpu defers destroying its own objects until their last submission is done; these are
+/// invisible to it, and a driver that reads a descriptor set as it executes (lavapipe does)
+/// would read freed memory, as would a step whose buffer wgpu freed, not knowing the step
+/// used it. A prompt plan is dropped whenever the serving loop evicts one, while decode steps
+/// are in flight: freeing waits for a flag rather than draining the GPU.
+struct Dropped {
+    pool: vk::DescriptorPool,
+    _buffers: Vec<wgpu::Buffer>,
+    done: Arc<AtomicBool>,
 }
 
 impl Raw {
+    /// Frees the dropped bindings whose submissions are done; returns how many wait still.
+    fn free_dropped(&self) -> usize {
+        let Ok(mut dropped) = self.dropped.lock() else {
+            return 0;
+        };
+        if dropped.is_empty() {
+            return 0;
+        }
+        if !dropped.iter().any(|d| d.done.load(Ordering::Acquire)) {
+            // Callbacks run when the device is polled; this never blocks.
+            if let Err(e) = self.wgpu.poll(wgpu::PollType::Poll) {
+                log::warn!("direct recording: polling the device: {e}");
+            }
+        }
+        dropped.retain(|d| {
+            let done = d.done.load(Ordering::Acquire);
+            if done {
+                // SAFETY: a pool of this device whose set no submitted or later step uses
+                // (scripts name bindings by serial, never reused); destroying it frees the set.
+                unsafe { self.device.destroy_descriptor_pool(d.pool, None) };
+            }
+            !done
+        });
+        dropped.len()
+    }
+
     /// The raw device once it has finished everything submitted, for destroying objects
-    /// that submitted steps may use. wgpu defers destroying its own objects until their last
-    /// submission is done; these are invisible to it, and a driver that reads a descriptor
-    /// set or pipeline as it executes (lavapipe does) would read freed memory. Plans and
-    /// sessions are dropped rarely and mostly when idle, so waiting here costs next to
-    /// nothing.
+    /// that submitted steps may use (see [`Dropped`]). Pipelines and replay pools are
+    /// dropped with their session or device, mostly when idle, so waiting there costs next
+    /// to nothing.
     fn idle(&self) -> &ash::Device {
         let idle = self.wgpu.poll(wgpu::PollType::Wait {
             submission_index: None,
@@ -82,7 +122,6 @@ impl Raw {
 /// and the pipelines built so far.
 pub struct Direct {
     raw: Arc<Raw>,
-    queue: wgpu::Queue,
     spv: spv::Options<'static>,
     /// Pipelines may run at any subgroup size, as wgpu's do where the device has subgroups.
     varying_subgroups: bool,
@@ -127,10 +166,11 @@ impl Direct {
         Some(Direct {
             raw: Arc::new(Raw {
                 wgpu: device.clone(),
+                queue: queue.clone(),
+                dropped: Mutex::default(),
                 device: hal.raw_device().clone(),
                 queue_family: hal.queue_family_index(),
             }),
-            queue: queue.clone(),
             spv: spirv_options(
                 api,
                 v13.shader_zero_initialize_workgroup_memory == vk::TRUE,
@@ -144,6 +184,12 @@ impl Direct {
             refused: Mutex::default(),
             fell_back: AtomicBool::new(false),
         })
+    }
+
+    /// Frees the descriptor sets of dropped bindings whose submitted work is done, and
+    /// says how many wait still.
+    pub fn bindings_awaiting_free(&self) -> usize {
+        self.raw.free_dropped()
     }
 
     /// The pipeline of `kernel` in `variant`, built on first use. One the driver refuses
@@ -300,6 +346,7 @@ impl Direct {
         replays: &Replays,
         record: impl FnOnce(&mut DirectRecorder<'_>),
     ) -> Result<u32, GpuError> {
+        self.raw.free_dropped();
         let mut rec = DirectRecorder {
             direct: self,
             script: vec![Command::Barrier(Barrier::Open)],
@@ -622,10 +669,40 @@ pub struct DirectBinding {
 
 impl Drop for DirectBinding {
     fn drop(&mut self) {
-        let d = self.raw.idle();
-        // SAFETY: created on this device (or null), and the device has finished every
-        // submission; destroying the pool frees its set.
-        unsafe { d.destroy_descriptor_pool(self.pool, None) };
+        // Every step that used the set was submitted before now: free it once the work
+        // submitted so far is done (Raw::free_dropped, or Raw's drop).
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        self.raw
+            .queue
+            .on_submitted_work_done(move || flag.store(true, Ordering::Release));
+        let dropped = Dropped {
+            pool: self.pool,
+            _buffers: std::mem::take(&mut self._buffers),
+            done,
+        };
+        match self.raw.dropped.lock() {
+            Ok(mut list) => list.push(dropped),
+            Err(_) => {
+                let d = self.raw.idle();
+                // SAFETY: the device has finished every submission.
+                unsafe { d.destroy_descriptor_pool(dropped.pool, None) };
+            }
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let dropped = std::mem::take(self.dropped.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if dropped.is_empty() {
+            return;
+        }
+        let d = self.idle();
+        for binding in dropped {
+            // SAFETY: the device has finished every submission.
+            unsafe { d.destroy_descriptor_pool(binding.pool, None) };
+        }
     }
 }
 
@@ -879,6 +956,7 @@ impl Replays {
                 let done = Arc::new(AtomicBool::new(false));
                 let flag = done.clone();
                 direct
+                    .raw
                     .queue
                     .on_submitted_work_done(move || flag.store(true, Ordering::Release));
                 pool.retired.push(Retired {

@@ -186,4 +186,14 @@ fn a_batch_drops_the_plans_of_a_dropped_session() {
         1,
         "the plan of all three sessions outlived one of them"
     );
+    // Its descriptor sets wait for the steps in flight rather than draining the GPU, and are
+    // all freed once the work is done.
+    if let Some(direct) = &model.ctx.direct {
+        model
+            .ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .unwrap();
+        assert_eq!(direct.bindings_awaiting_free(), 0);
+    }
 }

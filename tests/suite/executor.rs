@@ -762,3 +762,41 @@ fn a_4096_token_prompt_matches_the_reference_in_any_steps() {
         decode_like_reference(&mut session, &reference, &mut ref_state, token, follow);
     }
 }
+
+/// Prompt plans evicted while their steps may be in flight (prompts of 1 to 6 tokens, each
+/// a plan of its own, four kept, nothing read back in between): the session still computes
+/// the reference's logits, and the evicted plans' descriptor sets, whose freeing waits for
+/// the work submitted before the eviction rather than draining the GPU, are all freed once
+/// it is done.
+#[test]
+fn prompt_plans_evicted_in_flight_are_freed_after_their_work() {
+    let (config, file, options) = tiny_moe_q8();
+    let Some(model) = load(&config, &file, options) else {
+        return;
+    };
+    let reference = ReferenceModel::load(&file, &config).unwrap();
+    let mut ref_state = reference.new_state();
+    let mut session = Session::new(model.clone(), options).unwrap();
+    let mut prompt = Vec::new();
+    for n in 1..=6u32 {
+        let chunk: Vec<u32> = (0..n).map(|i| (i * 13 + n) % config.n_vocab).collect();
+        session.prefill(&chunk).unwrap();
+        prompt.extend(chunk);
+    }
+    let expect = reference.forward(&prompt, &mut ref_state).unwrap();
+    let tol = operand_tol(&model, 1e-3);
+    assert_logits_close(
+        "after evicted prompt plans",
+        &session.logits().unwrap(),
+        expect.last().unwrap(),
+        tol,
+    );
+    if let Some(direct) = &model.ctx.direct {
+        model
+            .ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .unwrap();
+        assert_eq!(direct.bindings_awaiting_free(), 0);
+    }
+}
