@@ -73,6 +73,9 @@ pub struct GpuFeatures {
     pub shader_f16: bool,
     /// Subgroup reductions (`subgroupAdd`).
     pub subgroup: bool,
+    /// The driver runs packed 8-bit dot products natively (Vulkan's
+    /// `integerDotProduct4x8BitPackedSignedAccelerated`): where the 8-bit matmul tiles pay.
+    pub int8_dot: bool,
     /// Timestamp queries for per-kernel profiling.
     pub timestamp_query: bool,
     /// Prompt chunks run each expert's tokens as one matmul (slots grouped by expert) rather
@@ -140,6 +143,7 @@ impl GpuFeatures {
         GpuFeatures {
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroup: features.contains(wgpu::Features::SUBGROUP),
+            int8_dot,
             timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             grouped_expert_prefill: gpu,
             batched_prompt_steps: !gpu,
@@ -519,12 +523,13 @@ impl GpuContext {
     /// A one-line description for logs and reports.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?}), f16 {}, subgroups {}, matmul {}, storage binding {} MiB",
+            "{} ({:?}, {:?}), f16 {}, subgroups {}, int8 dot {}, matmul {}, storage binding {} MiB",
             self.info.name,
             self.info.backend,
             self.info.device_type,
             self.features.shader_f16,
             self.features.subgroup,
+            self.features.int8_dot,
             self.features.matmul.label(),
             self.limits.max_storage_buffer_binding_size >> 20
         )
