@@ -22,6 +22,8 @@ struct Lanes {
 
 const TOKENS_EACH: u32 = TOKENS / 16u;
 const ROWS_EACH: u32 = TILE / 16u;
+// Invocations per token half quantized (2 TOKENS of them, at most WG).
+const X_SPREAD: u32 = WG / (2u * TOKENS);
 
 // w_quants[(b * 2 + h) * TILE + r]: the 16 quants of half h of tile row r in buffer b, four
 // a word; w_factors at the same index its (s, m). x_quants and x_factors the same for tile
@@ -81,8 +83,11 @@ fn stage_input(b: u32, h: u32, u: u32, tok0: u32, tt: u32, n: u32) {
 fn stage(b: u32, u: u32, row0: u32, slab: u32, tok0: u32, n: u32, lid: u32) {
     stage_buffer = b;
     stage_weights(row0, slab, u, lid);
-    // Neighbouring invocations take neighbouring tokens.
-    for (var i = lid; i < 2u * TOKENS; i += WG) {
+    // One invocation in every X_SPREAD takes a half of a token, so that the inputs' serial
+    // loads spread over all the workgroup's subgroups, which wait for the slowest at the
+    // next barrier (a 16-token expert tile has 32 halves for 256 invocations).
+    if (lid % X_SPREAD == 0u) {
+        let i = lid / X_SPREAD;
         stage_input(b, i / TOKENS, u, tok0, i % TOKENS, n);
     }
 }
