@@ -8,7 +8,9 @@ use qwen_wgpu::loader::quant::GgmlType;
 use qwen_wgpu::model::algebra::KvDtype;
 use qwen_wgpu::runtime::{DecodeBatch, GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{assert_close, gpu_or_skip, load_tiny, Recording, TINY_PRESETS};
+use crate::common::{
+    assert_bindings_freed_once_idle, assert_close, gpu_or_skip, load_tiny, Recording, TINY_PRESETS,
+};
 
 const OPTIONS: SessionOptions = SessionOptions {
     context: 96,
@@ -188,12 +190,5 @@ fn a_batch_drops_the_plans_of_a_dropped_session() {
     );
     // Its descriptor sets wait for the steps in flight rather than draining the GPU, and are
     // all freed once the work is done.
-    if let Some(direct) = &model.ctx.direct {
-        model
-            .ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .unwrap();
-        assert_eq!(direct.bindings_awaiting_free(), 0);
-    }
+    assert_bindings_freed_once_idle(&model);
 }

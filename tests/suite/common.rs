@@ -291,3 +291,16 @@ pub fn binary_or_skip() -> bool {
     );
     false
 }
+
+/// Once the device is idle, every dropped binding of `model`'s direct recording has been
+/// freed (none leaks waiting for work that is done).
+pub fn assert_bindings_freed_once_idle(model: &qwen_wgpu::runtime::GpuModel) {
+    if let Some(direct) = &model.ctx.direct {
+        model
+            .ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .unwrap();
+        assert_eq!(direct.bindings_awaiting_free(), 0);
+    }
+}

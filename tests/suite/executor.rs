@@ -20,7 +20,9 @@ use qwen_wgpu::runtime::session::check_fits;
 use qwen_wgpu::runtime::state::SequenceState;
 use qwen_wgpu::runtime::{GpuModel, Sampling, Session, SessionOptions};
 
-use crate::common::{gpu_or_skip, operand_tol, tiny, Recording, TINY_PRESETS};
+use crate::common::{
+    assert_bindings_freed_once_idle, gpu_or_skip, operand_tol, tiny, Recording, TINY_PRESETS,
+};
 
 fn file_of(config: &ModelConfig, weight_type: GgmlType) -> GgufFile {
     let opts = SynthOptions {
@@ -767,14 +769,7 @@ fn prompt_plans_evicted_in_flight_are_freed_after_their_work() {
         expect.last().unwrap(),
         tol,
     );
-    if let Some(direct) = &model.ctx.direct {
-        model
-            .ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .unwrap();
-        assert_eq!(direct.bindings_awaiting_free(), 0);
-    }
+    assert_bindings_freed_once_idle(&model);
 }
 
 /// A GPU's forms with the prompt matmuls in each tile form, on quantized weights and a
