@@ -9,7 +9,7 @@
 // d = max |x| / 127, and kept with (d, d sum p), so that
 //   sum w x ~ s (d sum q p) + m (d sum p),
 // four dot4I8Packed and two FMAs per row, token and half. Mirrors
-// model::reference::linear::matvec on inputs quantized that way.
+// model::reference::linear::matvec on model::reference::linear::round_to_int8 of the inputs.
 //
 // Workgroup (row tile, token tile): invocation (r, t) = (lid % 16, lid / 16) owns rows
 // r + 16 i (i < 8) of the TILE = 128 and tokens t + 16 j (j < TOKENS / 16). Units are

@@ -5,7 +5,7 @@
 use qwen_wgpu::loader::dequant::dequantize;
 use qwen_wgpu::loader::quantize::encode_floats;
 use qwen_wgpu::loader::GgmlType;
-use qwen_wgpu::model::reference::linear::matvec;
+use qwen_wgpu::model::reference::linear::{matvec, round_to_int8};
 use qwen_wgpu::rng::SplitMix64;
 use qwen_wgpu::runtime::ops::copy_floats::copy_floats;
 use qwen_wgpu::runtime::ops::linear::matmul::MatmulForm;
@@ -393,18 +393,6 @@ fn matmul_int8_matches_reference_on_rounded_inputs() {
         matmul_case(&gpu, &cache, &mut rng, ty, 1e-4, round_to_int8);
     }
     gpu.features.matmul = own;
-}
-
-/// `x` rounded per 16 elements as the 8-bit matmul tile rounds its inputs.
-fn round_to_int8(x: &[f32]) -> Vec<f32> {
-    x.chunks(16)
-        .flat_map(|half| {
-            let amax = half.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            let d = amax / 127.0;
-            half.iter().map(move |v| d * (v * inv).round_ties_even())
-        })
-        .collect()
 }
 
 fn matmul_case(

@@ -41,3 +41,20 @@ pub fn matvec(w: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum())
         .collect()
 }
+
+/// Elements per block of [`round_to_int8`].
+pub const INT8_BLOCK: usize = 16;
+
+/// `x` as the 8-bit matmul tiles see it: each block of [`INT8_BLOCK`] elements rounded to
+/// `d round(x / d)`, `d = max |x| / 127` (half to even), so that `matvec(w, round_to_int8(x))`
+/// is what `shaders/linear/matmul_int8_tile.wgsl` computes up to the order of its sums.
+pub fn round_to_int8(x: &[f32]) -> Vec<f32> {
+    x.chunks(INT8_BLOCK)
+        .flat_map(|block| {
+            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            let d = amax / 127.0;
+            block.iter().map(move |v| d * (v * inv).round_ties_even())
+        })
+        .collect()
+}
