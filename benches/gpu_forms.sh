@@ -4,10 +4,7 @@
 # same file and GPU, then the matmul kernels' rates (`cargo bench --bench kernels -- matmul`:
 # the dense and expert matmuls in each form, GFLOP/s) to set beside the GPU's peak.
 #
-# Prepare here, beside gpu-bench.sh's .dev/ (its header says how):
-#   cargo bench --bench kernels --no-run
-#   strip -o .dev/kernels $(ls -t target/release/deps/kernels-* | grep -v '\.d$' | head -1)
-#   cp benches/gpu_forms.sh .dev/
+# Prepared with the rest of .dev/ by benches/gpu_prepare.sh.
 # Check it on lavapipe: PRESET=bench-qwen35moe PP=64 NG=8 KERNELS=0 bash .dev/gpu_forms.sh
 # Then: device run, carry [".dev"], command "bash .dev/gpu_forms.sh", timeout_s 500.
 # Environment: PRESET, TYPE, MODEL as gpu-bench.sh; PP (512), NG (64), FORMS ("default f16
