@@ -7,15 +7,18 @@
 # Prepared with the rest of .dev/ by benches/gpu_prepare.sh.
 # Check it on lavapipe: PRESET=bench-qwen35moe PP=64 NG=8 KERNELS=0 bash .dev/gpu_forms.sh
 # Then: device run, carry [".dev"], command "bash .dev/gpu_forms.sh", timeout_s 500.
-# Environment: PRESET, TYPE, MODEL as gpu-bench.sh; PP (512), NG (64), FORMS ("default f16
-# i8"), KERNELS=0 skips the kernels bench.
+# Environment: PRESET, TYPE, MODEL as gpu-bench.sh; PP (512), NG (64), FORMS ("f16 i8": the
+# adapter's own form and direct recording are gpu-bench.sh's run; add "default" to rerun
+# them here), RECORDINGS ("wgpu"; add "direct"), KERNELS=0 skips the kernels bench. Device
+# time is 15 minutes a session: the defaults keep this call near 5.
 set -u
 D=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/gpu-bench-out}; mkdir -p "$OUT"
 BIN=${BIN:-$D/qwen-wgpu}
 PRESET=${PRESET:-qwen3.5-35b-a3b}; TYPE=${TYPE:-q4_K_M}; PP=${PP:-512}; NG=${NG:-64}
 MODEL=${MODEL:-/tmp/$PRESET-$TYPE.gguf}
-FORMS=${FORMS:-default f16 i8}
+FORMS=${FORMS:-f16 i8}
+RECORDINGS=${RECORDINGS:-wgpu}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 log() { echo "== $*" | tee -a "$OUT/forms.txt"; }
 
@@ -47,7 +50,7 @@ for form in $FORMS; do
   report "$json" "matmul=$form"
 done
 
-for recording in direct wgpu; do
+for recording in $RECORDINGS; do
   json="$OUT/recording-$recording.json"
   QWEN_WGPU_RECORDING=$recording timeout 120 "$BIN" bench -m "$MODEL" -p 0 -n "$NG" -r 2 --json \
     > "$json" 2> "$OUT/recording-$recording.err" \
