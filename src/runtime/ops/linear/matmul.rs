@@ -479,6 +479,47 @@ mod tests {
         assert_eq!(MatmulForm::for_adapter(all, &nvidia, 256, &big), None);
     }
 
+    /// Cooperative matrices first, then the 8-bit tiles where a GPU's driver runs packed
+    /// dot products natively, then f16 tiles on a GPU with f16, else the f32 tiles; a CPU
+    /// device keeps the f32 tiles whatever it has; a form without room is passed over.
+    #[test]
+    fn the_form_follows_the_adapter() {
+        if std::env::var(MATMUL_ENV).is_ok() {
+            eprintln!("skipping: {MATMUL_ENV} forces the form");
+            return;
+        }
+        let f16 = wgpu::Features::SHADER_F16;
+        let none = wgpu::Features::empty();
+        let big = limits(48 * 1024);
+        let coop = Some(MatmulForm::Coop {
+            size: 16,
+            subgroup: 32,
+        });
+        let choose = MatmulForm::choose;
+        assert_eq!(choose(coop, true, true, f16, &big), coop.unwrap());
+        assert_eq!(choose(None, true, true, f16, &big), MatmulForm::TiledInt8);
+        assert_eq!(choose(None, true, true, none, &big), MatmulForm::TiledInt8);
+        assert_eq!(choose(None, true, false, f16, &big), MatmulForm::TiledHalf);
+        assert_eq!(choose(None, true, false, none, &big), MatmulForm::Tiled);
+        assert_eq!(choose(None, false, true, f16, &big), MatmulForm::Tiled);
+        // 16 KiB: room for the f32 tiles only.
+        let small = limits(16 * 1024);
+        assert_eq!(choose(None, true, true, f16, &small), MatmulForm::Tiled);
+        // The 8-bit tiles' fallback for the types they cannot stage.
+        assert_eq!(
+            MatmulForm::TiledInt8.for_weights(GgmlType::F32),
+            MatmulForm::Tiled
+        );
+        assert_eq!(
+            MatmulForm::TiledInt8.for_weights(GgmlType::Q4K),
+            MatmulForm::TiledInt8
+        );
+        assert_eq!(
+            MatmulForm::TiledHalf.for_weights(GgmlType::F32),
+            MatmulForm::TiledHalf
+        );
+    }
+
     /// The f16 tiles fit 24 KiB (16 for the weights, 8 for the inputs), the 8-bit ones 18
     /// (12 and 6) and the cooperative tile 28 KiB at 64-token tiles (27 emulated, without
     /// the zeros).
