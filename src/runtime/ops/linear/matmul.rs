@@ -491,12 +491,12 @@ mod tests {
         let f16 = wgpu::Features::SHADER_F16;
         let none = wgpu::Features::empty();
         let big = limits(48 * 1024);
-        let coop = Some(MatmulForm::Coop {
+        let coop = MatmulForm::Coop {
             size: 16,
             subgroup: 32,
-        });
+        };
         let choose = MatmulForm::choose;
-        assert_eq!(choose(coop, true, true, f16, &big), coop.unwrap());
+        assert_eq!(choose(Some(coop), true, true, f16, &big), coop);
         assert_eq!(choose(None, true, true, f16, &big), MatmulForm::TiledInt8);
         assert_eq!(choose(None, true, true, none, &big), MatmulForm::TiledInt8);
         assert_eq!(choose(None, true, false, f16, &big), MatmulForm::TiledHalf);
