@@ -90,3 +90,9 @@ fn packed_level_bytes4(table: vec4<u32>, q: u32) -> u32 {
     }
     return out;
 }
+
+// The quants of elements e .. e + 8 of a q5_0 / q5_1 unit, one a byte (nibbles4 with the
+// fifth bits of the unit's qh word).
+fn q5_quants8(qs: u32, qh: u32, e: u32) -> vec2<u32> {
+    return vec2<u32>(nibbles4(qs, e) | fifth_bits4(qh >> e), nibbles4(qs, e + 4u) | fifth_bits4(qh >> (e + 4u)));
+}
