@@ -70,26 +70,55 @@ struct Raw {
 struct Dropped {
     pool: vk::DescriptorPool,
     _buffers: Vec<wgpu::Buffer>,
-    done: Arc<AtomicBool>,
+    done: WorkDone,
+}
+
+/// Set once the work submitted before it was made is done: what direct objects that
+/// submitted steps may still use wait for before they are freed or reused. Attaching the
+/// callback makes wgpu submit its pending buffer writes early; a step's opening barrier
+/// orders them before it all the same.
+struct WorkDone(Arc<AtomicBool>);
+
+impl WorkDone {
+    /// Set once everything submitted to `queue` so far is done.
+    fn after_submitted(queue: &wgpu::Queue) -> WorkDone {
+        let done = WorkDone(Arc::new(AtomicBool::new(false)));
+        let flag = done.0.clone();
+        queue.on_submitted_work_done(move || flag.store(true, Ordering::Release));
+        done
+    }
+
+    /// Set already: for what no submission uses.
+    fn already() -> WorkDone {
+        WorkDone(Arc::new(AtomicBool::new(true)))
+    }
+
+    fn is_done(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl Raw {
+    /// Polls the device without blocking, where `waiting` holds flags none of which is set:
+    /// their callbacks run only when the device is polled, and a step that only submits
+    /// (prompt chunks) would otherwise leave them all waiting.
+    fn poll_for<'a>(&self, waiting: impl Iterator<Item = &'a WorkDone>) {
+        let mut waiting = waiting.peekable();
+        if waiting.peek().is_some() && !waiting.any(WorkDone::is_done) {
+            if let Err(e) = self.wgpu.poll(wgpu::PollType::Poll) {
+                log::warn!("direct recording: polling the device: {e}");
+            }
+        }
+    }
+
     /// Frees the dropped bindings whose submissions are done; returns how many wait still.
     fn free_dropped(&self) -> usize {
         let Ok(mut dropped) = self.dropped.lock() else {
             return 0;
         };
-        if dropped.is_empty() {
-            return 0;
-        }
-        if !dropped.iter().any(|d| d.done.load(Ordering::Acquire)) {
-            // Callbacks run when the device is polled; this never blocks.
-            if let Err(e) = self.wgpu.poll(wgpu::PollType::Poll) {
-                log::warn!("direct recording: polling the device: {e}");
-            }
-        }
+        self.poll_for(dropped.iter().map(|d| &d.done));
         dropped.retain(|d| {
-            let done = d.done.load(Ordering::Acquire);
+            let done = d.done.is_done();
             if done {
                 // SAFETY: a pool of this device whose set no submitted or later step uses
                 // (scripts name bindings by serial, never reused); destroying it frees the set.
@@ -671,15 +700,10 @@ impl Drop for DirectBinding {
     fn drop(&mut self) {
         // Every step that used the set was submitted before now: free it once the work
         // submitted so far is done (Raw::free_dropped, or Raw's drop).
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = done.clone();
-        self.raw
-            .queue
-            .on_submitted_work_done(move || flag.store(true, Ordering::Release));
         let dropped = Dropped {
             pool: self.pool,
             _buffers: std::mem::take(&mut self._buffers),
-            done,
+            done: WorkDone::after_submitted(&self.raw.queue),
         };
         match self.raw.dropped.lock() {
             Ok(mut list) => list.push(dropped),
@@ -875,12 +899,12 @@ struct Retired {
     commands: vk::CommandBuffer,
     /// The copies' buffers, alive until then: wgpu does not know the step used them.
     _keep: Vec<wgpu::Buffer>,
-    done: Arc<AtomicBool>,
+    done: WorkDone,
 }
 
 impl Retired {
     fn done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.done.is_done()
     }
 }
 
@@ -950,19 +974,11 @@ impl Replays {
             if let Some(old) = pool.steps.pop() {
                 // Submitted steps may still run it: free for reuse once all work submitted
                 // so far is done (every step that used it was submitted before this one
-                // was recorded). To attach the callback wgpu submits its pending buffer
-                // writes early; the step's opening barrier orders them before it all the
-                // same.
-                let done = Arc::new(AtomicBool::new(false));
-                let flag = done.clone();
-                direct
-                    .raw
-                    .queue
-                    .on_submitted_work_done(move || flag.store(true, Ordering::Release));
+                // was recorded).
                 pool.retired.push(Retired {
                     commands: old.commands,
                     _keep: old._keep,
-                    done,
+                    done: WorkDone::after_submitted(&direct.raw.queue),
                 });
             }
         }
@@ -997,13 +1013,7 @@ impl ReplayPool {
     fn record(&mut self, script: &[Command]) -> Result<vk::CommandBuffer, GpuError> {
         let fail =
             |what: &str, e: vk::Result| GpuError::Device(format!("step replay: {what}: {e}"));
-        if !self.retired.is_empty() && !self.retired.iter().any(Retired::done) {
-            // Callbacks run when the device is polled; a step that only submits (prompt
-            // chunks) would otherwise leave every retired buffer waiting. This never blocks.
-            if let Err(e) = self.raw.wgpu.poll(wgpu::PollType::Poll) {
-                log::warn!("step replays: polling the device: {e}");
-            }
-        }
+        self.raw.poll_for(self.retired.iter().map(|r| &r.done));
         self.free_retired_beyond(RETIRED_KEPT);
         let cmd = match self.retired.iter().position(Retired::done) {
             Some(i) => self.retired.swap_remove(i).commands,
@@ -1026,7 +1036,7 @@ impl ReplayPool {
             self.retired.push(Retired {
                 commands: cmd,
                 _keep: Vec::new(),
-                done: Arc::new(AtomicBool::new(true)),
+                done: WorkDone::already(),
             });
             return Err(fail("recording", e));
         }
