@@ -178,10 +178,7 @@ impl Direct {
         let hal = unsafe { device.as_hal::<Vulkan>() }?;
         let instance = hal.shared_instance();
         let phd = hal.raw_physical_device();
-        // SAFETY: a physical device of this instance.
-        let api = unsafe { instance.raw_instance().get_physical_device_properties(phd) }
-            .api_version
-            .min(instance.instance_api_version());
+        let api = api_version(instance, phd);
         let mut v13 = vk::PhysicalDeviceVulkan13Features::default();
         if api >= vk::API_VERSION_1_3 {
             let mut features = vk::PhysicalDeviceFeatures2::default().push_next(&mut v13);
@@ -509,6 +506,15 @@ pub fn spirv_capabilities(
     caps.into_iter().collect()
 }
 
+/// The Vulkan version `phd` of `instance` can be used at: the lower of the device's and the
+/// instance's.
+fn api_version(instance: &wgpu::hal::vulkan::InstanceShared, phd: vk::PhysicalDevice) -> u32 {
+    // SAFETY: a physical device of this instance, only queried.
+    unsafe { instance.raw_instance().get_physical_device_properties(phd) }
+        .api_version
+        .min(instance.instance_api_version())
+}
+
 /// Whether `adapter` runs packed 8-bit dot products natively: Vulkan 1.3's
 /// `integerDotProduct4x8BitPackedSignedAccelerated`, which llama.cpp's Vulkan backend also
 /// reads to pick its integer-dot matmul. False on other backends.
@@ -519,11 +525,7 @@ pub fn packed_int8_dot_accelerated(adapter: &wgpu::Adapter) -> bool {
     };
     let instance = hal.shared_instance();
     let phd = hal.raw_physical_device();
-    // SAFETY: a physical device of this instance.
-    let api = unsafe { instance.raw_instance().get_physical_device_properties(phd) }
-        .api_version
-        .min(instance.instance_api_version());
-    if api < vk::API_VERSION_1_3 {
+    if api_version(instance, phd) < vk::API_VERSION_1_3 {
         return false;
     }
     let mut v13 = vk::PhysicalDeviceVulkan13Properties::default();

@@ -1,9 +1,9 @@
 //! Recording one step (a decode token, a batched decode step, a prompt chunk): each
 //! session's feed (the id its previous step drew, copied on the GPU into the step's token
-//! row and into the first slot of the penalty's window), the plan, and each session's draw. On Vulkan the
-//! step is recorded directly ([`crate::runtime::direct`]) and replayed while it stays the
-//! same; elsewhere through a wgpu pass. The read-backs stay wgpu copies either way: wgpu must see the read buffers used by the
-//! submission to map them after it.
+//! row and into the first slot of the penalty's window), the plan, and each session's draw.
+//! On Vulkan the step is recorded directly ([`crate::runtime::direct`]) and replayed while
+//! it stays the same; elsewhere through a wgpu pass. The read-backs stay wgpu copies either
+//! way: wgpu must see the read buffers used by the submission to map them after it.
 
 use crate::error::Error;
 use crate::runtime::direct::Replays;
